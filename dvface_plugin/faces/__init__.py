@@ -1,0 +1,34 @@
+"""Face analysis and compositing: detect, track, smooth, align, and paste restored faces back.
+
+Pure numpy/OpenCV/onnxruntime logic, shared by the VapourSynth and Nuke front ends.
+"""
+
+from .align import CROP_SIZE, alignment_matrix, ffhq_template, invert_affine, warp_to_crop
+from .analysis import TrackingSettings, analysis_settings, analyze, frames_digest
+from .detector import CenterFaceDetector, Detection, FaceDetector
+from .paste import face_mask, paste_faces
+from .selection import select_tracks
+from .smoothing import SmoothingSettings
+from .trackdata import FaceState, Track, Tracks
+
+__all__ = [
+    "CROP_SIZE",
+    "CenterFaceDetector",
+    "Detection",
+    "FaceDetector",
+    "FaceState",
+    "SmoothingSettings",
+    "Track",
+    "TrackingSettings",
+    "Tracks",
+    "alignment_matrix",
+    "analysis_settings",
+    "analyze",
+    "face_mask",
+    "ffhq_template",
+    "frames_digest",
+    "invert_affine",
+    "paste_faces",
+    "select_tracks",
+    "warp_to_crop",
+]

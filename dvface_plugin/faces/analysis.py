@@ -1,0 +1,156 @@
+"""The analysis pass: detect, track and smooth faces over a whole clip, once, in frame order.
+
+Running it up front (instead of per frame inside the host) makes every later frame request
+independent of access order and of where a farm render's frame range starts: frame n always gets
+the same face boxes and alignment, because they were computed from the whole clip.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..errors import InputError
+from .align import CROP_SIZE, alignment_matrix
+from .detector import CenterFaceDetector, Detection, FaceDetector
+from .imageops import check_frame
+from .smoothing import SmoothingSettings, smooth_points
+from .trackdata import FaceState, Track, Tracks
+from .tracking import track_faces
+
+
+@dataclass(frozen=True)
+class TrackingSettings:
+    max_gap_seconds: float = 0.25  # detection gaps up to this long are interpolated, not split
+    min_hits: int = 3  # tracks with fewer detections are treated as false positives
+    max_distance: float = 1.0  # landmark distance (face sizes) still counted as the same face
+
+    def max_gap(self, fps: float) -> int:
+        return max(0, round(self.max_gap_seconds * fps))
+
+    def as_dict(self) -> dict[str, float]:
+        return dict(self.__dict__)
+
+
+def analysis_settings(
+    detector: FaceDetector,
+    tracking: TrackingSettings | None = None,
+    smoothing: SmoothingSettings | None = None,
+    crop_size: int = CROP_SIZE,
+) -> dict[str, Any]:
+    """Every setting that changes the result: with the input digest, the key of a cached analysis."""
+    return {
+        "detector": detector.settings,
+        "tracking": (tracking or TrackingSettings()).as_dict(),
+        "smoothing": (smoothing or SmoothingSettings()).as_dict(),
+        "crop_size": crop_size,
+    }
+
+
+def _hash_frame(h: Any, frame: np.ndarray) -> None:
+    h.update(f"{frame.shape}{frame.dtype.str}".encode())
+    h.update(np.ascontiguousarray(frame).data)
+
+
+def frames_digest(frames: Iterable[np.ndarray]) -> str:
+    """sha256 of the decoded frames (shape, dtype and pixels), as stored by `analyze`.
+
+    Hashing decoded pixels rather than a file lets VapourSynth clips, Nuke renders and files share
+    one cache rule.
+    """
+    h = hashlib.sha256()
+    for frame in frames:
+        _hash_frame(h, frame)
+    return h.hexdigest()
+
+
+def analyze(
+    frames: Iterable[np.ndarray],
+    fps: float,
+    *,
+    detector: FaceDetector | None = None,
+    tracking: TrackingSettings | None = None,
+    smoothing: SmoothingSettings | None = None,
+    crop_size: int = CROP_SIZE,
+    batch_size: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> Tracks:
+    """Detect, track and smooth every face of a clip; frames are consumed once, in order.
+
+    frames: HxWx3 RGB uint8/uint16/float32 (0..1) arrays of one size; only an 8-bit copy reaches
+        the detector. A clip without faces gives an empty `Tracks`.
+    batch_size: frames per detector call; by default the detector's `preferred_batch` (1 if it
+        has none).
+    progress: called with the number of frames done after each batch (raise in it to cancel).
+    """
+    try:
+        fps = float(fps)
+    except (TypeError, ValueError):
+        raise InputError(f"fps must be a positive number, got {fps!r}") from None
+    if not (fps > 0 and np.isfinite(fps)):
+        raise InputError(f"fps must be a positive number, got {fps!r}")
+    detector = detector or CenterFaceDetector()
+    if batch_size is None:
+        batch_size = int(getattr(detector, "preferred_batch", 1))
+    if batch_size < 1:
+        raise InputError(f"batch_size must be at least 1, got {batch_size}")
+    tracking = tracking or TrackingSettings()
+    smoothing = smoothing or SmoothingSettings()
+    digest = hashlib.sha256()
+    detections: list[list[Detection]] = []
+    shape: tuple[int, ...] | None = None
+    batch: list[np.ndarray] = []
+
+    def flush() -> None:
+        detections.extend(detector.detect_batch(batch))
+        batch.clear()
+        if progress is not None:
+            progress(len(detections))
+
+    for frame in frames:
+        check_frame(frame)
+        if shape is None:
+            shape = frame.shape
+        elif frame.shape != shape:
+            raise InputError(
+                f"frame {len(detections) + len(batch)} is {frame.shape}, the clip started at {shape}; "
+                "all frames must share one size"
+            )
+        _hash_frame(digest, frame)
+        batch.append(frame)
+        if len(batch) == batch_size:
+            flush()
+    if batch:
+        flush()
+    if shape is None:
+        raise InputError("the clip has no frames")
+
+    raw_tracks = track_faces(
+        detections,
+        max_gap=tracking.max_gap(fps),
+        min_hits=tracking.min_hits,
+        max_distance=tracking.max_distance,
+    )
+    tracks = []
+    for tid, points in enumerate(raw_tracks, start=1):
+        raw = np.stack([p.landmarks for p in points])
+        smooth = smooth_points(raw, fps, smoothing)
+        faces = [
+            FaceState(p.frame, p.box, p.score, p.landmarks, s, alignment_matrix(s, crop_size))
+            for p, s in zip(points, smooth)
+        ]
+        tracks.append(Track(tid, faces))
+    return Tracks(
+        width=shape[1],
+        height=shape[0],
+        frame_count=len(detections),
+        fps=fps,
+        input_sha256=digest.hexdigest(),
+        settings=analysis_settings(detector, tracking, smoothing, crop_size),
+        tracks=tracks,
+        crop_size=crop_size,
+    )

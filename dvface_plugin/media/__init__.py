@@ -1,0 +1,15 @@
+"""Media I/O: video files, image sequences and photos in and out at full bit depth.
+
+    src = open_media("shot.mov")          # or "shot_%04d.exr", a folder, "face.png"
+    with MediaWriter("out.mkv", fps=src.fps, width=src.width, height=src.height,
+                     bit_depth=src.source_bits, audio_from=src, metadata=src.metadata) as w:
+        for frame in src:
+            w.write(restore(frame))
+"""
+
+from .formats import OutputSpec, output_spec, parse_fps
+from .reader import ImageSource, MediaSource, VideoSource, open_media
+from .writer import MediaWarning, MediaWriter
+
+__all__ = ["ImageSource", "MediaSource", "MediaWarning", "MediaWriter", "OutputSpec",
+           "VideoSource", "open_media", "output_spec", "parse_fps"]

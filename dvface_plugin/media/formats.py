@@ -1,0 +1,189 @@
+"""Output format choice: which encoder, pixel format and bit depth an output path gets.
+
+`output_spec` runs before any processing, so a CLI or host panel fails on a bad choice
+(lossy bit depth, codec the container cannot hold, unwritable folder) instead of after a
+long restore.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError
+from .pixels import DTYPE_BY_DEPTH, depth_class
+from .sequences import FramePattern, parse_pattern
+
+VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv")
+IMAGE_EXTENSIONS = (".png", ".tif", ".tiff", ".exr", ".jpg", ".jpeg")
+
+# codec alias -> (encoder, [(max input bits, pix_fmt, bits kept)], lossless)
+_VIDEO_CODECS: dict[str, tuple[str, list[tuple[int, str, int]], bool]] = {
+    "h264": ("libx264", [(8, "yuv420p", 8), (99, "yuv420p10le", 10)], False),
+    "h265": ("libx265", [(8, "yuv420p", 8), (10, "yuv420p10le", 10), (99, "yuv420p12le", 12)], False),
+    "prores": ("prores_ks", [(99, "yuv422p10le", 10)], False),
+    "prores4444": ("prores_ks", [(99, "yuv444p10le", 10)], False),
+    "ffv1": ("ffv1", [(8, "bgr0", 8), (99, "gbrp16le", 16)], True),
+}
+_CODEC_ALIASES = {"hevc": "h265", "x265": "h265", "avc": "h264", "x264": "h264",
+                  "prores_hq": "prores", "prores422": "prores"}
+_CONTAINER_CODECS = {
+    ".mp4": ("h264", ("h264", "h265")),
+    ".mov": ("prores", ("prores", "prores4444", "h264", "h265")),
+    ".mkv": ("ffv1", ("ffv1", "h264", "h265", "prores", "prores4444")),
+}
+# extension -> (encoder, [(max input bits, pix_fmt, bits kept)])
+_IMAGE_CODECS: dict[str, tuple[str, list[tuple[int, str, int]]]] = {
+    ".png": ("png", [(8, "rgb24", 8), (99, "rgb48be", 16)]),
+    ".tif": ("tiff", [(8, "rgb24", 8), (99, "rgb48le", 16)]),
+    ".jpg": ("mjpeg", [(99, "yuvj444p", 8)]),
+    ".exr": ("exr", [(99, "gbrpf32le", 32)]),
+}
+_ENCODER_OPTIONS = {
+    "libx264": {"crf": "14", "preset": "medium"},
+    "libx265": {"crf": "16", "preset": "medium", "x265-params": "log-level=error"},
+    "prores_ks": {"vendor": "apl0"},
+    "ffv1": {"level": "3", "slicecrc": "1", "g": "1"},
+    "tiff": {"compression_algo": "deflate"},
+    "exr": {"compression": "zip16"},
+}
+_DEPTH_KEEPERS = ".mkv (FFV1, lossless 16-bit) or a 16-bit .tif/.png sequence"
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    """Everything the writer needs to know about an output path, resolved up front."""
+
+    path: Path
+    kind: str  # "video", "sequence" or "photo"
+    encoder: str  # FFmpeg encoder name
+    pix_fmt: str
+    bit_depth: int  # significant bits per channel kept in the file (8, 10, 12, 16 or 32)
+    dtype: np.dtype  # frames are converted to this dtype before encoding
+    lossless: bool
+    options: dict[str, str] = field(default_factory=dict)
+    pattern: FramePattern | None = None
+    warnings: tuple[str, ...] = ()
+
+
+def parse_fps(value: Fraction | int | float | str) -> Fraction:
+    """Exact frame rate from a Fraction, int, '24000/1001' string or float.
+
+    Floats near an NTSC rate (23.976, 29.97, 59.94) snap to n*1000/1001, since those
+    rates are what a rounded float means in practice.
+    """
+    if isinstance(value, float):
+        ntsc = Fraction(round(value * 1.001) * 1000, 1001)
+        if ntsc and abs(float(ntsc) - value) < 5e-3 and value != round(value):
+            return ntsc
+        rate = Fraction(value).limit_denominator(1001)
+    else:
+        try:
+            rate = Fraction(value)
+        except (TypeError, ValueError, ZeroDivisionError) as exc:
+            raise InputError(f"Frame rate {value!r} is not a number; use e.g. 25 or 24000/1001.") from exc
+    if rate <= 0:
+        raise InputError(f"Frame rate must be positive, got {value!r}.")
+    return rate
+
+
+def _pick(table: list[tuple[int, str, int]], bits: int) -> tuple[str, int]:
+    for max_bits, pix_fmt, kept in table:
+        if bits <= max_bits:
+            return pix_fmt, kept
+    raise AssertionError("format tables end with a catch-all entry")
+
+
+def _codec_name(codec: str | None) -> str | None:
+    if codec is None:
+        return None
+    name = codec.strip().lower().replace("-", "")
+    return _CODEC_ALIASES.get(name, name)
+
+
+def _check_writable(folder: Path) -> None:
+    if not folder.is_dir():
+        raise InputError(f"Output folder {folder} does not exist; create it first.")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise InputError(f"Output folder {folder} is not writable; choose another output path "
+                         f"or fix its permissions.")
+
+
+def output_spec(path: str | Path, codec: str | None = None, input_bit_depth: int = 8, *,
+                allow_bit_depth_loss: bool = False) -> OutputSpec:
+    """Validate an output choice and resolve encoder, pixel format and depth.
+
+    `input_bit_depth` is the number of significant bits of the frames to be written
+    (8, 10, 12, 16, or 32 for float). Choices that would keep fewer bits raise
+    `InputError` naming a format that keeps them, unless `allow_bit_depth_loss` is set,
+    in which case the spec carries a warning instead.
+    """
+    path = Path(path)
+    if not (1 <= input_bit_depth <= 16 or input_bit_depth == 32):
+        raise InputError(f"input_bit_depth must be 1..16 or 32 (float), got {input_bit_depth}.")
+    ext = path.suffix.lower()
+    ext = {".tiff": ".tif", ".jpeg": ".jpg"}.get(ext, ext)
+    name = _codec_name(codec)
+    pattern = parse_pattern(path)
+    options: dict[str, str] = {}
+
+    if ext in _CONTAINER_CODECS:
+        if pattern is not None:
+            raise InputError(f"{path.name}: frame numbers (%04d / ####) only apply to image "
+                             f"sequences, not {ext} video.")
+        default, allowed = _CONTAINER_CODECS[ext]
+        name = name or default
+        if name not in _VIDEO_CODECS:
+            raise InputError(f"Unknown codec {codec!r}; choose one of {', '.join(_VIDEO_CODECS)}.")
+        if name not in allowed:
+            raise InputError(f"{ext} cannot hold {name}; use {', '.join(allowed)} in {ext}, or a "
+                             f"container that takes {name}: "
+                             f"{', '.join(e for e, (_, a) in _CONTAINER_CODECS.items() if name in a)}.")
+        encoder, table, lossless = _VIDEO_CODECS[name]
+        pix_fmt, kept = _pick(table, input_bit_depth)
+        options.update(_ENCODER_OPTIONS.get(encoder, {}))
+        if name.startswith("prores"):
+            options["profile"] = "4444" if name == "prores4444" else "hq"
+        kind = "video"
+    elif ext in _IMAGE_CODECS:
+        encoder, table = _IMAGE_CODECS[ext]
+        if ext == ".exr" and name in ("half", "float", None):
+            options["format"] = "half" if name == "half" else "float"
+            name = None
+        if name is not None and name != encoder and name != ext.lstrip("."):
+            raise InputError(f"{ext} images are written with their own codec; drop codec={codec!r}"
+                             + (" (or use 'half'/'float' for .exr)." if ext == ".exr" else "."))
+        pix_fmt, kept = _pick(table, input_bit_depth)
+        if options.get("format") == "half":
+            kept = 10  # half floats hold 11 significant bits: 10-bit integer data round-trips
+        options.update(_ENCODER_OPTIONS.get(encoder, {}))
+        lossless = encoder != "mjpeg" and options.get("format") != "half"
+        kind = "photo" if pattern is None else "sequence"
+    else:
+        raise InputError(f"Unsupported output {path.name!r}: use {', '.join(VIDEO_EXTENSIONS)} "
+                         f"video, or {', '.join(IMAGE_EXTENSIONS)} images "
+                         f"(with %04d or #### in the name for a sequence).")
+
+    warnings: list[str] = []
+    if kept < input_bit_depth and not (input_bit_depth == 32 and kept == 32):
+        what = "float" if input_bit_depth == 32 else f"{input_bit_depth}-bit"
+        keeper = ("an .exr sequence (32-bit float, codec 'float')" if input_bit_depth == 32
+                  else _DEPTH_KEEPERS)
+        message = (f"{path.name}: {encoder} keeps {kept} bits per channel but the frames are "
+                   f"{what}; write {keeper} to keep them")
+        if not allow_bit_depth_loss:
+            raise InputError(message + ", or allow the loss explicitly (allow_bit_depth_loss=True).")
+        warnings.append(message + "; reducing as allowed.")
+
+    if encoder == "libx264" and kept > 8:
+        warnings.append(f"{path.name}: 10-bit H.264 keeps the depth but QuickTime and browsers "
+                        f"do not play it; use .mov (ProRes) for review copies.")
+    _check_writable(pattern.folder if pattern is not None else path.parent)
+    dtype = np.dtype(np.float32) if "f32" in pix_fmt else DTYPE_BY_DEPTH[depth_class(kept)]
+    return OutputSpec(path=path, kind=kind, encoder=encoder, pix_fmt=pix_fmt, bit_depth=kept,
+                      dtype=dtype, lossless=lossless, options=options,
+                      pattern=pattern, warnings=tuple(warnings))

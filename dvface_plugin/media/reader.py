@@ -1,0 +1,364 @@
+"""Reading video files, image sequences and photos as streams of full-depth RGB frames.
+
+Decoding streams frame by frame (memory does not grow with clip length); `read(n)` seeks,
+for hosts that request frames out of order.
+"""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from ..errors import InputError
+from .formats import parse_fps
+from .pixels import DTYPE_BY_DEPTH, depth_class, format_bits, frame_to_rgb
+from .sequences import (
+    READ_EXTENSIONS,
+    FramePattern,
+    decode_image,
+    parse_pattern,
+    resolve_sequence,
+    scan_folder,
+)
+
+DEFAULT_SEQUENCE_FPS = Fraction(24)
+# Forward decoding beats a seek for short jumps; beyond this many frames read(n) seeks.
+_SEEK_DISTANCE = 12
+# FFmpeg colour enum fields of a frame, with the value that means "unspecified".
+_COLOR_UNSET = {"colorspace": 2, "color_range": 0, "color_primaries": 2, "color_trc": 2}
+_MUXER_TAGS = {"major_brand", "minor_version", "compatible_brands", "encoder", "duration",
+               "handler_name", "vendor_id", "language", "timecode"}
+
+
+class MediaSource(ABC):
+    """Common interface of video files, image sequences and photos.
+
+    Attributes: `path`, `fps` (exact Fraction; Fraction(0) for a photo), `frame_count`,
+    `width`, `height`, `bit_depth` (8, 16 or 32 = float: the array depth handed out),
+    `source_bits` (significant bits in the file, e.g. 10 for yuv420p10le; pass this as the
+    writer's `bit_depth` to keep exactly what the source had), `dtype`, `is_photo`,
+    `has_audio`, `metadata` (dict; `timecode`, `tags`, `color`, `first_frame` when known).
+    """
+
+    path: Path
+    fps: Fraction
+    width: int
+    height: int
+    source_bits: int
+    is_photo: bool = False
+    has_audio: bool = False
+    metadata: dict
+
+    @property
+    def bit_depth(self) -> int:
+        return depth_class(self.source_bits)
+
+    @property
+    def dtype(self) -> np.dtype:
+        return DTYPE_BY_DEPTH[self.bit_depth]
+
+    @property
+    @abstractmethod
+    def frame_count(self) -> int:
+        """Number of frames (video: from the container or one demux pass, no decoding)."""
+
+    @abstractmethod
+    def frames(self, start: int = 0, stop: int | None = None) -> Iterator[np.ndarray]:
+        """HxWx3 RGB arrays for frames [start, stop), decoded one at a time."""
+
+    @abstractmethod
+    def read(self, n: int) -> np.ndarray:
+        """Frame `n` (0-based), in any order."""
+
+    def close(self) -> None:  # noqa: B027 - only video sources hold files between calls
+        """Release open files; iterators already running keep their own handles."""
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        return self.frames()
+
+    def __len__(self) -> int:
+        return self.frame_count
+
+    def __enter__(self) -> MediaSource:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _range(self, start: int, stop: int | None) -> tuple[int, int]:
+        count = self.frame_count
+        stop = count if stop is None else min(stop, count)
+        if not 0 <= start <= count:
+            raise IndexError(f"start frame {start} is outside 0..{count} of {self.path.name}")
+        return start, stop
+
+    def _check_index(self, n: int) -> None:
+        if not 0 <= n < self.frame_count:
+            raise IndexError(f"frame {n} is outside 0..{self.frame_count - 1} of {self.path.name}")
+
+    def _check_size(self, width: int, height: int, index: int) -> None:
+        if (width, height) != (self.width, self.height):
+            raise InputError(f"{self.path.name}: frame {index} is {width}x{height} but the clip "
+                             f"started at {self.width}x{self.height}; frames must not change size. "
+                             f"Conform the clip to one resolution first.")
+
+
+class VideoSource(MediaSource):
+    """A video file decoded with PyAV (first video stream)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        container, stream = self._open()
+        try:
+            # Container colour tags, read before decoding: decoders overwrite them with the
+            # bitstream's (often unspecified) values.
+            container_color = {key: getattr(stream.codec_context, key) for key in _COLOR_UNSET}
+            first = next(self._decoded(container, stream), None)
+            if first is None:
+                raise InputError(f"{path.name} holds no decodable video frames; re-export the clip.")
+            self.width, self.height = first.width, first.height
+            self.source_bits = format_bits(first.format)
+            self.fps, variable = _frame_rate(stream, path)
+            # MP4/MOV sample tables list every frame without reading data; entries an edit
+            # list discards are not shown, so they are not counted. Other containers are
+            # counted by one demux pass when the count is first needed.
+            self._nb_frames = (sum(1 for e in stream.index_entries if not e.is_discard)
+                               if container.format.name.startswith("mov") else 0)
+            self.has_audio = bool(container.streams.audio)
+            self.metadata = self._collect_metadata(container, stream, first)
+            if variable:
+                self.metadata["variable_frame_rate"] = True
+            self.metadata["color"] = {
+                key: container_color[key] if getattr(first, key) == unset else getattr(first, key)
+                for key, unset in _COLOR_UNSET.items()}
+        finally:
+            container.close()
+        self._pts_index: list[int] | None = None
+        self._packet_count: int | None = None
+        self._cursor: Iterator[np.ndarray] | None = None
+        self._cursor_next = -1
+        self._lock = threading.Lock()
+
+    def _open(self) -> tuple[av.container.InputContainer, av.VideoStream]:
+        try:
+            container = av.open(str(self.path))
+        except (av.FFmpegError, OSError, UnicodeDecodeError) as exc:
+            raise InputError(f"Cannot open {self.path}: {exc}. Is it a video file?") from exc
+        if not container.streams.video:
+            container.close()
+            raise InputError(f"{self.path.name} has no video frames (no usable video stream); "
+                             f"check that it is the clip you meant.")
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        return container, stream
+
+    def _decoded(self, container: av.container.InputContainer,
+                 stream: av.VideoStream) -> Iterator[av.VideoFrame]:
+        try:
+            yield from container.decode(stream)
+        except av.FFmpegError as exc:
+            raise InputError(f"{self.path.name} cannot be decoded: {exc}. The file may be "
+                             f"truncated or damaged.") from exc
+
+    def _collect_metadata(self, container: av.container.InputContainer, stream: av.VideoStream,
+                          frame: av.VideoFrame) -> dict:
+        tags = {k.lower(): v for k, v in container.metadata.items() if k.lower() not in _MUXER_TAGS}
+        meta: dict = {
+            "container": container.format.name,
+            "codec": stream.codec_context.name,
+            "pix_fmt": frame.format.name,
+            "source_bits": self.source_bits,
+            "tags": tags,
+            "audio_codecs": [a.codec_context.name for a in container.streams.audio],
+        }
+        for s in (stream, *container.streams):
+            timecode = s.metadata.get("timecode") or s.metadata.get("TIMECODE")
+            if timecode:
+                meta["timecode"] = timecode
+                break
+        else:
+            if "timecode" in container.metadata:
+                meta["timecode"] = container.metadata["timecode"]
+        if frame.rotation:
+            meta["rotation"] = frame.rotation
+        if len(frame.format.components) in (2, 4):  # gray+alpha or RGBA/YUVA
+            meta["alpha_dropped"] = True
+        return meta
+
+    def _index(self) -> list[int] | None:
+        """Presentation timestamps of all frames in display order (demux only, no decode).
+
+        None when the stream has no timestamps (raw elementary streams): such files are
+        counted by packets and read from the start instead of seeking.
+        """
+        if self._packet_count is None:
+            container, stream = self._open()
+            try:
+                pts = [p.pts for p in container.demux(stream) if p.size and not p.is_discard]
+            finally:
+                container.close()
+            self._packet_count = len(pts)
+            self._pts_index = None if None in pts else sorted(pts)
+        return self._pts_index
+
+    @property
+    def frame_count(self) -> int:
+        if self._nb_frames > 0:
+            return self._nb_frames
+        self._index()
+        return self._packet_count
+
+    def frames(self, start: int = 0, stop: int | None = None) -> Iterator[np.ndarray]:
+        # The count costs a demux pass on some containers: only check it when seeking.
+        if start:
+            start, stop = self._range(start, stop)
+        return self._generate(start, stop)
+
+    def _generate(self, start: int, stop: int | None) -> Iterator[np.ndarray]:
+        if stop is not None and start >= stop:
+            return
+        container, stream = self._open()
+        try:
+            index = start
+            target = None
+            if start > 0:
+                pts = self._index()
+                if pts is not None and start < len(pts):
+                    target = pts[start]
+                    container.seek(target, stream=stream, backward=True, any_frame=False)
+            skip = start if target is None else 0
+            for frame in self._decoded(container, stream):
+                if skip:
+                    skip -= 1
+                    continue
+                if target is not None:
+                    if frame.pts is not None and frame.pts < target:
+                        continue
+                    target = None
+                self._check_size(frame.width, frame.height, index)
+                yield frame_to_rgb(frame, self.bit_depth, self.metadata["color"]["colorspace"])
+                index += 1
+                if stop is not None and index >= stop:
+                    return
+        finally:
+            container.close()
+
+    def read(self, n: int) -> np.ndarray:
+        self._check_index(n)
+        with self._lock:  # hosts (VapourSynth FrameEval) call read() from several threads
+            return self._read_locked(n)
+
+    def _read_locked(self, n: int) -> np.ndarray:
+        if self._cursor is None or not self._cursor_next <= n < self._cursor_next + _SEEK_DISTANCE:
+            self._drop_cursor()
+            self._cursor = self._generate(n, None)
+            self._cursor_next = n
+        frame = None
+        while self._cursor_next <= n:
+            try:
+                frame = next(self._cursor, None)
+            except BaseException:
+                self._drop_cursor()
+                raise
+            if frame is None:
+                self._drop_cursor()
+                raise InputError(f"{self.path.name}: frame {n} could not be decoded "
+                                 f"(the file ends early or is damaged).")
+            self._cursor_next += 1
+        return frame
+
+    def close(self) -> None:
+        with self._lock:
+            self._drop_cursor()
+
+    def _drop_cursor(self) -> None:
+        if self._cursor is not None:
+            self._cursor.close()
+            self._cursor = None
+            self._cursor_next = -1
+
+
+def _frame_rate(stream: av.VideoStream, path: Path) -> tuple[Fraction, bool]:
+    """Exact frame rate and whether the stream looks variable-rate.
+
+    The stream's declared rate is exact (30, 24000/1001) where the average is often a
+    rounding artefact (345000000/11500001) or skewed by edit lists; the average wins only
+    when the two disagree by more than 2%, which means variable frame timing.
+    """
+    declared, average = stream.guessed_rate, stream.average_rate
+    if declared and average and abs(float(average / declared) - 1) > 0.02:
+        return Fraction(average), True
+    rate = declared or average or stream.base_rate
+    if not rate:
+        raise InputError(f"{path.name} has no frame rate; remux it with a rate set.")
+    return Fraction(rate), False
+
+
+class ImageSource(MediaSource):
+    """A numbered image sequence, or a single photo (`is_photo`, fps 0, one frame)."""
+
+    def __init__(self, files: list[Path], numbers: list[int], pattern: FramePattern | None,
+                 fps: Fraction) -> None:
+        self._files = files
+        self.path = files[0] if pattern is None else pattern.path(numbers[0])
+        self.is_photo = pattern is None
+        first = decode_image(files[0])
+        self.width, self.height = first.width, first.height
+        self.source_bits = format_bits(first.format)
+        self.fps = Fraction(0) if self.is_photo else fps
+        self.metadata = {
+            "container": "image" if self.is_photo else "image_sequence",
+            "codec": files[0].suffix.lstrip(".").lower(),
+            "pix_fmt": first.format.name,
+            "source_bits": self.source_bits,
+            "tags": {},
+        }
+        if pattern is not None:
+            self.path = Path(pattern.display)
+            self.metadata.update(first_frame=numbers[0], pattern=pattern.display,
+                                 frame_numbers=(numbers[0], numbers[-1]))
+        if len(first.format.components) in (2, 4):  # gray+alpha or RGBA: alpha is not handed out
+            self.metadata["alpha_dropped"] = True
+
+    @property
+    def frame_count(self) -> int:
+        return len(self._files)
+
+    def frames(self, start: int = 0, stop: int | None = None) -> Iterator[np.ndarray]:
+        start, stop = self._range(start, stop)
+        return (self.read(n) for n in range(start, stop))
+
+    def read(self, n: int) -> np.ndarray:
+        self._check_index(n)
+        frame = decode_image(self._files[n])
+        self._check_size(frame.width, frame.height, n)
+        return frame_to_rgb(frame, self.bit_depth)
+
+
+def open_media(path: str | Path, *, sequence_fps: Fraction | int | str | None = None) -> MediaSource:
+    """Open a video file, an image sequence (pattern or folder of numbered frames) or a photo.
+
+    Image sequences carry no frame rate: they get `sequence_fps`, or 24 when not given
+    (`metadata['fps_assumed']` is then True). A photo has fps Fraction(0).
+    """
+    path = Path(path)
+    pattern = parse_pattern(path)
+    if pattern is None and path.is_dir():
+        pattern = scan_folder(path)
+    fps = parse_fps(sequence_fps) if sequence_fps is not None else DEFAULT_SEQUENCE_FPS
+    if pattern is not None:
+        numbers, files = resolve_sequence(pattern)
+        source: MediaSource = ImageSource(files, numbers, pattern, fps)
+        source.metadata["fps_assumed"] = sequence_fps is None
+        return source
+    if not path.is_file():
+        raise InputError(f"{path} does not exist; check the path.")
+    if path.suffix.lower() in READ_EXTENSIONS:
+        return ImageSource([path], [0], None, fps)
+    return VideoSource(path)

@@ -1,0 +1,325 @@
+"""Atomic writer for video files, image sequences and photos.
+
+Everything is written to a temporary file or folder beside the target and moved into
+place only on a clean close, so an exception, Ctrl-C or crash never leaves a half-written
+clip that looks finished. Audio is remuxed packet by packet (never re-encoded).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import tempfile
+import warnings
+import weakref
+from collections.abc import Iterator, Mapping
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from ..errors import InputError
+from .formats import OutputSpec, output_spec, parse_fps
+from .pixels import depth_class, rgb_to_dtype, rgb_to_frame
+from .reader import MediaSource
+from .sequences import READ_EXTENSIONS, encode_image, existing_frames, image_codec
+
+# FFmpeg colour enums (AVCOL_*): BT.709 is the tag written when the source gives none.
+_BT709 = 1
+_AVCOL_SPC_RGB = 0
+_AVCOL_RANGE_MPEG = 1
+_UNSET = (None, 0, 2, 3)  # reserved / unspecified primaries and transfer values
+_MATRIX_BY_TAG = {5: "ITU601", 6: "SMPTE170M", 7: "SMPTE240M", 9: "BT2020", 10: "BT2020"}
+_FRAME_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32))
+
+
+class MediaWarning(UserWarning):
+    """A lossy step the caller allowed, or an output property a player may not handle."""
+
+
+def _discard(path: str) -> None:
+    if os.path.isdir(path):
+        shutil.rmtree(path, ignore_errors=True)
+    elif os.path.exists(path):
+        os.unlink(path)
+
+
+class MediaWriter:
+    """Write HxWx3 RGB frames to a video file, an image sequence or a photo.
+
+    `bit_depth` is the number of significant bits of the frames (8, 10, 12, 16, or 32 for
+    float); lossy depth reductions raise unless `allow_bit_depth_loss` is set. Float frames
+    written to integer outputs are taken as [0, 1] and clipped. `metadata` may be a source's
+    `metadata`: its `timecode`, `tags`, `color` and `first_frame` are carried over.
+    `start_number` overrides the first frame number of a sequence (default: the metadata's
+    `first_frame`, else 1). `audio_from` copies every audio stream of that file untouched.
+    """
+
+    def __init__(self, path: str | Path, fps: Fraction | int | float | str | None = None, *,
+                 width: int, height: int, bit_depth: int = 8, codec: str | None = None,
+                 audio_from: str | Path | MediaSource | None = None,
+                 metadata: Mapping | None = None, allow_bit_depth_loss: bool = False,
+                 start_number: int | None = None,
+                 encoder_options: Mapping[str, str] | None = None) -> None:
+        self.spec: OutputSpec = output_spec(path, codec, bit_depth,
+                                            allow_bit_depth_loss=allow_bit_depth_loss)
+        for message in self.spec.warnings:
+            warnings.warn(message, MediaWarning, stacklevel=2)
+        if not (isinstance(width, int) and isinstance(height, int) and width > 0 and height > 0):
+            raise InputError(f"Output size must be positive integers, got {width}x{height}.")
+        self.width, self.height, self.bit_depth = width, height, bit_depth
+        self.frames_written = 0
+        self._metadata = dict(metadata or {})
+        self._options = {**self.spec.options, **(encoder_options or {})}
+        self._closed = False
+        if self.spec.kind == "video":
+            if fps is None:
+                raise InputError(f"{self.spec.path.name}: video output needs a frame rate (fps=...); "
+                                 f"pass the source's fps to keep its timing.")
+            self.fps = parse_fps(fps)
+            self._check_chroma_size()
+        else:
+            self.fps = parse_fps(fps) if fps else Fraction(0)
+            self._warn_dropped_audio(audio_from)
+        self._start_number = (start_number if start_number is not None
+                              else int(self._metadata.get("first_frame", 1)))
+        target = self.spec.path
+        if self.spec.kind == "sequence":
+            self._tmp = tempfile.mkdtemp(dir=self.spec.pattern.folder, prefix=".dvface-partial-")
+        else:
+            # Not mkstemp: its 0600 mode would survive the rename; this honours the umask.
+            self._tmp = str(target.parent / f".{target.stem}.{secrets.token_hex(4)}.partial{target.suffix}")
+            os.close(os.open(self._tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+        self._finalizer = weakref.finalize(self, _discard, self._tmp)
+        try:
+            if self.spec.kind == "video":
+                self._open_video(audio_from)
+            else:
+                self._image = image_codec(self.spec.encoder, self.spec.pix_fmt, width, height,
+                                          self._options)
+        except BaseException:
+            self.abort()
+            raise
+
+    # -- setup -----------------------------------------------------------------------------
+
+    def _check_chroma_size(self) -> None:
+        pix = self.spec.pix_fmt
+        odd_w = self.width % 2 and (pix.startswith(("yuv420", "yuv422")))
+        odd_h = self.height % 2 and pix.startswith("yuv420")
+        if odd_w or odd_h:
+            raise InputError(f"{self.spec.path.name}: {self.spec.encoder} ({pix}) needs an even "
+                             f"{'width' if odd_w else 'height'}, the frames are "
+                             f"{self.width}x{self.height}; crop or pad by one pixel, or write "
+                             f".mkv (FFV1), which takes any size.")
+
+    def _warn_dropped_audio(self, audio_from: str | Path | MediaSource | None) -> None:
+        if _has_audio(audio_from):
+            warnings.warn(f"{self.spec.path.name}: image files cannot carry audio; the audio of "
+                          f"{_source_path(audio_from)} is not copied. Write .mov/.mkv/.mp4 to "
+                          f"keep it.", MediaWarning, stacklevel=3)
+
+    def _open_video(self, audio_from: str | Path | MediaSource | None) -> None:
+        spec = self.spec
+        muxer_options = {"movflags": "+faststart"} if spec.path.suffix.lower() == ".mp4" else {}
+        self._container = av.open(self._tmp, "w", options=muxer_options)
+        stream = self._container.add_stream(spec.encoder, rate=self.fps, options=self._options)
+        stream.width, stream.height, stream.pix_fmt = self.width, self.height, spec.pix_fmt
+        stream.time_base = self._frame_time_base = 1 / self.fps
+        ctx = stream.codec_context
+        color = self._metadata.get("color") or {}
+        primaries, trc = color.get("color_primaries"), color.get("color_trc")
+        ctx.color_primaries = _BT709 if primaries in _UNSET else primaries
+        ctx.color_trc = _BT709 if trc in _UNSET else trc
+        if spec.pix_fmt.startswith("yuv"):
+            tag = color.get("colorspace")
+            self._matrix = _MATRIX_BY_TAG.get(tag, "ITU709")
+            ctx.colorspace = tag if tag in _MATRIX_BY_TAG else _BT709
+            ctx.color_range = _AVCOL_RANGE_MPEG
+        else:
+            self._matrix = "ITU709"
+            ctx.colorspace = _AVCOL_SPC_RGB
+        if spec.encoder == "libx265" and spec.path.suffix.lower() in (".mp4", ".mov"):
+            stream.codec_tag = "hvc1"  # Apple players only accept the hvc1 tag
+        self._video = stream
+        timecode = self._metadata.get("timecode")
+        if timecode:
+            stream.metadata["timecode"] = str(timecode)
+        for key, value in (self._metadata.get("tags") or {}).items():
+            self._container.metadata[str(key)] = str(value)
+        self._audio_in = None
+        self._audio_packets: Iterator[av.Packet] = iter(())
+        self._pending: av.Packet | None = None
+        if _has_audio(audio_from):
+            self._add_audio(_source_path(audio_from))
+        try:
+            self._container.start_encoding()
+        except (av.FFmpegError, ValueError) as exc:
+            raise InputError(f"Cannot start {spec.path.name} ({spec.encoder}, {spec.pix_fmt}): "
+                             f"{exc}") from exc
+
+    def _add_audio(self, source: Path) -> None:
+        self._audio_in = av.open(str(source))
+        ext = self.spec.path.suffix.lower()
+        mapping = {}
+        for stream in self._audio_in.streams.audio:
+            name = stream.codec_context.name
+            if ext == ".mp4" and name.startswith("pcm_"):
+                raise InputError(f"{source.name} has {name} audio, which .mp4 cannot hold "
+                                 f"untouched; write .mov or .mkv to keep the audio as it is.")
+            try:
+                mapping[stream.index] = self._container.add_stream_from_template(stream)
+            except ValueError as exc:
+                raise InputError(f"{ext} cannot hold the {name} audio of {source.name}; write "
+                                 f".mkv or .mov to keep it untouched.") from exc
+        self._audio_map = mapping
+        self._audio_packets = self._audio_in.demux(*self._audio_in.streams.audio)
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def write(self, frame: np.ndarray) -> None:
+        """Append one HxWx3 RGB frame (uint8, uint16 or float32)."""
+        if self._closed:
+            raise InputError("write() after close(): open a new MediaWriter.")
+        rgb = self._validated(frame)
+        if self.spec.kind == "video":
+            video_frame = rgb_to_frame(rgb, self.spec.pix_fmt, self._matrix)
+            video_frame.pts = self.frames_written
+            video_frame.time_base = self._frame_time_base
+            for packet in self._video.encode(video_frame):
+                self._container.mux(packet)
+            self._mux_audio(until=Fraction(self.frames_written + 1) / self.fps)
+        else:
+            if self.spec.kind == "photo" and self.frames_written:
+                raise InputError(f"{self.spec.path.name} is a single photo; use a pattern such as "
+                                 f"name_%04d{self.spec.path.suffix} to write a sequence.")
+            name = (self.spec.pattern.name(self._start_number + self.frames_written)
+                    if self.spec.kind == "sequence" else None)
+            out = Path(self._tmp) / name if name else Path(self._tmp)
+            encode_image(self._image, rgb_to_frame(rgb, self.spec.pix_fmt), out)
+        self.frames_written += 1
+
+    def _validated(self, frame: np.ndarray) -> np.ndarray:
+        index = self.frames_written
+        if not isinstance(frame, np.ndarray) or frame.shape != (self.height, self.width, 3):
+            shape = getattr(frame, "shape", type(frame).__name__)
+            raise InputError(f"{self.spec.path.name}: frame {index} has shape {shape}, expected "
+                             f"({self.height}, {self.width}, 3) RGB; frames must not change size.")
+        if frame.dtype not in _FRAME_DTYPES:
+            raise InputError(f"frame {index} has dtype {frame.dtype}; use uint8, uint16 or float32.")
+        if frame.dtype == np.uint16 and depth_class(self.bit_depth) == 8:
+            raise InputError(f"frame {index} is uint16 but the writer was opened with bit_depth="
+                             f"{self.bit_depth}; pass the frames' real depth (e.g. 16) so the "
+                             f"output keeps it, or convert the frames to uint8 yourself.")
+        rgb = rgb_to_dtype(frame, self.spec.dtype)
+        if self.spec.options.get("format") == "half":
+            # FFmpeg's EXR encoder truncates float -> half; round to nearest first.
+            rgb = rgb.astype(np.float16).astype(np.float32)
+        return rgb
+
+    def _mux_audio(self, until: Fraction | None) -> None:
+        """Mux audio packets up to time `until` (seconds; None = all) to keep streams interleaved."""
+        if self._audio_in is None:
+            return
+        while True:
+            packet = self._pending or next(self._audio_packets, None)
+            self._pending = None
+            if packet is None:
+                return
+            if packet.dts is None and packet.pts is None:
+                continue  # demuxer flush packet
+            stamp = packet.pts if packet.pts is not None else packet.dts
+            if until is not None and stamp * packet.time_base >= until:
+                self._pending = packet
+                return
+            packet.stream = self._audio_map[packet.stream.index]
+            self._container.mux(packet)
+
+    # -- finishing -------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Finish the file and move it into place (the only moment the target appears)."""
+        if self._closed:
+            return
+        try:
+            if self.frames_written == 0:
+                raise InputError(f"No frames were written to {self.spec.path.name}; nothing saved.")
+            if self.spec.kind == "video":
+                for packet in self._video.encode(None):
+                    self._container.mux(packet)
+                self._mux_audio(until=None)
+                self._container.close()
+                self._close_audio_input()
+                os.replace(self._tmp, self.spec.path)
+            elif self.spec.kind == "photo":
+                os.replace(self._tmp, self.spec.path)
+            else:
+                for name in sorted(os.listdir(self._tmp)):
+                    os.replace(os.path.join(self._tmp, name), self.spec.pattern.folder / name)
+                os.rmdir(self._tmp)
+                self._warn_stale_frames()
+        except BaseException:
+            self.abort()
+            raise
+        self._closed = True
+        self._finalizer.detach()
+
+    def _warn_stale_frames(self) -> None:
+        first = self._start_number
+        written = range(first, first + self.frames_written)
+        stale = [n for n in existing_frames(self.spec.pattern) if n not in written]
+        if stale:
+            warnings.warn(f"{self.spec.pattern.display}: {len(stale)} older frames outside "
+                          f"{written.start}-{written.stop - 1} remain in the folder (e.g. frame "
+                          f"{stale[0]}); delete them before reading the sequence back.",
+                          MediaWarning, stacklevel=3)
+
+    def abort(self) -> None:
+        """Drop everything written so far; the target is left as it was."""
+        if self._closed:
+            return
+        self._closed = True
+        container = getattr(self, "_container", None)
+        if container is not None:
+            try:
+                container.close()
+            except (av.FFmpegError, OSError, ValueError):
+                pass  # the partial file is deleted next; its trailer does not matter
+        self._close_audio_input()
+        self._finalizer()
+
+    def _close_audio_input(self) -> None:
+        if getattr(self, "_audio_in", None) is not None:
+            self._audio_in.close()
+            self._audio_in = None
+
+    def __enter__(self) -> MediaWriter:
+        return self
+
+    def __exit__(self, exc_type: type | None, *rest: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def _source_path(source: str | Path | MediaSource) -> Path:
+    return source.path if isinstance(source, MediaSource) else Path(source)
+
+
+def _has_audio(source: str | Path | MediaSource | None) -> bool:
+    """Whether `source` is a media file with at least one audio stream (False for images)."""
+    if source is None:
+        return False
+    if isinstance(source, MediaSource):
+        return source.has_audio
+    path = Path(source)
+    if path.suffix.lower() in READ_EXTENSIONS or path.is_dir():
+        return False
+    try:
+        with av.open(str(path)) as container:
+            return bool(container.streams.audio)
+    except (av.FFmpegError, OSError) as exc:
+        raise InputError(f"Cannot read audio from {path}: {exc}.") from exc

@@ -1,0 +1,1 @@
+"""Training: data, degradation on the fly, the four stages and the loop that runs them."""

@@ -1,0 +1,115 @@
+"""Training data: aligned HQ face clips, cut into random windows and degraded on the fly.
+
+A data folder holds aligned clips as `.npy` arrays (T, H, W, 3) uint8 (read memory-mapped, so a
+folder larger than RAM is fine) and/or aligned photos (`.png`, `.jpg`); a photo becomes a short
+clip by a small random drift, so image datasets teach the same temporal behaviour as video.
+The train/validation split is by clip (never by frame), decided by a hash of the file name so it
+never changes when files are added.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from ..degrade import degrade_clip
+from ..errors import InputError
+
+PHOTO_SUFFIXES = {".png", ".jpg", ".jpeg"}
+
+
+def list_items(folders: list[str | Path]) -> list[Path]:
+    items: list[Path] = []
+    for folder in folders:
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise InputError(f"training data folder {folder} not found")
+        items += sorted(p for p in folder.rglob("*") if p.suffix.lower() in PHOTO_SUFFIXES | {".npy"})
+    if not items:
+        raise InputError(f"no .npy clips or photos in {', '.join(map(str, folders))}; prepare aligned crops first")
+    return items
+
+
+def is_validation(path: Path, fraction: float) -> bool:
+    digest = hashlib.sha256(path.stem.encode()).digest()
+    return int.from_bytes(digest[:4], "little") / 2**32 < fraction
+
+
+def split(items: list[Path], val_fraction: float) -> tuple[list[Path], list[Path]]:
+    val = [p for p in items if is_validation(p, val_fraction)]
+    train = [p for p in items if not is_validation(p, val_fraction)]
+    return train, val
+
+
+def photo_to_clip(image: np.ndarray, frames: int, rng: np.random.Generator, drift: float = 0.01) -> np.ndarray:
+    """A still as a clip with a slow random walk in shift, scale and rotation (head-like motion)."""
+    h, w = image.shape[:2]
+    steps = rng.normal(0.0, 1.0, size=(frames, 4)) * [drift * w, drift * h, drift / 2, drift * 20]
+    path = np.cumsum(steps, axis=0) - steps[0]
+    out = np.empty((frames, h, w, 3), dtype=image.dtype)
+    for i, (dx, dy, ds, angle) in enumerate(path):
+        m = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0 + ds)
+        m[:, 2] += (dx, dy)
+        out[i] = cv2.warpAffine(image, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    return out
+
+
+def _load(path: Path) -> np.ndarray:
+    if path.suffix == ".npy":
+        clip = np.load(path, mmap_mode="r")
+        if clip.ndim != 4 or clip.shape[-1] != 3 or clip.dtype != np.uint8:
+            raise InputError(f"{path}: expected a (T, H, W, 3) uint8 array, got {clip.shape} {clip.dtype}")
+        return clip
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise InputError(f"{path}: cannot read image")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)[None]
+
+
+@dataclass
+class ClipSampler:
+    """Draws (LQ, HQ) batches (B, 3, frames, crop, crop) in [-1, 1] from a list of items."""
+
+    items: list[Path]
+    frames: int
+    crop: int
+    degradation: str
+    scale: float = 1.0  # resize factor applied before cropping (train on smaller faces than stored)
+
+    def _window(self, path: Path, rng: np.random.Generator) -> np.ndarray:
+        clip = _load(path)
+        if clip.shape[0] == 1:
+            image = clip[0]
+            if self.scale != 1.0:
+                image = cv2.resize(image, None, fx=self.scale, fy=self.scale, interpolation=cv2.INTER_AREA)
+            clip = photo_to_clip(image, self.frames, rng)
+        else:
+            if clip.shape[0] < self.frames:
+                raise InputError(f"{path}: {clip.shape[0]} frames, fewer than the {self.frames} a window needs")
+            start = int(rng.integers(0, clip.shape[0] - self.frames + 1))
+            clip = np.asarray(clip[start : start + self.frames])
+            if self.scale != 1.0:
+                clip = np.stack([cv2.resize(f, None, fx=self.scale, fy=self.scale, interpolation=cv2.INTER_AREA) for f in clip])
+        h, w = clip.shape[1:3]
+        if min(h, w) < self.crop:
+            raise InputError(f"{path}: frames {w}x{h} are smaller than the {self.crop} px training crop")
+        y, x = int(rng.integers(0, h - self.crop + 1)), int(rng.integers(0, w - self.crop + 1))
+        return np.ascontiguousarray(clip[:, y : y + self.crop, x : x + self.crop])
+
+    def sample(self, batch: int, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        hq, lq = [], []
+        for _ in range(batch):
+            clip = self._window(self.items[int(rng.integers(len(self.items)))], rng)
+            hq.append(clip)
+            lq.append(degrade_clip(clip, self.degradation, seed=int(rng.integers(2**31))))
+        return _to_tensor(np.stack(lq)), _to_tensor(np.stack(hq))
+
+
+def _to_tensor(clips: np.ndarray) -> torch.Tensor:
+    """(B, T, H, W, 3) uint8 -> (B, 3, T, H, W) float in [-1, 1]."""
+    return torch.from_numpy(clips).permute(0, 4, 1, 2, 3).float() / 127.5 - 1

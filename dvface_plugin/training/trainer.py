@@ -1,0 +1,255 @@
+"""`dvface train STAGE --config FILE`: one training loop for every stage and every scale.
+
+Single process on a CPU or GPU, or many under `torchrun` (DDP; gloo on CPU, NCCL on GPU; the
+environment variables torchrun sets are all it needs). bf16 autocast on CUDA, gradient
+checkpointing of the DiT for the 1.3B preset, a checkpoint every `checkpoint_every` steps that a
+rerun of the same command resumes from, and `log.jsonl` with every logged loss. Batches are drawn
+from a generator seeded by (seed, rank, step), so a resumed run sees exactly the batches the
+uninterrupted run would have.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+
+from ..config import DVFaceConfig
+from ..errors import InputError
+from ..model import DVFace
+from .data import ClipSampler, list_items, split
+from .stages import STAGES, CodebookStage, VAEStage, build_stage
+
+
+@dataclass
+class TrainConfig:
+    stage: str
+    data: list[str]  # folders of aligned .npy clips / photos (never benchmark/)
+    out: str
+    init: str = "tiny"  # a preset name, or the model folder the previous stage wrote
+    backbone: str | None = None  # diffusers Wan2.1 folder, when `init` lacks backbone weights
+    steps: int = 1000
+    batch_size: int = 2
+    frames: int = 5  # 4k+1
+    crop: int = 128
+    scale: float = 1.0
+    degradation: str = "medium"
+    lr: float = 2e-4
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    loss_weights: dict[str, float] = field(default_factory=lambda: {"per": 0.5, "temp": 1.0, "kl": 1e-6, "usage": 0.1})
+    perceptual_weights: str | None = None  # VGG16 safetensors; None -> the weight-free pyramid loss
+    precision: str = "fp32"  # or "bf16" (CUDA only)
+    gradient_checkpointing: bool = False
+    val_fraction: float = 0.1
+    val_batches: int = 4
+    log_every: int = 10
+    checkpoint_every: int = 200
+    revive_every: int = 50  # codebook stage: dead-code restarts
+    seed: int = 0
+
+    @classmethod
+    def load(cls, path: str | Path, **overrides) -> "TrainConfig":
+        path = Path(path)
+        if not path.is_file():
+            raise InputError(f"training config {path} not found")
+        data = json.loads(path.read_text()) | {k: v for k, v in overrides.items() if v is not None}
+        unknown = sorted(set(data) - {f.name for f in dataclasses.fields(cls)})
+        if unknown:
+            raise InputError(f"{path}: unknown training options {unknown}")
+        config = cls(**data)
+        if config.stage not in STAGES:
+            raise InputError(f"{path}: stage must be one of {STAGES}, got {config.stage!r}")
+        return config
+
+
+class Trainer:
+    def __init__(self, config: TrainConfig) -> None:
+        self.cfg = config
+        self.distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+        if self.distributed and not dist.is_initialized():
+            dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        self.rank = dist.get_rank() if self.distributed else 0
+        self.world = dist.get_world_size() if self.distributed else 1
+        if torch.cuda.is_available():
+            self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+            torch.cuda.set_device(self.device)
+        else:
+            self.device = torch.device("cpu")
+        self.out = Path(config.out)
+        self.checkpoint_dir = self.out / "checkpoint"
+
+        train_items, val_items = split(list_items(config.data), config.val_fraction)
+        if not train_items:
+            raise InputError("every training item fell into the validation split; lower val_fraction or add data")
+        args = dict(frames=config.frames, crop=config.crop, degradation=config.degradation, scale=config.scale)
+        self.train_data = ClipSampler(train_items, **args)
+        self.val_data = ClipSampler(val_items, **args) if val_items else None
+
+        resume = (self.checkpoint_dir / "trainer_state.pt").is_file()
+        self.model = self._load_model(self.checkpoint_dir if resume else config.init).to(self.device)
+        if config.gradient_checkpointing:
+            self.model.backbone.transformer.enable_gradient_checkpointing()
+        self.stage = build_stage(config.stage, self.model, config.loss_weights, config.perceptual_weights).to(self.device)
+        self.params = [p for p in self.stage.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(self.params, lr=config.lr, weight_decay=config.weight_decay)
+        self.step = 0
+        if resume:
+            self._load_state()
+        self.wrapped = (
+            DistributedDataParallel(self.stage, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+            if self.distributed
+            else self.stage
+        )
+
+    def _load_model(self, source: str | Path) -> DVFace:
+        if Path(source).is_dir():
+            return DVFace.from_pretrained(source, backbone=self.cfg.backbone)
+        torch.manual_seed(self.cfg.seed)
+        return DVFace(DVFaceConfig.preset(str(source)))
+
+    # --- loop ----------------------------------------------------------------------------------
+
+    def _losses(self, lq: torch.Tensor, hq: torch.Tensor, module) -> dict[str, torch.Tensor]:
+        autocast = self.cfg.precision == "bf16" and self.device.type == "cuda"
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=autocast):
+            return module(lq.to(self.device), hq.to(self.device))
+
+    def train(self) -> dict:
+        self.stage.train()
+        start = time.time()
+        while self.step < self.cfg.steps:
+            rng = np.random.default_rng([self.cfg.seed, self.rank, self.step])
+            losses = self._losses(*self.train_data.sample(self.cfg.batch_size, rng), self.wrapped)
+            self.optimizer.zero_grad(set_to_none=True)
+            losses["total"].backward()
+            if self.cfg.grad_clip:
+                torch.nn.utils.clip_grad_norm_(self.params, self.cfg.grad_clip)
+            self.optimizer.step()
+            self.step += 1
+            if isinstance(self.stage, CodebookStage) and self.step % self.cfg.revive_every == 0:
+                self._revive_codes()
+            if self.step % self.cfg.log_every == 0 or self.step == self.cfg.steps:
+                record = {"step": self.step, **{k: float(v.detach()) for k, v in losses.items()}, "time_s": round(time.time() - start, 2)}
+                if self.val_data is not None:
+                    record["val_total"] = self.validate()
+                self._log(record)
+            if self.step % self.cfg.checkpoint_every == 0 and self.step < self.cfg.steps:
+                self.save_checkpoint()
+        return self.finish()
+
+    @torch.no_grad()
+    def validate(self) -> float:
+        self.stage.eval()
+        total = 0.0
+        for i in range(self.cfg.val_batches):
+            rng = np.random.default_rng([self.cfg.seed, 10**6, i])  # the same batches every time
+            total += float(self._losses(*self.val_data.sample(self.cfg.batch_size, rng), self.stage)["total"])
+        self.stage.train()
+        return total / self.cfg.val_batches
+
+    def _revive_codes(self) -> None:
+        """Rank 0 decides and re-seeds dead codes; the codebooks are then broadcast so ranks stay identical."""
+        if self.rank == 0:
+            revived = self.stage.revive_dead_codes(torch.Generator().manual_seed(self.cfg.seed + self.step))
+            if revived:
+                self._log({"step": self.step, "revived_codes": revived})
+        if self.distributed:
+            for book in (self.model.prior.codebook_s, self.model.prior.codebook_t):
+                dist.broadcast(book.weight.data, src=0)
+
+    def _log(self, record: dict) -> None:
+        if self.rank != 0:
+            return
+        self.out.mkdir(parents=True, exist_ok=True)
+        with open(self.out / "log.jsonl", "a") as f:
+            f.write(json.dumps(record) + "\n")
+
+    # --- checkpoints -----------------------------------------------------------------------------
+
+    def save_checkpoint(self) -> None:
+        if self.rank == 0:
+            self.model.save_pretrained(self.checkpoint_dir)
+            state = {"step": self.step, "optimizer": self.optimizer.state_dict(), "stage": self._stage_extra()}
+            tmp = self.checkpoint_dir / "trainer_state.pt.tmp"
+            torch.save(state, tmp)
+            os.replace(tmp, self.checkpoint_dir / "trainer_state.pt")
+        if self.distributed:
+            dist.barrier()
+
+    def _stage_extra(self) -> dict:
+        if isinstance(self.stage, CodebookStage):
+            return {"head": self.stage.head.state_dict(), "usage": {k: r.usage for k, r in self.stage.revivers.items()}}
+        return {}
+
+    def _load_state(self) -> None:
+        state = torch.load(self.checkpoint_dir / "trainer_state.pt", map_location=self.device, weights_only=True)
+        self.step = int(state["step"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if isinstance(self.stage, CodebookStage):
+            self.stage.head.load_state_dict(state["stage"]["head"])
+            for k, usage in state["stage"]["usage"].items():
+                self.stage.revivers[k].usage = usage.cpu()
+
+    @torch.no_grad()
+    def _set_latent_statistics(self, batches: int = 8) -> None:
+        """Store the trained VAE's per-channel latent mean/std, so the DiT sees unit-scale latents."""
+        vae = self.model.backbone.vae.eval()
+        latents = []
+        for i in range(batches):
+            _, hq = self.train_data.sample(self.cfg.batch_size, np.random.default_rng([self.cfg.seed, 2 * 10**6, i]))
+            latents.append(vae.encode(hq.to(self.device)).latent_dist.mode().transpose(0, 1).flatten(1))
+        z = torch.cat(latents, dim=1)
+        mean, std = z.mean(1).tolist(), z.std(1).clamp_min(1e-4).tolist()
+        self.model.config.vae.update(latents_mean=mean, latents_std=std)
+        vae.register_to_config(latents_mean=mean, latents_std=std)
+        self.model._reset_derived_buffers()
+
+    def finish(self) -> dict:
+        digest = hashlib.sha256()
+        for p in self.params:
+            digest.update(p.detach().float().cpu().numpy().tobytes())
+        digests = [digest.hexdigest()[:16]]
+        if self.distributed:
+            digests = [None] * self.world
+            dist.all_gather_object(digests, digest.hexdigest()[:16])
+        summary = {"event": "done", "step": self.step, "rank_digests": digests, "ranks_identical": len(set(digests)) == 1}
+        if self.rank == 0:
+            if isinstance(self.stage, VAEStage):
+                self._set_latent_statistics()
+            self.model._digest = None
+            self.model.save_pretrained(self.out / "model")
+        self._log(summary)
+        if self.distributed:
+            dist.barrier()
+            dist.destroy_process_group()
+        return summary
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("train", help="run one training stage (also under torchrun)")
+    parser.add_argument("stage", choices=STAGES)
+    parser.add_argument("--config", required=True, help="training config JSON (see models/*/train/*.json)")
+    parser.add_argument("--out", help="override the config's output folder")
+    parser.add_argument("--steps", type=int, help="override the number of steps")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = TrainConfig.load(args.config, out=args.out, steps=args.steps)
+    if config.stage != args.stage:
+        raise InputError(f"{args.config} is a {config.stage!r} config, not {args.stage!r}")
+    summary = Trainer(config).train()
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(json.dumps(summary))
+    return 0

@@ -1,0 +1,115 @@
+"""Paste-back: untouched pixels stay bit-identical, no seam, plate colour kept."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from dvface_plugin.errors import InputError
+from dvface_plugin.faces.align import alignment_matrix, ffhq_template, warp_to_crop
+from dvface_plugin.faces.imageops import to_float
+from dvface_plugin.faces.paste import face_mask, match_colour, paste_faces
+
+H, W = 360, 640
+
+
+def matrix_for(cx: float, cy: float, face_px: float) -> np.ndarray:
+    """Alignment of a face whose 512 crop covers `face_px` frame pixels, centred at (cx, cy)."""
+    s = face_px / 512
+    return alignment_matrix(ffhq_template() * s + [cx - 256 * s, cy - 256 * s])
+
+
+def plate(dtype, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    img = cv2.GaussianBlur(rng.random((H, W, 3), dtype=np.float32), (0, 0), 1.5)
+    img = np.clip((img - 0.5) * 3 + 0.5, 0, 1)
+    if dtype == np.float32:
+        return img
+    return np.round(img * np.iinfo(dtype).max).astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
+def test_pixels_outside_the_matte_are_bit_identical(dtype):
+    frame = plate(dtype)
+    before = frame.copy()
+    restored = np.random.default_rng(5).random((512, 512, 3), dtype=np.float32)
+    faces = [(restored, matrix_for(200, 180, 220)), (restored, matrix_for(630, 20, 160))]  # second at a corner
+    out, matte = paste_faces(frame, faces)
+    np.testing.assert_array_equal(frame, before)  # input untouched
+    assert out.dtype == dtype and matte.shape == (H, W)
+    outside = matte == 0
+    assert 0.3 < outside.mean() < 0.95
+    np.testing.assert_array_equal(out[outside], frame[outside])
+    assert not np.array_equal(out[~outside], frame[~outside])
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
+def test_face_core_shows_the_restored_crop(dtype):
+    frame = plate(dtype)
+    m = matrix_for(320, 180, 300)
+    restored = cv2.GaussianBlur(np.random.default_rng(7).random((512, 512, 3), dtype=np.float32), (0, 0), 4)
+    out, matte = paste_faces(frame, [(restored, m)], colour_match=False)
+    expected = cv2.warpAffine(restored, m, (W, H), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
+    core = matte > 0.999
+    assert core.sum() > 5000
+    assert np.abs(to_float(out)[core] - expected[core]).max() < 0.01
+
+
+def test_matte_has_no_visible_edge():
+    face_px = 256.0
+    _, matte = paste_faces(plate(np.uint8), [(np.zeros((512, 512, 3), np.float32), matrix_for(320, 180, face_px))])
+    gy, gx = np.gradient(matte.astype(np.float64))
+    feather_px = 0.45 * 0.42 * face_px  # width of the fade in frame pixels
+    assert np.hypot(gx, gy).max() < 2.0 / feather_px  # smootherstep peaks at 1.875 / width
+    assert matte.max() == pytest.approx(1.0)
+    mask = face_mask(512)
+    assert mask[0].max() == 0 and mask[-1].max() == 0 and mask[:, 0].max() == 0 and mask[:, -1].max() == 0
+
+
+def test_identical_face_pastes_invisibly():
+    frame = plate(np.float32)
+    m = matrix_for(320, 180, 200)
+    out, matte = paste_faces(frame, [(warp_to_crop(frame, m), m)])
+    inner = matte > 0
+    assert np.abs(out[inner] - frame[inner]).mean() < 0.01  # only resampling blur remains
+
+
+def test_colour_match_removes_a_grade_shift_and_keeps_detail():
+    frame = plate(np.float32, seed=3) * 0.5 + 0.25
+    m = matrix_for(320, 180, 240)
+    lq = warp_to_crop(frame, m)
+    detail = (np.random.default_rng(9).random((512, 512, 3), dtype=np.float32) - 0.5) * 0.1
+    restored = (lq - 0.5) * [1.3, 0.8, 1.0] + 0.5 + [0.12, -0.05, 0.08] + detail
+    shifted, matte = paste_faces(frame, [(restored.astype(np.float32), m)], colour_match=False)
+    matched, _ = paste_faces(frame, [(restored.astype(np.float32), m)], colour_match=True)
+    core = matte > 0.5
+
+    def colour_error(img):
+        low = cv2.GaussianBlur(img, (0, 0), 6) - cv2.GaussianBlur(frame, (0, 0), 6)
+        return np.abs(low[core]).mean()
+
+    assert colour_error(matched) < 0.2 * colour_error(shifted)
+    highpass = lambda img: img - cv2.GaussianBlur(img, (0, 0), 1.0)
+    kept = np.corrcoef(highpass(matched)[core].ravel(), highpass(shifted)[core].ravel())[0, 1]
+    assert kept > 0.95  # the restorer's detail survives the match
+
+
+def test_match_colour_is_weighted_by_the_mask():
+    ref = np.full((64, 64, 3), 0.5, np.float32)
+    restored = ref.copy()
+    restored[:, :32] += 0.3  # a region outside the weight
+    weight = np.zeros((64, 64), np.float32)
+    weight[:, 40:] = 1
+    np.testing.assert_allclose(match_colour(restored, ref, weight)[:, 48:], 0.5, atol=1e-3)
+
+
+def test_face_outside_the_frame_changes_nothing_and_bad_crops_are_errors():
+    frame = plate(np.uint16)
+    out, matte = paste_faces(frame, [(np.zeros((512, 512, 3), np.float32), matrix_for(-600, 100, 200))])
+    np.testing.assert_array_equal(out, frame)
+    assert matte.max() == 0
+    with pytest.raises(InputError, match="square"):
+        paste_faces(frame, [(np.zeros((512, 400, 3), np.float32), matrix_for(100, 100, 100))])
+    with pytest.raises(InputError, match="uint8, uint16 or float32"):
+        paste_faces(frame.astype(np.int32), [])

@@ -1,0 +1,482 @@
+"""Media I/O: exact rates and counts, bit-exact lossless round trips, untouched audio,
+seek-safe reads, atomic writes and clear errors. Clips are synthesized with PyAV."""
+
+from __future__ import annotations
+
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from dvface_plugin.errors import InputError
+from dvface_plugin.media import MediaWarning, MediaWriter, open_media, output_spec, parse_fps
+from dvface_plugin.media.pixels import rgb_to_dtype
+
+W, H = 64, 48
+NTSC = Fraction(24000, 1001)
+
+
+def random_frames(n: int, dtype=np.uint8, size=(H, W), seed=0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    if dtype == np.float32:
+        return [(rng.standard_normal((*size, 3)) * 3).astype(np.float32) for _ in range(n)]
+    peak = np.iinfo(dtype).max
+    return [rng.integers(0, peak + 1, (*size, 3), dtype=dtype) for _ in range(n)]
+
+
+def gradient_frames(n: int) -> list[np.ndarray]:
+    """Smooth moving content that lossy codecs keep close, with a per-frame signature."""
+    yy, xx = np.mgrid[0:H, 0:W]
+    return [np.stack([(xx * 3 + i * 7) % 256, (yy * 4 + i * 3) % 256,
+                      np.full_like(xx, (i * 37) % 256)], -1).astype(np.uint8) for i in range(n)]
+
+
+def make_clip(path: Path, frames: list[np.ndarray], rate: Fraction, codec: str = "libx264",
+              pix_fmt: str = "yuv420p", audio: str | None = None, gop: int | None = None,
+              timecode: str | None = None, bt2020_pq: bool = False) -> Path:
+    """Encode a clip with plain PyAV (independent of the code under test)."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=rate)
+        stream.width, stream.height = frames[0].shape[1], frames[0].shape[0]
+        stream.pix_fmt = pix_fmt
+        if gop:
+            stream.codec_context.gop_size = gop
+        if timecode:
+            stream.metadata["timecode"] = timecode
+        ctx = stream.codec_context
+        if bt2020_pq:  # HDR10 tags: BT.2020 primaries and matrix, PQ transfer
+            ctx.color_primaries, ctx.color_trc, ctx.colorspace, ctx.color_range = 9, 16, 9, 1
+        convert = {"dst_colorspace": "BT2020", "dst_color_range": "MPEG"} if bt2020_pq else {}
+        src_fmt = "rgb24" if frames[0].dtype == np.uint8 else "rgb48le"
+        for i, array in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(array, format=src_fmt).reformat(format=pix_fmt,
+                                                                               **convert)
+            frame.pts = i
+            frame.time_base = 1 / rate
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    if audio:
+        _add_audio(path, audio, float(len(frames) / rate))
+    return path
+
+
+def _add_audio(path: Path, codec: str, seconds: float) -> None:
+    """Rewrite `path` with an extra audio track (sine), video packets copied."""
+    tmp = path.with_name("with_audio" + path.suffix)
+    with av.open(str(path)) as src, av.open(str(tmp), "w") as out:
+        v_in = src.streams.video[0]
+        v_out = out.add_stream_from_template(v_in)
+        a_out = out.add_stream(codec, rate=48000)
+        a_out.layout = "stereo"
+        a_out.format = "fltp" if codec == "aac" else "s16"
+        for packet in src.demux(v_in):
+            if packet.dts is not None:
+                packet.stream = v_out
+                out.mux(packet)
+        samples = int(48000 * seconds)
+        t = np.arange(samples) / 48000
+        signal = 0.3 * np.sin(2 * np.pi * 440 * t)
+        for start in range(0, samples, 1024):
+            chunk = signal[start:start + 1024]
+            if codec == "aac":
+                data = np.stack([chunk, chunk]).astype(np.float32)
+            else:
+                data = (np.repeat(chunk, 2)[None] * 32767).astype(np.int16)
+            frame = av.AudioFrame.from_ndarray(data, format=a_out.format.name, layout="stereo")
+            frame.sample_rate, frame.pts = 48000, start
+            for packet in a_out.encode(frame):
+                out.mux(packet)
+        for packet in a_out.encode(None):
+            out.mux(packet)
+    tmp.replace(path)
+
+
+def audio_packets(path: Path) -> list[tuple[bytes, Fraction | None]]:
+    with av.open(str(path)) as container:
+        stream = container.streams.audio[0]
+        return [(bytes(p), p.pts * p.time_base if p.pts is not None else None)
+                for p in container.demux(stream) if p.size]
+
+
+def write_all(path: Path, frames: list[np.ndarray], **kwargs) -> Path:
+    with MediaWriter(path, width=frames[0].shape[1], height=frames[0].shape[0], **kwargs) as w:
+        for frame in frames:
+            w.write(frame)
+    return path
+
+
+# -- timing ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("rate", [NTSC, Fraction(25)])
+@pytest.mark.parametrize("out_ext", [".mov", ".mkv", ".mp4"])
+def test_rational_fps_and_frame_count_survive_read_and_write(tmp_path, rate, out_ext):
+    src_path = make_clip(tmp_path / "src.mp4", gradient_frames(17), rate)
+    src = open_media(src_path)
+    assert src.fps == rate and isinstance(src.fps, Fraction)
+    assert src.frame_count == 17
+    out = write_all(tmp_path / f"out{out_ext}", list(src), fps=src.fps, bit_depth=src.source_bits)
+    result = open_media(out)
+    assert result.fps == rate
+    assert result.frame_count == 17
+    assert sum(1 for _ in result) == 17
+
+
+def test_parse_fps_keeps_ntsc_rates_exact():
+    assert parse_fps(23.976) == NTSC
+    assert parse_fps(29.97) == Fraction(30000, 1001)
+    assert parse_fps("24000/1001") == NTSC
+    assert parse_fps(25.0) == 25
+    with pytest.raises(InputError):
+        parse_fps("fast")
+
+
+# -- audio and metadata ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("codec, src_ext, out_ext", [("aac", ".mov", ".mp4"), ("pcm_s16le", ".mov", ".mov"),
+                                                     ("aac", ".mp4", ".mkv")])
+def test_audio_packets_are_copied_untouched(tmp_path, codec, src_ext, out_ext):
+    src_path = make_clip(tmp_path / f"src{src_ext}", gradient_frames(25), Fraction(25), audio=codec)
+    src = open_media(src_path)
+    assert src.has_audio
+    out = write_all(tmp_path / f"out{out_ext}", list(src), fps=src.fps, audio_from=src)
+    before, after = audio_packets(src_path), audio_packets(out)
+    assert [payload for payload, _ in after] == [payload for payload, _ in before]
+    tolerance = Fraction(1, 1000) if out_ext == ".mkv" else 0  # Matroska stores milliseconds
+    shift = after[0][1] - before[0][1] if out_ext == ".mkv" else 0  # mkv drops the AAC priming offset
+    assert all(abs(a - b - shift) <= tolerance for (_, b), (_, a) in zip(before, after, strict=True))
+    with av.open(str(out)) as container:
+        assert container.streams.audio[0].codec_context.name == codec
+
+
+def test_pcm_audio_into_mp4_is_refused_before_writing(tmp_path):
+    src_path = make_clip(tmp_path / "src.mov", gradient_frames(5), Fraction(25), audio="pcm_s16le")
+    with pytest.raises(InputError, match=r"\.mov or \.mkv"):
+        MediaWriter(tmp_path / "out.mp4", fps=25, width=W, height=H, audio_from=src_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["src.mov"]
+
+
+@pytest.mark.parametrize("out_ext", [".mov", ".mkv"])
+def test_timecode_and_tags_carried_over(tmp_path, out_ext):
+    src_path = make_clip(tmp_path / "src.mov", gradient_frames(4), NTSC, timecode="01:00:10:05")
+    src = open_media(src_path)
+    assert src.metadata["timecode"] == "01:00:10:05"
+    metadata = {**src.metadata, "tags": {"comment": "restored"}}
+    out = write_all(tmp_path / f"out{out_ext}", list(src), fps=src.fps, metadata=metadata)
+    result = open_media(out)
+    assert result.metadata["timecode"] == "01:00:10:05"
+    assert result.metadata["tags"]["comment"] == "restored"
+
+
+def test_hdr_colour_tags_and_matrix_follow_the_source(tmp_path):
+    frames = [f.astype(np.uint16) * 257 for f in gradient_frames(3)]
+    src = open_media(make_clip(tmp_path / "hdr.mkv", frames, Fraction(25), codec="ffv1",
+                               pix_fmt="yuv444p10le", bt2020_pq=True))
+    assert src.metadata["color"] == {"colorspace": 9, "color_range": 1, "color_primaries": 9,
+                                     "color_trc": 16}
+    decoded = list(src)
+    out = write_all(tmp_path / "out.mov", decoded, fps=src.fps, bit_depth=src.source_bits,
+                    metadata=src.metadata)
+    result = open_media(out)
+    assert result.metadata["color"]["color_primaries"] == 9
+    assert result.metadata["color"]["color_trc"] == 16
+    assert result.metadata["color"]["colorspace"] == 9
+    for before, after in zip(decoded, result, strict=True):  # same matrix both ways: no colour shift
+        assert np.abs(after.astype(int) - before).mean() < 200
+
+
+# -- depth and lossless round trips ----------------------------------------------------------
+
+@pytest.mark.parametrize("dtype, bits", [(np.uint8, 8), (np.uint16, 16)])
+def test_ffv1_mkv_round_trip_is_bit_exact(tmp_path, dtype, bits):
+    frames = random_frames(5, dtype, size=(21, 37))  # odd size: FFV1 takes any
+    out = write_all(tmp_path / "out.mkv", frames, fps=NTSC, bit_depth=bits)
+    src = open_media(out)
+    assert (src.bit_depth, src.dtype, src.source_bits) == (bits, np.dtype(dtype), bits)
+    decoded = list(src)
+    assert len(decoded) == 5
+    for original, back in zip(frames, decoded, strict=True):
+        assert back.dtype == dtype and back.shape == (21, 37, 3)
+        np.testing.assert_array_equal(back, original)
+
+
+@pytest.mark.parametrize("pix_fmt", ["yuv420p10le", "yuv444p10le"])
+def test_ten_bit_source_is_read_as_full_range_uint16(tmp_path, pix_fmt):
+    yy, xx = np.mgrid[0:H, 0:W]
+    colour = np.stack([xx / (W - 1), 0.5 + 0.4 * np.sin(xx / 5.0) * np.cos(yy / 7.0), yy / (H - 1)], -1)
+    frames = [np.rint(colour * 65535).astype(np.uint16)] * 3
+    src = open_media(make_clip(tmp_path / "ten.mkv", frames, Fraction(25), codec="ffv1",
+                               pix_fmt=pix_fmt))
+    assert (src.bit_depth, src.source_bits, src.dtype) == (16, 10, np.dtype(np.uint16))
+    frame = src.read(1)
+    assert frame[..., 0].max() > 64000 and frame[..., 0].min() < 1500  # scaled to 16-bit range
+    error = np.abs(frame.astype(int) - frames[1]).mean()
+    assert error < 300, f"mean error {error:.0f}/65535 after 10-bit {pix_fmt} decode"
+
+
+@pytest.mark.parametrize("name", ["shot_%04d.png", "shot.####.tif"])
+def test_16bit_image_sequence_round_trip_is_bit_exact(tmp_path, name):
+    frames = random_frames(4, np.uint16, seed=3)
+    write_all(tmp_path / name, frames, bit_depth=16, start_number=1001)
+    ext = Path(name).suffix
+    written = sorted(p.name for p in tmp_path.iterdir())
+    assert written == [name.replace("%04d", f"{n:04d}").replace("####", f"{n:04d}")
+                       for n in range(1001, 1005)]
+    for source in (open_media(tmp_path / name), open_media(tmp_path)):  # pattern and folder
+        assert source.frame_count == 4 and source.dtype == np.uint16
+        assert source.metadata["first_frame"] == 1001 and source.metadata["fps_assumed"]
+        for original, back in zip(frames, source, strict=True):
+            np.testing.assert_array_equal(back, original)
+    assert ext in (".png", ".tif")
+
+
+def test_exr_float_round_trip_keeps_values_above_one(tmp_path):
+    frames = random_frames(3, np.float32, seed=5)
+    frames[0][0, 0] = [12.5, -3.0, 1e-6]
+    write_all(tmp_path / "lin_%03d.exr", frames, bit_depth=32)
+    src = open_media(tmp_path / "lin_%03d.exr")
+    assert src.dtype == np.float32 and src.bit_depth == 32
+    for original, back in zip(frames, src, strict=True):
+        np.testing.assert_array_equal(back, original)
+    assert src.read(0)[0, 0, 0] == np.float32(12.5)
+
+
+def test_half_exr_is_rounded_to_nearest_and_needs_permission(tmp_path):
+    frames = random_frames(1, np.float32, seed=6)
+    with pytest.raises(InputError, match="float"):
+        output_spec(tmp_path / "h_%03d.exr", "half", 32)
+    with pytest.warns(MediaWarning):
+        write_all(tmp_path / "h_%03d.exr", frames, bit_depth=32, codec="half",
+                  allow_bit_depth_loss=True)
+    back = open_media(tmp_path / "h_%03d.exr").read(0)
+    np.testing.assert_array_equal(back, frames[0].astype(np.float16).astype(np.float32))
+
+
+def test_photo_in_photo_out(tmp_path):
+    image = random_frames(1, np.uint8, size=(33, 50), seed=7)[0]
+    write_all(tmp_path / "face.png", [image])
+    photo = open_media(tmp_path / "face.png")
+    assert photo.is_photo and photo.fps == 0 and photo.frame_count == 1
+    np.testing.assert_array_equal(photo.read(0), image)
+    with MediaWriter(tmp_path / "again.png", width=50, height=33) as writer:
+        writer.write(image)
+        with pytest.raises(InputError, match="single photo"):
+            writer.write(image)
+
+
+def test_jpeg_photo_uses_full_range_bt601(tmp_path):
+    yy, xx = np.mgrid[0:96, 0:128]
+    smooth = np.stack([128 + 100 * np.sin(xx / 15), 128 + 100 * np.cos(yy / 11),
+                       (xx + yy) / 224 * 255], -1).astype(np.uint8)
+    write_all(tmp_path / "face.jpg", [smooth])
+    back = open_media(tmp_path / "face.jpg").read(0)
+    # a range or matrix mismatch shifts colours by several levels; JPEG noise stays ~1
+    assert np.abs(back.astype(float) - smooth).mean() < 2.0
+    assert np.abs((back.astype(float) - smooth).mean(axis=(0, 1))).max() < 1.5
+
+
+def test_depth_conversions_are_exact_and_clip_floats():
+    frame8 = np.arange(256, dtype=np.uint8).reshape(16, 16, 1).repeat(3, 2)
+    frame16 = rgb_to_dtype(frame8, np.uint16)
+    assert frame16.max() == 65535
+    np.testing.assert_array_equal(rgb_to_dtype(frame16, np.uint8), frame8)
+    floats = np.array([[[-0.5, 0.5, 2.0]]], dtype=np.float32)
+    np.testing.assert_array_equal(rgb_to_dtype(floats, np.uint8), [[[0, 128, 255]]])
+
+
+# -- seeking ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name, codec, pix_fmt", [("gop.mp4", "libx264", "yuv420p"),
+                                                  ("gop.mkv", "libx264", "yuv420p"),
+                                                  ("lossless.mkv", "ffv1", "bgr0")])
+def test_read_n_equals_nth_iterated_frame(tmp_path, name, codec, pix_fmt):
+    src = open_media(make_clip(tmp_path / name, gradient_frames(40), NTSC, codec=codec,
+                               pix_fmt=pix_fmt, gop=8))
+    iterated = list(src)
+    assert len(iterated) == src.frame_count == 40
+    order = [37, 3, 4, 5, 20, 0, 39, 19, 19, 8, 31]
+    for n in order:
+        np.testing.assert_array_equal(src.read(n), iterated[n], err_msg=f"frame {n}")
+    tail = list(src.frames(start=25, stop=30))
+    assert len(tail) == 5
+    for offset, frame in enumerate(tail):
+        np.testing.assert_array_equal(frame, iterated[25 + offset])
+    src.close()
+
+
+def test_concurrent_reads_return_the_requested_frames(tmp_path):
+    src = open_media(make_clip(tmp_path / "clip.mp4", gradient_frames(30), Fraction(25), gop=6))
+    iterated = list(src)
+    requests = np.random.default_rng(2).integers(0, 30, 48).tolist()
+
+    def fetch(n: int) -> tuple[int, np.ndarray]:
+        return n, src.read(n)
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        for n, frame in pool.map(fetch, requests):
+            np.testing.assert_array_equal(frame, iterated[n], err_msg=f"frame {n}")
+
+
+# -- atomic writes and refusals --------------------------------------------------------------
+
+@pytest.mark.parametrize("target", ["out.mp4", "out.mkv", "seq_%04d.png", "still.png"])
+@pytest.mark.parametrize("exc_type", [RuntimeError, KeyboardInterrupt])
+def test_failed_write_leaves_no_partial_output(tmp_path, target, exc_type):
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    frames = gradient_frames(3)
+    with pytest.raises(exc_type):
+        with MediaWriter(out_dir / target, fps=25, width=W, height=H) as writer:
+            for frame in frames[: 1 if target == "still.png" else 3]:
+                writer.write(frame)
+            raise exc_type("injected")
+    assert list(out_dir.iterdir()) == []
+
+
+def test_failed_write_keeps_previous_output_intact(tmp_path):
+    target = write_all(tmp_path / "out.mkv", gradient_frames(3), fps=25)
+    before = target.read_bytes()
+    with pytest.raises(InputError):
+        with MediaWriter(target, fps=25, width=W, height=H) as writer:
+            writer.write(gradient_frames(1)[0])
+            writer.write(np.zeros((H + 2, W, 3), np.uint8))
+    assert target.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mkv"]
+
+
+def test_16bit_into_mp4_needs_permission(tmp_path):
+    with pytest.raises(InputError, match=r"\.mkv"):
+        output_spec(tmp_path / "out.mp4", None, 16)
+    with pytest.raises(InputError, match="bits"):
+        MediaWriter(tmp_path / "out.mp4", fps=25, width=W, height=H, bit_depth=16)
+    assert list(tmp_path.iterdir()) == []
+    spec = output_spec(tmp_path / "out.mp4", "h264", 10)  # 10-bit H.264 keeps 10-bit sources
+    assert (spec.pix_fmt, spec.bit_depth) == ("yuv420p10le", 10)
+    with pytest.warns(MediaWarning):
+        write_all(tmp_path / "out.mp4", random_frames(2, np.uint16), fps=25, bit_depth=16,
+                  allow_bit_depth_loss=True)
+    assert open_media(tmp_path / "out.mp4").metadata["pix_fmt"] == "yuv420p10le"
+
+
+def test_uint16_frames_into_an_8bit_writer_raise(tmp_path):
+    with pytest.raises(InputError, match="uint16"):
+        write_all(tmp_path / "out.mkv", random_frames(1, np.uint16), fps=25, bit_depth=8)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("path, codec, pix_fmt, bits", [
+    ("a.mov", None, "yuv422p10le", 10), ("a.mov", "prores4444", "yuv444p10le", 10),
+    ("a.mkv", None, "gbrp16le", 16), ("a.mp4", "h265", "yuv420p12le", 12),
+    ("a_%04d.png", None, "rgb48be", 16)])
+def test_output_spec_keeps_depth_where_the_format_can(tmp_path, path, codec, pix_fmt, bits):
+    spec = output_spec(tmp_path / path, codec, 12 if codec == "h265" else 16 if bits == 16 else 10)
+    assert (spec.pix_fmt, spec.bit_depth) == (pix_fmt, bits)
+
+
+def test_output_spec_rejects_bad_choices_up_front(tmp_path):
+    with pytest.raises(InputError, match="cannot hold"):
+        output_spec(tmp_path / "a.mp4", "prores", 8)
+    with pytest.raises(InputError, match="Unsupported output"):
+        output_spec(tmp_path / "a.avi", None, 8)
+    with pytest.raises(InputError, match="does not exist"):
+        output_spec(tmp_path / "missing" / "a.mkv", None, 8)
+    with pytest.raises(InputError, match="even"):
+        MediaWriter(tmp_path / "odd.mp4", fps=25, width=W + 1, height=H)
+    with pytest.raises(InputError, match="8 bits"):
+        output_spec(tmp_path / "a.jpg", None, 16)
+
+
+# -- bad input -------------------------------------------------------------------------------
+
+def test_garbage_and_missing_files_raise_input_error(tmp_path):
+    garbage = tmp_path / "garbage.mp4"
+    garbage.write_bytes(np.random.default_rng(0).bytes(4096))
+    with pytest.raises(InputError):
+        open_media(garbage)
+    with pytest.raises(InputError, match="does not exist"):
+        open_media(tmp_path / "nothing.mov")
+    bad_png = tmp_path / "broken.png"
+    bad_png.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 64)
+    with pytest.raises(InputError):
+        open_media(bad_png)
+
+
+def test_zero_frame_video_raises_input_error(tmp_path):
+    empty = tmp_path / "empty.mov"
+    with av.open(str(empty), "w") as container:
+        stream = container.add_stream("prores_ks", rate=25)
+        stream.width, stream.height, stream.pix_fmt = W, H, "yuv422p10le"
+        container.start_encoding()  # header only, no frames
+    with pytest.raises(InputError, match="no video frames"):
+        open_media(empty)
+    with pytest.raises(InputError, match="No frames were written"):
+        with MediaWriter(tmp_path / "none.mkv", fps=25, width=W, height=H):
+            pass
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.mov"]
+
+
+def test_sequence_gaps_and_empty_patterns_raise(tmp_path):
+    write_all(tmp_path / "f_%03d.png", gradient_frames(4))
+    (tmp_path / "f_002.png").unlink()
+    with pytest.raises(InputError, match="missing frames"):
+        open_media(tmp_path / "f_%03d.png")
+    with pytest.raises(InputError, match="No frames match"):
+        open_media(tmp_path / "g_%03d.png")
+
+
+def test_size_change_mid_sequence_raises_naming_the_frame(tmp_path):
+    frames = gradient_frames(3)
+    write_all(tmp_path / "s_%02d.png", frames[:2], start_number=0)
+    write_all(tmp_path / "s_02.png", [np.zeros((H, W + 8, 3), np.uint8)])
+    src = open_media(tmp_path / "s_%02d.png")
+    with pytest.raises(InputError, match="frame 2 is 72x48"):
+        list(src)
+
+
+def test_size_change_mid_video_raises_naming_the_frame(tmp_path):
+    small = make_clip(tmp_path / "a.h264", gradient_frames(3), Fraction(25))
+    big = make_clip(tmp_path / "b.h264", [np.zeros((H * 2, W * 2, 3), np.uint8)] * 2, Fraction(25))
+    joined = tmp_path / "joined.h264"
+    joined.write_bytes(small.read_bytes() + big.read_bytes())
+    src = open_media(joined)
+    with pytest.raises(InputError, match="frame 3 is 128x96"):
+        list(src)
+
+
+def test_frames_of_another_size_are_refused_by_the_writer(tmp_path):
+    with pytest.raises(InputError, match="frame 1 has shape"):
+        write_all(tmp_path / "out.mkv", [np.zeros((H, W, 3), np.uint8),
+                                         np.zeros((H, W // 2, 3), np.uint8)], fps=25)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_image_output_warns_when_source_audio_cannot_follow(tmp_path):
+    src_path = make_clip(tmp_path / "src.mov", gradient_frames(2), Fraction(25), audio="aac")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        MediaWriter(tmp_path / "x_%04d.png", width=W, height=H, audio_from=src_path).abort()
+    assert any("audio" in str(w.message) for w in caught)
+
+
+# -- real media, when the research data folder is present ------------------------------------
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "realworld" / "whole"
+
+
+@pytest.mark.parametrize("name", ["old_movie_2.mp4", "selfie_320x568.mp4"])
+def test_real_clips_report_the_frames_and_rate_they_decode_to(name):
+    """old_movie_2 has an edit list that discards 15 of 63 samples; the selfie's average
+    rate is 345000000/11500001 although it is 30 fps."""
+    path = SHARED / name
+    if not path.is_file():
+        pytest.skip("research media not present")
+    src = open_media(path)
+    assert src.fps.denominator in (1, 1001) or src.metadata.get("variable_frame_rate")
+    assert src.frame_count == sum(1 for _ in src)
+    last = src.frame_count - 1
+    np.testing.assert_array_equal(src.read(last), list(src.frames(start=last))[0])

@@ -1,0 +1,197 @@
+"""Training: losses, codebook maintenance, every stage lowers its loss, resume, and 2-rank DDP."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from diffusers import AutoencoderKLWan
+
+from dvface_plugin.cli import main as cli_main
+from dvface_plugin.model import DVFace
+from dvface_plugin.prior import Codebook
+from dvface_plugin.training.data import ClipSampler, photo_to_clip, split
+from dvface_plugin.training.losses import PyramidLoss, reconstruction_loss, temporal_loss
+from dvface_plugin.training.quantize import DeadCodeReviver, quantise, usage_loss
+from dvface_plugin.training.trainer import TrainConfig, Trainer
+
+
+def textured_clip(frames: int, size: int, seed: int) -> np.ndarray:
+    """A smooth random texture drifting by one pixel per frame: learnable, with real motion."""
+    rng = np.random.default_rng(seed)
+    base = cv2.resize(rng.integers(0, 256, (size // 4, size // 4, 3), dtype=np.uint8), (size + frames, size + frames),
+                      interpolation=cv2.INTER_CUBIC)
+    return np.stack([base[t : t + size, t : t + size] for t in range(frames)])
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("train_data")
+    for i in range(6):
+        np.save(root / f"clip{i}.npy", textured_clip(9, 48, i))
+    cv2.imwrite(str(root / "photo.png"), textured_clip(1, 48, 99)[0])
+    return root
+
+
+def config(data_dir: Path, out: Path, stage: str, **kw) -> TrainConfig:
+    base = dict(stage=stage, data=[str(data_dir)], out=str(out), steps=40, batch_size=2, frames=5, crop=32,
+                degradation="light", lr=2e-3, log_every=1, checkpoint_every=1000, val_fraction=0.0, revive_every=10)
+    return TrainConfig(**(base | kw))
+
+
+def losses_of(out: Path) -> list[float]:
+    rows = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    return [r["total"] for r in rows if "total" in r]
+
+
+def test_temporal_loss_sees_flicker_that_reconstruction_hides():
+    target = torch.zeros(1, 3, 4, 8, 8)
+    steady = target + 0.1
+    flicker = target + torch.tensor([0.1, -0.1, 0.1, -0.1]).view(1, 1, 4, 1, 1)
+    assert reconstruction_loss(steady, target) == pytest.approx(reconstruction_loss(flicker, target))
+    assert temporal_loss(steady, target) == 0
+    assert temporal_loss(flicker, target) > 0.1
+
+
+def test_pyramid_loss_weighs_detail_and_is_zero_on_equal_inputs():
+    x = torch.rand(1, 3, 2, 32, 32) * 2 - 1
+    blurred = torch.nn.functional.avg_pool3d(x, (1, 3, 3), stride=1, padding=(0, 1, 1))
+    loss = PyramidLoss()
+    assert loss(x, x) == 0
+    assert loss(blurred, x) > loss(x + 0.05, x)  # losing texture costs more than a small offset
+
+
+def test_quantise_uses_nearest_codes_with_straight_through_gradient():
+    book = Codebook(8, 4)
+    feats = book.weight.detach()[[1, 5]].clone().view(1, 1, 2, 4).requires_grad_(True)
+    q, loss, idx = quantise(feats + 1e-3, book)
+    assert idx.flatten().tolist() == [1, 5]
+    q.sum().backward()
+    assert torch.equal(feats.grad, torch.ones_like(feats))
+
+
+def test_usage_loss_is_lower_for_spread_out_assignments():
+    book = Codebook(4, 2)
+    with torch.no_grad():
+        book.weight.copy_(torch.tensor([[0.0, 0], [5, 0], [0, 5], [5, 5]]))
+    collapsed = torch.zeros(1, 1, 8, 2)
+    spread = book.weight.detach().repeat(2, 1).view(1, 1, 8, 2)
+    assert usage_loss(spread, book) < usage_loss(collapsed, book)
+
+
+def test_dead_codes_are_revived_from_batch_features():
+    book = Codebook(4, 2)
+    reviver = DeadCodeReviver(4, decay=0.0, threshold=0.1)
+    reviver.update(torch.zeros(10, dtype=torch.long))  # only code 0 is used
+    feats = torch.full((1, 1, 3, 2), 7.0)
+    assert reviver.revive(book, feats, torch.Generator().manual_seed(0)) == 3
+    assert torch.equal(book.weight.data[1:], torch.full((3, 2), 7.0))
+
+
+def test_photo_becomes_a_gently_moving_clip():
+    image = textured_clip(1, 64, 3)[0]
+    clip = photo_to_clip(image, 5, np.random.default_rng(0))
+    assert clip.shape == (5, 64, 64, 3)
+    assert np.array_equal(clip[0], image)
+    diffs = [np.abs(clip[i + 1].astype(int) - clip[i]).mean() for i in range(4)]
+    assert all(0 < d < 40 for d in diffs)
+
+
+def test_split_is_by_clip_and_stable(data_dir):
+    items = sorted(data_dir.iterdir())
+    train, val = split(items, 0.5)
+    assert sorted(train + val) == items and not set(train) & set(val)
+    assert split(items, 0.5) == (train, val)
+
+
+def test_sampler_pairs_are_aligned_and_degraded(data_dir):
+    sampler = ClipSampler(sorted(data_dir.glob("*.npy")), frames=5, crop=32, degradation="medium")
+    lq, hq = sampler.sample(2, np.random.default_rng(0))
+    assert lq.shape == hq.shape == (2, 3, 5, 32, 32)
+    assert hq.min() >= -1 and hq.max() <= 1
+    assert not torch.equal(lq, hq)
+    lq2, hq2 = sampler.sample(2, np.random.default_rng(0))
+    assert torch.equal(lq, lq2) and torch.equal(hq, hq2)
+
+
+def run_stage(data_dir: Path, out: Path, stage: str, init: str = "tiny", **kw) -> list[float]:
+    Trainer(config(data_dir, out, stage, init=init, **kw)).train()
+    return losses_of(out)
+
+
+@pytest.mark.parametrize("stage", ["vae", "codebook", "predict", "restore"])
+def test_each_stage_lowers_its_loss(data_dir, tmp_path, stage):
+    losses = run_stage(data_dir, tmp_path / stage, stage, lr=1e-2 if stage == "restore" else 2e-3)
+    assert np.mean(losses[-5:]) < 0.97 * np.mean(losses[:5]), losses
+    model = DVFace.from_pretrained(tmp_path / stage / "model")
+    assert model.config.name == "tiny"
+
+
+def test_vae_stage_stores_latent_statistics(data_dir, tmp_path):
+    run_stage(data_dir, tmp_path / "vae", "vae", steps=3)
+    model = DVFace.from_pretrained(tmp_path / "vae" / "model")
+    wan_default = AutoencoderKLWan().config.latents_mean
+    assert model.config.vae["latents_mean"] != wan_default
+    assert len(model.config.vae["latents_std"]) == model.config.vae["z_dim"]
+    assert model.backbone.latents_std.flatten().tolist() == pytest.approx(model.config.vae["latents_std"])
+
+
+def test_restore_stage_trains_only_astf_and_dit(data_dir, tmp_path):
+    out = tmp_path / "r"
+    trainer = Trainer(config(data_dir, out, "restore", steps=2))
+    snapshot = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    trainer.train()
+    after = trainer.model.state_dict()
+    changed = {k.split(".")[0] + "." + k.split(".")[1] for k in snapshot if not torch.equal(snapshot[k], after[k])}
+    assert changed <= {"backbone.transformer", "fusion.0", "fusion.1", "fusion.2", "fusion.3"}
+    assert "backbone.transformer" in changed
+    assert all(torch.equal(snapshot[k], after[k]) for k in snapshot if k.startswith(("backbone.vae", "prior.")))
+
+
+def test_resume_continues_exactly_where_it_stopped(data_dir, tmp_path):
+    straight = tmp_path / "straight"
+    Trainer(config(data_dir, straight, "codebook", steps=8, checkpoint_every=4)).train()
+    interrupted = tmp_path / "interrupted"
+    Trainer(config(data_dir, interrupted, "codebook", steps=4)).save_checkpoint()  # a checkpoint at step 0
+    shutil.rmtree(interrupted)
+    Trainer(config(data_dir, interrupted, "codebook", steps=8, checkpoint_every=4)).train()
+    # crash after the step-4 checkpoint: keep only the checkpoint, rerun the same command
+    shutil.rmtree(interrupted / "model")
+    (interrupted / "log.jsonl").unlink()
+    resumed = Trainer(config(data_dir, interrupted, "codebook", steps=8, checkpoint_every=4))
+    assert resumed.step == 4
+    resumed.train()
+    a = DVFace.from_pretrained(straight / "model").state_dict()
+    b = DVFace.from_pretrained(interrupted / "model").state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_cli_runs_a_stage_from_a_config_file(data_dir, tmp_path, capsys):
+    cfg = config(data_dir, tmp_path / "cli", "predict", steps=2)
+    path = tmp_path / "predict.json"
+    path.write_text(json.dumps(cfg.__dict__))
+    assert cli_main(["train", "predict", "--config", str(path)]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["step"] == 2
+    assert cli_main(["train", "vae", "--config", str(path)]) == 2  # wrong stage for this file
+
+
+def test_two_ranks_under_torchrun_end_with_identical_weights(data_dir, tmp_path):
+    cfg = config(data_dir, tmp_path / "ddp", "codebook", steps=12, revive_every=5)
+    path = tmp_path / "ddp.json"
+    path.write_text(json.dumps(cfg.__dict__))
+    env = os.environ | {"OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+           "-m", "dvface_plugin.cli", "train", "codebook", "--config", str(path)]
+    result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    done = [json.loads(line) for line in (tmp_path / "ddp" / "log.jsonl").read_text().splitlines()][-1]
+    assert done["event"] == "done" and len(done["rank_digests"]) == 2
+    assert done["ranks_identical"], done
