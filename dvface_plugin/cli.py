@@ -12,6 +12,7 @@ from .errors import DVFaceError
 # Modules that contribute subcommands, in the order `dvface --help` lists them.
 COMMAND_MODULES = [
     "dvface_plugin.info",
+    "dvface_plugin.training.prepare",
     "dvface_plugin.training.trainer",
     "dvface_plugin.evaluate",
 ]
