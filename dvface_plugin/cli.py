@@ -15,6 +15,8 @@ COMMAND_MODULES = [
     "dvface_plugin.training.prepare",
     "dvface_plugin.training.trainer",
     "dvface_plugin.evaluate",
+    "dvface_plugin.restore_aligned",
+    "dvface_plugin.bench",
 ]
 
 

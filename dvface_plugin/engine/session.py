@@ -1,0 +1,248 @@
+"""A restoration session over one aligned face track, answering frame requests in any order.
+
+Frame n is a fixed cross-fade of the grid windows covering it (see `windows`), each window
+computed from exactly its own input frames, so the result is the same whatever was asked before,
+from however many threads, and whatever the cache kept. Windows are cached by a digest of their
+input bytes and every setting that changes them: a changed input is a different key, and a
+`prior_scale` change finds the window's latent and prior features and re-runs only the backbone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import threading
+from typing import TYPE_CHECKING, Callable, Iterator, Sequence
+
+import numpy as np
+
+from ..errors import DVFaceError, InputError
+from .cache import CacheStats, WindowCache
+from .pixels import SUPPORTED_DTYPES, from_model
+from .windows import Window, WindowGrid
+
+if TYPE_CHECKING:
+    from .restorer import PriorState, Restorer
+
+DEFAULT_CACHE_BYTES = 1 << 30
+
+
+class SessionClosedError(DVFaceError):
+    """A frame was asked of a session after `close()`."""
+
+
+class FrameRangeError(InputError, IndexError):
+    """A frame number outside the session's clip."""
+
+
+class FaceTrackSession:
+    """Restores frames of one aligned face track on request.
+
+    get_crop(n) -> (H, W, 3) RGB crop (uint8, uint16 or float32 in [0, 1]) for host frame n, or
+    get_crops(start, stop) -> sequence of crops for frames [start, stop). Host frame numbers run
+    from `first_frame` to `first_frame + n_frames - 1`; `n_frames` is the whole clip's length
+    even when this session only renders part of it (a farm split), so the window grid is global.
+    """
+
+    def __init__(
+        self,
+        restorer: Restorer,
+        get_crop: Callable[[int], np.ndarray] | None,
+        n_frames: int,
+        *,
+        get_crops: Callable[[int, int], Sequence[np.ndarray] | np.ndarray] | None = None,
+        first_frame: int = 0,
+        window: int | None = None,
+        overlap: int | None = None,
+        prior_scale: float = 1.0,
+        crop_size: int | tuple[int, int] | None = None,
+        cache: WindowCache | None = None,
+        cache_bytes: int = DEFAULT_CACHE_BYTES,
+    ) -> None:
+        if (get_crop is None) == (get_crops is None):
+            raise ValueError("pass exactly one of get_crop and get_crops")
+        cfg = restorer.config
+        try:
+            self.grid = WindowGrid(
+                int(n_frames),
+                cfg.window if window is None else int(window),
+                cfg.overlap if overlap is None else int(overlap),
+                cfg.vae_temporal_stride,
+            )
+        except ValueError as exc:
+            raise InputError(str(exc)) from exc
+        size = cfg.crop_size if crop_size is None else crop_size
+        self.crop_shape = (size, size, 3) if isinstance(size, int) else (int(size[0]), int(size[1]), 3)
+        self.restorer = restorer
+        self.first_frame = int(first_frame)
+        self.prior_scale = _check_scale(prior_scale)
+        self.cache = cache if cache is not None else WindowCache(cache_bytes)
+        self._owns_cache = cache is None
+        self._get_crop = get_crop
+        self._get_crops = get_crops
+        self._weights = [self.grid.weights(i) for i in range(len(self.grid.windows))]
+        self._dtype: np.dtype | None = None
+        self._lock = threading.Lock()
+        self._closed = False
+
+    @property
+    def n_frames(self) -> int:
+        return self.grid.n_frames
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    # --- requests --------------------------------------------------------------------------
+
+    def frame(self, n: int, *, prior_scale: float | None = None) -> np.ndarray:
+        """Restored crop of host frame n, in the input's dtype."""
+        return self.frames(n, n + 1, prior_scale=prior_scale)[0]
+
+    def frames(self, start: int, stop: int, *, prior_scale: float | None = None) -> np.ndarray:
+        """Restored crops of host frames [start, stop) as one (stop - start, H, W, 3) array."""
+        out = None
+        for i, frame in enumerate(self.iter_frames(start, stop, prior_scale=prior_scale)):
+            if out is None:
+                out = np.empty((stop - start, *frame.shape), frame.dtype)
+            out[i] = frame
+        return out
+
+    def iter_frames(
+        self, start: int | None = None, stop: int | None = None, *, prior_scale: float | None = None
+    ) -> Iterator[np.ndarray]:
+        """Restored crops of host frames [start, stop) one by one, holding at most two windows.
+
+        Arguments are checked when called, not at the first `next()`.
+        """
+        self._check_open()
+        first = self.first_frame
+        start = first if start is None else int(start)
+        stop = first + self.n_frames if stop is None else int(stop)
+        if not first <= start < stop <= first + self.n_frames:
+            raise FrameRangeError(
+                f"frames [{start}, {stop}) are outside this track's frames "
+                f"[{first}, {first + self.n_frames}) (n_frames={self.n_frames})"
+            )
+        scale = self.prior_scale if prior_scale is None else _check_scale(prior_scale)
+        return self._iter(start - first, stop - first, scale)
+
+    def _iter(self, start: int, stop: int, scale: float) -> Iterator[np.ndarray]:
+        held: dict[int, tuple[np.ndarray, np.dtype]] = {}
+        for f in range(start, stop):
+            self._check_open()
+            acc = None
+            dtype = None
+            for win in self.grid.covering(f):
+                if win.index not in held:
+                    held[win.index] = self._window_output(win, scale)
+                y, dtype = held[win.index]
+                term = y[f - win.start].astype(np.float64) * self._weights[win.index][f - win.start]
+                acc = term if acc is None else acc + term
+            for index in [i for i in held if self.grid.windows[i].stop <= f + 1]:
+                del held[index]
+            yield from_model(acc, dtype)
+
+    def input_span(self, start: int, stop: int) -> tuple[int, int]:
+        """Host frames [lo, hi) whose crops are read to render host frames [start, stop)."""
+        lo, hi = self.grid.input_span(start - self.first_frame, stop - self.first_frame)
+        return lo + self.first_frame, hi + self.first_frame
+
+    def stats(self) -> CacheStats:
+        return self.cache.stats()
+
+    def close(self) -> None:
+        """Refuse further requests and release this session's own cache."""
+        self._closed = True
+        if self._owns_cache:
+            self.cache.clear()
+
+    def __enter__(self) -> "FaceTrackSession":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # --- windows ---------------------------------------------------------------------------
+
+    def _window_output(self, win: Window, scale: float) -> tuple[np.ndarray, np.dtype]:
+        crops = self._fetch(win)
+        digest = self._digest(crops)
+        restorer = self.restorer
+
+        def compute_priors() -> tuple[PriorState, int]:
+            state = restorer.encode(crops)
+            return state, state.nbytes
+
+        def compute_window() -> tuple[np.ndarray, int]:
+            state = self.cache.get_or_compute(("prior", digest), compute_priors, kind="prior")
+            y = restorer.decode(state, scale)
+            y.flags.writeable = False  # shared by every reader of the cache
+            return y, y.nbytes
+
+        y = self.cache.get_or_compute(("window", digest, scale), compute_window, kind="window")
+        return y, crops.dtype
+
+    def _digest(self, crops: np.ndarray) -> str:
+        h = hashlib.blake2b(digest_size=20)
+        h.update(f"{self.restorer.identity}|{crops.dtype.str}|{crops.shape}".encode())
+        h.update(np.ascontiguousarray(crops).data)
+        return h.hexdigest()
+
+    def _fetch(self, win: Window) -> np.ndarray:
+        """The window's input crops (T, H, W, 3), validated; nothing is cached if they are bad."""
+        a, b = win.start + self.first_frame, win.stop + self.first_frame
+        try:
+            if self._get_crops is not None:
+                got = self._get_crops(a, b)
+                if len(got) != win.length:
+                    raise InputError(
+                        f"get_crops({a}, {b}) returned {len(got)} crops, expected {win.length}: "
+                        f"the crop source does not have the {self.n_frames} frames the session was given"
+                    )
+                crops = [np.asarray(c) for c in got]
+            else:
+                crops = [np.asarray(self._get_crop(n)) for n in range(a, b)]
+        except DVFaceError:
+            raise
+        except Exception as exc:
+            raise InputError(
+                f"could not read crops of frames [{a}, {b}) ({type(exc).__name__}: {exc}); the crop source "
+                f"must provide frames {self.first_frame}..{self.first_frame + self.n_frames - 1}"
+            ) from exc
+        for n, crop in zip(range(a, b), crops):
+            self._check_crop(n, crop)
+        return np.stack(crops)
+
+    def _check_crop(self, n: int, crop: np.ndarray) -> None:
+        if crop.shape != self.crop_shape:
+            raise InputError(
+                f"frame {n}: crop has shape {crop.shape}, expected {self.crop_shape} "
+                "(aligned RGB face crops of the session's crop size)"
+            )
+        if crop.dtype not in SUPPORTED_DTYPES:
+            raise InputError(f"frame {n}: crop dtype {crop.dtype} unsupported; use uint8, uint16 or float32")
+        with self._lock:
+            if self._dtype is None:
+                self._dtype = crop.dtype
+        if crop.dtype != self._dtype:
+            raise InputError(f"frame {n}: crop dtype {crop.dtype} differs from the track's {self._dtype}")
+        if crop.dtype.kind == "f":
+            if not np.isfinite(crop).all():
+                raise InputError(f"frame {n}: crop contains NaN or Inf values; clean the input before restoring")
+            if crop.min() < 0.0 or crop.max() > 1.0:
+                raise InputError(
+                    f"frame {n}: float crop values must lie in [0, 1], found [{crop.min():.3g}, {crop.max():.3g}]; "
+                    "convert scene-linear input to display RGB and clip it first"
+                )
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise SessionClosedError("this session is closed; open a new one to restore more frames")
+
+
+def _check_scale(scale: float) -> float:
+    scale = float(scale)
+    if not (math.isfinite(scale) and 0.0 <= scale <= 1.0):
+        raise InputError(f"prior_scale (strength) must be in [0, 1], got {scale}")
+    return scale

@@ -1,0 +1,132 @@
+"""`dvface restore --aligned IN -o OUT`: restore a clip of aligned face crops.
+
+Frames stream from the source through the windowed engine into an atomic writer: memory is
+bounded by two windows and one window of input frames, not the clip length; the frame count, exact frame rate, bit depth
+(where the output format can hold it), audio and metadata of the source are kept.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import deque
+from typing import Iterator
+
+import numpy as np
+
+from .errors import InputError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "restore",
+        help="restore faces in a clip",
+        description="Restore faces. --aligned: IN is a clip of aligned face crops (the model's crop size).",
+    )
+    parser.add_argument("input", metavar="IN", help="video file, image sequence (shot_%%04d.png) or folder")
+    parser.add_argument("-o", "--output", required=True, metavar="OUT", help="output video or image sequence")
+    parser.add_argument("--aligned", action="store_true", help="IN holds aligned face crops, restored as one track")
+    parser.add_argument("--model", default=None, help="model folder, or a bundled model name (default: dvface-tiny)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
+    parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "fp16", "bf16"))
+    parser.add_argument("--window", type=int, default=None, help="window length in frames (default: the model's)")
+    parser.add_argument("--overlap", type=int, default=None, help="frames shared by neighbouring windows")
+    parser.add_argument("--strength", type=float, default=1.0, help="prior_scale in [0, 1] (default 1)")
+    parser.add_argument("--codec", default=None, help="output codec (default: chosen from OUT's extension)")
+    parser.add_argument(
+        "--allow-bit-depth-loss", action="store_true", help="allow an output format with fewer bits than IN"
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(func=run)
+
+
+class StreamedCrops:
+    """Random access over a forward-only frame stream, keeping only the last `keep` frames.
+
+    The engine reads windows in ascending order and never reaches back more than one window,
+    so decoding stays a single forward pass.
+    """
+
+    def __init__(self, frames: Iterator[np.ndarray], n_frames: int, keep: int, name: str) -> None:
+        self._frames = frames
+        self._n_frames = n_frames
+        self._buffer: deque[np.ndarray] = deque(maxlen=keep)
+        self._next = 0  # number of frames decoded so far
+        self._name = name
+
+    def __call__(self, n: int) -> np.ndarray:
+        while self._next <= n:
+            frame = next(self._frames, None)
+            if frame is None:
+                raise InputError(
+                    f"{self._name} ended after {self._next} frames but reports {self._n_frames}; "
+                    "the file is truncated or its frame count is wrong: remux or re-encode it"
+                )
+            self._buffer.append(frame)
+            self._next += 1
+        age = self._next - 1 - n
+        if age >= len(self._buffer):
+            raise InputError(f"frame {n} was asked again after the stream moved on (engine read order bug)")
+        return self._buffer[-1 - age]
+
+    def check_exhausted(self) -> None:
+        if next(self._frames, None) is not None:
+            raise InputError(
+                f"{self._name} holds more frames than the {self._n_frames} it reports; remux it so the "
+                "frame count is right"
+            )
+
+
+def run(args: argparse.Namespace) -> int:
+    if not args.aligned:
+        raise InputError("whole-frame restoration is not available yet; restore aligned face crops with --aligned")
+    from .engine import Restorer, WindowCache
+    from .media import MediaWriter, open_media
+
+    restorer = Restorer.load(args.model, device=args.device, precision=args.precision)
+    size = restorer.config.crop_size
+    with open_media(args.input) as src:
+        n = src.frame_count
+        if (src.width, src.height) != (size, size):
+            raise InputError(
+                f"{args.input} is {src.width}x{src.height}; --aligned needs {size}x{size} aligned face crops "
+                "for this model"
+            )
+        if n < 1:
+            raise InputError(f"{args.input} has no frames")
+        window = restorer.config.window if args.window is None else args.window
+        crops = StreamedCrops(iter(src), n, window, args.input)
+        session = restorer.session(
+            crops,
+            n,
+            window=window,
+            overlap=args.overlap,
+            prior_scale=args.strength,
+            # One forward pass computes each window once and holds the (at most two) windows a frame
+            # needs itself; a cache would only keep windows that are never asked for again.
+            cache=WindowCache(0),
+        )
+        with session, MediaWriter(
+            args.output,
+            fps=src.fps if src.fps else None,
+            width=size,
+            height=size,
+            bit_depth=src.source_bits,
+            codec=args.codec,
+            audio_from=src,
+            metadata=src.metadata,
+            allow_bit_depth_loss=args.allow_bit_depth_loss,
+        ) as writer:
+            for frame in _progress(session.iter_frames(), n, args.quiet):
+                writer.write(frame)
+            crops.check_exhausted()
+    return 0
+
+
+def _progress(frames: Iterator[np.ndarray], total: int, quiet: bool) -> Iterator[np.ndarray]:
+    """A progress bar on stderr (stdout may carry data)."""
+    if quiet:
+        return frames
+    from tqdm import tqdm
+
+    return tqdm(frames, total=total, unit="frame", file=sys.stderr, dynamic_ncols=True)

@@ -1,0 +1,109 @@
+"""`dvface restore --aligned` and `dvface bench cache` end to end on synthetic clips."""
+
+from __future__ import annotations
+
+import json
+from fractions import Fraction
+
+import numpy as np
+import pytest
+import torch
+
+from dvface_plugin.cli import main
+from dvface_plugin.config import DVFaceConfig
+from dvface_plugin.engine import Restorer
+from dvface_plugin.errors import InputError
+from dvface_plugin.media import MediaWriter, open_media
+from dvface_plugin.model import DVFace
+from dvface_plugin.restore_aligned import StreamedCrops
+
+CROP = 32
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    torch.manual_seed(0)
+    cfg = DVFaceConfig.preset("tiny")
+    cfg.crop_size = CROP
+    folder = tmp_path_factory.mktemp("model")
+    DVFace(cfg).save_pretrained(folder)
+    return folder
+
+
+def write_clip(path, frames, bits, fps=Fraction(24000, 1001)):
+    with MediaWriter(path, fps=fps, width=frames.shape[2], height=frames.shape[1], bit_depth=bits) as w:
+        for frame in frames:
+            w.write(frame)
+
+
+@pytest.mark.parametrize("dtype,bits", [(np.uint16, 16), (np.uint8, 8)])
+def test_restore_aligned_keeps_count_rate_and_depth_and_matches_the_engine(tmp_path, model_dir, dtype, bits):
+    rng = np.random.default_rng(bits)
+    clip = rng.integers(0, np.iinfo(dtype).max, (31, CROP, CROP, 3), dtype=dtype)
+    src, out = tmp_path / "in.mkv", tmp_path / "out.mkv"
+    write_clip(src, clip, bits)
+    assert main(["restore", "--aligned", str(src), "-o", str(out), "--model", str(model_dir), "--quiet",
+                 "--strength", "0.7"]) == 0
+    restored = open_media(out)
+    frames = np.stack(list(restored))
+    assert (restored.frame_count, restored.fps, frames.dtype) == (31, Fraction(24000, 1001), np.dtype(dtype))
+    decoded = np.stack(list(open_media(src)))
+    expect = Restorer.load(model_dir, device="cpu").restore(decoded, prior_scale=0.7)
+    assert np.array_equal(frames, expect)
+    assert not np.array_equal(frames, decoded)
+
+
+def test_missing_bundled_model_names_the_folder_and_the_fix(tmp_path, capsys):
+    src, out = tmp_path / "in.mkv", tmp_path / "out.mkv"
+    write_clip(src, np.zeros((3, CROP, CROP, 3), np.uint8), 8)
+    assert main(["restore", "--aligned", str(src), "-o", str(out), "--model", "no-such-model"]) == 2
+    err = capsys.readouterr().err
+    assert "models/no-such-model" in err and "--model FOLDER" in err
+    assert main(["restore", "--aligned", str(src), "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "models/dvface-tiny" in err and "later release" in err
+    assert not out.exists()
+
+
+def test_wrong_crop_size_is_refused_and_leaves_no_output(tmp_path, model_dir, capsys):
+    src, out = tmp_path / "in.mkv", tmp_path / "out.mkv"
+    write_clip(src, np.zeros((3, 48, 48, 3), np.uint8), 8)
+    assert main(["restore", "--aligned", str(src), "-o", str(out), "--model", str(model_dir)]) == 2
+    err = capsys.readouterr().err
+    assert "48x48" in err and "32x32" in err
+    assert list(tmp_path.iterdir()) == [src]
+
+
+def test_streamed_crops_detect_frame_count_mismatch_and_keep_a_bounded_buffer():
+    frames = (np.full((2, 2, 3), i, np.uint8) for i in range(10))
+    crops = StreamedCrops(frames, 12, keep=4, name="clip.mkv")
+    assert crops(5)[0, 0, 0] == 5 and crops(2)[0, 0, 0] == 2
+    with pytest.raises(InputError, match="asked again"):
+        crops(1)
+    with pytest.raises(InputError, match="clip.mkv ended after 10 frames but reports 12"):
+        crops(11)
+    longer = StreamedCrops((np.zeros((2, 2, 3), np.uint8) for _ in range(5)), 4, keep=4, name="c")
+    longer(3)
+    with pytest.raises(InputError, match="more frames than the 4"):
+        longer.check_exhausted()
+
+
+def run_bench(capsys, *args):
+    assert main(["bench", "cache", "--json", *args]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_bench_cache_sequential_computes_each_window_once(capsys):
+    # Two windows is the least that works: a frame in an overlap needs both of its windows.
+    result = run_bench(capsys, "--frames", "60", "--pattern", "sequential", "--threads", "2", "--budget-windows", "2")
+    assert result["bit_identical"] is True
+    assert result["windows_computed"] == result["grid_windows"] == 5
+    assert result["windows_per_frame"] == pytest.approx(5 / 60)
+
+
+def test_bench_cache_split_costs_at_most_one_window_per_split_point(capsys):
+    result = run_bench(capsys, "--frames", "100", "--pattern", "split:4", "--threads", "2")
+    assert result["bit_identical"] is True
+    assert 0 <= result["extra_windows"] <= 3
+    with pytest.raises(SystemExit):
+        main(["bench"])

@@ -1,0 +1,284 @@
+"""FaceTrackSession: same frames whatever the access order, threads and cache budget.
+
+The full matrix (patterns x threads x budgets) runs on a fast behavioural fake with the model's
+API whose outputs mix every frame of a window, so a window cut differently changes the result;
+the real tiny preset then runs a reduced matrix, which also proves that the model itself keeps
+no state between calls that could leak across windows.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from dvface_plugin.bench import access_order, render, synthetic_crop
+from dvface_plugin.config import DVFaceConfig
+from dvface_plugin.engine import FrameRangeError, Restorer, SessionClosedError, WindowCache
+from dvface_plugin.errors import InputError
+from dvface_plugin.model import DVFace, Latent
+from dvface_plugin.prior import PriorFeatures
+
+PATTERNS = ["sequential", "reverse", "random", "shuffle", "scrub", "split:4"]
+CROP = 32
+
+
+class FakeDVFace(nn.Module):
+    """The DVFace inference API in a few tensor ops; detects calls that overlap in time."""
+
+    def __init__(self, config: DVFaceConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.mix = nn.Parameter(torch.tensor(0.3))
+        self.active = 0
+        self.overlapping_calls = 0
+        self.calls = {"encode": 0, "encode_priors": 0, "restore_latent": 0}
+
+    def _enter(self, name: str) -> None:
+        self.calls[name] += 1
+        self.active += 1
+        if self.active > 1:
+            self.overlapping_calls += 1
+        time.sleep(0.001)  # widen the window in which an unlocked second caller would be seen
+        self.active -= 1
+
+    def encode(self, x: torch.Tensor) -> Latent:
+        self._enter("encode")
+        return Latent(torch.tanh(x * 1.3), x.shape[2], x.shape[3], x.shape[4])
+
+    def encode_priors(self, latent: Latent) -> PriorFeatures:
+        self._enter("encode_priors")
+        z = latent.z
+        return PriorFeatures(z.mean(dim=2, keepdim=True), z.std(dim=2, keepdim=True), (1, 1))
+
+    def restore_latent(self, latent: Latent, priors: PriorFeatures, prior_scale: float = 1.0) -> torch.Tensor:
+        self._enter("restore_latent")
+        z = latent.z
+        rolled = torch.roll(z, shifts=1, dims=2)  # every output frame depends on its neighbour
+        return torch.tanh(z + self.mix * (rolled - z) + prior_scale * 0.2 * (priors.f_s - priors.f_t)).clamp(-1, 1)
+
+    def weights_digest(self) -> str:
+        return f"fake-{self.mix.detach().item()}"
+
+
+def tiny_config() -> DVFaceConfig:
+    cfg = DVFaceConfig.preset("tiny")
+    cfg.crop_size = CROP
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def fake() -> Restorer:
+    return Restorer(FakeDVFace(tiny_config()), device="cpu", precision="fp32")
+
+
+@pytest.fixture(scope="module")
+def tiny() -> Restorer:
+    torch.manual_seed(0)
+    return Restorer(DVFace(tiny_config()), device="cpu", precision="fp32")
+
+
+def run_pattern(restorer, n, pattern, threads, budget, get_crop, **opts):
+    digests = [None] * n
+    computed = 0
+    for order in access_order(pattern, n, seed=1):
+        with restorer.session(get_crop, n, cache=WindowCache(budget), **opts) as s:
+            render(s, order, threads, digests)
+            computed += s.stats().windows_computed
+    return digests, computed
+
+
+def window_bytes(restorer, n, get_crop, **opts) -> int:
+    with restorer.session(get_crop, n, **opts) as s:
+        s.frame(0)
+        return s.stats().bytes_held
+
+
+@pytest.mark.parametrize("pattern", PATTERNS)
+def test_fake_model_bit_identical_for_every_pattern_thread_count_and_budget(fake, pattern):
+    n = 60
+    get_crop = synthetic_crop(3, CROP)
+    one = window_bytes(fake, n, get_crop)
+    reference, computed = run_pattern(fake, n, "sequential", 1, 10**9, get_crop)
+    assert computed == len(fake.session(get_crop, n).grid.windows)  # sequential: each window once
+    for threads in (1, 2, 8):
+        for budget in (10**9, 2 * one, one, 0):
+            digests, _ = run_pattern(fake, n, pattern, threads, budget, get_crop)
+            assert digests == reference, (threads, budget)
+    assert fake.model.overlapping_calls == 0  # the model lock serialised every call
+
+
+@pytest.fixture(scope="module")
+def tiny_reference(tiny):
+    n = 45  # windows [0,17) [13,30) [26,43) and the end-anchored [36,45)
+    get_crop = synthetic_crop(5, CROP)
+    reference, computed = run_pattern(tiny, n, "sequential", 1, 10**9, get_crop)
+    assert computed == 4
+    return n, get_crop, window_bytes(tiny, n, get_crop), reference
+
+
+@pytest.mark.parametrize(
+    "pattern,threads,budget_windows",
+    [("sequential", 8, 1), ("reverse", 2, 1), ("random", 8, 16), ("scrub", 8, 1), ("split:4", 2, 2)],
+)
+def test_tiny_model_bit_identical_across_access_orders(tiny, tiny_reference, pattern, threads, budget_windows):
+    n, get_crop, one, reference = tiny_reference
+    digests, _ = run_pattern(tiny, n, pattern, threads, budget_windows * one, get_crop)
+    assert digests == reference
+
+
+def test_split_sessions_equal_the_whole_clip_and_cost_one_window_per_split(fake):
+    n = 200
+    get_crop = synthetic_crop(7, CROP)
+    with fake.session(get_crop, n) as whole:
+        expect = whole.frames(0, n)
+    parts, computed = [], 0
+    for a, b in [(0, 50), (50, 100), (100, 150), (150, 200)]:
+        with fake.session(get_crop, n) as part:
+            parts.append(part.frames(a, b))
+            computed += part.stats().windows_computed
+    assert np.array_equal(np.concatenate(parts), expect)
+    assert computed <= len(whole.grid.windows) + 3
+
+
+def test_first_frame_offsets_host_numbers_without_moving_the_grid(fake):
+    get_crop = synthetic_crop(2, CROP)
+    with fake.session(get_crop, 40) as plain:
+        expect = plain.frames(10, 30)
+    with fake.session(lambda n: get_crop(n - 1001), 40, first_frame=1001) as shifted:
+        assert np.array_equal(shifted.frames(1011, 1031), expect)
+        assert shifted.input_span(1011, 1012) == (1001, 1018)
+        with pytest.raises(FrameRangeError, match="1041"):
+            shifted.frame(1041 - 1 + 1)
+
+
+def test_prior_scale_change_reuses_priors_and_input_change_invalidates(fake):
+    clip = np.stack([synthetic_crop(4, CROP)(i) for i in range(30)])
+    with fake.session(clip.__getitem__, 30) as s:
+        a = s.frames(0, 30)
+        before = fake.model.calls.copy()
+        b = s.frames(0, 30, prior_scale=0.5)
+        stats = s.stats()
+        assert fake.model.calls["encode"] == before["encode"]  # latent and priors came from the cache
+        assert fake.model.calls["restore_latent"] == before["restore_latent"] + 2
+        assert stats.priors_computed == 2 and stats.windows_computed == 4
+        assert not np.array_equal(a, b)
+        assert np.array_equal(s.frames(0, 30), a) and s.stats().windows_computed == 4
+        clip[20] = 255 - clip[20]  # the host's input changed: only the window holding frame 20 recomputes
+        c = s.frames(0, 30)
+        assert s.stats().windows_computed == 5
+        assert np.array_equal(c[:13], a[:13]) and not np.array_equal(c[20], a[20])
+
+
+@pytest.mark.parametrize("dtype,peak", [(np.uint8, 255), (np.uint16, 65535), (np.float32, 1.0)])
+def test_output_keeps_the_input_dtype(fake, dtype, peak):
+    rng = np.random.default_rng(0)
+    clip = (rng.random((20, CROP, CROP, 3)) * peak).astype(dtype)
+    out = fake.restore(clip)
+    assert out.dtype == dtype and out.shape == clip.shape
+    assert out.min() >= 0 and out.max() <= peak
+
+
+def test_bad_inputs_raise_clear_errors_and_leave_the_cache_clean(fake):
+    n = 30
+    uint8_crop = synthetic_crop(9, CROP)
+
+    def good(i):
+        return uint8_crop(i).astype(np.float32) / 255
+
+    with fake.session(good, n) as ref:
+        expect = ref.frames(0, n)
+
+    bad = {"shape": 5, "nan": 20}
+
+    def get_crop(i):
+        crop = good(i)
+        if i == bad.get("shape"):
+            return crop[:-1]
+        if i == bad.get("nan"):
+            crop[3, 3, 1] = np.nan
+        if i == bad.get("uint16"):
+            return (crop * 65535).astype(np.uint16)
+        if i == bad.get("range"):
+            crop[0, 0, 0] = 1.5
+        return crop
+
+    cache = WindowCache(10**9)
+    s = fake.session(get_crop, n, cache=cache)
+    with pytest.raises(InputError, match=r"frame 5: crop has shape \(31, 32, 3\)"):
+        s.frame(2)
+    bad.pop("shape")
+    with pytest.raises(InputError, match="frame 20: crop contains NaN"):
+        s.frame(20)
+    bad.pop("nan")
+    bad["uint16"] = 17
+    with pytest.raises(InputError, match="frame 17: crop dtype uint16 differs from the track's float32"):
+        s.frame(15)
+    bad.pop("uint16")
+    bad["range"] = 21
+    with pytest.raises(InputError, match=r"frame 21: float crop values must lie in \[0, 1\]"):
+        s.frame(28)
+    assert cache.stats().entries == 2  # window 0 (latent + crops): its frames were all fine by then
+    with pytest.raises(FrameRangeError, match=r"\[30, 31\)"):
+        s.frame(30)
+    with pytest.raises(FrameRangeError):
+        s.frames(-1, 3)
+    bad.pop("range")
+    assert np.array_equal(s.frames(0, n), expect)
+    s.close()
+    with pytest.raises(SessionClosedError, match="closed"):
+        s.frame(0)
+
+
+def test_source_shorter_than_n_frames_and_wrong_batch_count_are_named(fake):
+    clip = np.stack([synthetic_crop(1, CROP)(i) for i in range(20)])
+    with fake.session(clip.__getitem__, 25) as s:
+        assert s.frames(0, 10).shape == (10, CROP, CROP, 3)
+        with pytest.raises(InputError, match=r"frames \[12, 25\).*IndexError.*frames 0\.\.24"):
+            s.frame(24)
+    with fake.session(None, 25, get_crops=lambda a, b: clip[a:b]) as s:
+        with pytest.raises(InputError, match=r"get_crops\(12, 25\) returned 8 crops, expected 13"):
+            s.frame(24)
+        assert s.stats().entries == 0
+    with pytest.raises(InputError, match="prior_scale"):
+        fake.session(clip.__getitem__, 20, prior_scale=float("nan"))
+
+
+def test_closing_stops_a_running_stream(fake):
+    get_crop = synthetic_crop(1, CROP)
+    s = fake.session(get_crop, 40)
+    frames = s.iter_frames()
+    next(frames)
+    s.close()
+    with pytest.raises(SessionClosedError):
+        next(frames)
+
+
+def test_model_errors_propagate_to_all_waiting_threads_without_caching(fake):
+    class Failing(FakeDVFace):
+        def restore_latent(self, latent, priors, prior_scale=1.0):
+            self._enter("restore_latent")
+            time.sleep(0.05)
+            raise RuntimeError("decoder exploded")
+
+    restorer = Restorer(Failing(tiny_config()), device="cpu", precision="fp32")
+    s = restorer.session(synthetic_crop(1, CROP), 17)
+    errors = []
+
+    def ask(n):
+        try:
+            s.frame(n)
+        except RuntimeError as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=ask, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(errors) == 6 and restorer.model.calls["restore_latent"] == 1
+    assert s.stats().windows_computed == 0 and s.stats().entries == 1  # the priors were fine and stay
