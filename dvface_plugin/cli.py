@@ -17,6 +17,7 @@ COMMAND_MODULES = [
     "dvface_plugin.evaluate",
     "dvface_plugin.restore_aligned",
     "dvface_plugin.bench",
+    "dvface_plugin.worker.server",
 ]
 
 

@@ -1,0 +1,7 @@
+"""`python -m dvface_plugin.worker`: the same worker as `dvface serve`, without loading other commands."""
+
+import sys
+
+from .server import main
+
+sys.exit(main())

@@ -1,0 +1,236 @@
+"""The DVFaceRestore node end to end on the behavioural fake `nuke`, with a real worker process."""
+
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import fake_nuke
+
+sys.modules["nuke"] = fake_nuke
+NUKE_NODE = Path(__file__).resolve().parents[1] / "nuke_node"
+sys.path.insert(0, str(NUKE_NODE))
+
+import dvface_farm  # noqa: E402
+import dvface_nuke  # noqa: E402
+from dvface_plates import COUNT, FIRST, read_channels, tiny_model, write_sequence  # noqa: E402
+from dvface_plugin.worker.client import WorkerClient  # noqa: E402
+
+nuke = fake_nuke
+LAST = FIRST + COUNT - 1
+RGBA = ["rgba.red", "rgba.green", "rgba.blue", "rgba.alpha"]
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    root = tmp_path_factory.mktemp("nuke")
+    model = tiny_model(root / "model")
+    source = write_sequence(root / "plates")
+    client = WorkerClient()
+    dvface_nuke.set_client(client)
+    yield root, model, source, client
+    dvface_nuke.set_client(None)
+
+
+def build(env, gui=True, work="work"):
+    root, model, source, _ = env
+    nuke.reset(gui=gui)
+    read = nuke.nodes.Read(file=source, first=FIRST, last=LAST, raw=True)
+    node = dvface_nuke.create_node()
+    node.setInput(0, read)
+    node["model"].setValue(model)
+    node["device"].setValue("cpu")
+    node["work_dir"].setValue(str(root / work))
+    return read, node
+
+
+def click_and_wait(node, on_event=None):
+    node["restore"].execute()
+    job = dvface_nuke._jobs[node.fullName()]
+    seen = 0
+
+    def finished():
+        nonlocal seen
+        if on_event is not None:
+            for event in job.events[seen:]:
+                on_event(event)
+            seen = len(job.events)
+        return job.finished.is_set() and "_finish" in nuke.main_thread_calls
+
+    nuke.run_until(finished, timeout=120)
+    return job
+
+
+@pytest.fixture(scope="module")
+def restored(env):
+    read, node = build(env)
+    before = {n: node.render(n) for n in (FIRST, LAST)}
+    job = click_and_wait(node)
+    job.outputs = {n: node.render(n) for n in (FIRST, LAST)}
+    return read, node, job, before
+
+
+def test_node_builds_as_a_group_that_passes_its_input_through(env):
+    read, node = build(env)
+    assert node.Class() == "Group" and node.name() == "DVFaceRestore1" and dvface_nuke.is_dvface(node)
+    inside = {n.name(): n.Class() for n in node.nodes()}
+    assert inside == {"Input1": "Input", "dvface_read": "Read", "dvface_switch": "Switch", "Output1": "Output"}
+    for knob in ("model", "device", "strength", "faces", "first_frame", "last_frame", "window", "colourspace",
+                 "highlights", "unpremultiply", "restore", "cancel", "clear_cache", "panel"):
+        assert node.knob(knob) is not None, knob
+    plate = read.render(FIRST + 2)
+    out = node.render(FIRST + 2)
+    assert all(out[c].tobytes() == plate[c].tobytes() for c in RGBA)
+    nuke.knob_changed(node, "highlights", "soft")  # panel tidying only: nothing renders
+    assert node["knee"].visible() and nuke.executed == []
+    nuke.knob_changed(node, "use_input_range", False)
+    assert node["first_frame"].enabled()
+    node2 = dvface_nuke.create_node()
+    assert node2.name() == "DVFaceRestore2"
+
+
+def test_menu_registers_the_node():
+    exec((NUKE_NODE / "menu.py").read_text(), {"__name__": "menu"})
+    command = nuke.menu("Nodes").findItem("DVFace").findItem("DVFace Restore")
+    nuke.reset()
+    assert command().Class() == "Group"
+
+
+def test_restore_button_renders_the_input_and_reads_back_the_restored_range(env, restored):
+    root, *_ = env
+    read, node, job, before = restored
+    assert job.error is None, job.error
+    write_runs = [e for e in nuke.executed if e[0].startswith(node.name() + ".Write")]
+    assert write_runs == [(write_runs[0][0], FIRST, LAST)]  # one temporary Write, on the main thread
+    assert [n.Class() for n in node.nodes()].count("Write") == 0  # and it was removed again
+    inputs = sorted((root / "work" / "input").iterdir())
+    assert len(inputs) == COUNT and set(read_channels(inputs[0])) == {"R", "G", "B", "A"}
+    outputs = sorted((root / "work" / "restored").glob("*.exr"))
+    assert [p.name for p in outputs] == [f"DVFaceRestore1.{n}.exr" for n in range(FIRST, LAST + 1)]
+    assert node["status"].value().startswith(f"restored {FIRST}-{LAST}")
+    assert node.node("dvface_read").reloads >= 1 and node.node("dvface_switch")["which"].value() == 1
+    assert "dvface.matte" in node.channels() and set(RGBA) <= set(node.channels())
+    assert {"_show_event", "_finish"} <= set(nuke.main_thread_calls)  # the thread only went through these
+    task = nuke.ProgressTask.instances[-1]
+    assert task.progress == 100 and str(LAST) in task.message
+
+
+def test_output_is_bit_identical_outside_the_matte_and_changed_on_the_face(restored):
+    read, node, job, before = restored
+    for n in (FIRST, LAST):
+        out = node.render(n)
+        matte = out["dvface.matte"]
+        assert 0 < (matte > 0).mean() < 0.5
+        outside = matte == 0
+        for c in RGBA:
+            assert out[c][outside].tobytes() == before[n][c][outside].tobytes()
+        assert out["rgba.red"].max() > 4.0  # scene-linear highlights above 1 survive
+        assert np.abs(out["rgba.red"] - before[n]["rgba.red"])[matte > 0.5].max() > 1e-3
+
+
+def test_second_restore_of_the_same_range_is_served_from_the_cache(env, restored):
+    read, node, job, before = restored
+    again = click_and_wait(node)
+    assert again.result["computed"]["windows"] == 0 and again.result["analysis_cached"]
+    assert "0 windows computed" in node["status"].value()
+
+
+def test_switching_a_face_off_leaves_the_plate_untouched(env, restored):
+    read, node, job, before = restored
+    assert [t["enabled"] for t in job.result["tracks"]] == [True]
+    dvface_nuke.set_track_enabled(node, 1, False)
+    off = click_and_wait(node)
+    assert off.result["tracks"][0]["enabled"] is False
+    out = node.render(FIRST + 1)
+    assert not out["dvface.matte"].any()
+    assert all(out[c].tobytes() == read.render(FIRST + 1)[c].tobytes() for c in RGBA)
+    dvface_nuke.set_track_enabled(node, 1, True)
+    assert node["disabled_tracks"].value() == ""
+
+
+def test_a_killed_worker_is_restarted_and_the_range_completes(env, restored):
+    root, model, source, client = env
+    read, node, job, before = restored
+    client.clear_cache()
+    first_pid = client.pid
+
+    def kill_on_first_restored_frame(event):
+        if event.get("stage") == "restore" and client.pid == first_pid:
+            client.kill()
+
+    redone = click_and_wait(node, kill_on_first_restored_frame)
+    assert redone.error is None and client.pid != first_pid
+    assert any(e["event"] == "restarted" for e in redone.events)
+    assert redone.result["written"] == COUNT
+    assert not list((root / "work" / "restored").glob(".*"))
+    for n in (FIRST, LAST):  # the redone range equals the first restore bit for bit
+        out = node.render(n)
+        assert all(out[c].tobytes() == job.outputs[n][c].tobytes() for c in RGBA + ["dvface.matte"])
+
+
+def test_terminal_session_restores_a_farm_chunk_without_qt_or_threads(env, restored):
+    root, *_ = env
+    gui_frames = {n: restored[1].render(n) for n in (FIRST + 1, FIRST + 2)}
+    read, node = build(env, gui=False, work="farm")
+    final = nuke.nodes.Write(file=str(root / "final" / "shot.####.exr"), file_type="exr",
+                             datatype="32 bit float", channels="rgba", create_directories=True)
+    final.setInput(0, node)
+    assert dvface_farm.run(FIRST + 1, FIRST + 2, write="Write1") == ["DVFaceRestore1"]
+    assert nuke.main_thread_calls == [] and nuke.ProgressTask.instances == []
+    assert sorted(p.name for p in (root / "final").iterdir()) == [f"shot.{FIRST + 1}.exr", f"shot.{FIRST + 2}.exr"]
+    assert not any(p.name.startswith("input-") for p in (root / "farm").iterdir())  # private input removed
+    for n, gui in gui_frames.items():  # a chunk equals the same frames of the whole GUI render
+        written = read_channels(root / "final" / f"shot.{n}.exr")
+        for short, long in zip("RGBA", RGBA):
+            assert written[short].tobytes() == gui[long].tobytes()
+
+
+def test_unconnected_node_reports_instead_of_rendering(env):
+    nuke.reset(gui=True)
+    node = dvface_nuke.create_node()
+    node["restore"].execute()
+    assert "connect an input" in nuke.messages[-1] and nuke.executed == []
+    nuke.reset(gui=False)
+    node = dvface_nuke.create_node()
+    with pytest.raises(dvface_nuke.DVFaceNukeError, match="connect an input"):
+        dvface_nuke.restore(node)
+
+
+def test_clear_cache_button_empties_the_worker_cache(env, restored):
+    read, node, job, before = restored
+    root, model, source, client = env
+    node["clear_cache"].execute()
+    assert node["status"].value() == "worker cache cleared"
+    stats = client.stats()
+    assert stats["bytes_held"] == 0 and stats["analyses"] == 0
+
+
+def test_worker_environment_comes_from_dvface_python(monkeypatch, tmp_path):
+    monkeypatch.setenv("DVFACE_PYTHON", str(tmp_path / "venv" / "bin" / "python"))
+    assert dvface_nuke.worker_python() == str(tmp_path / "venv" / "bin" / "python")
+
+
+def test_the_fake_enforces_nukes_threading_and_knobchanged_rules(env):
+    read, node = build(env)
+    with pytest.raises(RuntimeError, match="main thread"):
+        nuke.executeInMainThread(print)  # from the main thread this hangs real Nuke
+    node["knobChanged"].setValue("w = nuke.nodes.Write(file='/tmp/x.####.exr', file_type='exr')\n"
+                                 "nuke.execute(w, 1, 1)")
+    with pytest.raises(RuntimeError, match="knobChanged"):
+        nuke.knob_changed(node, "strength", 0.5)
+    with pytest.raises(NameError, match="no knob"):
+        nuke.nodes.Read(fiel="typo")
+    caught = []
+
+    def render_off_the_main_thread():
+        try:
+            nuke.execute("Write1", 1, 1)
+        except RuntimeError as exc:
+            caught.append(str(exc))
+
+    thread = threading.Thread(target=render_off_the_main_thread)
+    thread.start()
+    thread.join()
+    assert caught and "main thread" in caught[0]
