@@ -16,6 +16,7 @@ COMMAND_MODULES = [
     "dvface_plugin.training.trainer",
     "dvface_plugin.evaluate",
     "dvface_plugin.restore_aligned",
+    "dvface_plugin.track_cmd",
     "dvface_plugin.bench",
     "dvface_plugin.worker.server",
 ]

@@ -10,6 +10,8 @@ class DVFaceError(Exception):
 class WeightsError(DVFaceError):
     """Weights missing, corrupt, or not matching the model config."""
 
+    exit_code = 3
+
 
 class InputError(DVFaceError):
     """Input media or tensors that cannot be restored as given."""

@@ -37,6 +37,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--allow-bit-depth-loss", action="store_true", help="allow an output format with fewer bits than IN"
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    # Whole-frame restoration (no --aligned): its own options, defined in wholeframe.command.
+    from .wholeframe.command import add_arguments
+
+    add_arguments(parser)
     parser.set_defaults(func=run)
 
 
@@ -79,7 +83,9 @@ class StreamedCrops:
 
 def run(args: argparse.Namespace) -> int:
     if not args.aligned:
-        raise InputError("whole-frame restoration is not available yet; restore aligned face crops with --aligned")
+        from .wholeframe.command import run as run_whole_frames
+
+        return run_whole_frames(args)
     from .engine import Restorer, WindowCache
     from .media import MediaWriter, open_media
 

@@ -56,10 +56,10 @@ def test_restore_aligned_keeps_count_rate_and_depth_and_matches_the_engine(tmp_p
 def test_missing_bundled_model_names_the_folder_and_the_fix(tmp_path, capsys):
     src, out = tmp_path / "in.mkv", tmp_path / "out.mkv"
     write_clip(src, np.zeros((3, CROP, CROP, 3), np.uint8), 8)
-    assert main(["restore", "--aligned", str(src), "-o", str(out), "--model", "no-such-model"]) == 2
+    assert main(["restore", "--aligned", str(src), "-o", str(out), "--model", "no-such-model"]) == 3
     err = capsys.readouterr().err
     assert "models/no-such-model" in err and "--model FOLDER" in err
-    assert main(["restore", "--aligned", str(src), "-o", str(out)]) == 2
+    assert main(["restore", "--aligned", str(src), "-o", str(out)]) == 3
     err = capsys.readouterr().err
     assert "models/dvface-tiny" in err and "later release" in err
     assert not out.exists()

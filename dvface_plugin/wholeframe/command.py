@@ -1,0 +1,181 @@
+"""`dvface restore IN -o OUT`: restore every chosen face of a video, image sequence or photo.
+
+Everything that can be refused is checked before the slow part (input readable, output writable
+and able to keep the input's depth, model present), the output appears only when complete
+(MediaWriter renames it into place), and a clip without faces comes out unchanged with a warning.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any, Iterator
+
+from ..errors import InputError
+from .stages import STAGES, StageTimer
+
+EXIT_OK = 0
+EXIT_INPUT = 2
+EXIT_MODEL = 3
+EXIT_INTERRUPTED = 130
+
+EXIT_CODES_HELP = f"""\
+exit codes:
+  {EXIT_OK}    done (also when no face was found: the output is then the unchanged input, with a warning)
+  {EXIT_INPUT}    bad arguments or input: unreadable or unsupported file, no frames, frames changing size,
+       output not writable or unable to keep the input's bit depth, tracks file not for this input
+  {EXIT_MODEL}    model or weights missing or unusable (--model), or the face detector model missing
+  {EXIT_INTERRUPTED}  interrupted (Ctrl-C)
+Whatever the exit code, OUT (and --mask-out) exist only if the whole job succeeded."""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Whole-frame options of `dvface restore` (the shared ones are defined by the restore parser)."""
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = EXIT_CODES_HELP
+    group = parser.add_argument_group("whole frames (without --aligned)")
+    group.add_argument("--faces", default="all",
+                       help="which face tracks to restore: all, largest, center, or track ids such as 1,3 "
+                            "(ids as listed by `dvface track`; default all)")
+    group.add_argument("--min-face", type=float, default=0.0, metavar="PX",
+                       help="skip tracks whose median face size is below PX pixels (default 0)")
+    group.add_argument("--tracks", type=Path, default=None, metavar="FILE",
+                       help="face tracks file from `dvface track` (may be hand-edited) instead of analysing IN")
+    group.add_argument("--force-tracks", action="store_true",
+                       help="use --tracks even though it was made from other pixels (size and frame count "
+                            "must still match)")
+    group.add_argument("--no-cache", action="store_true",
+                       help="analyse IN again instead of reusing cached face tracks (cache: $DVFACE_CACHE_DIR "
+                            "or ~/.cache/dvface/tracks)")
+    group.add_argument("--mask-out", type=Path, default=None, metavar="PATH",
+                       help="also write the face matte, 16-bit grey where the format allows "
+                            "(matte_%%04d.png, .tif sequence, or .mkv/.mov video)")
+    group.add_argument("--json", action="store_true",
+                       help="print a JSON summary on stdout (frames, tracks, faces per frame, seconds per stage)")
+
+
+def run(args: argparse.Namespace) -> int:
+    summary = restore_whole_frames(args)  # WeightsError -> exit 3 through the CLI's DVFaceError handler
+    if args.json:
+        print(json.dumps(summary))
+    elif not args.quiet:
+        stages = ", ".join(f"{k} {v:.2f}s" for k, v in summary["seconds"].items() if k in STAGES)
+        restored = sum(t["restored"] for t in summary["tracks"])
+        print(f"dvface restore: {summary['frames']} frames, {restored} of {len(summary['tracks'])} face tracks "
+              f"restored (tracks from {summary['tracks_source']}); {stages}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    if not 0.0 <= args.strength <= 1.0:
+        raise InputError(f"--strength must be in [0, 1], got {args.strength}")
+    if args.min_face < 0:
+        raise InputError(f"--min-face must be >= 0 px, got {args.min_face}")
+    if args.force_tracks and args.tracks is None:
+        raise InputError("--force-tracks only applies with --tracks FILE")
+    out = Path(args.output).resolve()
+    if out == Path(args.input).resolve():
+        raise InputError(f"OUT is IN ({args.input}); write the result to another file")
+    if args.mask_out is not None and Path(args.mask_out).resolve() in (out, Path(args.input).resolve()):
+        raise InputError("--mask-out must name a file other than IN and OUT")
+
+
+def _warn(message: str) -> None:
+    print(f"dvface restore: warning: {message}", file=sys.stderr)
+
+
+def _progress(quiet: bool):
+    def wrap(items: Iterator, desc: str, total: int | None) -> Iterator:
+        if quiet:
+            return items
+        from tqdm import tqdm
+
+        return tqdm(items, total=total, desc=desc, unit="frame", file=sys.stderr, dynamic_ncols=True, leave=False)
+
+    return wrap
+
+
+def restore_whole_frames(args: argparse.Namespace) -> dict[str, Any]:
+    """Run the job the parsed `restore` arguments describe; returns the summary `--json` prints."""
+    from ..engine import Restorer
+    from ..faces import select_tracks
+    from ..media import MediaWriter, open_media
+    from .compositor import restore_stream
+    from .tracksource import default_cache_dir, obtain_tracks
+
+    _check_args(args)
+    started = time.perf_counter()
+    timer = StageTimer()
+    progress = _progress(args.quiet)
+    with open_media(args.input) as src, ExitStack() as stack:
+        n_frames = src.frame_count
+        if n_frames < 1:
+            raise InputError(f"{args.input} has no frames")
+        # Writers open first: every refusal about the output (folder, codec, depth, size, audio)
+        # comes before the slow part. They write to hidden partial files until closed.
+        writer = stack.enter_context(MediaWriter(
+            args.output, fps=src.fps or None, width=src.width, height=src.height,
+            bit_depth=src.source_bits, codec=args.codec, audio_from=src, metadata=src.metadata,
+            allow_bit_depth_loss=args.allow_bit_depth_loss,
+        ))
+        mask_writer = None
+        if args.mask_out is not None:
+            mask_writer = stack.enter_context(MediaWriter(
+                args.mask_out, fps=src.fps or None, width=src.width, height=src.height, bit_depth=16,
+                allow_bit_depth_loss=True, metadata=src.metadata,
+            ))
+        restorer = Restorer.load(args.model, device=args.device, precision=args.precision)
+        found = obtain_tracks(
+            src,
+            timer,
+            restorer.config.crop_size,
+            tracks_file=args.tracks,
+            check_digest=not args.force_tracks,
+            cache_dir=None if args.no_cache else default_cache_dir(),
+            progress=lambda frames, desc: progress(frames, desc, n_frames),
+        )
+        tracks = found.tracks
+        chosen = select_tracks(tracks, args.faces, args.min_face)
+        if not len(tracks):
+            _warn(f"no face found in {args.input}; the output is the unchanged input")
+        elif not len(chosen):
+            _warn(f"none of the {len(tracks)} face tracks matches --faces {args.faces} --min-face "
+                  f"{args.min_face:g}; the output is the unchanged input")
+        result = restore_stream(
+            src.frames(), chosen, restorer, writer, timer,
+            name=Path(args.input).name, strength=args.strength, window=args.window,
+            overlap=args.overlap, mask_writer=mask_writer,
+            progress=lambda indices: progress(indices, "restoring", tracks.frame_count),
+        )
+        with timer.stage("encode"):  # flushing the encoders' look-ahead and the rename count too
+            stack.close()
+    return _summary(args, src, found, chosen, result, timer, restorer, time.perf_counter() - started)
+
+
+def _summary(args, src, found, chosen, result, timer, restorer, wall: float) -> dict[str, Any]:
+    chosen_ids = {t.id for t in chosen}
+    return {
+        "input": str(args.input),
+        "output": str(args.output),
+        "mask": None if args.mask_out is None else str(args.mask_out),
+        "frames": len(result.faces_per_frame),
+        "width": src.width,
+        "height": src.height,
+        "fps": str(src.fps),
+        "tracks_source": found.origin,
+        "tracks_cache": None if found.cache_file is None else str(found.cache_file),
+        "tracks": [
+            {"id": t.id, "first_frame": t.first_frame, "last_frame": t.last_frame, "frames": len(t.faces),
+             "median_size": round(t.median_size, 1), "restored": t.id in chosen_ids}
+            for t in found.tracks
+        ],
+        "faces_per_frame": result.faces_per_frame,
+        "max_frames_held": result.max_frames_held,
+        "device": str(restorer.device),
+        "precision": restorer.precision,
+        "seconds": {**timer.summary(), "wall": round(wall, 4)},
+    }

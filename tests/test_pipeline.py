@@ -1,0 +1,353 @@
+"""`dvface restore IN -o OUT` (whole frames), `dvface track` and `dvface bench pipeline`, end to end.
+
+Synthetic shots: astronaut heads drifting over a textured background (wholeframe.synthetic), written
+losslessly (FFV1 .mkv) so "untouched" can be checked bit for bit. A tiny random model with 64 px
+crops keeps every job to a few seconds on a CPU.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from contextlib import redirect_stdout
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import torch
+
+from dvface_plugin.cli import main
+from dvface_plugin.config import DVFaceConfig
+from dvface_plugin.engine.restorer import Restorer
+from dvface_plugin.faces import Tracks
+from dvface_plugin.media import MediaWriter, open_media
+from dvface_plugin.model import DVFace
+from dvface_plugin.wholeframe.synthetic import face_positions, synthetic_frames
+
+NTSC = Fraction(24000, 1001)
+W, H, N = 640, 360, 12
+FACE_PX = 120
+CROP = 64
+# Two windows per track (5..8 frames overlap) so window cross-fades and look-ahead are exercised.
+ENGINE = ["--window", "9", "--overlap", "2"]
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory):
+    """One tracks cache for the module: a clip analysed once is reused (after its digest check)."""
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(cache_dir, monkeypatch):
+    monkeypatch.setenv("DVFACE_CACHE_DIR", str(cache_dir))
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    torch.manual_seed(0)
+    cfg = DVFaceConfig.preset("tiny")
+    cfg.crop_size = CROP
+    folder = tmp_path_factory.mktemp("model")
+    DVFace(cfg).save_pretrained(folder)
+    return folder
+
+
+def write_video(path: Path, frames, fps=NTSC) -> Path:
+    frames = list(frames)
+    with MediaWriter(path, fps=fps, width=frames[0].shape[1], height=frames[0].shape[0]) as w:
+        for frame in frames:
+            w.write(frame)
+    return path
+
+
+def add_audio(path: Path, seconds: float) -> None:
+    """Remux `path` with an AAC sine track added (video packets copied)."""
+    tmp = path.with_name("audio_" + path.name)
+    with av.open(str(path)) as src, av.open(str(tmp), "w") as out:
+        v_in = src.streams.video[0]
+        v_out = out.add_stream_from_template(v_in)
+        a_out = out.add_stream("aac", rate=48000)
+        a_out.layout, a_out.format = "stereo", "fltp"
+        for packet in src.demux(v_in):
+            if packet.dts is not None:
+                packet.stream = v_out
+                out.mux(packet)
+        t = np.arange(int(48000 * seconds)) / 48000
+        signal = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+        for start in range(0, len(signal), 1024):
+            chunk = signal[start:start + 1024]
+            frame = av.AudioFrame.from_ndarray(np.stack([chunk, chunk]), format="fltp", layout="stereo")
+            frame.sample_rate, frame.pts = 48000, start
+            for packet in a_out.encode(frame):
+                out.mux(packet)
+        for packet in a_out.encode(None):
+            out.mux(packet)
+    tmp.replace(path)
+
+
+def audio_packets(path: Path) -> list[bytes]:
+    with av.open(str(path)) as container:
+        return [bytes(p) for p in container.demux(container.streams.audio[0]) if p.size]
+
+
+def decoded(path: Path) -> np.ndarray:
+    return np.stack(list(open_media(path)))
+
+
+def restore(src: Path, out: Path, model_dir: Path, *extra: str, capsys=None) -> tuple[int, dict | None]:
+    code = main(["restore", str(src), "-o", str(out), "--model", str(model_dir), "--quiet", "--json",
+                 *ENGINE, *extra])
+    summary = None
+    if capsys is not None:
+        text = capsys.readouterr().out.strip()
+        summary = json.loads(text) if text else None
+    return code, summary
+
+
+def face_region(n: int, k: int) -> tuple[slice, slice]:
+    """Rows and columns of the pasted head k in frame n (the synthetic clip's geometry)."""
+    x, y = face_positions(n, W, H, 2, FACE_PX)[k]
+    return slice(y, y + FACE_PX), slice(x, x + FACE_PX * 240 // 280)
+
+
+@pytest.fixture(scope="module")
+def two_faces(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("two_faces")
+    path = write_video(folder / "shot.mkv", synthetic_frames(N, W, H, faces=2, face_px=FACE_PX))
+    add_audio(path, N / float(NTSC))
+    return path
+
+
+@pytest.fixture(scope="module")
+def full_run(two_faces, model_dir, cache_dir, tmp_path_factory):
+    """One whole-frame restore of the two-face shot, with its matte and JSON summary."""
+    folder = tmp_path_factory.mktemp("full_run")
+    out, mask = folder / "out.mkv", folder / "matte.mkv"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DVFACE_CACHE_DIR", str(cache_dir))
+        buf = io.StringIO()
+        with redirect_stdout(buf):
+            code = main(["restore", str(two_faces), "-o", str(out), "--model", str(model_dir), "--quiet",
+                         "--json", "--mask-out", str(mask), *ENGINE])
+    return code, json.loads(buf.getvalue()), out, mask
+
+
+def test_output_keeps_size_count_exact_rate_and_audio(full_run, two_faces):
+    code, summary, out, _ = full_run
+    assert code == 0
+    src, res = open_media(two_faces), open_media(out)
+    assert (res.width, res.height, res.frame_count) == (W, H, N)
+    assert res.fps == NTSC and summary["fps"] == "24000/1001"
+    assert res.has_audio
+    assert audio_packets(out) == audio_packets(two_faces)
+    assert res.bit_depth == src.bit_depth
+
+
+def test_both_faces_restored_with_stable_track_ids(full_run, two_faces):
+    _, summary, out, _ = full_run
+    assert [t["id"] for t in summary["tracks"]] == [1, 2]
+    assert all(t["restored"] and (t["first_frame"], t["last_frame"]) == (0, N - 1) for t in summary["tracks"])
+    assert summary["faces_per_frame"] == [2] * N
+    before, after = decoded(two_faces), decoded(out)
+    for n in range(N):
+        for k in range(2):
+            rows, cols = face_region(n, k)
+            assert not np.array_equal(before[n, rows, cols], after[n, rows, cols]), (n, k)
+    # A track keeps following the same head: its boxes stay in that head's half of the frame.
+    tracks = Tracks.load(summary["tracks_cache"])
+    sides = {t.id: {bool((f.box[0] + f.box[2]) / 2 < W / 2) for f in t.faces} for t in tracks}
+    assert sorted(map(len, sides.values())) == [1, 1] and sides[1] != sides[2]
+
+
+def test_pixels_outside_the_matte_are_bit_identical(full_run, two_faces):
+    _, summary, out, mask = full_run
+    before, after, matte = decoded(two_faces), decoded(out), decoded(mask)
+    assert matte.dtype == np.uint16 and matte.shape == before.shape
+    assert np.array_equal(matte[..., 0], matte[..., 1])
+    outside = matte[..., 0] == 0
+    assert outside.mean() > 0.5 and (~outside).any()
+    assert np.array_equal(before[outside], after[outside])
+    assert (before[~outside] != after[~outside]).any()
+    assert summary["max_frames_held"] <= 9  # the look-ahead of one window, not the clip
+
+
+def test_one_track_restores_exactly_like_in_the_full_job(full_run, two_faces, model_dir, tmp_path, capsys):
+    """Each face comes from its own session: choosing one face changes nothing about it."""
+    _, _, full_out, mask = full_run
+    out = tmp_path / "one.mkv"
+    code, summary = restore(two_faces, out, model_dir, "--faces", "2", capsys=capsys)
+    assert code == 0 and [t["restored"] for t in summary["tracks"]] == [False, True]
+    before, one, full = decoded(two_faces), decoded(out), decoded(full_out)
+    for n in range(N):
+        rows, cols = face_region(n, 1)
+        assert np.array_equal(one[n, rows, cols], full[n, rows, cols])
+        rows, cols = face_region(n, 0)
+        assert np.array_equal(one[n, rows, cols], before[n, rows, cols])
+
+
+def test_tracks_are_cached_and_reanalysed_when_the_input_changes(model_dir, tmp_path, capsys):
+    src = write_video(tmp_path / "shot.mkv", synthetic_frames(5, 320, 240, faces=1, face_px=150))
+    code, first = restore(src, tmp_path / "a.mkv", model_dir, capsys=capsys)
+    code2, second = restore(src, tmp_path / "b.mkv", model_dir, "--strength", "0.5", capsys=capsys)
+    assert (code, code2) == (0, 0)
+    assert (first["tracks_source"], second["tracks_source"]) == ("analysis", "cache")
+    assert second["seconds"]["detect"] == 0.0 < first["seconds"]["detect"]
+    assert second["faces_per_frame"] == first["faces_per_frame"] == [1] * 5
+    write_video(src, synthetic_frames(5, 320, 240, faces=1, face_px=150, seed=7))  # same path, new pixels
+    code3, third = restore(src, tmp_path / "c.mkv", model_dir, capsys=capsys)
+    assert code3 == 0 and third["tracks_source"] == "analysis"
+    code4, fourth = restore(src, tmp_path / "d.mkv", model_dir, "--no-cache", capsys=capsys)
+    assert code4 == 0 and fourth["tracks_source"] == "analysis"
+
+
+def test_edited_tracks_file_is_used(two_faces, model_dir, tmp_path, capsys):
+    tracks_file = tmp_path / "tracks.json"
+    assert main(["track", str(two_faces), "-o", str(tracks_file), "--quiet"]) == 0
+    listing = capsys.readouterr().out
+    assert "track 1:" in listing and "track 2:" in listing
+    data = json.loads(tracks_file.read_text())
+    data["tracks"] = [t for t in data["tracks"] if t["id"] != 1]  # an artist deletes a face
+    tracks_file.write_text(json.dumps(data))
+    out = tmp_path / "out.mkv"
+    code, summary = restore(two_faces, out, model_dir, "--tracks", str(tracks_file), capsys=capsys)
+    assert code == 0 and summary["tracks_source"] == "file"
+    assert [t["id"] for t in summary["tracks"]] == [2]
+    left = 0 if Tracks.load(tracks_file).tracks[0].faces[0].box[0] > W / 2 else 1  # the deleted head
+    before, after = decoded(two_faces), decoded(out)
+    for n in range(N):
+        rows, cols = face_region(n, left)
+        assert np.array_equal(before[n, rows, cols], after[n, rows, cols])
+        rows, cols = face_region(n, 1 - left)
+        assert not np.array_equal(before[n, rows, cols], after[n, rows, cols])
+
+
+def test_tracks_file_of_other_pixels_is_refused_unless_forced(two_faces, model_dir, tmp_path, capsys):
+    other = write_video(tmp_path / "other.mkv", synthetic_frames(N, W, H, faces=2, face_px=FACE_PX, seed=3))
+    tracks_file = tmp_path / "other.json"
+    assert main(["track", str(other), "-o", str(tracks_file), "--quiet"]) == 0
+    capsys.readouterr()
+    out = tmp_path / "out.mkv"
+    code, _ = restore(two_faces, out, model_dir, "--tracks", str(tracks_file), capsys=capsys)
+    assert code == 2 and not out.exists()
+    code, _ = restore(two_faces, out, model_dir, "--tracks", str(tracks_file), "--faces", "1")
+    err = capsys.readouterr().err
+    assert code == 2 and "digest" in err and "--force-tracks" in err
+    code, summary = restore(two_faces, out, model_dir, "--tracks", str(tracks_file), "--force-tracks",
+                            capsys=capsys)
+    assert code == 0 and out.exists() and summary["tracks_source"] == "file"
+
+
+def test_face_entering_mid_clip_leaves_the_frames_before_it_untouched(model_dir, tmp_path, capsys):
+    empty = list(synthetic_frames(4, 320, 240, faces=0))
+    with_face = list(synthetic_frames(7, 320, 240, faces=1, face_px=150))
+    src = write_video(tmp_path / "enter.mkv", empty + with_face)
+    out = tmp_path / "out.mkv"
+    code, summary = restore(src, out, model_dir, "--window", "5", "--overlap", "1", capsys=capsys)
+    assert code == 0
+    assert summary["faces_per_frame"] == [0] * 4 + [1] * 7
+    assert [(t["first_frame"], t["last_frame"]) for t in summary["tracks"]] == [(4, 10)]
+    before, after = decoded(src), decoded(out)
+    assert np.array_equal(before[:4], after[:4])
+    assert all(not np.array_equal(before[n], after[n]) for n in range(4, 11))
+
+
+def test_clip_without_faces_comes_out_unchanged_with_a_warning(model_dir, tmp_path, capsys):
+    rng = np.random.default_rng(1)
+    frames = [rng.integers(0, 256, (96, 128, 3), dtype=np.uint8) for _ in range(5)]
+    src = write_video(tmp_path / "empty.mkv", frames)
+    out = tmp_path / "out.mkv"
+    code = main(["restore", str(src), "-o", str(out), "--model", str(model_dir), "--quiet"])
+    assert code == 0
+    assert "warning" in capsys.readouterr().err.lower()
+    assert np.array_equal(decoded(src), decoded(out))
+    assert open_media(out).fps == NTSC
+
+
+@pytest.mark.parametrize("exc", [RuntimeError("boom"), KeyboardInterrupt()], ids=["error", "interrupt"])
+def test_failure_mid_run_leaves_no_output(two_faces, model_dir, tmp_path, monkeypatch, exc):
+    calls = []
+    decode = Restorer.decode
+
+    def failing(self, state, prior_scale=1.0):
+        calls.append(1)
+        if len(calls) > 2:  # after the first window of each track: frames are already written
+            raise exc
+        return decode(self, state, prior_scale)
+
+    monkeypatch.setattr(Restorer, "decode", failing)
+    out, mask = tmp_path / "out.mkv", tmp_path / "matte_%04d.png"
+    argv = ["restore", str(two_faces), "-o", str(out), "--model", str(model_dir), "--quiet",
+            "--mask-out", str(mask), *ENGINE]
+    if isinstance(exc, KeyboardInterrupt):
+        assert main(argv) == 130
+    else:
+        with pytest.raises(RuntimeError, match="boom"):
+            main(argv)
+    assert len(calls) == 3
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unreadable_input_and_unwritable_output_fail_cleanly(two_faces, model_dir, tmp_path, capsys):
+    garbage = tmp_path / "garbage.mp4"
+    garbage.write_bytes(np.random.default_rng(0).bytes(4096))
+    assert main(["restore", str(garbage), "-o", str(tmp_path / "o.mkv"), "--model", str(model_dir)]) == 2
+    assert "garbage.mp4" in capsys.readouterr().err
+    missing = tmp_path / "no" / "such" / "folder" / "o.mkv"
+    assert main(["restore", str(two_faces), "-o", str(missing), "--model", str(model_dir)]) == 2
+    err = capsys.readouterr().err
+    assert "does not exist" in err and str(missing.parent) in err
+    assert main(["restore", str(two_faces), "-o", str(tmp_path / "o.txt"), "--model", str(model_dir)]) == 2
+    assert "Unsupported output" in capsys.readouterr().err
+    assert main(["restore", str(two_faces), "-o", str(two_faces), "--model", str(model_dir)]) == 2
+    assert "OUT is IN" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["garbage.mp4"]
+
+
+def test_missing_model_exits_3_naming_the_fix(two_faces, tmp_path, capsys):
+    out = tmp_path / "o.mkv"
+    assert main(["restore", str(two_faces), "-o", str(out)]) == 3
+    err = capsys.readouterr().err
+    assert "dvface-tiny" in err and "--model" in err
+    assert main(["restore", str(two_faces), "-o", str(out), "--model", str(tmp_path / "nope")]) == 3
+    assert list(tmp_path.iterdir()) == []  # not even a partial file
+
+
+def test_frames_changing_size_fail_with_nothing_written(model_dir, tmp_path, capsys):
+    frames = list(synthetic_frames(3, 160, 120, faces=1))
+    for n, frame in enumerate(frames[:2]):
+        write_video(tmp_path / f"s_{n:02d}.png", [frame])
+    write_video(tmp_path / "s_02.png", [np.zeros((128, 160, 3), np.uint8)])
+    out = tmp_path / "out.mkv"
+    code = main(["restore", str(tmp_path / "s_%02d.png"), "-o", str(out), "--model", str(model_dir), "--quiet"])
+    assert code == 2 and "frame 2" in capsys.readouterr().err
+    assert not out.exists() and not list(tmp_path.glob(".*partial*"))
+
+
+def test_photo_in_photo_out(model_dir, tmp_path, capsys):
+    frame = next(synthetic_frames(1, 320, 240, faces=1, face_px=160))
+    src = write_video(tmp_path / "face.png", [frame])
+    out, mask = tmp_path / "restored.png", tmp_path / "matte.png"
+    code, summary = restore(src, out, model_dir, "--mask-out", str(mask), capsys=capsys)
+    assert code == 0 and summary["faces_per_frame"] == [1]
+    res = open_media(out)
+    assert res.is_photo and (res.width, res.height) == (320, 240)
+    after, matte = decoded(out)[0], decoded(mask)[0][..., 0]
+    outside = matte == 0
+    assert np.array_equal(frame[outside], after[outside])
+    assert (frame[~outside] != after[~outside]).any()
+
+
+def test_bench_pipeline_reports_every_stage(capsys):
+    code = main(["bench", "pipeline", "--frames", "5", "--size", "256x192", "--faces", "1", "--crop", "32",
+                 "--json"])
+    assert code == 0
+    result = json.loads(capsys.readouterr().out)
+    seconds = result["seconds"]
+    assert set(seconds) == {"decode", "detect", "track", "align", "model", "paste", "encode"}
+    assert result["tracks"] == 1 and result["face_frames"] == 5
+    assert all(seconds[k] > 0 for k in ("decode", "detect", "model", "encode"))
+    ratio = (sum(seconds.values()) - seconds["model"]) / seconds["model"]
+    assert result["non_model_over_model"] == pytest.approx(ratio, rel=1e-2, abs=1e-3)
