@@ -29,6 +29,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--model", default=None, help="model folder, or a bundled model name (default: dvface-tiny)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
     parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "fp16", "bf16"))
+    parser.add_argument(
+        "--backend", default="auto", choices=("auto", "torch", "ort"),
+        help="torch, or ort (onnxruntime; needs no torch); auto: torch when installed",
+    )
     parser.add_argument("--window", type=int, default=None, help="window length in frames (default: the model's)")
     parser.add_argument("--overlap", type=int, default=None, help="frames shared by neighbouring windows")
     parser.add_argument("--strength", type=float, default=1.0, help="prior_scale in [0, 1] (default 1)")
@@ -86,10 +90,10 @@ def run(args: argparse.Namespace) -> int:
         from .wholeframe.command import run as run_whole_frames
 
         return run_whole_frames(args)
-    from .engine import Restorer, WindowCache
+    from .engine import WindowCache, open_restorer
     from .media import MediaWriter, open_media
 
-    restorer = Restorer.load(args.model, device=args.device, precision=args.precision)
+    restorer = open_restorer(args.model, backend=args.backend, device=args.device, precision=args.precision)
     size = restorer.config.crop_size
     with open_media(args.input) as src:
         n = src.frame_count

@@ -6,7 +6,8 @@ import torch
 
 from dvface_plugin.config import DVFaceConfig
 from dvface_plugin.engine import Restorer, load_model
-from dvface_plugin.engine.restorer import MODELS_DIR, resolve_device, resolve_precision
+from dvface_plugin.engine.backends import MODELS_DIR, open_restorer
+from dvface_plugin.engine.restorer import resolve_device, resolve_precision
 from dvface_plugin.errors import DVFaceError, WeightsError
 from dvface_plugin.model import DVFace
 
@@ -46,7 +47,7 @@ def test_identity_separates_precisions_and_restore_keeps_shape(model):
     assert bf16.identity != fp32.identity
     assert bf16.restore(clip).shape == clip.shape
     with pytest.raises(DVFaceError, match="backend 'tensorrt' is not available"):
-        Restorer(model, device="cpu", backend="tensorrt")
+        open_restorer(None, backend="tensorrt")
 
 
 def test_model_lookup_errors_name_what_is_missing(tmp_path):

@@ -22,7 +22,7 @@ from .pixels import SUPPORTED_DTYPES, from_model
 from .windows import Window, WindowGrid
 
 if TYPE_CHECKING:
-    from .restorer import PriorState, Restorer
+    from .backends import PriorState, TrackRestorer
 
 DEFAULT_CACHE_BYTES = 1 << 30
 
@@ -46,7 +46,7 @@ class FaceTrackSession:
 
     def __init__(
         self,
-        restorer: Restorer,
+        restorer: TrackRestorer,
         get_crop: Callable[[int], np.ndarray] | None,
         n_frames: int,
         *,

@@ -35,6 +35,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         help="model crop size (default: the tiny preset's, 512; smaller for a quick run)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
     parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "fp16", "bf16"))
+    parser.add_argument("--backend", default="torch", choices=("torch", "ort"),
+                        help="model backend (ort exports the random model to ONNX first)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(func=run)
 
@@ -70,13 +72,17 @@ def run(args: argparse.Namespace) -> int:
             cfg.crop_size = args.crop
         torch.manual_seed(0)
         DVFace(cfg).save_pretrained(folder / "model")
+        if args.backend == "ort":
+            from ..onnx_export import export_model_folder
+
+            export_model_folder(folder / "model", folder / "model" / "onnx")
         clip = folder / "in.mp4"
         with MediaWriter(clip, fps=FPS, width=width, height=height) as writer:
             for frame in synthetic_frames(args.frames, width, height, faces=args.faces):
                 writer.write(frame)
         job = argparse.Namespace(
             input=str(clip), output=str(folder / "out.mp4"), model=str(folder / "model"), device=args.device,
-            precision=args.precision, window=None, overlap=None, strength=1.0, codec=None,
+            precision=args.precision, backend=args.backend, window=None, overlap=None, strength=1.0, codec=None,
             allow_bit_depth_loss=False, quiet=True, faces="all", min_face=0.0, tracks=None,
             force_tracks=False, no_cache=True, mask_out=None, json=True,
         )
@@ -87,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
         "frames": summary["frames"],
         "size": f"{width}x{height}",
         "crop": cfg.crop_size,
+        "backend": args.backend,
         "tracks": len(summary["tracks"]),
         "face_frames": faces,
         "device": summary["device"],

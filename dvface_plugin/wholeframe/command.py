@@ -101,7 +101,7 @@ def _progress(quiet: bool):
 
 def restore_whole_frames(args: argparse.Namespace) -> dict[str, Any]:
     """Run the job the parsed `restore` arguments describe; returns the summary `--json` prints."""
-    from ..engine import Restorer
+    from ..engine import open_restorer
     from ..faces import select_tracks
     from ..media import MediaWriter, open_media
     from .compositor import restore_stream
@@ -128,7 +128,7 @@ def restore_whole_frames(args: argparse.Namespace) -> dict[str, Any]:
                 args.mask_out, fps=src.fps or None, width=src.width, height=src.height, bit_depth=16,
                 allow_bit_depth_loss=True, metadata=src.metadata,
             ))
-        restorer = Restorer.load(args.model, device=args.device, precision=args.precision)
+        restorer = open_restorer(args.model, backend=args.backend, device=args.device, precision=args.precision)
         found = obtain_tracks(
             src,
             timer,

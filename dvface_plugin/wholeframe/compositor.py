@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..engine import FaceTrackSession, Restorer, WindowCache
+from ..engine import FaceTrackSession, TrackRestorer, WindowCache
 from ..errors import InputError
 from ..faces import Track, Tracks, paste_faces, warp_to_crop
 from ..media import MediaWriter
@@ -70,7 +70,7 @@ class TrackRestore:
 
     def __init__(
         self,
-        restorer: Restorer,
+        restorer: TrackRestorer,
         track: Track,
         frames: FrameLookahead,
         timer: StageTimer,
@@ -142,7 +142,7 @@ def matte_rgb(matte: np.ndarray | None, shape: tuple[int, int]) -> np.ndarray:
 def restore_stream(
     frames: Iterator[np.ndarray],
     tracks: Tracks,
-    restorer: Restorer,
+    restorer: TrackRestorer,
     writer: MediaWriter,
     timer: StageTimer,
     *,

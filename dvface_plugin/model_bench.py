@@ -1,0 +1,179 @@
+"""`dvface bench model`: frames per second of one window through torch or onnxruntime.
+
+Times the two calls the engine makes per window: encode (latent + priors, once per window) and
+restore (backbone + decode, again on every `prior_scale` change), on a synthetic clip. Without
+`--model` it uses the tiny preset with seed-0 random weights: it measures speed, not quality.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .errors import InputError
+
+BACKENDS = ("torch", "ort")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add `model` to the `bench` command registered before this module (see cli.COMMAND_MODULES)."""
+    bench = subparsers.choices.get("bench")
+    if bench is None:
+        raise RuntimeError("dvface_plugin.model_bench must come after dvface_plugin.bench in COMMAND_MODULES")
+    sub = next(a for a in bench._actions if isinstance(a, argparse._SubParsersAction))
+    parser = sub.add_parser("model", help="frames/s of the model per window, torch or onnxruntime", description=__doc__)
+    parser.add_argument("--backend", choices=BACKENDS, default="torch")
+    parser.add_argument("--model", default=None, help="model folder (default: tiny preset, random weights)")
+    parser.add_argument("--onnx", default=None, help="ort: export folder (default: export at first use, cached)")
+    parser.add_argument("--frames", type=int, default=None, help="window length (default: the config's window)")
+    parser.add_argument("--size", type=int, default=None, help="crop side (default: the config's crop size)")
+    parser.add_argument("--device", default="auto", help="torch: auto | cpu | cuda[:N]")
+    parser.add_argument("--precision", default="fp32", help="torch: fp32 | fp16 | bf16; ort: fp32 | fp16 (export)")
+    parser.add_argument("--providers", default=None, help="ort: comma-separated providers (default: TensorRT>CUDA>CPU)")
+    parser.add_argument("--repeat", type=int, default=3, help="timed runs after one warm-up (default 3)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.set_defaults(func=run)
+
+
+def synthetic_clip(frames: int, size: int, seed: int = 0) -> np.ndarray:
+    """(1, 3, T, S, S) float32 in [-1, 1]: smooth moving pattern plus noise."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
+    t = np.arange(frames, dtype=np.float32)[:, None, None]
+    base = 0.6 * np.sin(6.0 * xx + 0.2 * t) * np.cos(4.0 * yy - 0.1 * t)
+    clip = base[None] * np.array([1.0, 0.7, 0.4], dtype=np.float32)[:, None, None, None]
+    clip = clip + rng.normal(0.0, 0.1, clip.shape).astype(np.float32)
+    return np.clip(clip, -1.0, 1.0)[None].astype(np.float32)
+
+
+def _time(fn: Callable[[], object], repeat: int) -> float:
+    fn()  # warm-up: allocations, TensorRT engine build, oneDNN kernel selection
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def _torch_runner(args: argparse.Namespace, frames: int | None, size: int | None):
+    import torch
+
+    from .config import DVFaceConfig
+    from .engine.restorer import PRECISIONS, resolve_device, resolve_precision
+    from .model import DVFace
+
+    if args.model is None:
+        torch.manual_seed(0)
+        model = DVFace(DVFaceConfig.preset("tiny"))
+    else:
+        from .onnx_export import resolve_model_folder
+
+        model = DVFace.from_pretrained(resolve_model_folder(args.model))
+    device = resolve_device(args.device)
+    precision = resolve_precision(args.precision, device)
+    model = model.eval().to(device=device, dtype=PRECISIONS[precision])
+    cfg = model.config
+    frames, size = frames or cfg.window, size or cfg.crop_size
+    x = torch.from_numpy(synthetic_clip(frames, size)).to(device=device, dtype=PRECISIONS[precision])
+
+    def sync() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    state = {}
+
+    def encode() -> None:
+        with torch.inference_mode():
+            state["latent"] = model.encode(x)
+            state["priors"] = model.encode_priors(state["latent"])
+        sync()
+
+    def restore() -> None:
+        with torch.inference_mode():
+            model.restore_latent(state["latent"], state["priors"], 0.5)
+        sync()
+
+    return encode, restore, frames, size, {"device": str(device), "precision": precision}
+
+
+def _ort_runner(args: argparse.Namespace, frames: int | None, size: int | None):
+    from .ort_backend import OrtModel, ensure_onnx
+
+    if args.precision not in ("fp32", "fp16"):
+        raise InputError(f"--precision {args.precision} is not available for --backend ort; use fp32 or fp16")
+    if args.onnx is not None:
+        folder = Path(args.onnx)
+    elif args.model is not None:
+        from .onnx_export import resolve_model_folder
+
+        folder = ensure_onnx(resolve_model_folder(args.model), fp16=args.precision == "fp16", frames=frames, size=size)
+    else:
+        folder = _random_tiny_export(args.precision == "fp16", frames, size)
+    providers = [p.strip() for p in args.providers.split(",")] if args.providers else None
+    model = OrtModel(folder, providers=providers)
+    if frames not in (None, model.shape[0]) or size not in (None, model.shape[1]):
+        raise InputError(
+            f"--frames {frames} --size {size} differ from the export in {folder} "
+            f"({model.shape[0]} frames, {model.shape[1]} px); drop them or export at that shape"
+        )
+    frames, size = model.shape[0], model.shape[1]
+    x = synthetic_clip(frames, size)
+    state = {}
+
+    def encode() -> None:
+        state["latent"] = model.encode(x)
+        state["priors"] = model.encode_priors(state["latent"])
+
+    def restore() -> None:
+        model.restore_latent(state["latent"], state["priors"], 0.5)
+
+    return encode, restore, frames, size, {"providers": model.providers, "precision": model.precision}
+
+
+def _random_tiny_export(fp16: bool, frames: int | None, size: int | None) -> Path:
+    """Export of the seed-0 random tiny model, cached like any model's: its bytes are the same every run."""
+    import torch
+
+    from .config import DVFaceConfig
+    from .model import DVFace
+    from .ort_backend import ensure_onnx
+
+    torch.manual_seed(0)
+    with tempfile.TemporaryDirectory(prefix="dvface-bench-") as tmp:
+        DVFace(DVFaceConfig.preset("tiny")).save_pretrained(tmp)
+        return ensure_onnx(tmp, fp16=fp16, frames=frames, size=size)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.repeat < 1:
+        raise InputError(f"--repeat must be at least 1, got {args.repeat}")
+    runner = _torch_runner if args.backend == "torch" else _ort_runner
+    encode, restore, frames, size, info = runner(args, args.frames, args.size)
+    t_encode = _time(encode, args.repeat)
+    t_restore = _time(restore, args.repeat)
+    result = {
+        "backend": args.backend,
+        **info,
+        "frames": frames,
+        "size": size,
+        "encode_s": t_encode,
+        "restore_s": t_restore,
+        "window_s": t_encode + t_restore,
+        "fps": frames / (t_encode + t_restore),
+        "fps_restore_only": frames / t_restore,
+    }
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for key, value in result.items():
+            text = f"{value:.4g}" if isinstance(value, float) else str(value)
+            print(f"{key:>17}: {text}")
+    return 0

@@ -1,0 +1,271 @@
+"""`dvface export onnx`: the two inference graphs of a DVFace model, for the torch-free backend.
+
+The engine caches a window's latent and prior features and re-runs only the backbone when the
+user changes `prior_scale`, so the model is cut at the same place:
+
+    encode_priors.onnx   pixels (1, 3, T, H, W) padded   -> z, f_s, f_t
+    restore.onnx         z, f_s, f_t, prior_scale ()      -> pixels (1, 3, T, H, W) padded
+
+Shapes are fixed (T = config.window, H = W = config.crop_size unless overridden) so TensorRT can
+build one engine per graph; `ort_backend.OrtModel` pads smaller inputs up to them. Graph inputs
+and outputs are float32 at either precision: an fp16 export casts inside the graph, so callers
+never handle half floats. The legacy TorchScript exporter cannot export the Wan VAE and DiT
+(`aten::rms_norm`, nearest-exact upsampling), hence `dynamo=True`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import shutil
+import time
+import uuid
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from . import __version__
+from .engine.backends import resolve_model_folder
+from .errors import InputError
+from .model import WEIGHTS_NAME, DVFace
+from .ort_backend import (
+    ENCODE_GRAPH,
+    FORMAT,
+    FORMAT_VERSION,
+    MANIFEST_NAME,
+    RESTORE_GRAPH,
+    file_sha256,
+)
+
+OPSET = 20  # what torch's dynamo exporter emits by default; TensorRT 10 parses it
+
+
+class EncodePriorsGraph(nn.Module):
+    """Padded pixels -> normalised latent and prior features, as `DVFace.encode` + `encode_priors`."""
+
+    def __init__(self, model: DVFace) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        m = self.model
+        z = m.backbone.encode(pixels)
+        priors = m.prior(z.to(next(m.prior.parameters()).dtype))
+        return z, priors.f_s.float(), priors.f_t.float()
+
+
+class RestoreGraph(nn.Module):
+    """Latent + priors + prior_scale -> padded pixels, as `DVFace.restore_latent` before cropping.
+
+    `DVFace.denoise` range-checks `prior_scale` in Python, which an exported graph cannot do on a
+    tensor input, so the one-step update is written out here; `ort_backend` checks the range.
+    """
+
+    def __init__(self, model: DVFace) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(
+        self, z: torch.Tensor, f_s: torch.Tensor, f_t: torch.Tensor, prior_scale: torch.Tensor
+    ) -> torch.Tensor:
+        m = self.model
+        dtype = next(m.fusion.parameters()).dtype
+        patch = m.config.prior.patch_size
+        prior_grid = (z.shape[-2] // patch, z.shape[-1] // patch)
+        f_s, f_t, scale = f_s.to(dtype), f_t.to(dtype), prior_scale.to(dtype)
+
+        def inject(i: int, tokens: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+            return m.fusion[i](tokens, f_s, f_t, grid, prior_grid, scale)
+
+        velocity = m.backbone.velocity(z, m.config.timestep, m.context, inject)
+        z_hat = z - m.config.sigma * velocity.float()
+        return m.backbone.decode(z_hat).float()
+
+
+def export_shape(model: DVFace, frames: int | None = None, size: int | None = None) -> tuple[int, int, int]:
+    """(T, H, W) of the exported graphs: the engine window and crop size unless overridden, checked."""
+    cfg = model.config
+    frames = cfg.window if frames is None else int(frames)
+    size = cfg.crop_size if size is None else int(size)
+    stride_t, multiple = cfg.vae_temporal_stride, cfg.spatial_multiple
+    if frames < 1 or (frames - 1) % stride_t:
+        raise InputError(f"--frames must be {stride_t}k+1 (the VAE's temporal stride), got {frames}")
+    if size < multiple or size % multiple:
+        raise InputError(f"--size must be a positive multiple of {multiple} (VAE stride x prior patch), got {size}")
+    return frames, size, size
+
+
+def export_onnx(
+    model: DVFace,
+    folder: str | Path,
+    *,
+    frames: int | None = None,
+    size: int | None = None,
+    fp16: bool = False,
+    weights_file: str | Path | None = None,
+) -> dict:
+    """Export `model` to `folder` (created; a previous export there is replaced) and return the manifest.
+
+    `weights_file` is the safetensors file the model was loaded from; its sha256 goes into the
+    manifest so `OrtModel` can tell when the graphs are stale. The folder appears complete or not
+    at all: everything is written to a temporary sibling first.
+    """
+    folder = Path(folder)
+    if folder.exists() and (not folder.is_dir() or (any(folder.iterdir()) and not (folder / MANIFEST_NAME).is_file())):
+        raise InputError(f"{folder} exists and is not an ONNX export folder; choose a new or empty output folder")
+    t, h, w = export_shape(model, frames, size)
+    precision = "fp16" if fp16 else "fp32"
+    weights_sha = file_sha256(Path(weights_file)) if weights_file is not None else None
+    digest = model.weights_digest()  # from the fp32 weights, equal to the torch model's cache identity
+
+    dtype = torch.float16 if fp16 else torch.float32
+    param = next(model.parameters())
+    if param.dtype != dtype or param.device.type != "cpu":  # export a copy: `.to` would convert the caller's model
+        model = copy.deepcopy(model).to(device="cpu", dtype=dtype)
+    model = model.eval()
+    pixels = torch.zeros(1, 3, t, h, w)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = folder.parent / f".{folder.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp"
+    tmp.mkdir()  # not mkdtemp: that one is private (0700), the export is an ordinary folder
+    try:
+        # example inputs of the restore graph; normal tensors even under a caller's inference_mode (not traceable)
+        with torch.inference_mode(False), torch.no_grad():
+            z, f_s, f_t = EncodePriorsGraph(model)(pixels)
+        encode_io = _export(
+            EncodePriorsGraph(model).eval(), (pixels,), tmp / ENCODE_GRAPH, ["pixels"], ["z", "f_s", "f_t"]
+        )
+        restore_io = _export(
+            RestoreGraph(model).eval(),
+            (z, f_s, f_t, torch.tensor(1.0)),
+            tmp / RESTORE_GRAPH,
+            ["z", "f_s", "f_t", "prior_scale"],
+            ["pixels"],
+        )
+        opsets = {encode_io.pop("opset"), restore_io.pop("opset")}
+        manifest = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "dvface_version": __version__,
+            "config_name": model.config.name,
+            "config": model.config.to_dict(),
+            "weights_file": WEIGHTS_NAME,
+            "weights_sha256": weights_sha,
+            "weights_digest": digest,
+            "precision": precision,
+            "opset": max(opsets),
+            "shape": {"batch": 1, "frames": t, "height": h, "width": w},
+            "graphs": {"encode_priors": encode_io, "restore": restore_io},
+            "exporter": {"torch": torch.__version__, "onnxscript": _version("onnxscript"), "dynamo": True},
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        (tmp / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n")
+        _replace_folder(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return manifest
+
+
+def _export(module: nn.Module, args: tuple, path: Path, inputs: list[str], outputs: list[str]) -> dict:
+    import onnx
+
+    with torch.inference_mode(False), torch.no_grad():
+        torch.onnx.export(
+            module, args, str(path), dynamo=True, opset_version=OPSET, input_names=inputs, output_names=outputs,
+            external_data=True, verbose=False,
+        )
+    proto = onnx.load(str(path), load_external_data=False)
+    opset = next(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx"))
+
+    def describe(values) -> list[dict]:
+        return [
+            {
+                "name": v.name,
+                "shape": [d.dim_value for d in v.type.tensor_type.shape.dim],
+                "dtype": onnx.helper.tensor_dtype_to_np_dtype(v.type.tensor_type.elem_type).name,
+            }
+            for v in values
+        ]
+
+    files = sorted(p.name for p in path.parent.iterdir() if p.name.startswith(path.name))
+    return {"file": path.name, "files": files, "inputs": describe(proto.graph.input),
+            "outputs": describe(proto.graph.output), "opset": opset}
+
+
+def _replace_folder(new: Path, target: Path) -> None:
+    """Swap `new` in for `target` (absent, empty, or a previous export) with renames only."""
+    if not target.exists():
+        os.replace(new, target)
+        return
+    old = target.with_name(f".{target.name}.old-{os.getpid()}")
+    os.replace(target, old)
+    try:
+        os.replace(new, target)
+    except BaseException:
+        os.replace(old, target)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _version(dist: str) -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(dist)
+    except PackageNotFoundError:
+        return None
+
+
+def export_model_folder(
+    model_folder: str | Path,
+    out: str | Path,
+    *,
+    frames: int | None = None,
+    size: int | None = None,
+    fp16: bool = False,
+    backbone: str | Path | None = None,
+) -> dict:
+    """Load a model folder and export it; the manifest records its weights file's checksum."""
+    model_folder = Path(model_folder)
+    model = DVFace.from_pretrained(model_folder, backbone=backbone)
+    return export_onnx(model, out, frames=frames, size=size, fp16=fp16, weights_file=model_folder / WEIGHTS_NAME)
+
+
+# --- CLI ---------------------------------------------------------------------------------------
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("export", help="export a model for other runtimes", description=__doc__)
+    sub = parser.add_subparsers(dest="format", required=True, metavar="FORMAT")
+    onnx_parser = sub.add_parser(
+        "onnx",
+        help="ONNX graphs + manifest.json for the onnxruntime backend",
+        description="Export encode_priors.onnx and restore.onnx at fixed shapes, with a manifest.json.",
+    )
+    onnx_parser.add_argument("--model", default=None, help="model folder or bundled name (default: the bundled model)")
+    onnx_parser.add_argument("--backbone", default=None, help="diffusers Wan2.1 folder, if the model file lacks it")
+    onnx_parser.add_argument(
+        "-o", "--output", required=True, help="output folder (created; a previous export is replaced)"
+    )
+    onnx_parser.add_argument("--fp16", action="store_true", help="half-precision graphs, for CUDA / TensorRT")
+    onnx_parser.add_argument("--frames", type=int, default=None, help="window length T (default: the config's window)")
+    onnx_parser.add_argument("--size", type=int, default=None, help="crop side H = W (default: the config's crop size)")
+    onnx_parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    folder = resolve_model_folder(args.model)
+    start = time.perf_counter()
+    manifest = export_model_folder(
+        folder, args.output, frames=args.frames, size=args.size, fp16=args.fp16, backbone=args.backbone
+    )
+    shape = manifest["shape"]
+    print(
+        f"exported {manifest['config_name']} ({manifest['precision']}, opset {manifest['opset']}, "
+        f"{shape['frames']}x{shape['height']}x{shape['width']}) to {args.output} "
+        f"in {time.perf_counter() - start:.1f} s"
+    )
+    return 0

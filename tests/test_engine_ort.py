@@ -1,0 +1,122 @@
+"""The engine on the onnxruntime backend: parity with torch, order independence, and whole jobs
+run in a process where torch and diffusers cannot be imported."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from fractions import Fraction
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from skimage import data
+
+from dvface_plugin.cli import main as cli_main
+from dvface_plugin.config import DVFaceConfig
+from dvface_plugin.engine import WindowCache, open_restorer
+from dvface_plugin.media import MediaWriter, open_media
+from dvface_plugin.model import DVFace
+
+SIZE, WINDOW, OVERLAP = 64, 5, 1
+NO_TORCH = "import sys; sys.modules['torch'] = None; sys.modules['diffusers'] = None; "
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    """A tiny model whose config asks for 5-frame 64 px windows, with its ONNX export shipped in it."""
+    torch.manual_seed(0)
+    config = DVFaceConfig.preset("tiny")
+    config.window, config.overlap, config.crop_size = WINDOW, OVERLAP, SIZE
+    model = DVFace(config).eval()
+    g = torch.Generator().manual_seed(7)
+    with torch.no_grad():
+        for p in model.fusion.parameters():
+            p.add_(torch.randn(p.shape, generator=g) * 0.5)
+    folder = tmp_path_factory.mktemp("model")
+    model.save_pretrained(folder)
+    assert cli_main(["export", "onnx", "--model", str(folder), "-o", str(folder / "onnx")]) == 0
+    return folder
+
+
+def crops(n: int = 23, seed: int = 3) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (n, SIZE, SIZE, 3), dtype=np.uint8)
+
+
+def test_ort_engine_matches_torch_engine(model_dir):
+    video = crops().astype(np.float32) / 255
+    ort = open_restorer(model_dir, backend="ort", device="cpu")
+    ref = open_restorer(model_dir, backend="torch", device="cpu", precision="fp32")
+    assert ort.identity != ref.identity  # their caches must never mix
+    with ort.session(video.__getitem__, len(video), prior_scale=0.5) as s:
+        a = s.frames(0, len(video))
+    with ref.session(video.__getitem__, len(video), prior_scale=0.5) as s:
+        b = s.frames(0, len(video))
+    assert np.abs(a - b).max() < 1e-3
+
+
+def test_ort_engine_is_order_independent(model_dir):
+    video = crops()
+    restorer = open_restorer(model_dir, backend="ort", device="cpu")
+    with restorer.session(video.__getitem__, len(video)) as s:
+        sequential = s.frames(0, len(video))
+    order = np.random.default_rng(0).permutation(len(video))
+    one_window = WindowCache(sequential[0].nbytes * WINDOW * 4 + 1)  # roughly one window of float output
+    with restorer.session(video.__getitem__, len(video), cache=one_window) as s, ThreadPoolExecutor(4) as pool:
+        frames = dict(zip(order, pool.map(s.frame, order)))
+    assert all(np.array_equal(frames[i], sequential[i]) for i in range(len(video)))
+
+
+def run_without_torch(args: list[str]) -> subprocess.CompletedProcess:
+    code = NO_TORCH + f"from dvface_plugin.cli import main; sys.exit(main({args!r}))"
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+
+
+def test_aligned_restore_runs_without_torch(model_dir, tmp_path):
+    src, out = tmp_path / "in.mkv", tmp_path / "out.mkv"
+    video = crops(9)
+    with MediaWriter(src, Fraction(24000, 1001), width=SIZE, height=SIZE) as w:
+        for frame in video:
+            w.write(frame)
+    result = run_without_torch(["restore", "--aligned", str(src), "-o", str(out), "--model", str(model_dir),
+                                "--backend", "auto", "--quiet"])
+    assert result.returncode == 0, result.stderr
+    with open_media(out) as restored:
+        assert restored.frame_count == 9 and restored.fps == Fraction(24000, 1001)
+        got = np.stack(list(restored))
+    torch_out = open_restorer(model_dir, backend="torch", device="cpu", precision="fp32").restore(video)
+    assert np.abs(got.astype(int) - torch_out).max() <= 1
+
+
+def test_whole_frame_restore_runs_without_torch(model_dir, tmp_path):
+    face = cv2.resize(data.astronaut()[20:240, 120:340], (96, 96), interpolation=cv2.INTER_AREA)
+    src, out = tmp_path / "shot.mkv", tmp_path / "restored.mkv"
+    frames = []
+    with MediaWriter(src, Fraction(25), width=192, height=128) as w:
+        for t in range(6):
+            frame = np.full((128, 192, 3), 40, np.uint8)
+            frame[16:112, 30 + 4 * t : 126 + 4 * t] = face
+            frames.append(frame)
+            w.write(frame)
+    result = run_without_torch(["restore", str(src), "-o", str(out), "--model", str(model_dir), "--backend", "ort",
+                                "--no-cache", "--quiet"])
+    assert result.returncode == 0, result.stderr
+    with open_media(out) as restored:
+        got = np.stack(list(restored))
+    assert got.shape == (6, 128, 192, 3)
+    assert not np.array_equal(got, np.stack(frames))  # the face was restored ...
+    assert np.array_equal(got[:, :, :20], np.stack(frames)[:, :, :20])  # ... and the plate left alone
+
+
+def test_a_model_without_export_says_how_to_make_one(tmp_path):
+    torch.manual_seed(0)
+    DVFace(DVFaceConfig.preset("tiny")).save_pretrained(tmp_path / "m")
+    code = NO_TORCH + (
+        "from dvface_plugin.engine import open_restorer\n"
+        f"open_restorer({str(tmp_path / 'm')!r}, backend='ort')"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0
+    assert "dvface export onnx" in result.stderr and "no torch" in result.stderr

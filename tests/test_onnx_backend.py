@@ -1,0 +1,393 @@
+"""ONNX export and the torch-free onnxruntime backend: parity with torch, manifest checks, errors.
+
+One export of the tiny preset at 5x64x64 (about 45 s on 2 cores) serves the whole file.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import dvface_plugin.onnx_export as onnx_export
+from dvface_plugin import ort_backend
+from dvface_plugin.cli import main as cli_main
+from dvface_plugin.config import DVFaceConfig
+from dvface_plugin.engine import FaceTrackSession, PriorState, Restorer
+from dvface_plugin.engine.pixels import to_model
+from dvface_plugin.errors import DVFaceError, InputError, WeightsError
+from dvface_plugin.model import WEIGHTS_NAME, DVFace
+from dvface_plugin.ort_backend import (
+    CPU,
+    CUDA,
+    MANIFEST_NAME,
+    TENSORRT,
+    OrtModel,
+    check_runtime_install,
+    ensure_onnx,
+    file_sha256,
+    resolve_providers,
+    trt_cache_folder,
+)
+
+FRAMES, SIZE = 5, 64
+TOL = 1e-3
+
+
+def make_model() -> DVFace:
+    """Tiny preset, seed 0, with ASTF moved off its zero init so that prior_scale changes the output."""
+    torch.manual_seed(0)
+    model = DVFace(DVFaceConfig.preset("tiny")).eval()
+    g = torch.Generator().manual_seed(7)
+    with torch.no_grad():
+        for p in model.fusion.parameters():
+            p.add_(torch.randn(p.shape, generator=g) * 0.5)
+    return model
+
+
+def clip(frames: int = FRAMES, h: int = SIZE, w: int = SIZE, seed: int = 1, batch: int = 1) -> np.ndarray:
+    return np.random.default_rng(seed).uniform(-1, 1, (batch, 3, frames, h, w)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """(model, model folder, export folder): the model saved, then exported through the CLI."""
+    model = make_model()
+    folder = tmp_path_factory.mktemp("model")
+    model.save_pretrained(folder)
+    out = folder / "onnx"
+    assert cli_main(["export", "onnx", "--model", str(folder), "-o", str(out), "--frames", "5", "--size", "64"]) == 0
+    return model, folder, out
+
+
+@pytest.fixture(scope="module")
+def ort_model(exported) -> OrtModel:
+    return OrtModel(exported[2], providers=[CPU])
+
+
+def torch_restore(model: DVFace, x: np.ndarray, scale: float) -> np.ndarray:
+    with torch.inference_mode():
+        return model(torch.from_numpy(x), prior_scale=scale).numpy()
+
+
+def copy_export(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst)
+    return dst
+
+
+def edit_manifest(folder: Path, **changes) -> None:
+    path = folder / MANIFEST_NAME
+    manifest = json.loads(path.read_text())
+    manifest.update(changes)
+    path.write_text(json.dumps(manifest))
+
+
+# --- export and manifest ------------------------------------------------------------------------
+
+
+def test_manifest_describes_the_export(exported):
+    import onnx
+
+    model, folder, out = exported
+    manifest = json.loads((out / MANIFEST_NAME).read_text())
+    assert manifest["weights_sha256"] == file_sha256(folder / WEIGHTS_NAME)
+    assert manifest["weights_digest"] == DVFace.from_pretrained(folder).weights_digest() == model.weights_digest()
+    assert manifest["precision"] == "fp32" and manifest["config_name"] == "tiny"
+    assert manifest["shape"] == {"batch": 1, "frames": FRAMES, "height": SIZE, "width": SIZE}
+    for key, graph in manifest["graphs"].items():
+        proto = onnx.load(str(out / graph["file"]), load_external_data=False)
+        assert [i.name for i in proto.graph.input] == [i["name"] for i in graph["inputs"]]
+        assert [o.name for o in proto.graph.output] == [o["name"] for o in graph["outputs"]]
+        assert {o.version for o in proto.opset_import if o.domain == ""} == {manifest["opset"]}
+    assert manifest["graphs"]["encode_priors"]["inputs"][0]["shape"] == [1, 3, FRAMES, SIZE, SIZE]
+    assert manifest["graphs"]["restore"]["outputs"][0]["shape"] == [1, 3, FRAMES, SIZE, SIZE]
+    assert not [p for p in folder.iterdir() if p.name.endswith(".tmp")], "temporary export folder left behind"
+
+
+def test_export_refuses_bad_shapes_and_foreign_folders(exported, tmp_path, capsys):
+    _, folder, _ = exported
+    out = tmp_path / "out"
+    assert cli_main(["export", "onnx", "--model", str(folder), "-o", str(out), "--frames", "6"]) == 2
+    assert "4k+1" in capsys.readouterr().err and not out.exists()
+    assert cli_main(["export", "onnx", "--model", str(folder), "-o", str(out), "--size", "48"]) == 2
+    assert "multiple of 32" in capsys.readouterr().err and not out.exists()
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("keep me")
+    args = ["export", "onnx", "--model", str(folder), "-o", str(foreign), "--frames", "5", "--size", "64"]
+    assert cli_main(args) == 2
+    assert "not an ONNX export folder" in capsys.readouterr().err
+    assert [p.name for p in foreign.iterdir()] == ["notes.txt"]
+
+
+# --- parity with torch -------------------------------------------------------------------------
+
+
+def test_latent_and_prior_features_match_torch(exported, ort_model):
+    model = exported[0]
+    x = clip()
+    latent = ort_model.encode(x)
+    priors = ort_model.encode_priors(latent)
+    with torch.inference_mode():
+        ref_latent = model.encode(torch.from_numpy(x))
+        ref = model.encode_priors(ref_latent)
+    assert np.abs(latent.z - ref_latent.z.numpy()).max() < TOL
+    assert np.abs(priors.f_s - ref.f_s.numpy()).max() < TOL
+    assert np.abs(priors.f_t - ref.f_t.numpy()).max() < TOL
+    assert priors.grid == ref.grid
+
+
+@pytest.mark.parametrize("scale", [1.0, 0.5])
+def test_restore_matches_torch(exported, ort_model, scale):
+    x = clip(seed=2)
+    out = ort_model(x, prior_scale=scale)
+    assert out.shape == x.shape and out.dtype == np.float32
+    assert np.abs(out - torch_restore(exported[0], x, scale)).max() < TOL
+
+
+def test_prior_scale_reaches_the_graph(ort_model):
+    x = clip(seed=3)
+    latent = ort_model.encode(x)
+    priors = ort_model.encode_priors(latent)
+    full = ort_model.restore_latent(latent, priors, 1.0)
+    half = ort_model.restore_latent(latent, priors, 0.5)
+    assert np.abs(full - half).max() > 10 * TOL
+    with pytest.raises(InputError, match="prior_scale"):
+        ort_model.restore_latent(latent, priors, 1.5)
+
+
+class OrtEngineAdapter:
+    """The two calls a `FaceTrackSession` makes of its restorer, on `OrtModel` (what an engine "ort" backend wraps)."""
+
+    def __init__(self, model: OrtModel) -> None:
+        self.model = model
+        self.config = model.config
+        self.identity = f"ort|{model.weights_digest()}"
+
+    def encode(self, crops: np.ndarray) -> PriorState:
+        latent = self.model.encode(to_model(crops).transpose(3, 0, 1, 2)[None])
+        return PriorState(latent, self.model.encode_priors(latent))
+
+    def decode(self, state: PriorState, prior_scale: float) -> np.ndarray:
+        return self.model.restore_latent(state.latent, state.priors, prior_scale)[0].transpose(1, 2, 3, 0)
+
+
+def test_engine_session_on_onnxruntime_matches_torch(exported, ort_model):
+    """Every frame of a 40-frame clip through the engine's window grid (10 windows of 5, overlap 1)."""
+    video = (clip(40, seed=6)[0].transpose(1, 2, 3, 0) + 1) / 2  # (T, H, W, 3) float crops in [0, 1]
+    opts = dict(window=FRAMES, overlap=1, crop_size=SIZE, prior_scale=0.5)
+    with FaceTrackSession(OrtEngineAdapter(ort_model), video.__getitem__, 40, **opts) as s:
+        ort_frames = s.frames(0, 40)
+        assert s.stats().windows_computed == len(s.grid.windows) == 10
+    with Restorer(exported[0], device="cpu", precision="fp32").session(video.__getitem__, 40, **opts) as s:
+        torch_frames = s.frames(0, 40)
+    assert np.abs(ort_frames - torch_frames).max() < TOL
+
+
+def test_small_clips_are_padded_to_the_export_and_cropped_back(exported, ort_model):
+    model = exported[0]
+    x = clip(3, 50, 60, seed=5, batch=2)
+    out = ort_model(x, 1.0)
+    assert out.shape == x.shape
+    # what the fixed-shape graph computes: the clip replicate-padded to the exported shape
+    padded = F.pad(torch.from_numpy(x), (0, SIZE - 60, 0, SIZE - 50, 0, FRAMES - 3), mode="replicate").numpy()
+    assert np.abs(out - torch_restore(model, padded, 1.0)[:, :, :3, :50, :60]).max() < TOL
+    assert np.abs(out[1:] - ort_model(x[1:], 1.0)).max() < TOL  # batch items are independent
+
+
+def test_clips_larger_than_the_export_are_refused(ort_model):
+    for shape in ((FRAMES + 1, SIZE, SIZE), (FRAMES, SIZE + 8, SIZE)):
+        with pytest.raises(InputError, match="larger than this ONNX export"):
+            ort_model.encode(clip(*shape))
+    with pytest.raises(InputError, match=r"\[-1, 1\]"):
+        ort_model.encode(clip() * 3)
+
+
+def test_weights_digest_is_the_torch_models(exported, ort_model):
+    assert ort_model.weights_digest() == exported[0].weights_digest()
+
+
+# --- load-time checks --------------------------------------------------------------------------
+
+
+def test_checksum_mismatch_names_both_files(exported, tmp_path):
+    _, folder, out = exported
+    stale = tmp_path / "model"
+    stale.mkdir()
+    copy_export(out, stale / "onnx")
+    (stale / WEIGHTS_NAME).write_bytes((folder / WEIGHTS_NAME).read_bytes()[:-4] + b"\0\0\0\0")
+    with pytest.raises(WeightsError) as err:
+        OrtModel(stale / "onnx", providers=[CPU])
+    expected = json.loads((out / MANIFEST_NAME).read_text())["weights_sha256"]
+    assert expected[:16] in str(err.value) and file_sha256(stale / WEIGHTS_NAME)[:16] in str(err.value)
+    assert str(stale / WEIGHTS_NAME) in str(err.value)
+
+
+def test_folder_without_graphs_or_manifest_or_with_a_damaged_graph_is_refused(exported, tmp_path):
+    out = exported[2]
+    partial = tmp_path / "partial"
+    partial.mkdir()
+    shutil.copy(out / MANIFEST_NAME, partial / MANIFEST_NAME)
+    with pytest.raises(WeightsError, match="restore.onnx|encode_priors.onnx"):
+        OrtModel(partial, providers=[CPU])
+    with pytest.raises(WeightsError, match="manifest.json not found"):
+        OrtModel(tmp_path, providers=[CPU])
+    damaged = copy_export(out, tmp_path / "damaged")
+    (damaged / "restore.onnx").write_bytes((out / "restore.onnx").read_bytes()[:1000])
+    with pytest.raises(DVFaceError, match="cannot load .*restore.onnx.*export it again"):
+        OrtModel(damaged, providers=[CPU])
+
+
+def test_unsupported_opset_is_refused(exported, tmp_path):
+    import onnxruntime
+
+    if ort_backend.max_supported_opset(onnxruntime) is None:
+        pytest.skip("this onnxruntime build does not expose its operator schemas")
+    folder = copy_export(exported[2], tmp_path / "future")
+    edit_manifest(folder, opset=999)
+    with pytest.raises(DVFaceError, match="opset 999.*upgrade onnxruntime"):
+        OrtModel(folder, providers=[CPU])
+
+
+def test_missing_provider_names_it_and_the_gpu_extra(exported):
+    import onnxruntime
+
+    if TENSORRT in onnxruntime.get_available_providers():
+        pytest.skip("this onnxruntime has TensorRT")
+    with pytest.raises(DVFaceError, match=f"{TENSORRT}.*onnxruntime-gpu"):
+        OrtModel(exported[2], providers=["tensorrt"])
+
+
+def test_auto_providers_prefer_tensorrt_then_cuda_never_azure(ort_model):
+    assert resolve_providers(None, ["AzureExecutionProvider", CPU]) == [CPU]
+    assert resolve_providers(None, [CPU, CUDA, "AzureExecutionProvider", TENSORRT]) == [TENSORRT, CUDA, CPU]
+    assert resolve_providers(["cuda", "cpu"], [TENSORRT, CUDA, CPU]) == [CUDA, CPU]
+    assert ort_model.providers == [CPU]
+
+
+def test_both_onnxruntime_builds_installed_is_refused(exported, monkeypatch):
+    with pytest.raises(DVFaceError, match="onnxruntime, onnxruntime-gpu.*pip uninstall"):
+        check_runtime_install(["onnxruntime", "onnxruntime-gpu"])
+    with pytest.raises(DVFaceError, match=r"\[cpu\].*\[gpu\]"):
+        check_runtime_install([])
+    monkeypatch.setattr(ort_backend, "installed_runtimes", lambda: ["onnxruntime", "onnxruntime-gpu"])
+    with pytest.raises(DVFaceError, match="several onnxruntime builds"):
+        OrtModel(exported[2], providers=[CPU])
+
+
+def test_tensorrt_cache_folder_changes_with_every_setting(exported):
+    manifest = json.loads((exported[2] / MANIFEST_NAME).read_text())
+    base = dict(
+        base=Path("/c"), manifest=manifest, manifest_sha="a" * 64, device_id=0,
+        gpu="NVIDIA H100 80GB HBM3, 9.0", ort_version="1.31.0",
+    )
+    variants = [
+        {},
+        {"manifest_sha": "b" * 64},
+        {"manifest": {**manifest, "precision": "fp16"}},
+        {"manifest": {**manifest, "shape": {**manifest["shape"], "frames": 9}}},
+        {"device_id": 1},
+        {"gpu": "NVIDIA RTX 4090, 8.9"},
+        {"ort_version": "1.32.0"},
+    ]
+    names = [trt_cache_folder(**{**base, **v}).name for v in variants]
+    assert len(set(names)) == len(names)
+    assert "/" not in names[0] and " " not in names[0] and "H100" in names[0]
+
+
+def test_tensorrt_options_point_at_the_keyed_cache(ort_model, tmp_path, monkeypatch):
+    import onnxruntime
+
+    monkeypatch.setattr(ort_backend, "gpu_name", lambda device_id: f"Test GPU {device_id}, 9.0")
+    trt, cuda, cpu = ort_model._provider_options([TENSORRT, CUDA, CPU], onnxruntime, tmp_path)
+    folder = Path(trt["trt_engine_cache_path"])
+    assert folder.is_dir() and folder.parent.parent == tmp_path and "Test_GPU_0" in folder.name
+    assert folder == ort_model.trt_cache and trt["trt_timing_cache_path"] == str(folder)
+    assert (trt["trt_fp16_enable"], trt["trt_engine_cache_enable"], trt["device_id"]) == ("False", "True", "0")
+    assert cuda == {"device_id": "0"} and cpu == {}
+
+
+# --- torch-free use and first-use export -------------------------------------------------------
+
+
+def test_backend_imports_and_runs_without_torch(exported):
+    out = exported[2]
+    code = (
+        "import sys; sys.modules['torch'] = None; sys.modules['diffusers'] = None\n"
+        "import numpy as np\n"
+        "from dvface_plugin.ort_backend import OrtModel\n"
+        f"m = OrtModel({str(out)!r}, providers=['CPUExecutionProvider'])\n"
+        f"y = m(np.zeros((1, 3, 2, 40, 40), np.float32), 0.5)\n"
+        "print(y.shape, 'torch' in sys.modules and sys.modules['torch'] is not None)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "(1, 3, 2, 40, 40) False"
+
+
+def test_ensure_onnx_uses_a_shipped_export_without_exporting(exported, tmp_path, monkeypatch):
+    folder, out = exported[1], exported[2]
+
+    def no_export(*args, **kwargs):
+        raise AssertionError("exported although a matching export ships with the model")
+
+    monkeypatch.setattr(onnx_export, "export_model_folder", no_export)
+    assert ensure_onnx(folder, tmp_path, frames=FRAMES, size=SIZE) == out
+
+
+def test_ensure_onnx_exports_once_under_concurrent_first_use(exported, tmp_path, monkeypatch):
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    for name in ("config.json", WEIGHTS_NAME):
+        shutil.copy(exported[1] / name, model_dir / name)
+    shipped = json.loads((exported[2] / MANIFEST_NAME).read_text())
+    calls = []
+
+    def fake_export(model_folder, target, *, frames, size, fp16, backbone):
+        calls.append(target)
+        time.sleep(0.3)  # long enough for the other threads to reach the lock
+        target.mkdir(parents=True)
+        for name in (ort_backend.ENCODE_GRAPH, ort_backend.RESTORE_GRAPH):
+            (target / name).write_bytes(b"")
+        manifest = {**shipped, "shape": {"batch": 1, "frames": frames, "height": size, "width": size}}
+        (target / MANIFEST_NAME).write_text(json.dumps(manifest))
+
+    monkeypatch.setattr(onnx_export, "export_model_folder", fake_export)
+    results = []
+    threads = [
+        threading.Thread(target=lambda: results.append(ensure_onnx(model_dir, tmp_path / "cache", frames=9, size=64)))
+        for _ in range(3)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(calls) == 1 and len(results) == 3 and len(set(results)) == 1
+    assert results[0].parent == tmp_path / "cache" and file_sha256(model_dir / WEIGHTS_NAME)[:16] in results[0].name
+
+
+# --- bench ---------------------------------------------------------------------------------------
+
+
+def test_bench_model_reports_consistent_rates(exported, capsys):
+    _, folder, out = exported
+    assert cli_main(["bench", "model", "--backend", "ort", "--onnx", str(out), "--repeat", "1", "--json"]) == 0
+    ort = json.loads(capsys.readouterr().out)
+    assert ort["providers"] == [CPU] and (ort["frames"], ort["size"]) == (FRAMES, SIZE)
+    assert ort["fps"] == pytest.approx(FRAMES / (ort["encode_s"] + ort["restore_s"]))
+    assert ort["fps_restore_only"] > ort["fps"] > 0
+    args = ["bench", "model", "--backend", "torch", "--model", str(folder), "--device", "cpu"]
+    assert cli_main([*args, "--frames", "5", "--size", "64", "--repeat", "1", "--json"]) == 0
+    eager = json.loads(capsys.readouterr().out)
+    assert (eager["frames"], eager["size"], eager["device"]) == (FRAMES, SIZE, "cpu")
+    assert cli_main(["bench", "model", "--backend", "ort", "--onnx", str(out), "--frames", "9"]) == 2
+    assert "differ from the export" in capsys.readouterr().err
