@@ -1,0 +1,255 @@
+"""vsdvface.restore on synthetic astronaut clips with the tiny ONNX model on onnxruntime CPU."""
+
+from __future__ import annotations
+
+import copy
+import random
+
+import numpy as np
+import pytest
+import vapoursynth as vs
+
+import vsdvface
+from conftest import FACE_FRAMES, HEIGHT, LENGTH, WIDTH, clip_in, make_frames, planes, render
+
+core = vs.core
+
+FORMATS = {
+    "RGB24": (vs.RGB24, {}),
+    "RGB48": (vs.RGB48, {}),
+    "RGBS": (vs.RGBS, {}),
+    "RGBH": (vs.RGBH, {}),
+    "RGB30": (vs.RGB30, {}),
+    "YUV420P8": (vs.YUV420P8, {"matrix": 1}),
+    "YUV444P16": (vs.YUV444P16, {"matrix": 6, "range": 1}),
+    "YUV422P10": (vs.YUV422P10, {"matrix": 1}),
+}
+
+
+def same(a: list[np.ndarray], b: list[np.ndarray]) -> bool:
+    return all(x.dtype == y.dtype and x.shape == y.shape and np.array_equal(x, y, equal_nan=True) for x, y in zip(a, b))
+
+
+@pytest.mark.parametrize("name", FORMATS)
+def test_formats_round_trip_and_faces_change_only_face_frames(model_dir, name):
+    fmt, resize = FORMATS[name]
+    src = clip_in(fmt, **resize)
+    out = vsdvface.restore(src, model=str(model_dir))
+    assert (out.format.id, out.width, out.height, out.num_frames) == (src.format.id, WIDTH, HEIGHT, LENGTH)
+    assert out.fps == src.fps
+    got, want = render(out), render(src)
+    for n in range(LENGTH):
+        if n < FACE_FRAMES:
+            assert not same(got[n], want[n]), f"frame {n} has a face but was not restored"
+        else:
+            assert same(got[n], want[n]), f"frame {n} has no face but changed"
+    # Outside the face matte every sample keeps the input's exact value (luma/first plane).
+    matte = render(vsdvface.restore(src, model=str(model_dir), mask=True))
+    for n in range(FACE_FRAMES):
+        changed = got[n][0] != want[n][0]
+        assert changed.any() and not (changed & (matte[n][0] == 0)).any()
+
+
+def test_face_properties_and_source_properties(model_dir):
+    src = clip_in(vs.RGB24)
+    out = vsdvface.restore(src, model=str(model_dir))
+    for n in (0, FACE_FRAMES - 1, FACE_FRAMES):
+        props = out.get_frame(n).props
+        assert props["DVTestSource"] == 1 and props["_DurationDen"] == 25
+        if n < FACE_FRAMES:
+            assert props["DVFaceCount"] == 1 and props["DVFaceIds"] == 1
+            x0, y0, x1, y1 = props["DVFaceBoxes"]
+            # the astronaut's face sits inside the pasted 200 px photo at x 40 + 3n
+            assert 40 + 3 * n <= x0 < x1 <= 240 + 3 * n and 20 <= y0 < y1 <= 222
+        else:
+            assert props["DVFaceCount"] == 0 and "DVFaceBoxes" not in props and "DVFaceIds" not in props
+
+
+@pytest.mark.parametrize("threads", [1, 4])
+def test_random_order_is_bit_identical_to_sequential(model_dir, threads):
+    old = core.num_threads
+    try:
+        core.num_threads = threads
+        src = clip_in(vs.RGB48)
+        # cache_mb=0: nothing is kept, so every request recomputes its windows from its own frames
+        sequential = render(vsdvface.restore(src, model=str(model_dir), cache_mb=0))
+        for seed in range(2):
+            order = list(range(LENGTH)) * 2
+            random.Random(seed).shuffle(order)
+            shuffled = render(vsdvface.restore(src, model=str(model_dir), cache_mb=0), order)
+            assert all(same(shuffled[n], sequential[n]) for n in range(LENGTH))
+    finally:
+        core.num_threads = old
+
+
+def test_strength_change_reuses_cached_latents(model_dir):
+    vsdvface.window_cache().clear()
+    src = clip_in(vs.RGBS)
+    full = render(vsdvface.restore(src, model=str(model_dir), strength=1.0))
+    before = vsdvface.cache_stats()
+    half = render(vsdvface.restore(src, model=str(model_dir), strength=0.25))
+    after = vsdvface.cache_stats()
+    assert after.priors_computed == before.priors_computed  # encoder not run again
+    assert after.windows_computed > before.windows_computed  # backbone re-run at the new strength
+    assert not same(full[0], half[0])
+    again = vsdvface.cache_stats()
+    render(vsdvface.restore(src, model=str(model_dir), strength=0.25))  # a re-evaluated script: all cached
+    assert vsdvface.cache_stats().windows_computed == again.windows_computed
+
+
+def test_mask_clip(model_dir):
+    src = clip_in(vs.YUV420P10, matrix=1)
+    matte = vsdvface.restore(src, model=str(model_dir), mask=True)
+    assert matte.format.color_family == vs.GRAY and matte.format.bits_per_sample == 10
+    assert (matte.width, matte.height, matte.num_frames) == (WIDTH, HEIGHT, LENGTH)
+    frames = render(matte)
+    assert frames[0][0].max() == 1023 and frames[0][0].min() == 0
+    assert all(frames[n][0].max() == 0 for n in range(FACE_FRAMES, LENGTH))
+    assert matte.get_frame(0).props["DVFaceCount"] == 1
+
+
+def test_yuv_without_matrix(model_dir):
+    src = core.std.RemoveFrameProps(clip_in(vs.YUV420P8, matrix=1), "_Matrix")
+    with pytest.raises(vs.Error, match=r"restore: .*matrix_in="):
+        vsdvface.restore(src, model=str(model_dir))
+    out = vsdvface.restore(src, model=str(model_dir), matrix_in=1)
+    ref = vsdvface.restore(clip_in(vs.YUV420P8, matrix=1), model=str(model_dir))
+    assert same(planes(out.get_frame(2)), planes(ref.get_frame(2)))
+
+
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        (lambda: core.std.BlankClip(format=vs.GRAY8, length=3), "GRAY"),
+        (lambda: core.std.Splice([clip_in(vs.RGB24)[:2], clip_in(vs.RGBS)[:2]], mismatch=True), "variable format"),
+        (lambda: core.std.Splice([clip_in(vs.RGB24)[:2], core.std.BlankClip(format=vs.RGB24, length=2)], mismatch=True),
+         "variable frame size"),
+        (lambda: "not a clip", "clip must be"),
+    ],
+)
+def test_unsupported_clips(model_dir, make, match):
+    with pytest.raises(vs.Error, match=rf"^restore: .*{match}"):
+        vsdvface.restore(make(), model=str(model_dir))
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"backend": "vulkan"},
+        {"device_index": -1},
+        {"num_streams": 0},
+        {"strength": 1.5},
+        {"strength": "high"},
+        {"faces": ""},
+        {"faces": "7"},
+        {"faces": "one"},
+        {"min_face": -1},
+        {"window": 4},
+        {"window": 9},
+        {"overlap": 3},
+        {"overlap": -1},
+        {"cache_mb": -1},
+        {"mask": "yes"},
+        {"matrix_in": 99},
+        {"range_in": 5},
+        {"transfer_in": 0},
+        {"model": "/nonexistent/model"},
+        {"model": 3},
+    ],
+)
+def test_invalid_arguments_name_the_argument(model_dir, kwargs):
+    kwargs = {"model": str(model_dir), **kwargs}
+    (name,) = set(kwargs) - {"model"} or {"model"}
+    with pytest.raises(vs.Error, match=rf"^restore: .*{name}"):
+        vsdvface.restore(clip_in(vs.YUV420P8, matrix=1), **kwargs)
+
+
+def test_construction_prints_nothing(model_dir, capfd):
+    src = clip_in(vs.RGB24, frames=make_frames(face_frames=9))  # a clip of its own: the analysis runs here
+    out = vsdvface.restore(src, model=str(model_dir), faces="largest", min_face=20)
+    out.get_frame(0)
+    captured = capfd.readouterr()
+    assert captured.out == ""
+
+
+def test_min_face_leaves_small_faces_alone(model_dir):
+    src = clip_in(vs.RGB24)
+    out = vsdvface.restore(src, model=str(model_dir), min_face=1000)
+    assert same(planes(out.get_frame(0)), planes(src.get_frame(0)))
+    assert out.get_frame(0).props["DVFaceCount"] == 0
+
+
+def test_callbacks_run_concurrently(model_dir, monkeypatch):
+    """FrameEval around ModifyFrame: with 4 threads several frames are rendered at the same time."""
+    import threading
+    import time
+
+    from vsdvface.compositor import ClipCompositor
+
+    active, peak, lock = [0], [0], threading.Lock()
+    original = ClipCompositor.render
+
+    def slow_render(self, n, frames):
+        with lock:
+            active[0] += 1
+            peak[0] = max(peak[0], active[0])
+        try:
+            time.sleep(0.05)
+            return original(self, n, frames)
+        finally:
+            with lock:
+                active[0] -= 1
+
+    monkeypatch.setattr(ClipCompositor, "render", slow_render)
+    old = core.num_threads
+    try:
+        core.num_threads = 4
+        out = vsdvface.restore(clip_in(vs.RGB24), model=str(model_dir))
+        render(out)
+    finally:
+        core.num_threads = old
+    assert peak[0] >= 2
+
+
+def test_analysis_is_reused_from_memory_and_disk(model_dir, monkeypatch, tracks_cache):
+    import vsdvface.analysis as analysis
+
+    src = clip_in(vs.RGB24)
+    first = render(vsdvface.restore(src, model=str(model_dir)))
+    assert list(tracks_cache.glob("vs-*.json"))
+
+    def no_detection(*args, **kwargs):
+        raise AssertionError("the analysis ran again")
+
+    monkeypatch.setattr(analysis, "analyze", no_detection)
+    vsdvface.restore(src, model=str(model_dir))  # in-process memo
+    analysis._MEMO.clear()  # a new process: the cache folder answers
+    again = render(vsdvface.restore(src, model=str(model_dir)))
+    assert all(same(first[n], again[n]) for n in range(LENGTH))
+
+
+def test_tracks_file(model_dir, tmp_path):
+    import vsdvface.analysis as analysis
+
+    src = clip_in(vs.RGB24)
+    vsdvface.restore(src, model=str(model_dir))
+    tracks = copy.deepcopy(next(reversed(analysis._MEMO.values())))  # the memo's copy stays as it is
+    tracks.tracks[0].faces = tracks.tracks[0].faces[:4]  # a hand-shortened track: faces on frames 0..3 only
+    path = tmp_path / "shot.json"
+    tracks.save(path)
+    out = vsdvface.restore(src, model=str(model_dir), tracks=str(path))
+    assert out.get_frame(3).props["DVFaceCount"] == 1 and out.get_frame(4).props["DVFaceCount"] == 0
+    assert same(planes(out.get_frame(4)), planes(src.get_frame(4)))
+    with pytest.raises(vs.Error, match=r"^restore: tracks=.*made for a 320x240 clip of 14 frames"):
+        vsdvface.restore(src[:10], model=str(model_dir), tracks=str(path))
+    with pytest.raises(vs.Error, match=r"^restore: tracks="):
+        vsdvface.restore(src, model=str(model_dir), tracks=str(tmp_path / "missing.json"))
+
+
+def test_model_folder_without_export_asks_for_one(model_dir, tmp_path):
+    import shutil
+
+    for name in ("config.json", "dvface.safetensors"):
+        shutil.copy(model_dir / name, tmp_path / name)
+    with pytest.raises(vs.Error, match=r"^restore: model=.*no ONNX export.*dvface export onnx --model"):
+        vsdvface.restore(clip_in(vs.RGB24), model=str(tmp_path))
