@@ -202,12 +202,7 @@ def run_cache(args: argparse.Namespace) -> int:
         "wall_s": wall,
         "bit_identical": None if reference is None else digests == reference,
     }
-    if args.json:
-        print(json.dumps(result))
-    else:
-        for key, value in result.items():
-            text = f"{value:.4g}" if isinstance(value, float) else str(value)
-            print(f"{key:>22}: {text}")
+    print_result(result, args.json)
     if result["bit_identical"] is False:
         print("bench cache: frames differ from the sequential render", file=sys.stderr)
         return 1
@@ -218,3 +213,14 @@ def _peak_rss_mb() -> float:
     """Peak resident set size of this process (ru_maxrss is KiB on Linux, bytes on macOS)."""
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / (1 << 20) if sys.platform == "darwin" else peak / 1024
+
+
+def print_result(result: dict, as_json: bool) -> None:
+    """A benchmark's figures: one JSON object, or one aligned line per figure."""
+    if as_json:
+        print(json.dumps(result))
+        return
+    width = max(map(len, result))
+    for key, value in result.items():
+        text = f"{value:.4g}" if isinstance(value, float) else str(value)
+        print(f"{key:>{width}}: {text}")

@@ -8,7 +8,6 @@ restore (backbone + decode, again on every `prior_scale` change), on a synthetic
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import tempfile
 import time
@@ -17,6 +16,7 @@ from typing import Callable
 
 import numpy as np
 
+from .bench import print_result
 from .errors import InputError
 
 BACKENDS = ("torch", "ort")
@@ -170,10 +170,5 @@ def run(args: argparse.Namespace) -> int:
         "fps": frames / (t_encode + t_restore),
         "fps_restore_only": frames / t_restore,
     }
-    if args.json:
-        print(json.dumps(result))
-    else:
-        for key, value in result.items():
-            text = f"{value:.4g}" if isinstance(value, float) else str(value)
-            print(f"{key:>17}: {text}")
+    print_result(result, args.json)
     return 0

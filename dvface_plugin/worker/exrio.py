@@ -17,6 +17,7 @@ import numpy as np
 import OpenEXR
 
 from ..errors import InputError
+from .transport import process_alive
 
 MATTE_CHANNEL = "dvface.matte"
 PARTIAL_TAG = ".dvface-partial-"
@@ -91,17 +92,9 @@ def remove_stale_partials(folder: Path) -> int:
     removed = 0
     for entry in folder.glob(f".*{PARTIAL_TAG}*"):
         pid_part = entry.name.split(PARTIAL_TAG, 1)[1].split("-", 1)[0]
-        if pid_part.isdigit() and not _alive(int(pid_part)):
+        if pid_part.isdigit() and not process_alive(int(pid_part)):
             entry.unlink(missing_ok=True)
             removed += 1
     return removed
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -23,6 +23,7 @@ from typing import Any, Callable, Protocol
 from ..errors import DVFaceError, InputError
 from . import protocol, transport
 from .protocol import ConnectionClosed, ProtocolError
+from .transport import process_alive
 
 VERSION = 1
 
@@ -66,7 +67,7 @@ class WorkerServer:
         self._listener.settimeout(0.5)
         try:
             while not self._stop.is_set():
-                if self.parent_pid is not None and not _alive(self.parent_pid):
+                if self.parent_pid is not None and not process_alive(self.parent_pid):
                     break  # the host that started us is gone: do not linger holding a GPU
                 try:
                     conn, _ = self._listener.accept()
@@ -177,16 +178,6 @@ class WorkerServer:
             return True
         except OSError:
             return False
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 # --- command line -----------------------------------------------------------------------------

@@ -98,3 +98,14 @@ def unlink(address: str) -> None:
     kind, rest = _split(address)
     if kind == "unix":
         Path(rest).unlink(missing_ok=True)
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process `pid` exists (a process of another user counts as alive)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
