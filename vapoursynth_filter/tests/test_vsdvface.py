@@ -138,6 +138,7 @@ def test_unsupported_clips(model_dir, make, match):
         {"backend": "vulkan"},
         {"device_index": -1},
         {"num_streams": 0},
+        {"num_streams": 10_000},
         {"strength": 1.5},
         {"strength": "high"},
         {"faces": ""},

@@ -201,6 +201,11 @@ def _check_options(**o: object) -> None:
         raise _error(f"device_index={o['device_index']!r}: must be an integer >= 0")
     if not _is_int(o["num_streams"]) or o["num_streams"] < 1:
         raise _error(f"num_streams={o['num_streams']!r}: must be an integer >= 1")
+    if o["num_streams"] > vs.core.num_threads:
+        raise _error(
+            f"num_streams={o['num_streams']} exceeds core.num_threads={vs.core.num_threads}: extra streams would "
+            "never run; lower num_streams or raise core.num_threads"
+        )
     if not _is_number(o["strength"]) or not 0.0 <= float(o["strength"]) <= 1.0:
         raise _error(f"strength={o['strength']!r}: must be a number in [0, 1]")
     if not isinstance(o["faces"], str) or not o["faces"].strip():
