@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     ("dvface_plugin.worker.server", "serve"),
     ("dvface_plugin.onnx_export", "export"),
     ("dvface_plugin.model_bench", None),  # `dvface bench model`
+    ("dvface_plugin.batch.command", "batch"),
 ]
 
 # Packages a torch-free install (the onnxruntime backend: VapourSynth, farm nodes) does not have.
