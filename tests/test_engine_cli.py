@@ -7,14 +7,13 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
-import torch
+
+from tiny_models import save_tiny
 
 from dvface_plugin.cli import main
-from dvface_plugin.config import DVFaceConfig
 from dvface_plugin.engine import Restorer
 from dvface_plugin.errors import InputError
 from dvface_plugin.media import MediaWriter, open_media
-from dvface_plugin.model import DVFace
 from dvface_plugin.restore_aligned import StreamedCrops
 
 CROP = 32
@@ -22,12 +21,7 @@ CROP = 32
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
-    torch.manual_seed(0)
-    cfg = DVFaceConfig.preset("tiny")
-    cfg.crop_size = CROP
-    folder = tmp_path_factory.mktemp("model")
-    DVFace(cfg).save_pretrained(folder)
-    return folder
+    return save_tiny(tmp_path_factory.mktemp("model"), CROP)
 
 
 def write_clip(path, frames, bits, fps=Fraction(24000, 1001)):

@@ -14,6 +14,8 @@ import pytest
 import torch
 from skimage import data
 
+from tiny_models import save_tiny
+
 from dvface_plugin.cli import main as cli_main
 from dvface_plugin.config import DVFaceConfig
 from dvface_plugin.engine import WindowCache, open_restorer
@@ -27,16 +29,7 @@ NO_TORCH = "import sys; sys.modules['torch'] = None; sys.modules['diffusers'] = 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
     """A tiny model whose config asks for 5-frame 64 px windows, with its ONNX export shipped in it."""
-    torch.manual_seed(0)
-    config = DVFaceConfig.preset("tiny")
-    config.window, config.overlap, config.crop_size = WINDOW, OVERLAP, SIZE
-    model = DVFace(config).eval()
-    g = torch.Generator().manual_seed(7)
-    with torch.no_grad():
-        for p in model.fusion.parameters():
-            p.add_(torch.randn(p.shape, generator=g) * 0.5)
-    folder = tmp_path_factory.mktemp("model")
-    model.save_pretrained(folder)
+    folder = save_tiny(tmp_path_factory.mktemp("model"), SIZE, window=WINDOW, overlap=OVERLAP, perturb_astf=True)
     assert cli_main(["export", "onnx", "--model", str(folder), "-o", str(folder / "onnx")]) == 0
     return folder
 

@@ -16,14 +16,13 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-import torch
+
+from tiny_models import save_tiny
 
 from dvface_plugin.cli import main
-from dvface_plugin.config import DVFaceConfig
 from dvface_plugin.engine.restorer import Restorer
 from dvface_plugin.faces import Tracks
 from dvface_plugin.media import MediaWriter, open_media
-from dvface_plugin.model import DVFace
 from dvface_plugin.wholeframe.synthetic import face_positions, synthetic_frames
 
 NTSC = Fraction(24000, 1001)
@@ -47,12 +46,7 @@ def _private_cache(cache_dir, monkeypatch):
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
-    torch.manual_seed(0)
-    cfg = DVFaceConfig.preset("tiny")
-    cfg.crop_size = CROP
-    folder = tmp_path_factory.mktemp("model")
-    DVFace(cfg).save_pretrained(folder)
-    return folder
+    return save_tiny(tmp_path_factory.mktemp("model"), CROP)
 
 
 def write_video(path: Path, frames, fps=NTSC) -> Path:

@@ -15,12 +15,11 @@ from pathlib import Path
 
 import av
 import pytest
-import torch
+
+from tiny_models import save_tiny
 
 from dvface_plugin.cli import main
-from dvface_plugin.config import DVFaceConfig
 from dvface_plugin.media import MediaWriter, open_media
-from dvface_plugin.model import DVFace
 
 WHOLE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "realworld" / "whole"
 CLIPS = sorted(WHOLE.glob("*.mp4")) if WHOLE.is_dir() else []
@@ -34,12 +33,7 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
-    torch.manual_seed(0)
-    cfg = DVFaceConfig.preset("tiny")
-    cfg.crop_size = 64
-    folder = tmp_path_factory.mktemp("model")
-    DVFace(cfg).save_pretrained(folder)
-    return folder
+    return save_tiny(tmp_path_factory.mktemp("model"), 64)
 
 
 @pytest.fixture(autouse=True)

@@ -1,0 +1,1 @@
+"""`dvface batch`: archive-scale restoration of many clips split into chunks run by Ray actors."""

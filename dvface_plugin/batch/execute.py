@@ -1,0 +1,109 @@
+"""Rendering one chunk into a lossless piece, and joining a file's pieces into its output.
+
+Pieces are FFV1 .mkv files (lossless at 8 and 16 bits) written atomically by `MediaWriter`, so a
+piece that exists is complete. The final output re-encodes the decoded pieces once: with a
+lossless output format this is bit-exact (joining pieces without re-encoding is not done yet).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..engine import WindowCache, open_restorer
+from ..errors import InputError
+from ..media import MediaWriter, open_media
+from .plan import Chunk
+
+PIECE_EXT = ".mkv"
+FAIL_AFTER_ENV = "DVFACE_BATCH_FAIL_AFTER"  # test hook: a worker raises after this many chunks
+CRASH_ONCE_ENV = "DVFACE_BATCH_CRASH_ONCE"  # test hook: a marker path; the first worker to render a
+# second chunk creates it and kills its own process mid-chunk (a lost worker), once per job
+
+
+def piece_fps(src) -> object:
+    return src.fps if src.fps else 24
+
+
+class ChunkWorker:
+    """Holds one loaded model and renders chunks with it (a Ray actor in `dvface batch`)."""
+
+    def __init__(self, options: dict, fail_after: int | None = None, crash_marker: str | None = None) -> None:
+        self.options = options
+        if importlib.util.find_spec("torch") is not None:
+            import torch
+
+            # Float sums (hence 16-bit outputs, by 1 code value) depend on torch's thread count.
+            torch.set_num_threads(options["threads"])
+        self.restorer = open_restorer(
+            options["model"], backend=options["backend"], device=options["device"], precision=options["precision"]
+        )
+        self.fail_after = fail_after
+        self.crash_marker = crash_marker
+        self.rendered = 0
+
+    def render(self, source: str, n_frames: int, chunk: dict, piece: str) -> str:
+        """Render output frames [start, stop) of `source` into the piece file; returns its path."""
+        if self.fail_after is not None and self.rendered >= self.fail_after:
+            raise RuntimeError(f"injected failure after {self.rendered} chunks ({FAIL_AFTER_ENV})")
+        if self.crash_marker and self.rendered >= 1:
+            try:
+                os.close(os.open(self.crash_marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            except FileExistsError:
+                pass
+            else:
+                os._exit(1)
+        render_chunk(self.restorer, source, n_frames, Chunk(**chunk), Path(piece), self.options)
+        self.rendered += 1
+        return piece
+
+    def pid(self) -> int:
+        return os.getpid()
+
+
+def render_chunk(restorer, source: str, n_frames: int, chunk: Chunk, piece: Path, options: dict) -> None:
+    size = restorer.config.crop_size
+    with open_media(source) as src:
+        if (src.width, src.height) != (size, size):
+            raise InputError(f"{source} is {src.width}x{src.height}; --aligned needs {size}x{size} crops for this model")
+        crops = np.stack(list(src.frames(chunk.read_start, chunk.read_stop)))
+        if len(crops) != chunk.read_stop - chunk.read_start:
+            raise InputError(f"{source} ended before frame {chunk.read_stop}; the file is truncated: re-encode it")
+        session = restorer.session(
+            None,
+            n_frames,
+            get_crops=lambda a, b: crops[a - chunk.read_start : b - chunk.read_start],
+            window=options["window"],
+            overlap=options["overlap"],
+            prior_scale=options["strength"],
+            cache=WindowCache(0),  # one forward pass: nothing is asked twice
+        )
+        piece.parent.mkdir(parents=True, exist_ok=True)
+        with session, MediaWriter(piece, fps=piece_fps(src), width=size, height=size, bit_depth=src.source_bits,
+                                  codec="ffv1") as writer:
+            for frame in session.iter_frames(chunk.start, chunk.stop):
+                writer.write(frame)
+
+
+def assemble(source: str, pieces: list[str], output: Path, options: dict) -> None:
+    """Write the file's output from its pieces in order, with the source's audio and metadata."""
+    with open_media(source) as src, MediaWriter(
+        output,
+        fps=src.fps if src.fps else None,
+        width=src.width,
+        height=src.height,
+        bit_depth=src.source_bits,
+        codec=options["codec"],
+        audio_from=src,
+        metadata=src.metadata,
+        allow_bit_depth_loss=options["allow_bit_depth_loss"],
+    ) as writer:
+        for piece in pieces:
+            with open_media(piece) as part:
+                for frame in part:
+                    writer.write(frame)
+        if writer.frames_written != src.frame_count:
+            raise InputError(f"{output}: joined {writer.frames_written} frames, the source has {src.frame_count}")

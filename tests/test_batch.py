@@ -1,0 +1,189 @@
+"""`dvface batch`: chunk planning, the resumable manifest, and Ray runs bit-identical to `dvface restore`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from fractions import Fraction
+from itertools import pairwise
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from tiny_models import save_tiny
+
+from dvface_plugin.batch.execute import CRASH_ONCE_ENV, FAIL_AFTER_ENV
+from dvface_plugin.batch.manifest import Manifest
+from dvface_plugin.batch.plan import plan_chunks
+from dvface_plugin.cli import main
+from dvface_plugin.engine import WindowGrid
+from dvface_plugin.media import MediaWriter, open_media
+
+CROP = 32
+
+
+@pytest.mark.parametrize("n,window,overlap,quantum,chunk", [
+    (31, 5, 1, 4, 4), (31, 5, 1, 4, 9), (100, 17, 4, 4, 30), (7, 5, 1, 4, 2), (5, 5, 1, 4, 1), (64, 9, 2, 1, 10)])
+def test_chunks_tile_the_clip_on_window_starts_and_read_their_windows(n, window, overlap, quantum, chunk):
+    grid = WindowGrid(n, window, overlap, quantum)
+    chunks = plan_chunks(grid, chunk)
+    starts = {w.start for w in grid.windows}
+    assert chunks[0].start == 0 and chunks[-1].stop == n
+    assert all(a.stop == b.start for a, b in pairwise(chunks))
+    assert all(c.start in starts for c in chunks)
+    assert all(c.frames >= chunk for c in chunks[:-1])
+    for c in chunks:
+        wins = [w for w in grid.windows if w.start < c.stop and w.stop > c.start]
+        assert (c.read_start, c.read_stop) == (wins[0].start, wins[-1].stop)
+    if len(grid.windows) > 1 and chunk <= grid.stride:
+        # small chunks: one per window start, but a short end-anchored tail joins the chunk before it
+        assert len(grid.windows) - 1 <= len(chunks) <= len(grid.windows)
+
+
+def test_manifest_saves_atomically_and_restarts_a_changed_file(tmp_path):
+    grid = WindowGrid(13, 5, 1, 4)
+    chunks = plan_chunks(grid, 4)
+    path = tmp_path / "job" / "manifest.json"
+    m = Manifest.open(path, {"strength": 1.0})
+    m.add_file("a.mkv", "aa", str(tmp_path / "a.mkv"), 13, chunks)
+    piece = tmp_path / "piece0.mkv"
+    piece.write_bytes(b"x")
+    m.chunk_done("a.mkv", 0, str(piece))
+    assert [p.name for p in path.parent.iterdir()] == ["manifest.json"]  # no temp file left
+    again = Manifest.open(path, {"strength": 1.0})
+    entry = again.add_file("a.mkv", "aa", str(tmp_path / "a.mkv"), 13, chunks)
+    assert [c["state"] for c in entry["chunks"]][:2] == ["done", "pending"] and entry["chunks"][0]["runs"] == 1
+    piece.unlink()  # a done chunk whose piece vanished is pending again
+    assert Manifest.open(path, {"strength": 1.0}).add_file(
+        "a.mkv", "aa", str(tmp_path / "a.mkv"), 13, chunks)["chunks"][0]["state"] == "pending"
+    piece.write_bytes(b"x")
+    changed = Manifest.open(path, {"strength": 1.0}).add_file("a.mkv", "bb", str(tmp_path / "a.mkv"), 13, chunks)
+    assert all(c["state"] == "pending" for c in changed["chunks"])
+    assert Manifest.open(path, {"strength": 0.5}).files == {}  # other settings: another job
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    return save_tiny(tmp_path_factory.mktemp("model"), CROP, window=5, overlap=1)
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("clips")
+    rng = np.random.default_rng(3)
+    made = []
+    for name, n, dtype, bits in (("alpha", 14, np.uint8, 8), ("beta", 11, np.uint16, 16)):
+        frames = rng.integers(0, np.iinfo(dtype).max, (n, CROP, CROP, 3), dtype=dtype)
+        path = folder / f"{name}.mkv"
+        with MediaWriter(path, fps=Fraction(25), width=CROP, height=CROP, bit_depth=bits) as w:
+            for frame in frames:
+                w.write(frame)
+        made.append(path)
+    return made
+
+
+@pytest.fixture(scope="module")
+def references(clips, model_dir, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("whole")
+    refs = {}
+    for clip in clips:
+        out = folder / clip.name
+        assert main(["restore", "--aligned", str(clip), "-o", str(out), "--model", str(model_dir), "--quiet",
+                     "--strength", "0.8"]) == 0
+        refs[clip.stem] = np.stack(list(open_media(out)))
+    return refs
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+def batch_args(clips, model_dir, outdir, *extra):
+    return ["batch", *map(str, clips), "-o", str(outdir), "--aligned", "--model", str(model_dir), "--quiet",
+            "--strength", "0.8", "--chunk-frames", "3", "--workers", "2",
+            # the whole-clip reference ran with this process's torch threads: float sums depend on them
+            "--threads-per-worker", str(torch.get_num_threads()), *extra]
+
+
+def job_manifest(outdir):
+    (path,) = (outdir / ".dvface-batch").glob("*/manifest.json")
+    return json.loads(path.read_text())
+
+
+def test_batch_outputs_are_bit_identical_to_whole_clip_restores(ray_local, clips, model_dir, references, tmp_path):
+    outdir = tmp_path / "out"
+    assert main(batch_args(clips, model_dir, outdir)) == 0
+    for clip in clips:
+        out = open_media(outdir / clip.name)
+        assert out.fps == Fraction(25)
+        assert np.array_equal(np.stack(list(out)), references[clip.stem])
+    files = job_manifest(outdir)["files"]
+    assert all(e["state"] == "done" and len(e["chunks"]) >= 2 for e in files.values())  # every clip was split
+    assert all(c["runs"] == 1 for e in files.values() for c in e["chunks"])
+    assert sorted(p.name for p in outdir.iterdir()) == [".dvface-batch", "alpha.mkv", "beta.mkv"]
+    assert [p.name for p in next((outdir / ".dvface-batch").iterdir()).iterdir()] == ["manifest.json"]
+
+
+def test_interrupted_job_resumes_without_redoing_chunks(ray_local, clips, model_dir, references, tmp_path,
+                                                        monkeypatch, capsys):
+    outdir = tmp_path / "out"
+    monkeypatch.setenv(FAIL_AFTER_ENV, "2")  # each worker fails on its third chunk
+    assert main(batch_args(clips, model_dir, outdir)) == 2
+    assert "rerun the same command" in capsys.readouterr().err
+    first = job_manifest(outdir)["files"]
+    done_before = {(s, c["index"]) for s, e in first.items() for c in e["chunks"] if c["state"] == "done"}
+    total = sum(len(e["chunks"]) for e in first.values())
+    assert 0 < len(done_before) < total
+    # a file's output exists exactly when the manifest says it is done, and one is unfinished
+    assert any(e["state"] != "done" for e in first.values())
+    assert all(Path(e["output"]).exists() == (e["state"] == "done") for e in first.values())
+    assert sorted(p.name for p in outdir.iterdir() if not p.name.startswith(".")) == sorted(
+        Path(e["output"]).name for e in first.values() if e["state"] == "done")
+    assert main(batch_args(clips, model_dir, outdir, "--dry-run")) == 0
+    shown = capsys.readouterr().out
+    for entry in first.values():
+        done = sum(c["state"] == "done" for c in entry["chunks"])
+        assert f"{len(entry['chunks'])} chunks, {done} done, file {entry['state']}" in shown
+    monkeypatch.delenv(FAIL_AFTER_ENV)
+    assert main(batch_args(clips, model_dir, outdir)) == 0
+    files = job_manifest(outdir)["files"]
+    assert all(c["runs"] == 1 and c["state"] == "done" for e in files.values() for c in e["chunks"])
+    for clip in clips:
+        assert np.array_equal(np.stack(list(open_media(outdir / clip.name))), references[clip.stem])
+
+
+def test_a_killed_worker_is_restarted_and_the_job_completes(ray_local, clips, model_dir, references, tmp_path,
+                                                             monkeypatch):
+    outdir, marker = tmp_path / "out", tmp_path / "crashed"
+    monkeypatch.setenv(CRASH_ONCE_ENV, str(marker))  # a worker process dies in the middle of the job
+    assert main(batch_args(clips, model_dir, outdir)) == 0
+    assert marker.exists()
+    files = job_manifest(outdir)["files"]
+    assert all(c["runs"] == 1 and c["state"] == "done" for e in files.values() for c in e["chunks"])
+    for clip in clips:
+        assert np.array_equal(np.stack(list(open_media(outdir / clip.name))), references[clip.stem])
+
+
+def test_batch_without_ray_says_how_to_install_it(clips, model_dir, tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "ray", None)
+    assert main(batch_args(clips, model_dir, tmp_path / "out")) == 2
+    assert 'pip install "dvface-plugin[batch]"' in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_batch_refuses_whole_frame_mode_and_shared_stems(clips, model_dir, tmp_path, capsys):
+    args = batch_args(clips, model_dir, tmp_path / "out")
+    args.remove("--aligned")
+    assert main(args) == 2
+    assert "--aligned" in capsys.readouterr().err
+    twin = tmp_path / "alpha.mkv"
+    twin.write_bytes(clips[0].read_bytes())
+    assert main(batch_args([clips[0], twin], model_dir, tmp_path / "out")) == 2
+    assert "separate jobs" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
