@@ -31,6 +31,7 @@ import numpy as np
 from . import __version__
 from .config import DVFaceConfig
 from .errors import DVFaceError, InputError, WeightsError
+from .paths import user_cache_dir
 
 FORMAT = "dvface-onnx"
 FORMAT_VERSION = 1
@@ -143,19 +144,6 @@ def file_sha256(path: Path) -> str:
                 h.update(chunk)
         _SHA_MEMO[key] = h.hexdigest()
     return _SHA_MEMO[key]
-
-
-def default_cache_dir() -> Path:
-    """`$DVFACE_CACHE_DIR`, else the platform's user cache folder + /dvface."""
-    if os.environ.get("DVFACE_CACHE_DIR"):
-        return Path(os.environ["DVFACE_CACHE_DIR"]).expanduser()
-    if sys.platform == "win32":
-        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
-    elif sys.platform == "darwin":
-        base = Path.home() / "Library" / "Caches"
-    else:
-        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "dvface"
 
 
 def gpu_name(device_id: int) -> str | None:
@@ -283,7 +271,7 @@ def ensure_onnx(
     shipped = model_folder / SHIPPED_ONNX_DIR
     if usable(shipped):
         return shipped
-    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir() / "onnx"
+    cache_dir = Path(cache_dir) if cache_dir is not None else user_cache_dir("onnx")
     target = cache_dir / f"{config.name}-{sha[:16]}-{precision}-{t}x{s}x{s}"
     if usable(target):
         return target
@@ -469,7 +457,7 @@ class OrtModel:
         options = []
         for name in names:
             if name == TENSORRT:
-                base = Path(trt_cache_dir) if trt_cache_dir is not None else default_cache_dir()
+                base = Path(trt_cache_dir) if trt_cache_dir is not None else user_cache_dir("tensorrt")
                 folder = trt_cache_folder(
                     base, self.manifest, self.manifest_sha, self.device_id, gpu_name(self.device_id), ort.__version__
                 )

@@ -29,6 +29,11 @@ class TrackingSettings:
     min_hits: int = 3  # tracks with fewer detections are treated as false positives
     max_distance: float = 1.0  # landmark distance (face sizes) still counted as the same face
 
+    @classmethod
+    def for_clip(cls, frame_count: int) -> "TrackingSettings":
+        """The defaults, except that clips shorter than `min_hits` (photos) keep single detections."""
+        return cls(min_hits=max(1, min(cls.min_hits, frame_count)))
+
     def max_gap(self, fps: float) -> int:
         return max(0, round(self.max_gap_seconds * fps))
 

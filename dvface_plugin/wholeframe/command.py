@@ -49,7 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="use --tracks even though it was made from other pixels (size and frame count "
                             "must still match)")
     group.add_argument("--no-cache", action="store_true",
-                       help="analyse IN again instead of reusing cached face tracks (cache: $DVFACE_CACHE_DIR "
+                       help="analyse IN again instead of reusing cached face tracks (cache: $DVFACE_CACHE_DIR/tracks "
                             "or ~/.cache/dvface/tracks)")
     group.add_argument("--mask-out", type=Path, default=None, metavar="PATH",
                        help="also write the face matte, 16-bit grey where the format allows "

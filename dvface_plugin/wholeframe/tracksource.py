@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -20,13 +19,13 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
+from ..paths import user_cache_dir
 from ..faces import (CenterFaceDetector, FaceDetector, TrackingSettings, Tracks, analysis_settings, analyze,
                      frames_digest)
 from ..faces.detector import Detection
 from ..media import MediaSource
 from .stages import StageTimer
 
-CACHE_ENV = "DVFACE_CACHE_DIR"
 
 
 @dataclass
@@ -59,18 +58,8 @@ class TimedDetector:
             return self._detector.detect_batch(frames)
 
 
-def tracking_for(frame_count: int) -> TrackingSettings:
-    """Default tracking, except that clips shorter than `min_hits` (photos) keep single detections."""
-    defaults = TrackingSettings()
-    return TrackingSettings(min_hits=max(1, min(defaults.min_hits, frame_count)))
-
-
 def default_cache_dir() -> Path:
-    """$DVFACE_CACHE_DIR, else $XDG_CACHE_HOME/dvface/tracks, else ~/.cache/dvface/tracks."""
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "dvface" / "tracks"
+    return user_cache_dir("tracks")
 
 
 def cache_file(cache_dir: Path, src: MediaSource, settings: dict[str, Any]) -> Path:
@@ -114,7 +103,7 @@ def run_analysis(
             frames,
             float(src.fps) if src.fps else 24.0,  # a photo has no rate; tracking then has nothing to bridge
             detector=TimedDetector(detector, timer),
-            tracking=tracking_for(src.frame_count),
+            tracking=TrackingSettings.for_clip(src.frame_count),
             crop_size=crop_size,
         )
 
@@ -158,7 +147,7 @@ def obtain_tracks(
     if tracks_file is not None:
         return TrackSource(load_tracks_file(tracks_file, src, timer, check_digest=check_digest), "file")
     detector = detector_factory()
-    settings = analysis_settings(detector, tracking_for(src.frame_count), crop_size=crop_size)
+    settings = analysis_settings(detector, TrackingSettings.for_clip(src.frame_count), crop_size=crop_size)
     cached_path = cache_file(cache_dir, src, settings) if cache_dir is not None else None
     if cached_path is not None and cached_path.is_file():
         try:

@@ -257,7 +257,7 @@ class RangeRestorer:
         from ..faces import TrackingSettings, analysis_settings, analyze
 
         detector = self._get_detector()
-        tracking = TrackingSettings(min_hits=max(1, min(TrackingSettings().min_hits, plates.count)))
+        tracking = TrackingSettings.for_clip(plates.count)
         h = hashlib.sha256()
         h.update(json.dumps([analysis_settings(detector, tracking, crop_size=crop), s.colour.as_dict(), s.fps],
                             sort_keys=True, default=str).encode())

@@ -217,7 +217,7 @@ def test_analysis_is_reused_from_memory_and_disk(model_dir, monkeypatch, tracks_
 
     src = clip_in(vs.RGB24)
     first = render(vsdvface.restore(src, model=str(model_dir)))
-    assert list(tracks_cache.glob("vs-*.json"))
+    assert list(tracks_cache.glob("tracks/vs-*.json"))
 
     def no_detection(*args, **kwargs):
         raise AssertionError("the analysis ran again")

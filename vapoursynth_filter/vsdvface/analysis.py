@@ -22,11 +22,11 @@ from pathlib import Path
 import numpy as np
 
 from dvface_plugin.errors import InputError
+from dvface_plugin.paths import user_cache_dir
 from dvface_plugin.faces import (CenterFaceDetector, FaceDetector, TrackingSettings, Tracks, analysis_settings,
                                  analyze, frames_digest)
 from dvface_plugin.faces.detector import default_providers
 
-CACHE_ENV = "DVFACE_CACHE_DIR"  # the tracks cache folder shared with `dvface restore` / `dvface track`
 _MEMO: OrderedDict[str, Tracks] = OrderedDict()
 _MEMO_SIZE = 16
 _LOCK = threading.Lock()
@@ -44,16 +44,8 @@ def detector() -> CenterFaceDetector:
 
 
 def cache_dir() -> Path:
-    """$DVFACE_CACHE_DIR, else $XDG_CACHE_HOME/dvface/tracks, else ~/.cache/dvface/tracks."""
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "dvface" / "tracks"
-
-
-def tracking_for(frame_count: int) -> TrackingSettings:
-    """Default tracking, except that clips shorter than `min_hits` keep single detections (as the CLI)."""
-    return TrackingSettings(min_hits=max(1, min(TrackingSettings().min_hits, frame_count)))
+    """The tracks cache shared with `dvface restore` and `dvface track`."""
+    return user_cache_dir("tracks")
 
 
 def analyse_clip(
@@ -66,7 +58,7 @@ def analyse_clip(
     disk_cache: bool = True,
 ) -> Tracks:
     """Tracks of the clip whose frames `frames()` yields in order (called once, twice on a miss)."""
-    tracking = tracking_for(frame_count)
+    tracking = TrackingSettings.for_clip(frame_count)
     settings = analysis_settings(det, tracking, crop_size=crop_size)
     digest = frames_digest(frames())
     key = hashlib.sha256(json.dumps([digest, settings, float(fps)], sort_keys=True).encode()).hexdigest()
