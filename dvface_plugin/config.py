@@ -56,6 +56,9 @@ class DVFaceConfig:
     crop_size: int = 512  # side of the aligned face crops the model is trained on
     window: int = 17  # engine window in frames (4k+1, so the VAE needs no temporal padding)
     overlap: int = 4  # frames shared by neighbouring windows, cross-faded
+    # [ours] x_hat = D(z_hat) + (x_lq - D(z_lq)): add back the detail the VAE cannot represent, so a
+    # small VAE does not cap the output's fidelity and a zero velocity returns the input unchanged.
+    detail_skip: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.prior, dict):
@@ -205,6 +208,7 @@ def _tiny() -> DVFaceConfig:
         context_length=8,
         window=17,
         overlap=4,
+        detail_skip=True,
     )
 
 

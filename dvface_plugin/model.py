@@ -6,6 +6,9 @@
                                                                   v
     z_hat = z_lq - sigma_t * v(z_lq, t, empty-prompt context)  --> VAE.decode --crop--> x_hat
 
+With `config.detail_skip` the output is D(z_hat) + (x_lq - D(z_lq)): the model only adds the change
+it makes in latent space, and the detail the VAE cannot represent passes through untouched.
+
 The three steps are public (`encode`, `encode_priors`, `restore_latent`) so the windowed engine
 can cache the latent and prior features of a window and re-run only the backbone when the user
 changes `prior_scale`. The model keeps per-call state inside the diffusers VAE: serialise calls
@@ -45,19 +48,22 @@ BACKBONE_PREFIXES = {"vae": "backbone.vae.", "transformer": "backbone.transforme
 
 @dataclass
 class Latent:
-    """A padded clip's normalised VAE latent (B, 16, T', h, w) and the size to crop the output back to."""
+    """A padded clip's normalised VAE latent (B, 16, T', h, w), the size to crop the output back to,
+    and with `detail_skip` the padded pixels' detail x - D(z) that the VAE did not keep."""
 
     z: torch.Tensor
     frames: int
     height: int
     width: int
+    detail: torch.Tensor | None = None
 
     @property
     def nbytes(self) -> int:
-        return self.z.numel() * self.z.element_size()
+        return sum(t.numel() * t.element_size() for t in (self.z, self.detail) if t is not None)
 
     def to(self, *args, **kwargs) -> "Latent":
-        return Latent(self.z.to(*args, **kwargs), self.frames, self.height, self.width)
+        detail = None if self.detail is None else self.detail.to(*args, **kwargs)
+        return Latent(self.z.to(*args, **kwargs), self.frames, self.height, self.width, detail)
 
 
 class DVFace(nn.Module):
@@ -77,8 +83,12 @@ class DVFace(nn.Module):
 
     # --- inference ---------------------------------------------------------------------------
 
-    def encode(self, x: torch.Tensor) -> Latent:
-        """Validate and pad (B, 3, T, H, W) pixels in [-1, 1] to what the VAE needs, then encode."""
+    def encode(self, x: torch.Tensor, with_detail: bool = True) -> Latent:
+        """Validate and pad (B, 3, T, H, W) pixels in [-1, 1] to what the VAE needs, then encode.
+
+        `with_detail=False` skips the extra decode that `detail_skip` needs, for callers that only
+        want the latent (the prior training stages).
+        """
         _check_clip(x)
         b, _, frames, height, width = x.shape
         stride_t, multiple = self.config.vae_temporal_stride, self.config.spatial_multiple
@@ -86,7 +96,11 @@ class DVFace(nn.Module):
         pad_h, pad_w = -height % multiple, -width % multiple
         if pad_t or pad_h or pad_w:  # repeat the last frame / edge pixels: no new content enters the window
             x = F.pad(x, (0, pad_w, 0, pad_h, 0, pad_t), mode="replicate")
-        return Latent(self.backbone.encode(x), frames, height, width)
+        z = self.backbone.encode(x)
+        detail = None
+        if self.config.detail_skip and with_detail:
+            detail = x.float() - self.backbone.decode(z).float()
+        return Latent(z, frames, height, width, detail)
 
     def encode_priors(self, latent: Latent) -> PriorFeatures:
         return self.prior(latent.z.to(self._param_dtype(self.prior)))
@@ -104,8 +118,10 @@ class DVFace(nn.Module):
 
     def restore_latent(self, latent: Latent, priors: PriorFeatures, prior_scale: float = 1.0) -> torch.Tensor:
         """Restored clip (B, 3, T, H, W) in [-1, 1], cropped back to the input's size."""
-        out = self.backbone.decode(self.denoise(latent, priors, prior_scale))
-        return out[:, :, : latent.frames, : latent.height, : latent.width].float()
+        out = self.backbone.decode(self.denoise(latent, priors, prior_scale)).float()
+        if latent.detail is not None:
+            out = (out + latent.detail).clamp(-1.0, 1.0)
+        return out[:, :, : latent.frames, : latent.height, : latent.width]
 
     def forward(self, x: torch.Tensor, prior_scale: float = 1.0, priors: PriorFeatures | None = None) -> torch.Tensor:
         latent = self.encode(x)

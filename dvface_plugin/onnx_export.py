@@ -44,17 +44,21 @@ OPSET = 20  # what torch's dynamo exporter emits by default; TensorRT 10 parses 
 
 
 class EncodePriorsGraph(nn.Module):
-    """Padded pixels -> normalised latent and prior features, as `DVFace.encode` + `encode_priors`."""
+    """Padded pixels -> normalised latent, prior features and (with `detail_skip`) the detail
+    x - D(z), as `DVFace.encode` + `encode_priors`."""
 
     def __init__(self, model: DVFace) -> None:
         super().__init__()
         self.model = model
 
-    def forward(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(self, pixels: torch.Tensor) -> tuple[torch.Tensor, ...]:
         m = self.model
         z = m.backbone.encode(pixels)
         priors = m.prior(z.to(next(m.prior.parameters()).dtype))
-        return z, priors.f_s.float(), priors.f_t.float()
+        out = (z, priors.f_s.float(), priors.f_t.float())
+        if m.config.detail_skip:
+            out += (pixels.float() - m.backbone.decode(z).float(),)
+        return out
 
 
 class RestoreGraph(nn.Module):
@@ -69,7 +73,7 @@ class RestoreGraph(nn.Module):
         self.model = model
 
     def forward(
-        self, z: torch.Tensor, f_s: torch.Tensor, f_t: torch.Tensor, prior_scale: torch.Tensor
+        self, z: torch.Tensor, f_s: torch.Tensor, f_t: torch.Tensor, prior_scale: torch.Tensor, *detail: torch.Tensor
     ) -> torch.Tensor:
         m = self.model
         dtype = next(m.fusion.parameters()).dtype
@@ -82,7 +86,8 @@ class RestoreGraph(nn.Module):
 
         velocity = m.backbone.velocity(z, m.config.timestep, m.context, inject)
         z_hat = z - m.config.sigma * velocity.float()
-        return m.backbone.decode(z_hat).float()
+        out = m.backbone.decode(z_hat).float()
+        return (out + detail[0]).clamp(-1.0, 1.0) if detail else out
 
 
 def export_shape(model: DVFace, frames: int | None = None, size: int | None = None) -> tuple[int, int, int]:
@@ -133,15 +138,15 @@ def export_onnx(
     try:
         # example inputs of the restore graph; normal tensors even under a caller's inference_mode (not traceable)
         with torch.inference_mode(False), torch.no_grad():
-            z, f_s, f_t = EncodePriorsGraph(model)(pixels)
-        encode_io = _export(
-            EncodePriorsGraph(model).eval(), (pixels,), tmp / ENCODE_GRAPH, ["pixels"], ["z", "f_s", "f_t"]
-        )
+            encoded = EncodePriorsGraph(model)(pixels)
+        state = ["z", "f_s", "f_t"]
+        detail = ["detail"] if model.config.detail_skip else []
+        encode_io = _export(EncodePriorsGraph(model).eval(), (pixels,), tmp / ENCODE_GRAPH, ["pixels"], state + detail)
         restore_io = _export(
             RestoreGraph(model).eval(),
-            (z, f_s, f_t, torch.tensor(1.0)),
+            (*encoded[:3], torch.tensor(1.0), *encoded[3:]),
             tmp / RESTORE_GRAPH,
-            ["z", "f_s", "f_t", "prior_scale"],
+            state + ["prior_scale"] + detail,
             ["pixels"],
         )
         opsets = {encode_io.pop("opset"), restore_io.pop("opset")}

@@ -305,7 +305,8 @@ class OrtLatent:
     """The padded clip's latent (B, 16, T', h, w) and the size to crop back to, as `Latent`.
 
     The encode graph computes the priors in the same run (saving a round trip of z), so they
-    travel with the latent until `encode_priors` hands them out; `nbytes` counts z only.
+    travel with the latent until `encode_priors` hands them out; `nbytes` counts z and the
+    `detail_skip` detail, not the priors.
     """
 
     z: np.ndarray
@@ -313,10 +314,11 @@ class OrtLatent:
     height: int
     width: int
     priors: OrtPriors
+    detail: np.ndarray | None = None
 
     @property
     def nbytes(self) -> int:
-        return self.z.nbytes
+        return self.z.nbytes + (0 if self.detail is None else self.detail.nbytes)
 
 
 class OrtModel:
@@ -388,10 +390,10 @@ class OrtModel:
             )
         x = np.pad(x, ((0, 0), (0, 0), (0, t - frames), (0, h - height), (0, w - width)), mode="edge")
         runs = [self._encode.run(None, {"pixels": x[i : i + 1]}) for i in range(b)]
-        z, f_s, f_t = (np.concatenate(parts) for parts in zip(*runs))
+        z, f_s, f_t, *detail = (np.concatenate(parts) for parts in zip(*runs))
         multiple = self.config.spatial_multiple
         priors = OrtPriors(f_s, f_t, (h // multiple, w // multiple))
-        return OrtLatent(z, frames, height, width, priors)
+        return OrtLatent(z, frames, height, width, priors, detail[0] if detail else None)
 
     def encode_priors(self, latent: OrtLatent) -> OrtPriors:
         return latent.priors
@@ -410,6 +412,7 @@ class OrtModel:
                     "f_s": priors.f_s[i : i + 1],
                     "f_t": priors.f_t[i : i + 1],
                     "prior_scale": scale_in,
+                    **({} if latent.detail is None else {"detail": latent.detail[i : i + 1]}),
                 },
             )[0]
             for i in range(latent.z.shape[0])

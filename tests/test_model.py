@@ -31,7 +31,9 @@ def backbone_alone(model: DVFace, x: torch.Tensor) -> torch.Tensor:
     """The Wan path with no ASTF at all: what a fresh DVFace must equal."""
     latent = model.encode(x)
     v = model.backbone.velocity(latent.z, model.config.timestep, model.context, lambda i, tok, grid: tok)
-    out = model.backbone.decode(latent.z - model.config.sigma * v.float())
+    out = model.backbone.decode(latent.z - model.config.sigma * v.float()).float()
+    if model.config.detail_skip:
+        out = (out + latent.detail).clamp(-1, 1)
     return out[:, :, : latent.frames, : latent.height, : latent.width]
 
 
@@ -80,6 +82,20 @@ def test_prior_scale_zero_is_backbone_even_with_trained_astf(query_source):
         base = backbone_alone(m, x)
         assert torch.equal(m(x, prior_scale=0.0), base)
         assert not torch.allclose(m(x, prior_scale=1.0), base, atol=1e-4)  # the priors do act when enabled
+
+
+@pytest.mark.parametrize("size", [(64, 64), (34, 50)])
+def test_detail_skip_returns_the_input_when_the_velocity_is_zero(size):
+    """What `zero_velocity_init` relies on: a restore stage starts at the identity, padding included."""
+    m = make_model()
+    assert m.config.detail_skip
+    with torch.no_grad():
+        m.backbone.transformer.proj_out.weight.zero_()
+        m.backbone.transformer.proj_out.bias.zero_()
+        x = clip(5, *size)
+        torch.testing.assert_close(m(x), x, atol=1e-5, rtol=0)
+        m.config.detail_skip = False  # without the skip the tiny VAE's reconstruction error shows
+        assert (m(x) - x).abs().max() > 0.1
 
 
 def test_prior_scale_outside_unit_interval_is_refused(model):

@@ -83,7 +83,7 @@ class CodebookStage(nn.Module):
 
     def forward(self, lq: torch.Tensor, hq: torch.Tensor) -> dict[str, torch.Tensor]:
         with torch.no_grad():
-            z = self.model.encode(hq).z
+            z = self.model.encode(hq, with_detail=False).z
         prior = self.model.prior
         h_s, h_t, grid = prior.branch_features(z)
         q_s, vq_s, idx_s = quantise(h_s, prior.codebook_s)
@@ -116,7 +116,7 @@ class PredictStage(nn.Module):
 
     def forward(self, lq: torch.Tensor, hq: torch.Tensor) -> dict[str, torch.Tensor]:
         with torch.no_grad():
-            z_lq, z_hq = self.model.encode(lq).z, self.model.encode(hq).z
+            z_lq, z_hq = self.model.encode(lq, with_detail=False).z, self.model.encode(hq, with_detail=False).z
             t_s, t_t, _ = self.teacher.branch_features(z_hq)
             target_s = self.teacher.codebook_s.nearest(t_s)
             target_t = self.teacher.codebook_t.nearest(t_t)

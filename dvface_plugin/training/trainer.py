@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
+from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from ..config import DVFaceConfig
@@ -56,6 +57,7 @@ class TrainConfig:
     log_every: int = 10
     checkpoint_every: int = 200
     revive_every: int = 50  # codebook stage: dead-code restarts
+    zero_velocity_init: bool = False  # restore stage from a scratch DiT: zero its output head, so training starts at the identity
     seed: int = 0
 
     @classmethod
@@ -98,6 +100,10 @@ class Trainer:
 
         resume = (self.checkpoint_dir / "trainer_state.pt").is_file()
         self.model = self._load_model(self.checkpoint_dir if resume else config.init).to(self.device)
+        if config.zero_velocity_init and not resume:
+            head = self.model.backbone.transformer.proj_out
+            nn.init.zeros_(head.weight)
+            nn.init.zeros_(head.bias)
         if config.gradient_checkpointing:
             self.model.backbone.transformer.enable_gradient_checkpointing()
         self.stage = build_stage(config.stage, self.model, config.loss_weights, config.perceptual_weights).to(self.device)
