@@ -161,7 +161,7 @@ def run_cache(args: argparse.Namespace) -> int:
     # One full window, computed once on a scratch cache: its size sets the budget, and it warms up torch.
     with restorer.session(get_crop, args.frames, **opts) as probe:
         probe.frame(0)
-        window_bytes = probe.stats().bytes_held
+        window_bytes = probe.stats().bytes_held - probe.stats().frame_bytes
         n_windows = len(probe.grid.windows)
     budget = math.ceil(window_bytes * (n_windows if args.budget_windows is None else args.budget_windows))
 
@@ -172,7 +172,7 @@ def run_cache(args: argparse.Namespace) -> int:
             render(s, range(args.frames), 1, reference)
 
     digests: list = [None] * args.frames
-    totals = dict(windows_computed=0, priors_computed=0, hits=0, misses=0, evictions=0, peak_bytes=0)
+    totals = dict(windows_computed=0, priors_computed=0, hits=0, misses=0, frame_hits=0, evictions=0, peak_bytes=0)
     start = time.perf_counter()
     for order in orders:
         with restorer.session(get_crop, args.frames, cache=WindowCache(budget), **opts) as s:

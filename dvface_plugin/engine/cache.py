@@ -15,8 +15,9 @@ from typing import Callable, Hashable, TypeVar
 
 T = TypeVar("T")
 
-# What the engine stores: a window's restored crops, and its latent + prior features.
-KINDS = ("window", "prior")
+# What the engine stores: a window's restored crops, its latent + prior features, finished
+# (cross-faded, host-dtype) output frames, and single restored rows awaiting a neighbour window.
+KINDS = ("window", "prior", "frame", "part")
 
 
 @dataclass(frozen=True)
@@ -26,7 +27,9 @@ class CacheStats:
     hits: int  # restored-window lookups served without computing (cached or in flight)
     misses: int  # restored-window lookups that computed
     prior_hits: int  # prior-feature lookups served without computing
+    frame_hits: int  # finished frames served from the cache
     bytes_held: int
+    frame_bytes: int  # the part of bytes_held that is finished frames and single rows
     peak_bytes: int
     entries: int
     evictions: int
@@ -45,9 +48,11 @@ class WindowCache:
             raise ValueError(f"cache budget must be >= 0 bytes, got {budget_bytes}")
         self.budget_bytes = int(budget_bytes)
         self._lock = threading.Lock()
-        self._entries: OrderedDict[Hashable, tuple[object, int]] = OrderedDict()
+        self._entries: OrderedDict[Hashable, tuple[object, int, str]] = OrderedDict()
+        self._bulky: OrderedDict[Hashable, None] = OrderedDict()  # the window/prior keys, in the same LRU order
         self._pending: dict[Hashable, Future] = {}
         self._bytes = 0
+        self._kind_bytes: Counter[str] = Counter()
         self._peak = 0
         self._evictions = 0
         self._counts: Counter[tuple[str, str]] = Counter()
@@ -62,7 +67,7 @@ class WindowCache:
         with self._lock:
             entry = self._entries.get(key)
             if entry is not None:
-                self._entries.move_to_end(key)
+                self._touch(key)
                 self._counts[kind, "hit"] += 1
                 return entry[0]  # type: ignore[return-value]
             future = self._pending.get(key)
@@ -84,26 +89,60 @@ class WindowCache:
         with self._lock:
             del self._pending[key]
             self._counts[kind, "computed"] += 1
-            self._insert(key, value, int(nbytes))
+            self._insert(key, value, int(nbytes), kind)
         future.set_result(value)
         return value
 
-    def _insert(self, key: Hashable, value: object, nbytes: int) -> None:
+    def get(self, key: Hashable, kind: str | None) -> object | None:
+        """The cached value for `key` (a hit of `kind`; None: not counted), or None; never waits or computes."""
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return None
+            self._touch(key)
+            if kind is not None:
+                self._counts[kind, "hit"] += 1
+            return entry[0]
+
+    def put(self, key: Hashable, value: object, nbytes: int, kind: str) -> None:
+        """Store a value computed outside `get_or_compute` (read-only from now on); keeps an existing one."""
+        if kind not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+        with self._lock:
+            if key not in self._entries:
+                self._insert(key, value, int(nbytes), kind)
+
+    def _touch(self, key: Hashable) -> None:
+        self._entries.move_to_end(key)
+        if key in self._bulky:
+            self._bulky.move_to_end(key)
+
+    def _insert(self, key: Hashable, value: object, nbytes: int, kind: str) -> None:
+        """Add an entry, evicting least recently used ones: whole windows and priors before frames and
+        rows, which are small and final, so a tight budget still remembers every finished frame it can."""
         if nbytes > self.budget_bytes:
             return
         while self._entries and self._bytes + nbytes > self.budget_bytes:
-            _, (_, freed) = self._entries.popitem(last=False)
+            victim = next(iter(self._bulky)) if self._bulky else next(iter(self._entries))
+            _, freed, freed_kind = self._entries.pop(victim)
+            self._bulky.pop(victim, None)
             self._bytes -= freed
+            self._kind_bytes[freed_kind] -= freed
             self._evictions += 1
-        self._entries[key] = (value, nbytes)
+        self._entries[key] = (value, nbytes, kind)
+        if kind in ("window", "prior"):
+            self._bulky[key] = None
         self._bytes += nbytes
+        self._kind_bytes[kind] += nbytes
         self._peak = max(self._peak, self._bytes)
 
     def clear(self) -> None:
         """Drop every entry (computations in flight still finish and are cached)."""
         with self._lock:
             self._entries.clear()
+            self._bulky.clear()
             self._bytes = 0
+            self._kind_bytes.clear()
 
     def __contains__(self, key: Hashable) -> bool:
         with self._lock:
@@ -118,7 +157,9 @@ class WindowCache:
                 hits=c["window", "hit"],
                 misses=c["window", "miss"],
                 prior_hits=c["prior", "hit"],
+                frame_hits=c["frame", "hit"],
                 bytes_held=self._bytes,
+                frame_bytes=self._kind_bytes["frame"] + self._kind_bytes["part"],
                 peak_bytes=self._peak,
                 entries=len(self._entries),
                 evictions=self._evictions,

@@ -83,6 +83,7 @@ class FaceTrackSession:
         self._weights = [self.grid.weights(i) for i in range(len(self.grid.windows))]
         self._dtype: np.dtype | None = None
         self._lock = threading.Lock()
+        self._seen: dict[int, str] = {}  # window index -> digest of its input when last fetched
         self._closed = False
 
     @property
@@ -128,20 +129,84 @@ class FaceTrackSession:
         return self._iter(start - first, stop - first, scale)
 
     def _iter(self, start: int, stop: int, scale: float) -> Iterator[np.ndarray]:
-        held: dict[int, tuple[np.ndarray, np.dtype]] = {}
+        inputs: dict[int, tuple[np.ndarray, str]] = {}  # window index -> (crops, digest) while a frame needs it
+        outputs: dict[int, np.ndarray] = {}  # window index -> restored window while a frame needs it
         for f in range(start, stop):
             self._check_open()
-            acc = None
-            dtype = None
-            for win in self.grid.covering(f):
-                if win.index not in held:
-                    held[win.index] = self._window_output(win, scale)
-                y, dtype = held[win.index]
-                term = y[f - win.start].astype(np.float64) * self._weights[win.index][f - win.start]
-                acc = term if acc is None else acc + term
-            for index in [i for i in held if self.grid.windows[i].stop <= f + 1]:
-                del held[index]
-            yield from_model(acc, dtype)
+            covering = self.grid.covering(f)
+            for win in covering:
+                if win.index not in inputs:
+                    crops = self._fetch(win)
+                    inputs[win.index] = (crops, self._digest(crops))
+                    self._seen[win.index] = inputs[win.index][1]
+            digests = {w.index: inputs[w.index][1] for w in covering}
+            dtype = inputs[covering[0].index][0].dtype
+            key = self._frame_key(f, digests, scale)
+            frame = self.cache.get(key, kind="frame")
+            if frame is None:
+                rows = []
+                for win in covering:
+                    row = None
+                    if win.index not in outputs:
+                        row = self.cache.get(("part", digests[win.index], f - win.start, scale), kind="part")
+                    if row is None:
+                        if win.index not in outputs:
+                            outputs[win.index] = self._window_output(*inputs[win.index], scale)
+                            self._harvest(win, outputs, digests[win.index], dtype, scale)
+                        row = outputs[win.index][f - win.start]
+                    rows.append(row)
+                frame = self._blend(f, rows, dtype)
+                self.cache.put(key, frame, frame.nbytes, kind="frame")
+            for index in [i for i in inputs if self.grid.windows[i].stop <= f + 1]:
+                del inputs[index]
+                outputs.pop(index, None)
+            yield frame.copy()
+
+    def _frame_key(self, f: int, digests: dict[int, str], scale: float) -> tuple:
+        """Everything finished frame f depends on: its windows' input digests, its place and weight in each."""
+        return ("frame", scale, tuple(
+            (digests[w.index], f - w.start, float(self._weights[w.index][f - w.start])) for w in self.grid.covering(f)
+        ))
+
+    def _blend(self, f: int, rows: list[np.ndarray], dtype: np.dtype) -> np.ndarray:
+        """Frame f from its covering windows' rows (in `grid.covering` order), in float64, read-only."""
+        acc = None
+        for win, row in zip(self.grid.covering(f), rows):
+            term = row.astype(np.float64) * self._weights[win.index][f - win.start]
+            acc = term if acc is None else acc + term
+        frame = from_model(acc, dtype)
+        frame.flags.writeable = False  # shared by every reader of the cache
+        return frame
+
+    def _harvest(self, win: Window, outputs: dict[int, np.ndarray], digest: str, dtype: np.dtype, scale: float) -> None:
+        """Cache what a just-restored window settles, so later requests need not restore it again.
+
+        Every frame of the window whose other covering window is at hand (restored in this call, or
+        its row cached) is finished and cached; for the rest the window's own row is cached, to be
+        cross-faded once the neighbour is restored. Frames and rows are far smaller than a window's
+        cache entries, which is what keeps out-of-order requests cheap under a tight budget.
+        """
+        y = outputs[win.index]
+        for f in range(win.start, win.stop):
+            digests, rows = {}, []
+            for w in self.grid.covering(f):
+                if w.index == win.index:
+                    d, row = digest, y[f - win.start]
+                elif w.index in outputs:
+                    d, row = self._seen[w.index], outputs[w.index][f - w.start]
+                else:
+                    d = self._seen.get(w.index)
+                    row = None if d is None else self.cache.get(("part", d, f - w.start, scale), kind=None)
+                if row is None:
+                    part = y[f - win.start].copy()
+                    part.flags.writeable = False
+                    self.cache.put(("part", digest, f - win.start, scale), part, part.nbytes, kind="part")
+                    break
+                digests[w.index] = d
+                rows.append(row)
+            else:
+                frame = self._blend(f, rows, dtype)
+                self.cache.put(self._frame_key(f, digests, scale), frame, frame.nbytes, kind="frame")
 
     def input_span(self, start: int, stop: int) -> tuple[int, int]:
         """Host frames [lo, hi) whose crops are read to render host frames [start, stop)."""
@@ -165,9 +230,8 @@ class FaceTrackSession:
 
     # --- windows ---------------------------------------------------------------------------
 
-    def _window_output(self, win: Window, scale: float) -> tuple[np.ndarray, np.dtype]:
-        crops = self._fetch(win)
-        digest = self._digest(crops)
+    def _window_output(self, crops: np.ndarray, digest: str, scale: float) -> np.ndarray:
+        """Restored crops of one window (float32, read-only), from the cache or computed once."""
         restorer = self.restorer
 
         def compute_priors() -> tuple[PriorState, int]:
@@ -180,8 +244,7 @@ class FaceTrackSession:
             y.flags.writeable = False  # shared by every reader of the cache
             return y, y.nbytes
 
-        y = self.cache.get_or_compute(("window", digest, scale), compute_window, kind="window")
-        return y, crops.dtype
+        return self.cache.get_or_compute(("window", digest, scale), compute_window, kind="window")
 
     def _digest(self, crops: np.ndarray) -> str:
         h = hashlib.blake2b(digest_size=20)
