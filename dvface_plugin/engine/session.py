@@ -5,6 +5,8 @@ computed from exactly its own input frames, so the result is the same whatever w
 from however many threads, and whatever the cache kept. Windows are cached by a digest of their
 input bytes and every setting that changes them: a changed input is a different key, and a
 `prior_scale` change finds the window's latent and prior features and re-runs only the backbone.
+Finished frames (and single rows waiting for a neighbour window) are cached too, and outlive the
+bulky windows they came from, so out-of-order requests do not restore a window twice.
 """
 
 from __future__ import annotations
