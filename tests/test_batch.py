@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
 import sys
 from fractions import Fraction
 from itertools import pairwise
@@ -14,12 +17,13 @@ import torch
 
 from tiny_models import save_tiny
 
-from dvface_plugin.batch.execute import CRASH_ONCE_ENV, FAIL_AFTER_ENV
+from dvface_plugin.batch.execute import CRASH_ONCE_ENV, DRIVER_KILL_AFTER_ENV, FAIL_AFTER_ENV
 from dvface_plugin.batch.manifest import Manifest
 from dvface_plugin.batch.plan import plan_chunks
 from dvface_plugin.cli import main
 from dvface_plugin.engine import WindowGrid
 from dvface_plugin.media import MediaWriter, open_media
+from dvface_plugin.wholeframe.synthetic import synthetic_frames
 
 CROP = 32
 
@@ -170,6 +174,26 @@ def test_a_killed_worker_is_restarted_and_the_job_completes(ray_local, clips, mo
         assert np.array_equal(np.stack(list(open_media(outdir / clip.name))), references[clip.stem])
 
 
+def test_a_killed_driver_resumes_on_rerun_without_restoring_a_done_chunk_again(clips, model_dir, references,
+                                                                              tmp_path):
+    """The driver process dies by SIGKILL mid-job (no cleanup at all); the same command then finishes."""
+    outdir = tmp_path / "out"
+    command = [sys.executable, "-m", "dvface_plugin.cli", *batch_args(clips, model_dir, outdir)]
+    env = {**os.environ, DRIVER_KILL_AFTER_ENV: "3"}
+    killed = subprocess.run(command, env=env, capture_output=True, timeout=600)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr.decode()[-2000:]
+    first = job_manifest(outdir)["files"]
+    done_before = {(s, c["index"]) for s, e in first.items() for c in e["chunks"] if c["state"] == "done"}
+    assert len(done_before) == 3 and any(e["state"] != "done" for e in first.values())
+    assert all(Path(e["output"]).exists() == (e["state"] == "done") for e in first.values())
+    resumed = subprocess.run(command, capture_output=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr.decode()[-2000:]
+    files = job_manifest(outdir)["files"]
+    assert all(c["runs"] == 1 and c["state"] == "done" for e in files.values() for c in e["chunks"])
+    for clip in clips:
+        assert np.array_equal(np.stack(list(open_media(outdir / clip.name))), references[clip.stem])
+
+
 def test_batch_without_ray_says_how_to_install_it(clips, model_dir, tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "ray", None)
     assert main(batch_args(clips, model_dir, tmp_path / "out")) == 2
@@ -177,11 +201,43 @@ def test_batch_without_ray_says_how_to_install_it(clips, model_dir, tmp_path, mo
     assert not (tmp_path / "out").exists()
 
 
-def test_batch_refuses_whole_frame_mode_and_shared_stems(clips, model_dir, tmp_path, capsys):
-    args = batch_args(clips, model_dir, tmp_path / "out")
-    args.remove("--aligned")
-    assert main(args) == 2
-    assert "--aligned" in capsys.readouterr().err
+def test_whole_frame_batch_is_bit_identical_to_dvface_restore(ray_local, tmp_path, monkeypatch):
+    """Faces are tracked once per file before the split; a face entering mid-clip and two faces with
+    their own window grids cross chunk boundaries, and every pixel still matches the whole-clip run."""
+    monkeypatch.setenv("DVFACE_CACHE_DIR", str(tmp_path / "cache"))
+    model = save_tiny(tmp_path / "model", 64, window=5, overlap=1)
+    shots = {
+        "two": list(synthetic_frames(11, 320, 200, faces=2, face_px=110)),
+        "enters": list(synthetic_frames(3, 320, 240, faces=0)) + list(synthetic_frames(9, 320, 240, faces=1,
+                                                                                         face_px=150)),
+    }
+    sources, refs = [], {}
+    for name, frames in shots.items():
+        src = tmp_path / f"{name}.mkv"
+        with MediaWriter(src, fps=Fraction(24000, 1001), width=frames[0].shape[1], height=frames[0].shape[0]) as w:
+            for frame in frames:
+                w.write(frame)
+        ref = tmp_path / f"ref-{name}.mkv"
+        assert main(["restore", str(src), "-o", str(ref), "--model", str(model), "--quiet"]) == 0
+        refs[name] = np.stack(list(open_media(ref)))
+        assert not np.array_equal(refs[name], np.stack(frames))  # faces were found and restored
+        sources.append(src)
+    outdir = tmp_path / "out"
+    assert main(["batch", *map(str, sources), "-o", str(outdir), "--model", str(model), "--quiet",
+                 "--chunk-frames", "4", "--workers", "2", "--threads-per-worker", str(torch.get_num_threads())]) == 0
+    for name in shots:
+        out = open_media(outdir / f"{name}.mkv")
+        assert out.fps == Fraction(24000, 1001)
+        assert np.array_equal(np.stack(list(out)), refs[name]), name
+    files = job_manifest(outdir)["files"]
+    assert all(e["state"] == "done" and len(e["chunks"]) >= 3 for e in files.values())
+    assert all(c["runs"] == 1 for e in files.values() for c in e["chunks"])
+    assert [p.name for p in next((outdir / ".dvface-batch").iterdir()).iterdir()] == ["manifest.json"]
+
+
+def test_batch_refuses_face_choice_for_aligned_clips_and_shared_stems(clips, model_dir, tmp_path, capsys):
+    assert main(batch_args(clips, model_dir, tmp_path / "out", "--faces", "largest")) == 2
+    assert "--faces and --min-face choose faces in whole frames" in capsys.readouterr().err
     twin = tmp_path / "alpha.mkv"
     twin.write_bytes(clips[0].read_bytes())
     assert main(batch_args([clips[0], twin], model_dir, tmp_path / "out")) == 2

@@ -1,9 +1,11 @@
-"""`dvface batch INPUTS... -o OUTDIR --aligned`: restore many clips on Ray workers, resumably.
+"""`dvface batch INPUTS... -o OUTDIR`: restore many clips on Ray workers, resumably.
 
-Each clip is split into chunks aligned to the engine's window grid (see `plan`), rendered by
-actors that each hold a loaded model, and joined into OUTDIR/<stem>.<ext> with the source's
-audio and metadata. The job's manifest (OUTDIR/.dvface-batch/<job>/manifest.json) records
-inputs with checksums, settings and each chunk's state, so rerunning the same command resumes.
+Each clip is split into chunks (see `plan`), rendered by actors that each hold a loaded model,
+and joined into OUTDIR/<stem>.<ext> with the source's audio and metadata. Whole-frame clips are
+analysed (faces detected, tracked and smoothed) once per file on the driver before splitting, and
+every chunk gets the file's tracks. The job's manifest (OUTDIR/.dvface-batch/<job>/manifest.json)
+records inputs with checksums, settings and each chunk's state, so rerunning the same command
+resumes.
 """
 
 from __future__ import annotations
@@ -23,13 +25,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "batch",
         help="restore many clips on Ray workers (resumable)",
-        description="Restore many clips, split into chunks run by Ray workers. Only --aligned clips (aligned "
-        "face crops) are supported so far; whole-frame batch restoration is not implemented yet.",
+        description="Restore many clips, split into chunks run by Ray workers: whole frames (every chosen face "
+        "restored and pasted back, as dvface restore) or, with --aligned, aligned face-crop clips.",
     )
     parser.add_argument("inputs", nargs="+", metavar="INPUT",
                         help="video files, globs, folders (their video files) or .txt lists (one path a line)")
     parser.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="folder for <stem>.<ext> outputs")
-    parser.add_argument("--aligned", action="store_true", help="inputs hold aligned face crops (required for now)")
+    parser.add_argument("--aligned", action="store_true", help="inputs hold aligned face crops (one track each)")
+    parser.add_argument("--faces", default="all", help="whole frames: all, largest, center or track ids (default all)")
+    parser.add_argument("--min-face", type=float, default=0.0, metavar="PX",
+                        help="whole frames: skip tracks whose median face size is below PX pixels (default 0)")
     parser.add_argument("--address", default=None, help="Ray cluster address (default: start a local Ray)")
     parser.add_argument("--workers", type=int, default=2, help="Ray actors, each holding a model (default 2)")
     parser.add_argument("--gpus-per-worker", type=float, default=0.0, help="GPUs each worker reserves (default 0)")
@@ -81,14 +86,17 @@ def expand_inputs(specs: list[str]) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    if not args.aligned:
-        raise InputError("dvface batch supports only --aligned clips so far; restore whole frames with dvface restore")
     if min(args.workers, args.chunk_frames, args.threads_per_worker) < 1:
         raise InputError("--workers, --chunk-frames and --threads-per-worker must be at least 1")
+    if args.min_face < 0:
+        raise InputError(f"--min-face must be >= 0 px, got {args.min_face}")
+    if args.aligned and (args.faces != "all" or args.min_face):
+        raise InputError("--faces and --min-face choose faces in whole frames; an --aligned clip is one face")
     from ..config import DVFaceConfig
     from ..engine import WindowGrid, resolve_model_folder
     from ..media import open_media
     from .plan import plan_chunks
+    from .scheduler import tracks_path
 
     if not args.dry_run:
         from .scheduler import import_ray
@@ -108,7 +116,8 @@ def run(args: argparse.Namespace) -> int:
     overlap = cfg.overlap if args.overlap is None else args.overlap
     options = {"model": str(model), "backend": args.backend, "device": args.device, "precision": args.precision,
                "window": window, "overlap": overlap, "strength": args.strength, "codec": args.codec,
-               "allow_bit_depth_loss": args.allow_bit_depth_loss, "threads": args.threads_per_worker}
+               "allow_bit_depth_loss": args.allow_bit_depth_loss, "threads": args.threads_per_worker,
+               "aligned": args.aligned, "faces": args.faces, "min_face": args.min_face}
     settings = {**{k: v for k, v in options.items() if k != "device"}, "chunk_frames": args.chunk_frames,
                 "ext": args.ext}
     job = job_id(inputs, settings)
@@ -116,17 +125,29 @@ def run(args: argparse.Namespace) -> int:
     for src in inputs:
         with open_media(src) as media:
             n = media.frame_count
-            if (media.width, media.height) != (cfg.crop_size, cfg.crop_size):
+            if n < 1:
+                raise InputError(f"{src} has no frames")
+            if args.aligned and (media.width, media.height) != (cfg.crop_size, cfg.crop_size):
                 raise InputError(f"{src} is {media.width}x{media.height}; --aligned needs "
                                  f"{cfg.crop_size}x{cfg.crop_size} aligned face crops for this model")
-        if n < 1:
-            raise InputError(f"{src} has no frames")
+            tracks = None if args.aligned else _analyse(media, src, cfg.crop_size, args.quiet)
         try:
             grid = WindowGrid(n, window, overlap, cfg.vae_temporal_stride)
         except ValueError as exc:
             raise InputError(str(exc)) from exc
-        manifest.add_file(src, file_sha256(src), str(outdir / f"{Path(src).stem}.{args.ext}"), n,
-                          plan_chunks(grid, args.chunk_frames))
+        if tracks is None:
+            chunks = plan_chunks(grid, args.chunk_frames)
+        else:
+            from ..faces import select_tracks
+            from .plan import plan_frame_chunks
+
+            chosen = select_tracks(tracks, args.faces, args.min_face)
+            chunks = plan_frame_chunks(n, chosen, args.chunk_frames, window, overlap, cfg.vae_temporal_stride)
+        manifest.add_file(src, file_sha256(src), str(outdir / f"{Path(src).stem}.{args.ext}"), n, chunks)
+        if tracks is not None:
+            path = tracks_path(manifest, src)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tracks.save(path)
     if args.dry_run:
         print_plan(manifest)
         return 0
@@ -137,6 +158,19 @@ def run(args: argparse.Namespace) -> int:
     run_job(manifest, options, workers=args.workers, gpus_per_worker=args.gpus_per_worker,
             address=args.address, quiet=args.quiet)
     return 0
+
+
+def _analyse(media, src: str, crop_size: int, quiet: bool):
+    """The file's face tracks, from the user's track cache or a new analysis pass over the whole file."""
+    import sys
+
+    from ..wholeframe.stages import StageTimer
+    from ..wholeframe.tracksource import default_cache_dir, obtain_tracks
+
+    found = obtain_tracks(media, StageTimer(), crop_size, cache_dir=default_cache_dir())
+    if not quiet:
+        print(f"dvface batch: {src}: {len(found.tracks)} face tracks ({found.origin})", file=sys.stderr)
+    return found.tracks
 
 
 def print_plan(manifest: Manifest) -> None:

@@ -1,8 +1,11 @@
 """Rendering one chunk into a lossless piece, and joining a file's pieces into its output.
 
-Pieces are FFV1 .mkv files (lossless at 8 and 16 bits) written atomically by `MediaWriter`, so a
-piece that exists is complete. The final output re-encodes the decoded pieces once: with a
-lossless output format this is bit-exact (joining pieces without re-encoding is not done yet).
+A chunk of aligned crops runs one engine session; a chunk of whole frames runs the whole-frame
+compositor over the file's face tracks (analysed once per file by the driver), so track ids and
+landmark smoothing never change at a chunk boundary. Pieces are FFV1 .mkv files (lossless at 8
+and 16 bits) written atomically by `MediaWriter`, so a piece that exists is complete. The final
+output re-encodes the decoded pieces once: with a lossless output format this is bit-exact
+(joining pieces without re-encoding is not done yet).
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from .plan import Chunk
 
 PIECE_EXT = ".mkv"
 FAIL_AFTER_ENV = "DVFACE_BATCH_FAIL_AFTER"  # test hook: a worker raises after this many chunks
+DRIVER_KILL_AFTER_ENV = "DVFACE_BATCH_DRIVER_KILL_AFTER"  # test hook: the driver SIGKILLs itself after this
+# many chunks are marked done (a lost driver: no cleanup, no final manifest save)
 CRASH_ONCE_ENV = "DVFACE_BATCH_CRASH_ONCE"  # test hook: a marker path; the first worker to render a
 # second chunk creates it and kills its own process mid-chunk (a lost worker), once per job
 
@@ -45,8 +50,10 @@ class ChunkWorker:
         self.crash_marker = crash_marker
         self.rendered = 0
 
-    def render(self, source: str, n_frames: int, chunk: dict, piece: str) -> str:
-        """Render output frames [start, stop) of `source` into the piece file; returns its path."""
+    def render(self, source: str, n_frames: int, chunk: dict, piece: str, tracks: str | None = None) -> str:
+        """Render output frames [start, stop) of `source` into the piece file; returns its path.
+
+        `tracks`: the file's face tracks (JSON) for whole frames; None for aligned crops."""
         if self.fail_after is not None and self.rendered >= self.fail_after:
             raise RuntimeError(f"injected failure after {self.rendered} chunks ({FAIL_AFTER_ENV})")
         if self.crash_marker and self.rendered >= 1:
@@ -56,7 +63,10 @@ class ChunkWorker:
                 pass
             else:
                 os._exit(1)
-        render_chunk(self.restorer, source, n_frames, Chunk(**chunk), Path(piece), self.options)
+        if tracks is None:
+            render_chunk(self.restorer, source, n_frames, Chunk(**chunk), Path(piece), self.options)
+        else:
+            render_frames_chunk(self.restorer, source, Path(tracks), Chunk(**chunk), Path(piece), self.options)
         self.rendered += 1
         return piece
 
@@ -86,6 +96,26 @@ def render_chunk(restorer, source: str, n_frames: int, chunk: Chunk, piece: Path
                                   codec="ffv1") as writer:
             for frame in session.iter_frames(chunk.start, chunk.stop):
                 writer.write(frame)
+
+
+def render_frames_chunk(restorer, source: str, tracks_file: Path, chunk: Chunk, piece: Path, options: dict) -> None:
+    """Whole frames [start, stop) with every chosen face restored and pasted back, as `dvface restore`."""
+    from ..faces import Tracks, select_tracks
+    from ..wholeframe.compositor import restore_stream
+    from ..wholeframe.stages import StageTimer
+
+    chosen = select_tracks(Tracks.load(tracks_file), options["faces"], options["min_face"])
+    with open_media(source) as src:
+        piece.parent.mkdir(parents=True, exist_ok=True)
+        with MediaWriter(piece, fps=piece_fps(src), width=src.width, height=src.height, bit_depth=src.source_bits,
+                         codec="ffv1") as writer:
+            restore_stream(
+                src.frames(chunk.read_start, chunk.read_stop), chosen, restorer, writer, StageTimer(),
+                name=Path(source).name, strength=options["strength"], window=options["window"],
+                overlap=options["overlap"], span=(chunk.read_start, chunk.start, chunk.stop),
+            )
+            if writer.frames_written != chunk.frames:
+                raise InputError(f"{source} ended before frame {chunk.stop}; the file is truncated: re-encode it")
 
 
 def assemble(source: str, pieces: list[str], output: Path, options: dict) -> None:

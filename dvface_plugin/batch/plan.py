@@ -7,9 +7,10 @@ Boundaries are snapped to window starts so that only the windows straddling a bo
 computed twice.
 
 Face tracking: in --aligned mode a clip is one face track, so tracking is planned per file by
-construction. Whole-frame mode (not yet supported by `dvface batch`) must run its analysis pass
-(detection, track ids, landmark smoothing) over each whole file before splitting it, and give
-every chunk the file's tracks, so ids and smoothing do not change at chunk boundaries.
+construction. For whole frames the driver runs the analysis pass (detection, track ids, landmark
+smoothing) over each whole file before splitting it and gives every chunk the file's tracks, so
+ids and smoothing do not change at chunk boundaries; each track keeps its own window grid, and a
+chunk reads the union of its tracks' warm-up spans (`plan_frame_chunks`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from dataclasses import asdict, dataclass
 from itertools import pairwise
 
 from ..engine.windows import WindowGrid
+from ..faces import Tracks
 
 
 @dataclass(frozen=True)
@@ -54,5 +56,28 @@ def plan_chunks(grid: WindowGrid, chunk_frames: int) -> list[Chunk]:
     chunks = []
     for i, (a, b) in enumerate(pairwise(bounds)):
         lo, hi = grid.input_span(a, b)
+        chunks.append(Chunk(i, a, b, lo, hi))
+    return chunks
+
+
+def plan_frame_chunks(n_frames: int, tracks: Tracks, chunk_frames: int, window: int, overlap: int,
+                      quantum: int) -> list[Chunk]:
+    """Whole-frame chunks of `chunk_frames` frames; each reads what its tracks' windows need.
+
+    Tracks have grids of their own, so no boundary suits them all: a boundary costs each track
+    crossing it at most one extra window.
+    """
+    if chunk_frames < 1:
+        raise ValueError(f"chunk_frames must be >= 1, got {chunk_frames}")
+    bounds = [*range(0, n_frames, chunk_frames), n_frames]
+    chunks = []
+    for i, (a, b) in enumerate(pairwise(bounds)):
+        lo, hi = a, b
+        for track in tracks:
+            s, e = max(a, track.first_frame), min(b, track.last_frame + 1)
+            if s < e:
+                grid = WindowGrid(len(track.faces), window, overlap, quantum)
+                t_lo, t_hi = grid.input_span(s - track.first_frame, e - track.first_frame)
+                lo, hi = min(lo, t_lo + track.first_frame), max(hi, t_hi + track.first_frame)
         chunks.append(Chunk(i, a, b, lo, hi))
     return chunks

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import sys
 from pathlib import Path
 
 from ..errors import DVFaceError
-from .execute import CRASH_ONCE_ENV, FAIL_AFTER_ENV, ChunkWorker, assemble
+from .execute import CRASH_ONCE_ENV, DRIVER_KILL_AFTER_ENV, FAIL_AFTER_ENV, ChunkWorker, assemble
 from .manifest import Manifest
 
 INSTALL_HINT = 'dvface batch needs Ray: pip install "dvface-plugin[batch]" (or pip install "ray>=2.9")'
@@ -51,13 +52,16 @@ def run_job(manifest: Manifest, options: dict, *, workers: int, gpus_per_worker:
               for _ in range(min(workers, len(todo)))]
     progress = _progress(sum(c["stop"] - c["start"] for _, c in todo), quiet)
     running: dict = {}
-    done_frames = 0
+    done_frames = marked = 0
+    kill_after = os.environ.get(DRIVER_KILL_AFTER_ENV)
 
     def submit(actor) -> None:
         src, c = todo.pop(0)
         piece = str(_piece_path(manifest, src, c["index"]))
+        tracks = None if options["aligned"] else str(tracks_path(manifest, src))
         ref = actor.render.remote(src, manifest.files[src]["n_frames"],
-                                  {k: c[k] for k in ("index", "start", "stop", "read_start", "read_stop")}, piece)
+                                  {k: c[k] for k in ("index", "start", "stop", "read_start", "read_stop")}, piece,
+                                  tracks)
         running[ref] = (actor, src, c, piece)
 
     try:
@@ -76,6 +80,9 @@ def run_job(manifest: Manifest, options: dict, *, workers: int, gpus_per_worker:
                     "fix the cause and rerun the same command to resume"
                 ) from exc
             manifest.chunk_done(src, c["index"], piece)
+            marked += 1
+            if kill_after is not None and marked >= int(kill_after):
+                os.kill(os.getpid(), signal.SIGKILL)
             done_frames += c["stop"] - c["start"]
             progress.update(c["stop"] - c["start"])
             _finish_if_complete(manifest, src, options)
@@ -95,6 +102,12 @@ def _piece_path(manifest: Manifest, src: str, index: int) -> Path:
     return manifest.path.parent / f"{Path(src).stem}-{entry['sha256'][:8]}" / f"chunk-{index:05d}.mkv"
 
 
+def tracks_path(manifest: Manifest, src: str) -> Path:
+    """Where the driver keeps a whole-frame file's face tracks for its chunks."""
+    entry = manifest.files[src]
+    return manifest.path.parent / "tracks" / f"{Path(src).stem}-{entry['sha256'][:8]}.json"
+
+
 def _finish_if_complete(manifest: Manifest, src: str, options: dict) -> None:
     entry = manifest.files[src]
     if any(c["state"] != "done" for c in entry["chunks"]):
@@ -102,6 +115,11 @@ def _finish_if_complete(manifest: Manifest, src: str, options: dict) -> None:
     assemble(src, [c["piece"] for c in entry["chunks"]], Path(entry["output"]), options)
     manifest.file_done(src)
     shutil.rmtree(Path(entry["chunks"][0]["piece"]).parent, ignore_errors=True)
+    if not options["aligned"]:
+        tracks = tracks_path(manifest, src)
+        tracks.unlink(missing_ok=True)
+        if not any(tracks.parent.iterdir()):
+            tracks.parent.rmdir()
 
 
 def _progress(total: int, quiet: bool):

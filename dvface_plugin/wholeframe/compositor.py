@@ -25,11 +25,11 @@ from .stages import StageTimer
 class FrameLookahead:
     """Decoded frames from the oldest one still needed up to the furthest one a window asked for."""
 
-    def __init__(self, frames: Iterator[np.ndarray], n_frames: int, name: str) -> None:
-        self._frames = frames
+    def __init__(self, frames: Iterator[np.ndarray], n_frames: int, name: str, first: int = 0) -> None:
+        self._frames = frames  # yields frames first, first + 1, ...
         self._n_frames = n_frames
         self._held: dict[int, np.ndarray] = {}
-        self._next = 0
+        self._next = first
         self._name = name
 
     def get(self, n: int) -> np.ndarray:
@@ -80,8 +80,10 @@ class TrackRestore:
         strength: float,
         window: int | None,
         overlap: int | None,
+        frames_range: tuple[int, int] | None = None,
     ) -> None:
         self.track = track
+        self._range = frames_range  # host frames [start, stop) of this track to restore (default: all)
         self._frames = frames
         self._timer = timer
         self._size = crop_size
@@ -116,7 +118,7 @@ class TrackRestore:
     def next_face(self) -> np.ndarray:
         """The restored crop of the next frame of this track (frames are taken in order)."""
         if self._outputs is None:
-            self._outputs = self.session.iter_frames()
+            self._outputs = self.session.iter_frames(*(self._range or (None, None)))
         with self._timer.stage("model"):
             return next(self._outputs)
 
@@ -152,26 +154,34 @@ def restore_stream(
     overlap: int | None = None,
     mask_writer: MediaWriter | None = None,
     progress: Callable[[Iterator[int]], Iterator[int]] | None = None,
+    span: tuple[int, int, int] | None = None,
 ) -> StreamResult:
     """Restore every face of `tracks` in `frames` and write each frame (and its matte) in order.
 
     Frames without a selected face are written as decoded, so they stay bit-identical wherever the
     output format is lossless; `paste_faces` keeps every pixel outside the mattes bit-identical too.
+
+    `span = (first, start, stop)` writes only frames [start, stop) from `frames` that begin at host
+    frame `first` (a `dvface batch` chunk and its warm-up): each track's session still runs on the
+    track's whole window grid, so the frames equal those of a whole-clip run.
     """
     n_frames = tracks.frame_count
-    ahead = FrameLookahead(timer.iterate(frames, "decode"), n_frames, name)
+    first, start, stop = span or (0, 0, n_frames)
+    ahead = FrameLookahead(timer.iterate(frames, "decode"), n_frames, name, first)
     crop_size = restorer.config.crop_size
     restores = [
         TrackRestore(
             restorer, track, ahead, timer,
             crop_size=crop_size, tracks_crop_size=tracks.crop_size,
             strength=strength, window=window, overlap=overlap,
+            frames_range=(max(start, track.first_frame), min(stop, track.last_frame + 1)),
         )
         for track in tracks
+        if track.first_frame < stop and track.last_frame >= start
     ]
     faces_per_frame: list[int] = []
     max_held = 0
-    indices: Iterator[int] = iter(range(n_frames))
+    indices: Iterator[int] = iter(range(start, stop))
     if progress is not None:
         indices = progress(indices)
     try:
@@ -181,7 +191,7 @@ def restore_stream(
             for item in restores:
                 if item.track.first_frame <= n <= item.track.last_frame:
                     faces.append((item.next_face(), item.matrix(n)))
-                    if n == item.track.last_frame:
+                    if n == min(item.track.last_frame, stop - 1):
                         item.close()
             max_held = max(max_held, ahead.held)
             matte = None
@@ -194,8 +204,9 @@ def restore_stream(
                     mask_writer.write(matte_rgb(matte, frame.shape[:2]))
             ahead.release_through(n)
             faces_per_frame.append(len(faces))
-        with timer.stage("decode"):
-            ahead.check_exhausted()
+        if span is None:
+            with timer.stage("decode"):
+                ahead.check_exhausted()
     finally:
         for item in restores:
             item.close()
