@@ -154,7 +154,8 @@ class FaceTrackSession:
                     if row is None:
                         if win.index not in outputs:
                             outputs[win.index] = self._window_output(*inputs[win.index], scale)
-                            self._harvest(win, outputs, digests[win.index], dtype, scale)
+                            if self.cache.budget_bytes:  # a streaming pass (no cache) asks for each frame once
+                                self._harvest(win, outputs, digests[win.index], dtype, scale)
                         row = outputs[win.index][f - win.start]
                     rows.append(row)
                 frame = self._blend(f, rows, dtype)
