@@ -480,3 +480,33 @@ def test_real_clips_report_the_frames_and_rate_they_decode_to(name):
     assert src.frame_count == sum(1 for _ in src)
     last = src.frame_count - 1
     np.testing.assert_array_equal(src.read(last), list(src.frames(start=last))[0])
+
+
+@pytest.mark.parametrize("bits,dtype", [(8, np.uint8), (16, np.uint16)])
+def test_ffv1_pieces_are_joined_without_re_encoding(tmp_path, bits, dtype):
+    """`dvface batch` joins its lossless pieces by copying packets: same frames, the pieces' exact bytes."""
+    frames = np.random.default_rng(bits).integers(0, np.iinfo(dtype).max, (7, 24, 40, 3), dtype=dtype)
+    pieces = []
+    for i, (a, b) in enumerate([(0, 3), (3, 7)]):
+        pieces.append(tmp_path / f"piece{i}.mkv")
+        with MediaWriter(pieces[-1], fps=24, width=40, height=24, bit_depth=bits, codec="ffv1") as w:
+            for frame in frames[a:b]:
+                w.write(frame)
+    out = tmp_path / "joined.mkv"
+    with MediaWriter(out, fps=Fraction(24000, 1001), width=40, height=24, bit_depth=bits) as w:
+        assert [w.copy_video_from(p) for p in pieces] == [True, True]
+    media = open_media(out)
+    assert media.fps == Fraction(24000, 1001) and np.array_equal(np.stack(list(media)), frames)
+
+    def payloads(path):
+        with av.open(str(path)) as c:
+            return [bytes(p) for p in c.demux(video=0) if p.size]
+
+    assert payloads(out) == payloads(pieces[0]) + payloads(pieces[1])
+    # a writer whose encoding differs (other codec or size) takes nothing and says so
+    with MediaWriter(tmp_path / "other.mp4", fps=24, width=40, height=24, allow_bit_depth_loss=True) as w:
+        assert not w.copy_video_from(pieces[0])
+        w.write(frames[0].astype(np.uint8) if dtype == np.uint8 else (frames[0] >> 8).astype(np.uint8))
+    with MediaWriter(tmp_path / "wide.mkv", fps=24, width=42, height=24, bit_depth=bits) as w:
+        assert not w.copy_video_from(pieces[0])
+        w.write(np.zeros((24, 42, 3), dtype))

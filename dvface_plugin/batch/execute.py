@@ -3,9 +3,9 @@
 A chunk of aligned crops runs one engine session; a chunk of whole frames runs the whole-frame
 compositor over the file's face tracks (analysed once per file by the driver), so track ids and
 landmark smoothing never change at a chunk boundary. Pieces are FFV1 .mkv files (lossless at 8
-and 16 bits) written atomically by `MediaWriter`, so a piece that exists is complete. The final
-output re-encodes the decoded pieces once: with a lossless output format this is bit-exact
-(joining pieces without re-encoding is not done yet).
+and 16 bits) written atomically by `MediaWriter`, so a piece that exists is complete. An FFV1
+output (the default .mkv) is joined from the pieces' packets without re-encoding; any other
+format encodes the decoded pieces once.
 """
 
 from __future__ import annotations
@@ -132,6 +132,8 @@ def assemble(source: str, pieces: list[str], output: Path, options: dict) -> Non
         allow_bit_depth_loss=options["allow_bit_depth_loss"],
     ) as writer:
         for piece in pieces:
+            if writer.copy_video_from(piece):  # FFV1 output: the pieces' packets, not re-encoded
+                continue
             with open_media(piece) as part:
                 for frame in part:
                     writer.write(frame)

@@ -201,6 +201,36 @@ class MediaWriter:
             encode_image(self._image, rgb_to_frame(rgb, self.spec.pix_fmt), out)
         self.frames_written += 1
 
+    def copy_video_from(self, path: str | Path) -> bool:
+        """Append every frame of the video file `path` without re-encoding, when it holds exactly what
+        this writer's encoder would produce (same codec, size, pixel format and codec header: e.g.
+        FFV1 pieces written by another MediaWriter with the same settings). Returns False, having
+        written nothing, when it does not; the caller then decodes and `write`s the frames."""
+        if self._closed:
+            raise InputError("copy_video_from() after close(): open a new MediaWriter.")
+        if self.spec.kind != "video":
+            return False
+        with av.open(str(path)) as piece:
+            if len(piece.streams.video) != 1:
+                return False
+            stream = piece.streams.video[0]
+            ours = self._video.codec_context
+            theirs = stream.codec_context
+            if (theirs.name != ours.name or (theirs.width, theirs.height) != (self.width, self.height)
+                    or theirs.pix_fmt != ours.pix_fmt or bytes(theirs.extradata or b"") != bytes(ours.extradata or b"")):
+                return False
+            for packet in piece.demux(stream):
+                if packet.size == 0:
+                    continue  # demuxer flush packet
+                packet.stream = self._video
+                packet.pts = packet.dts = self.frames_written
+                packet.time_base = self._frame_time_base
+                packet.duration = 1
+                self._container.mux(packet)
+                self._mux_audio(until=Fraction(self.frames_written + 1) / self.fps)
+                self.frames_written += 1
+        return True
+
     def _validated(self, frame: np.ndarray) -> np.ndarray:
         index = self.frames_written
         if not isinstance(frame, np.ndarray) or frame.shape != (self.height, self.width, 3):
