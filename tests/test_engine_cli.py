@@ -11,7 +11,7 @@ import pytest
 from tiny_models import save_tiny
 
 from dvface_plugin.cli import main
-from dvface_plugin.engine import Restorer
+from dvface_plugin.engine import Restorer, backends
 from dvface_plugin.errors import InputError
 from dvface_plugin.media import MediaWriter, open_media
 from dvface_plugin.restore_aligned import StreamedCrops
@@ -47,15 +47,16 @@ def test_restore_aligned_keeps_count_rate_and_depth_and_matches_the_engine(tmp_p
     assert not np.array_equal(frames, decoded)
 
 
-def test_missing_bundled_model_names_the_folder_and_the_fix(tmp_path, capsys):
+def test_missing_bundled_model_names_the_folder_and_the_fix(tmp_path, capsys, monkeypatch):
     src, out = tmp_path / "in.mkv", tmp_path / "out.mkv"
     write_clip(src, np.zeros((3, CROP, CROP, 3), np.uint8), 8)
     assert main(["restore", "--aligned", str(src), "-o", str(out), "--model", "no-such-model"]) == 3
     err = capsys.readouterr().err
     assert "models/no-such-model" in err and "--model FOLDER" in err
+    monkeypatch.setattr(backends, "MODELS_DIR", tmp_path / "models")  # an install without models/
     assert main(["restore", "--aligned", str(src), "-o", str(out)]) == 3
     err = capsys.readouterr().err
-    assert "models/dvface-tiny" in err and "later release" in err
+    assert "models/dvface-tiny" in err and "full checkout" in err
     assert not out.exists()
 
 

@@ -6,7 +6,8 @@ import torch
 
 from dvface_plugin.config import DVFaceConfig
 from dvface_plugin.engine import Restorer, load_model
-from dvface_plugin.engine.backends import MODELS_DIR, open_restorer
+from dvface_plugin.engine import backends
+from dvface_plugin.engine.backends import open_restorer
 from dvface_plugin.engine.restorer import resolve_device, resolve_precision
 from dvface_plugin.errors import DVFaceError, WeightsError
 from dvface_plugin.model import DVFace
@@ -50,10 +51,11 @@ def test_identity_separates_precisions_and_restore_keeps_shape(model):
         open_restorer(None, backend="tensorrt")
 
 
-def test_model_lookup_errors_name_what_is_missing(tmp_path):
-    with pytest.raises(WeightsError, match=str(MODELS_DIR / "dvface-tiny")) as info:
+def test_model_lookup_errors_name_what_is_missing(tmp_path, monkeypatch):
+    monkeypatch.setattr(backends, "MODELS_DIR", tmp_path / "models")  # an install without models/
+    with pytest.raises(WeightsError, match=str(tmp_path / "models" / "dvface-tiny")) as info:
         load_model(None)
-    assert "later release" in str(info.value) and "--model FOLDER" in str(info.value)
+    assert "full checkout" in str(info.value) and "--model FOLDER" in str(info.value)
     with pytest.raises(WeightsError, match="model folder .*missing.* not found"):
         load_model(str(tmp_path / "missing"))
     (tmp_path / "file.bin").write_bytes(b"x")

@@ -105,12 +105,13 @@ def resolve_model_folder(spec: str | Path | None = None) -> Path:
     if folder.is_dir():
         return folder
     hint = (
-        f"the bundled default model {DEFAULT_MODEL!r} comes with a later release of dvface"
+        f"the bundled default model {DEFAULT_MODEL!r} is missing from this install: reinstall dvface from a "
+        "full checkout (models/ is part of the repository)"
         if str(spec) == DEFAULT_MODEL
         else "check the name"
     )
     raise WeightsError(
-        f"model {str(spec)!r} not found: no folder {folder}; {hint}; until then pass "
+        f"model {str(spec)!r} not found: no folder {folder}; {hint}, or pass "
         "--model FOLDER with a model folder (config.json + dvface.safetensors, as written by save_pretrained)"
     )
 

@@ -1,0 +1,48 @@
+"""The bundled default model, models/dvface-tiny: found without --model, loadable, and it restores.
+
+The benchmark check runs only where ../shared/data is present (research data, never in the repo).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dvface_plugin.engine import load_model, open_restorer
+from dvface_plugin.engine.backends import DEFAULT_MODEL, MODELS_DIR, resolve_model_folder
+from dvface_plugin.media import open_media
+from dvface_plugin.metrics import psnr_y
+from dvface_plugin.model import WEIGHTS_NAME
+
+FOLDER = MODELS_DIR / DEFAULT_MODEL
+PAIRED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "benchmark" / "paired"
+
+
+def test_bundled_model_is_the_default_and_loads():
+    assert resolve_model_folder(None) == FOLDER
+    assert (FOLDER / WEIGHTS_NAME).stat().st_size <= 50 * 2**20
+    assert (FOLDER / "README.md").is_file()  # the model card
+    model = load_model(None)
+    assert model.config.name == "tiny" and model.config.crop_size == 512 and model.config.detail_skip
+    assert model.backbone.transformer.proj_out.weight.abs().sum() > 0  # trained, not the zero-init start
+
+
+@pytest.fixture(scope="module")
+def restorer():
+    return open_restorer(None, backend="torch", device="cpu")
+
+
+def _first(path: Path, n: int) -> np.ndarray:
+    with open_media(path) as media:
+        return np.stack([f for _, f in zip(range(n), media.frames())])
+
+
+@pytest.mark.skipif(not PAIRED.is_dir(), reason="needs ../shared/data/benchmark (research data)")
+def test_default_model_brings_a_benchmark_clip_closer_to_its_ground_truth(restorer):
+    lq, gt = _first(PAIRED / "HDTF_1" / "LQ.mp4", 17), _first(PAIRED / "HDTF_1" / "GT.mp4", 17)
+    out = restorer.restore(lq)
+    gain = np.mean([psnr_y(o, g) - psnr_y(x, g) for o, x, g in zip(out, lq, gt)])
+    assert gain > 0.2, gain
+
