@@ -397,7 +397,7 @@ def _finish(node_name: str, job_id: str) -> None:
     computed = r["computed"]
     windows = computed["windows"]
     node["status"].setValue(f"restored {lo}-{hi}: {windows} window{'' if windows == 1 else 's'} computed, "
-                            f"{computed['window_hits']} from cache")
+                            f"{computed['cache_hits']} from cache")
     _panel_call(node_name, "set_running", False)
     _panel_call(node_name, "set_status", node["status"].value())
     _panel_call(node_name, "set_tracks", r["tracks"])

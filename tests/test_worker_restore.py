@@ -80,7 +80,7 @@ def test_repeated_and_overlapping_ranges_come_from_the_cache(setup, first_run):
     client, source, model, root = setup
     computed_before = client.stats()["windows_computed"]
     again = client.restore(source, (FIRST, LAST), str(root / "out" / "r.####.exr"), settings(model))
-    assert again["analysis_cached"] and again["computed"]["windows"] == 0 and again["computed"]["window_hits"] > 0
+    assert again["analysis_cached"] and again["computed"]["windows"] == 0 and again["computed"]["cache_hits"] > 0
     (root / "part").mkdir()
     part = client.restore(source, (FIRST, LAST), str(root / "part" / "r.####.exr"), settings(model),
                           restore=(FIRST + 1, FIRST + 2))

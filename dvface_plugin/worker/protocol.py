@@ -20,7 +20,7 @@ Requests (client -> worker), one per connection; every request carries the sessi
         -> {"event": "accepted", "job": J}
            {"event": "progress", "stage", "frame", "done", "total"}   (any number)
            {"event": "done", "frames": [lo, hi], "written", "output", "tracks": [...],
-            "analysis_cached", "computed": {"windows", "window_hits", "priors"}, "cache": {...}}
+            "analysis_cached", "computed": {"windows", "cache_hits", "priors"}, "cache": {...}}
            or {"event": "error", "code", "message"}
 
 Progress events have "stage" ("analyse" or "restore"), the host "frame" number, and "done" of

@@ -242,7 +242,7 @@ class RangeRestorer:
             "analysis_cached": analysis_cached,
             "computed": {
                 "windows": after.windows_computed - before.windows_computed,
-                "window_hits": after.hits - before.hits,
+                "cache_hits": after.hits + after.frame_hits - before.hits - before.frame_hits,
                 "priors": after.priors_computed - before.priors_computed,
             },
             "tracks": [
