@@ -155,7 +155,7 @@ class FaceTrackSession:
                         if win.index not in outputs:
                             outputs[win.index] = self._window_output(*inputs[win.index], scale)
                             if self.cache.budget_bytes:  # a streaming pass (no cache) asks for each frame once
-                                self._harvest(win, outputs, digests[win.index], dtype, scale)
+                                self._harvest(win, outputs, inputs, dtype, scale)
                         row = outputs[win.index][f - win.start]
                     rows.append(row)
                 frame = self._blend(f, rows, dtype)
@@ -181,7 +181,14 @@ class FaceTrackSession:
         frame.flags.writeable = False  # shared by every reader of the cache
         return frame
 
-    def _harvest(self, win: Window, outputs: dict[int, np.ndarray], digest: str, dtype: np.dtype, scale: float) -> None:
+    def _harvest(
+        self,
+        win: Window,
+        outputs: dict[int, np.ndarray],
+        inputs: dict[int, tuple[np.ndarray, str]],
+        dtype: np.dtype,
+        scale: float,
+    ) -> None:
         """Cache what a just-restored window settles, so later requests need not restore it again.
 
         Every frame of the window whose other covering window is at hand (restored in this call, or
@@ -189,14 +196,14 @@ class FaceTrackSession:
         cross-faded once the neighbour is restored. Frames and rows are far smaller than a window's
         cache entries, which is what keeps out-of-order requests cheap under a tight budget.
         """
-        y = outputs[win.index]
+        y, digest = outputs[win.index], inputs[win.index][1]
         for f in range(win.start, win.stop):
             digests, rows = {}, []
             for w in self.grid.covering(f):
                 if w.index == win.index:
                     d, row = digest, y[f - win.start]
-                elif w.index in outputs:
-                    d, row = self._seen[w.index], outputs[w.index][f - w.start]
+                elif w.index in outputs:  # restored in this call: its digest is this call's, not `_seen`'s
+                    d, row = inputs[w.index][1], outputs[w.index][f - w.start]
                 else:
                     d = self._seen.get(w.index)
                     row = None if d is None else self.cache.get(("part", d, f - w.start, scale), kind=None)
