@@ -221,7 +221,8 @@ def run(args: argparse.Namespace) -> int:
     token = load_token(token_file)
     handler = RangeRestorer(args.cache_mb << 20)
     server = WorkerServer(address, token, handler, parent_pid=args.parent_pid)
-    threading.Thread(target=handler.warm, name="warm-up", daemon=True).start()
+    warm_up = threading.Thread(target=handler.warm, name="warm-up", daemon=True)
+    warm_up.start()
     if args.ready_file is not None:
         tmp = args.ready_file.with_name(args.ready_file.name + ".tmp")
         tmp.write_text(server.address)
@@ -230,6 +231,9 @@ def run(args: argparse.Namespace) -> int:
           f"{'$' + protocol.TOKEN_ENV if os.environ.get(protocol.TOKEN_ENV) else token_file}", file=sys.stderr)
     started = time.monotonic()
     server.serve_forever()
+    # An interpreter that exits while another thread is still importing torch can abort (SIGABRT):
+    # let the warm-up finish first (a few seconds at most).
+    warm_up.join()
     print(f"dvface serve: stopped after {time.monotonic() - started:.0f} s", file=sys.stderr)
     return 0
 
