@@ -164,7 +164,7 @@ class WorkerClient:
     def request(self, op: str, *, timeout: float | None = 30.0, **fields: Any) -> dict[str, Any]:
         """Send one non-streaming request; returns the "ok" reply or raises WorkerError."""
         with self._connect(timeout) as sock:
-            protocol.send(sock, {"op": op, "token": self.token, **fields})
+            _send(sock, {"op": op, "token": self.token, **fields})
             reply = protocol.receive(sock)
         if reply.get("event") == "error":
             raise WorkerError(reply.get("code", "error"), reply.get("message", ""))
@@ -234,7 +234,7 @@ class WorkerClient:
 
     def _stream(self, request: dict[str, Any], on_event: EventCallback | None) -> dict[str, Any]:
         with self._connect(timeout=30.0) as sock:
-            protocol.send(sock, {**request, "token": self.token})
+            _send(sock, {**request, "token": self.token})
             sock.settimeout(None)  # a window can take minutes on a CPU; death shows as EOF
             while True:
                 event = protocol.receive(sock)
@@ -246,3 +246,12 @@ class WorkerClient:
                     return event
                 if on_event is not None:
                     on_event(event)
+
+
+def _send(sock, message: dict[str, Any]) -> None:
+    """Send a request; a worker that refuses a connection (wrong user) answers and closes before
+    reading it, so a broken pipe here still leaves its reply to be read."""
+    try:
+        protocol.send(sock, message)
+    except (BrokenPipeError, ConnectionResetError):
+        pass
