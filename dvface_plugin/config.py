@@ -44,6 +44,15 @@ class FusionConfig:
 
 
 @dataclass
+class RefinerConfig:
+    """[ours] The pixel-space detail refiner (`refiner.py`); needs `detail_skip`. 0 channels = none."""
+
+    channels: int = 0
+    blocks: int = 3  # residual blocks of two 3x3 convolutions
+    unshuffle: int = 4  # works at 1/unshuffle resolution on pixel-unshuffled channels
+
+
+@dataclass
 class DVFaceConfig:
     name: str
     vae: dict[str, Any]  # AutoencoderKLWan keyword arguments
@@ -59,12 +68,15 @@ class DVFaceConfig:
     # [ours] x_hat = D(z_hat) + (x_lq - D(z_lq)): add back the detail the VAE cannot represent, so a
     # small VAE does not cap the output's fidelity and a zero velocity returns the input unchanged.
     detail_skip: bool = False
+    refiner: RefinerConfig = field(default_factory=RefinerConfig)
 
     def __post_init__(self) -> None:
         if isinstance(self.prior, dict):
             self.prior = PriorConfig(**self.prior)
         if isinstance(self.fusion, dict):
             self.fusion = FusionConfig(**self.fusion)
+        if isinstance(self.refiner, dict):
+            self.refiner = RefinerConfig(**self.refiner)
         self.validate()
 
     @property
@@ -101,6 +113,10 @@ class DVFaceConfig:
             raise ValueError("only temporal patch size 1 is supported (one DiT frame per latent frame)")
         if self.prior.patch_size % dit_patch[1]:
             raise ValueError("prior.patch_size must be a multiple of the DiT's spatial patch size")
+        if self.refiner.channels and not self.detail_skip:
+            raise ValueError("refiner needs detail_skip: it refines the detail residual x_lq - D(z_lq)")
+        if self.refiner.channels and self.spatial_multiple % self.refiner.unshuffle:
+            raise ValueError(f"refiner.unshuffle must divide the padded frame multiple {self.spatial_multiple}")
 
     # --- (de)serialisation -------------------------------------------------------------------
 
@@ -209,6 +225,7 @@ def _tiny() -> DVFaceConfig:
         window=17,
         overlap=4,
         detail_skip=True,
+        refiner=RefinerConfig(channels=48, blocks=3, unshuffle=4),
     )
 
 

@@ -53,9 +53,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"dvface {info['dvface']}  python {info['python']}  torch {info['torch']}  diffusers {info['diffusers']}")
     devices = ", ".join(info["cuda_devices"]) or "none"
     print(f"CUDA available: {info['cuda_available']} ({devices})")
-    print(f"\n{'preset':<14}{'VAE':>12}{'DiT':>12}{'prior':>12}{'ASTF':>12}{'total':>12}   vs paper")
+    print(f"\n{'preset':<14}{'VAE':>12}{'DiT':>12}{'prior':>12}{'ASTF':>12}{'refiner':>12}{'total':>12}   vs paper")
     for name, c in info["presets"].items():
         ratio = f"{100 * (c['total'] / PAPER_TOTAL - 1):+.2f} %" if name == "wan2.1-1.3b" else ""
-        cells = "".join(f"{c[k] / 1e6:>11.2f}M" for k in ("vae", "dit", "prior", "astf", "total"))
+        cells = "".join(f"{c[k] / 1e6:>11.2f}M" for k in ("vae", "dit", "prior", "astf", "refiner", "total"))
         print(f"{name:<14}{cells}   {ratio}")
     return 0

@@ -7,7 +7,8 @@
     z_hat = z_lq - sigma_t * v(z_lq, t, empty-prompt context)  --> VAE.decode --crop--> x_hat
 
 With `config.detail_skip` the output is D(z_hat) + (x_lq - D(z_lq)): the model only adds the change
-it makes in latent space, and the detail the VAE cannot represent passes through untouched.
+it makes in latent space, and the detail the VAE cannot represent passes through; with a
+`config.refiner` a small pixel-space CNN then cleans that detail (`refiner.py`).
 
 The three steps are public (`encode`, `encode_priors`, `restore_latent`) so the windowed engine
 can cache the latent and prior features of a window and re-run only the backbone when the user
@@ -33,6 +34,7 @@ from .config import DVFaceConfig
 from .errors import InputError, WeightsError
 from .fusion import ASTF
 from .prior import PriorEncoder, PriorFeatures
+from .refiner import DetailRefiner
 from .weights import (
     WAN_DOWNLOAD_HINT,
     check_state_dict,
@@ -77,6 +79,7 @@ class DVFace(nn.Module):
         self.fusion = nn.ModuleList(
             ASTF(hidden, config.prior.code_dim, config.fusion) for _ in range(dit["num_layers"])
         )
+        self.refiner = DetailRefiner(config.refiner) if config.refiner.channels else None
         # The text path sees one fixed embedding of the empty prompt instead of a text encoder.
         self.register_buffer("context", torch.zeros(1, config.context_length, dit["text_dim"]))
         self._digest: str | None = None
@@ -120,8 +123,15 @@ class DVFace(nn.Module):
         """Restored clip (B, 3, T, H, W) in [-1, 1], cropped back to the input's size."""
         out = self.backbone.decode(self.denoise(latent, priors, prior_scale)).float()
         if latent.detail is not None:
-            out = (out + latent.detail).clamp(-1.0, 1.0)
+            out = self.add_detail(out, latent.detail)
         return out[:, :, : latent.frames, : latent.height, : latent.width]
+
+    def add_detail(self, decoded: torch.Tensor, detail: torch.Tensor) -> torch.Tensor:
+        """`detail_skip`: D(z_hat) + r, refined when the config has a refiner, in [-1, 1]."""
+        out = decoded + detail
+        if self.refiner is not None:
+            out = out + self.refiner(decoded, detail.to(decoded.dtype)).float()
+        return out.clamp(-1.0, 1.0)
 
     def forward(self, x: torch.Tensor, prior_scale: float = 1.0, priors: PriorFeatures | None = None) -> torch.Tensor:
         latent = self.encode(x)
@@ -140,14 +150,16 @@ class DVFace(nn.Module):
             "dit": count(self.backbone.transformer),
             "prior": count(self.prior),
             "astf": count(self.fusion),
+            "refiner": count(self.refiner) if self.refiner is not None else 0,
         }
-        counts["new_modules"] = counts["prior"] + counts["astf"]
+        counts["new_modules"] = counts["prior"] + counts["astf"] + counts["refiner"]
         counts["total"] = counts["vae"] + counts["dit"] + counts["new_modules"]
         return counts
 
     def trainable_parameters(self) -> list[nn.Parameter]:
-        """What the restoration stage trains: ASTF and DiT. The VAE is always frozen."""
-        return [p for m in (self.fusion, self.backbone.transformer) for p in m.parameters()]
+        """What the restoration stage trains: ASTF, DiT and the refiner. The VAE is always frozen."""
+        modules = (self.fusion, self.backbone.transformer, self.refiner)
+        return [p for m in modules if m is not None for p in m.parameters()]
 
     def weights_digest(self) -> str:
         """Identity of config plus weights, for cache keys. Hashed once; call again after training."""

@@ -87,7 +87,7 @@ class RestoreGraph(nn.Module):
         velocity = m.backbone.velocity(z, m.config.timestep, m.context, inject)
         z_hat = z - m.config.sigma * velocity.float()
         out = m.backbone.decode(z_hat).float()
-        return (out + detail[0]).clamp(-1.0, 1.0) if detail else out
+        return m.add_detail(out, detail[0]) if detail else out
 
 
 def export_shape(model: DVFace, frames: int | None = None, size: int | None = None) -> tuple[int, int, int]:

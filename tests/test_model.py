@@ -98,6 +98,27 @@ def test_detail_skip_returns_the_input_when_the_velocity_is_zero(size):
         assert (m(x) - x).abs().max() > 0.1
 
 
+def test_a_fresh_refiner_is_the_identity_and_a_trained_one_corrects_the_detail():
+    with_refiner = make_model()
+    assert with_refiner.refiner is not None
+    config = DVFaceConfig.from_dict(with_refiner.config.to_dict() | {"refiner": {"channels": 0}})
+    without = DVFace(config).eval()
+    without.load_state_dict({k: v for k, v in with_refiner.state_dict().items() if not k.startswith("refiner.")})
+    x = clip(5, 48, 80)
+    with torch.no_grad():
+        torch.testing.assert_close(with_refiner(x), without(x), atol=0, rtol=0)
+        torch.nn.init.normal_(with_refiner.refiner.tail.weight, std=0.05)
+        out = with_refiner(x)
+    assert out.shape == x.shape and out.abs().max() <= 1.0
+    assert (out - without(x)).abs().mean() > 1e-3
+
+
+def test_a_refiner_without_detail_skip_is_refused():
+    data = DVFaceConfig.preset("tiny").to_dict() | {"detail_skip": False}
+    with pytest.raises(ValueError, match="refiner needs detail_skip"):
+        DVFaceConfig.from_dict(data)
+
+
 def test_prior_scale_outside_unit_interval_is_refused(model):
     with pytest.raises(ValueError, match="prior_scale"):
         model(clip(1, 32, 32), prior_scale=1.5)
@@ -267,5 +288,5 @@ def test_info_reports_paper_scale_within_five_percent(capsys):
     counts = info["presets"]["wan2.1-1.3b"]
     assert abs(counts["total"] / PAPER_TOTAL - 1) < 0.05
     assert counts["dit"] == 1_418_996_800  # diffusers' Wan2.1-T2V-1.3B transformer
-    assert counts["total"] == counts["vae"] + counts["dit"] + counts["prior"] + counts["astf"]
+    assert counts["total"] == counts["vae"] + counts["dit"] + counts["prior"] + counts["astf"] + counts["refiner"]
     assert info["presets"]["tiny"]["total"] < 20e6

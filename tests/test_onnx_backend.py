@@ -44,13 +44,14 @@ TOL = 1e-3
 
 
 def make_model() -> DVFace:
-    """Tiny preset, seed 0, with ASTF moved off its zero init so that prior_scale changes the output."""
+    """Tiny preset, seed 0, with ASTF and the refiner moved off their zero init so both act."""
     torch.manual_seed(0)
     model = DVFace(DVFaceConfig.preset("tiny")).eval()
     g = torch.Generator().manual_seed(7)
     with torch.no_grad():
         for p in model.fusion.parameters():
             p.add_(torch.randn(p.shape, generator=g) * 0.5)
+        model.refiner.tail.weight.normal_(std=0.05, generator=g)
     return model
 
 

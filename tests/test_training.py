@@ -16,6 +16,8 @@ import torch
 from diffusers import AutoencoderKLWan
 
 from dvface_plugin.cli import main as cli_main
+from dvface_plugin.config import DVFaceConfig, RefinerConfig
+from dvface_plugin.errors import InputError
 from dvface_plugin.model import DVFace
 from dvface_plugin.prior import Codebook
 from dvface_plugin.training.data import ClipSampler, photo_to_clip, split
@@ -127,9 +129,9 @@ def run_stage(data_dir: Path, out: Path, stage: str, init: str = "tiny", **kw) -
     return losses_of(out)
 
 
-@pytest.mark.parametrize("stage", ["vae", "codebook", "predict", "restore"])
+@pytest.mark.parametrize("stage", ["vae", "codebook", "predict", "restore", "refine"])
 def test_each_stage_lowers_its_loss(data_dir, tmp_path, stage):
-    losses = run_stage(data_dir, tmp_path / stage, stage, lr=1e-2 if stage == "restore" else 2e-3)
+    losses = run_stage(data_dir, tmp_path / stage, stage, lr=1e-2 if stage in ("restore", "refine") else 2e-3)
     assert np.mean(losses[-5:]) < 0.97 * np.mean(losses[:5]), losses
     model = DVFace.from_pretrained(tmp_path / stage / "model")
     assert model.config.name == "tiny"
@@ -144,16 +146,56 @@ def test_vae_stage_stores_latent_statistics(data_dir, tmp_path):
     assert model.backbone.latents_std.flatten().tolist() == pytest.approx(model.config.vae["latents_std"])
 
 
-def test_restore_stage_trains_only_astf_and_dit(data_dir, tmp_path):
+def test_restore_stage_trains_only_astf_dit_and_refiner(data_dir, tmp_path):
     out = tmp_path / "r"
     trainer = Trainer(config(data_dir, out, "restore", steps=2))
     snapshot = {k: v.clone() for k, v in trainer.model.state_dict().items()}
     trainer.train()
     after = trainer.model.state_dict()
     changed = {k.split(".")[0] + "." + k.split(".")[1] for k in snapshot if not torch.equal(snapshot[k], after[k])}
-    assert changed <= {"backbone.transformer", "fusion.0", "fusion.1", "fusion.2", "fusion.3"}
-    assert "backbone.transformer" in changed
+    assert changed <= {"backbone.transformer", "fusion.0", "fusion.1", "fusion.2", "fusion.3",
+                       "refiner.head", "refiner.body", "refiner.tail"}
+    assert {"backbone.transformer", "refiner.tail"} <= changed
     assert all(torch.equal(snapshot[k], after[k]) for k in snapshot if k.startswith(("backbone.vae", "prior.")))
+
+
+def test_refine_stage_trains_only_the_refiner(data_dir, tmp_path):
+    trainer = Trainer(config(data_dir, tmp_path / "r", "refine", steps=2))
+    snapshot = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    trainer.train()
+    after = trainer.model.state_dict()
+    changed = {k for k in snapshot if not torch.equal(snapshot[k], after[k])}
+    assert changed and all(k.startswith("refiner.") for k in changed)
+    with pytest.raises(InputError, match="refine stage needs a model with a refiner"):
+        Trainer(config(data_dir, tmp_path / "r2", "refine", init=str(save_without_refiner(tmp_path / "plain"))))
+
+
+def save_without_refiner(folder: Path) -> Path:
+    """A tiny model as trained before refiners existed."""
+    config_without = DVFaceConfig.preset("tiny")
+    config_without.refiner = RefinerConfig()
+    torch.manual_seed(3)
+    DVFace(config_without).save_pretrained(folder)
+    return folder
+
+
+def test_init_overrides_add_a_refiner_to_a_trained_model_and_keep_its_weights(data_dir, tmp_path):
+    trained = DVFace.from_pretrained(save_without_refiner(tmp_path / "trained"))
+    refiner = {"channels": 8, "blocks": 1, "unshuffle": 4}
+    trainer = Trainer(config(data_dir, tmp_path / "grown", "restore", init=str(tmp_path / "trained"),
+                             init_overrides={"refiner": refiner}, steps=1))
+    grown = trainer.model.eval()
+    assert grown.refiner is not None and grown.config.refiner.channels == 8
+    old = trained.state_dict()
+    assert all(torch.equal(old[k], v) for k, v in grown.state_dict().items() if k in old)
+    x = torch.rand(1, 3, 5, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    with torch.no_grad():
+        torch.testing.assert_close(grown(x), trained(x), atol=0, rtol=0)  # a fresh refiner is the identity
+    trainer.train()
+    assert DVFace.from_pretrained(tmp_path / "grown" / "model").config.refiner.channels == 8
+    with pytest.raises(InputError, match="init_overrides.*reshape"):
+        Trainer(config(data_dir, tmp_path / "bad", "restore", init=str(tmp_path / "trained"),
+                       init_overrides={"prior": {"code_dim": 64, "codebook_size": 512, "num_heads": 4}}))
 
 
 def test_resume_continues_exactly_where_it_stopped(data_dir, tmp_path):

@@ -18,6 +18,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -38,6 +39,7 @@ class TrainConfig:
     data: list[str]  # folders of aligned .npy clips / photos (never benchmark/)
     out: str
     init: str = "tiny"  # a preset name, or the model folder the previous stage wrote
+    init_overrides: dict[str, Any] = field(default_factory=dict)  # config changes to `init` (e.g. add a refiner); new parts start fresh
     backbone: str | None = None  # diffusers Wan2.1 folder, when `init` lacks backbone weights
     steps: int = 1000
     batch_size: int = 2
@@ -100,6 +102,8 @@ class Trainer:
 
         resume = (self.checkpoint_dir / "trainer_state.pt").is_file()
         self.model = self._load_model(self.checkpoint_dir if resume else config.init).to(self.device)
+        if config.init_overrides and not resume:
+            self.model = _grow(self.model, config.init_overrides, config.seed)
         if config.zero_velocity_init and not resume:
             head = self.model.backbone.transformer.proj_out
             nn.init.zeros_(head.weight)
@@ -242,10 +246,26 @@ class Trainer:
         return summary
 
 
+def _grow(model: DVFace, overrides: dict[str, Any], seed: int) -> DVFace:
+    """`model` under a changed config: every weight it has is kept, only the parts the change adds
+    (a refiner, zero-initialised to the identity) start fresh; a change that reshapes or drops a
+    trained weight is refused, since training would silently restart that part."""
+    config = DVFaceConfig.from_dict(model.config.to_dict() | overrides)
+    torch.manual_seed(seed)
+    grown = DVFace(config).to(model.context.device)
+    old, new = model.state_dict(), grown.state_dict()
+    changed = sorted(k for k in old if k not in new or new[k].shape != old[k].shape)
+    if changed:
+        raise InputError(f"init_overrides {sorted(overrides)} would drop or reshape trained weights {changed[:3]}; "
+                         "start that part from an earlier stage instead")
+    grown.load_state_dict(old, strict=False)
+    return grown
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("train", help="run one training stage (also under torchrun)")
     parser.add_argument("stage", choices=STAGES)
-    parser.add_argument("--config", required=True, help="training config JSON (see models/*/train/*.json)")
+    parser.add_argument("--config", required=True, help="training config JSON (see models/train/*.json)")
     parser.add_argument("--out", help="override the config's output folder")
     parser.add_argument("--steps", type=int, help="override the number of steps")
     parser.set_defaults(func=run)
