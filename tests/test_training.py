@@ -107,6 +107,15 @@ def test_photo_becomes_a_gently_moving_clip():
     assert all(0 < d < 40 for d in diffs)
 
 
+def test_a_clip_shorter_than_the_window_plays_forward_then_backward(tmp_path):
+    np.save(tmp_path / "short.npy", textured_clip(4, 32, 0))
+    sampler = ClipSampler([tmp_path / "short.npy"], frames=9, crop=32, degradation="light")
+    _, hq = sampler.sample(1, np.random.default_rng(0))
+    frames = ((hq[0].permute(1, 2, 3, 0) + 1) * 127.5).round().to(torch.uint8).numpy()
+    source = textured_clip(4, 32, 0)
+    assert all(np.array_equal(frames[i], source[j]) for i, j in enumerate([0, 1, 2, 3, 2, 1, 0, 1, 2]))
+
+
 def test_split_is_by_clip_and_stable(data_dir):
     items = sorted(data_dir.iterdir())
     train, val = split(items, 0.5)

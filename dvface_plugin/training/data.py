@@ -89,10 +89,7 @@ class ClipSampler:
                 image = cv2.resize(image, None, fx=self.scale, fy=self.scale, interpolation=cv2.INTER_AREA)
             clip = photo_to_clip(image, self.frames, rng)
         else:
-            if clip.shape[0] < self.frames:
-                raise InputError(f"{path}: {clip.shape[0]} frames, fewer than the {self.frames} a window needs")
-            start = int(rng.integers(0, clip.shape[0] - self.frames + 1))
-            clip = np.asarray(clip[start : start + self.frames])
+            clip = np.asarray(clip[_window_indices(clip.shape[0], self.frames, rng)])
             if self.scale != 1.0:
                 clip = np.stack([cv2.resize(f, None, fx=self.scale, fy=self.scale, interpolation=cv2.INTER_AREA) for f in clip])
         h, w = clip.shape[1:3]
@@ -108,6 +105,16 @@ class ClipSampler:
             hq.append(clip)
             lq.append(degrade_clip(clip, self.degradation, seed=int(rng.integers(2**31))))
         return _to_tensor(np.stack(lq)), _to_tensor(np.stack(hq))
+
+
+def _window_indices(length: int, frames: int, rng: np.random.Generator) -> np.ndarray:
+    """A random run of `frames` consecutive frames; a clip shorter than that plays forward then
+    backward (a reversal is still natural motion, unlike a freeze or a jump)."""
+    if length >= frames:
+        start = int(rng.integers(0, length - frames + 1))
+        return np.arange(start, start + frames)
+    cycle = np.r_[np.arange(length), np.arange(length - 2, 0, -1)] if length > 1 else np.zeros(1, int)
+    return cycle[np.arange(frames) % len(cycle)]
 
 
 def _to_tensor(clips: np.ndarray) -> torch.Tensor:
