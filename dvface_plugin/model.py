@@ -130,7 +130,8 @@ class DVFace(nn.Module):
         """`detail_skip`: D(z_hat) + r, refined when the config has a refiner, in [-1, 1]."""
         out = decoded + detail
         if self.refiner is not None:
-            out = out + self.refiner(decoded, detail.to(decoded.dtype)).float()
+            dtype = self._param_dtype(self.refiner)
+            out = out + self.refiner(decoded.to(dtype), detail.to(dtype)).float()
         return out.clamp(-1.0, 1.0)
 
     def forward(self, x: torch.Tensor, prior_scale: float = 1.0, priors: PriorFeatures | None = None) -> torch.Tensor:
