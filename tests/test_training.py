@@ -225,6 +225,16 @@ def test_resume_continues_exactly_where_it_stopped(data_dir, tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_bundled_recipe_files_load_and_chain_stage_to_stage():
+    """models/train: each file is a valid config whose `init` is a preset or an earlier file's output."""
+    recipes = {p.stem: TrainConfig.load(p) for p in (Path(__file__).parents[1] / "models" / "train").glob("*.json")}
+    assert {"tiny-vae", "tiny-codebook", "tiny-predict", "tiny-restore", "tiny-restore17", "tiny-refine"} <= set(recipes)
+    outputs = {str(Path(c.out) / "model") for c in recipes.values()}
+    for name, recipe in recipes.items():
+        assert recipe.init == "tiny" or recipe.init in outputs, name
+        assert recipe.frames % 4 == 1 and "benchmark" not in " ".join(recipe.data), name
+
+
 def test_cli_runs_a_stage_from_a_config_file(data_dir, tmp_path, capsys):
     cfg = config(data_dir, tmp_path / "cli", "predict", steps=2)
     path = tmp_path / "predict.json"
