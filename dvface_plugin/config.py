@@ -225,7 +225,6 @@ def _tiny() -> DVFaceConfig:
         window=17,
         overlap=4,
         detail_skip=True,
-        refiner=RefinerConfig(channels=48, blocks=3, unshuffle=4),
     )
 
 

@@ -8,15 +8,16 @@ import pytest
 import torch
 
 from dvface_plugin.cli import main as cli_main
-from dvface_plugin.config import DVFaceConfig, FusionConfig
+from dvface_plugin.config import DVFaceConfig, FusionConfig, RefinerConfig
 from dvface_plugin.errors import InputError, WeightsError
 from dvface_plugin.info import PAPER_TOTAL
 from dvface_plugin.model import CONFIG_NAME, WEIGHTS_NAME, DVFace
 
 
-def make_model(seed: int = 0, **fusion) -> DVFace:
+def make_model(seed: int = 0, refiner: int = 0, **fusion) -> DVFace:
     torch.manual_seed(seed)
     config = DVFaceConfig.preset("tiny")
+    config.refiner = RefinerConfig(channels=refiner)
     if fusion:
         config.fusion = FusionConfig(**{**config.fusion.__dict__, **fusion})
     return DVFace(config).eval()
@@ -99,7 +100,7 @@ def test_detail_skip_returns_the_input_when_the_velocity_is_zero(size):
 
 
 def test_a_fresh_refiner_is_the_identity_and_a_trained_one_corrects_the_detail():
-    with_refiner = make_model()
+    with_refiner = make_model(refiner=16)
     assert with_refiner.refiner is not None
     config = DVFaceConfig.from_dict(with_refiner.config.to_dict() | {"refiner": {"channels": 0}})
     without = DVFace(config).eval()
@@ -114,7 +115,7 @@ def test_a_fresh_refiner_is_the_identity_and_a_trained_one_corrects_the_detail()
 
 
 def test_a_refiner_without_detail_skip_is_refused():
-    data = DVFaceConfig.preset("tiny").to_dict() | {"detail_skip": False}
+    data = DVFaceConfig.preset("tiny").to_dict() | {"detail_skip": False, "refiner": {"channels": 8}}
     with pytest.raises(ValueError, match="refiner needs detail_skip"):
         DVFaceConfig.from_dict(data)
 
@@ -124,8 +125,8 @@ def test_prior_scale_outside_unit_interval_is_refused(model):
         model(clip(1, 32, 32), prior_scale=1.5)
 
 
-def test_only_dit_and_astf_get_gradients_vae_stays_frozen():
-    m = make_model()
+def test_only_dit_astf_and_refiner_get_gradients_vae_stays_frozen():
+    m = make_model(refiner=8)
     m.train()
     out = m(clip(5, 32, 32))
     out.square().mean().backward()

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 import dvface_plugin.onnx_export as onnx_export
 from dvface_plugin import ort_backend
 from dvface_plugin.cli import main as cli_main
-from dvface_plugin.config import DVFaceConfig
+from dvface_plugin.config import DVFaceConfig, RefinerConfig
 from dvface_plugin.engine import FaceTrackSession, PriorState, Restorer
 from dvface_plugin.engine.pixels import to_model
 from dvface_plugin.errors import DVFaceError, InputError, WeightsError
@@ -44,9 +44,11 @@ TOL = 1e-3
 
 
 def make_model() -> DVFace:
-    """Tiny preset, seed 0, with ASTF and the refiner moved off their zero init so both act."""
+    """Tiny preset with a detail refiner, seed 0, ASTF and refiner moved off their zero init so both act."""
     torch.manual_seed(0)
-    model = DVFace(DVFaceConfig.preset("tiny")).eval()
+    config = DVFaceConfig.preset("tiny")
+    config.refiner = RefinerConfig(channels=16)
+    model = DVFace(config).eval()
     g = torch.Generator().manual_seed(7)
     with torch.no_grad():
         for p in model.fusion.parameters():

@@ -16,7 +16,7 @@ import torch
 from diffusers import AutoencoderKLWan
 
 from dvface_plugin.cli import main as cli_main
-from dvface_plugin.config import DVFaceConfig, RefinerConfig
+from dvface_plugin.config import DVFaceConfig
 from dvface_plugin.errors import InputError
 from dvface_plugin.model import DVFace
 from dvface_plugin.prior import Codebook
@@ -140,7 +140,8 @@ def run_stage(data_dir: Path, out: Path, stage: str, init: str = "tiny", **kw) -
 
 @pytest.mark.parametrize("stage", ["vae", "codebook", "predict", "restore", "refine"])
 def test_each_stage_lowers_its_loss(data_dir, tmp_path, stage):
-    losses = run_stage(data_dir, tmp_path / stage, stage, lr=1e-2 if stage in ("restore", "refine") else 2e-3)
+    grow = {"init_overrides": {"refiner": {"channels": 48}}} if stage in ("restore", "refine") else {}
+    losses = run_stage(data_dir, tmp_path / stage, stage, lr=1e-2 if stage in ("restore", "refine") else 2e-3, **grow)
     assert np.mean(losses[-5:]) < 0.97 * np.mean(losses[:5]), losses
     model = DVFace.from_pretrained(tmp_path / stage / "model")
     assert model.config.name == "tiny"
@@ -157,7 +158,7 @@ def test_vae_stage_stores_latent_statistics(data_dir, tmp_path):
 
 def test_restore_stage_trains_only_astf_dit_and_refiner(data_dir, tmp_path):
     out = tmp_path / "r"
-    trainer = Trainer(config(data_dir, out, "restore", steps=2))
+    trainer = Trainer(config(data_dir, out, "restore", steps=2, init_overrides={"refiner": {"channels": 8}}))
     snapshot = {k: v.clone() for k, v in trainer.model.state_dict().items()}
     trainer.train()
     after = trainer.model.state_dict()
@@ -169,7 +170,7 @@ def test_restore_stage_trains_only_astf_dit_and_refiner(data_dir, tmp_path):
 
 
 def test_refine_stage_trains_only_the_refiner(data_dir, tmp_path):
-    trainer = Trainer(config(data_dir, tmp_path / "r", "refine", steps=2))
+    trainer = Trainer(config(data_dir, tmp_path / "r", "refine", steps=2, init_overrides={"refiner": {"channels": 8}}))
     snapshot = {k: v.clone() for k, v in trainer.model.state_dict().items()}
     trainer.train()
     after = trainer.model.state_dict()
@@ -180,11 +181,9 @@ def test_refine_stage_trains_only_the_refiner(data_dir, tmp_path):
 
 
 def save_without_refiner(folder: Path) -> Path:
-    """A tiny model as trained before refiners existed."""
-    config_without = DVFaceConfig.preset("tiny")
-    config_without.refiner = RefinerConfig()
+    """A tiny model trained without a refiner (the preset's default)."""
     torch.manual_seed(3)
-    DVFace(config_without).save_pretrained(folder)
+    DVFace(DVFaceConfig.preset("tiny")).save_pretrained(folder)
     return folder
 
 

@@ -116,7 +116,9 @@ def test_a_killed_worker_is_restarted_and_the_range_completes(setup, first_run):
 
     def on_event(event):
         events.append(event)
-        if event.get("stage") == "restore" and event["done"] == 2 and not killed:
+        # at the first frame written: the window's other frames follow within milliseconds, so a
+        # later kill can land after the worker has already sent its whole reply (seen under load)
+        if event.get("stage") == "restore" and event["done"] == 1 and not killed:
             killed.append(client.pid)
             client.kill()
 
