@@ -149,9 +149,7 @@ class RestoreStage(nn.Module):
         with torch.no_grad():
             latent = self.model.encode(lq)
             priors = self.model.encode_priors(latent)
-        return self.losses(self.model.restore_latent(latent, priors, prior_scale=1.0), hq)
-
-    def losses(self, out: torch.Tensor, hq: torch.Tensor) -> dict[str, torch.Tensor]:
+        out = self.model.restore_latent(latent, priors, prior_scale=1.0)
         losses = {
             "rec": reconstruction_loss(out, hq),
             "per": self.per(out, hq),
@@ -162,20 +160,15 @@ class RestoreStage(nn.Module):
 
 
 class RefineStage(RestoreStage):
+    """The restore stage's forward and losses with only the refiner trainable: nothing before the
+    refiner needs a gradient, so autograd records (and back-propagates) the refiner alone."""
+
     def __init__(self, model: DVFace, weights: dict, perceptual: str | None) -> None:
         if model.refiner is None:
-            raise InputError("the refine stage needs a model with a refiner: set init_overrides "
-                             '{"refiner": {"channels": 48}} or start from the tiny preset')
+            raise InputError("the refine stage needs a model with a refiner: add one with "
+                             '"init_overrides": {"refiner": {"channels": 48}} in the training config')
         super().__init__(model, weights, perceptual)
         _train_only(model, model.refiner)
-
-    def forward(self, lq: torch.Tensor, hq: torch.Tensor) -> dict[str, torch.Tensor]:
-        with torch.no_grad():
-            latent = self.model.encode(lq)
-            z_hat = self.model.denoise(latent, self.model.encode_priors(latent))
-            decoded = self.model.backbone.decode(z_hat).float()
-        out = self.model.add_detail(decoded, latent.detail)
-        return self.losses(out[:, :, : latent.frames, : latent.height, : latent.width], hq)
 
 
 def build_stage(name: str, model: DVFace, weights: dict, perceptual: str | None) -> nn.Module:
