@@ -16,12 +16,13 @@ import torch
 from diffusers import AutoencoderKLWan
 
 from dvface_plugin.cli import main as cli_main
-from dvface_plugin.config import DVFaceConfig
+from dvface_plugin.config import DVFaceConfig, RefinerConfig
 from dvface_plugin.errors import InputError
 from dvface_plugin.model import DVFace
 from dvface_plugin.prior import Codebook
 from dvface_plugin.training.data import ClipSampler, photo_to_clip, split
 from dvface_plugin.training.losses import PyramidLoss, reconstruction_loss, temporal_loss
+from dvface_plugin.training.restoration_cache import RestorationCache
 from dvface_plugin.training.quantize import DeadCodeReviver, quantise, usage_loss
 from dvface_plugin.training.trainer import TrainConfig, Trainer
 
@@ -45,7 +46,8 @@ def data_dir(tmp_path_factory) -> Path:
 
 def config(data_dir: Path, out: Path, stage: str, **kw) -> TrainConfig:
     base = dict(stage=stage, data=[str(data_dir)], out=str(out), steps=40, batch_size=2, frames=5, crop=32,
-                degradation="light", lr=2e-3, log_every=1, checkpoint_every=1000, val_fraction=0.0, revive_every=10)
+                degradation="light", lr=2e-3, log_every=1, checkpoint_every=1000, val_fraction=0.0, revive_every=10,
+                cache_clips=4, cache_window=3)
     return TrainConfig(**(base | kw))
 
 
@@ -131,6 +133,53 @@ def test_sampler_pairs_are_aligned_and_degraded(data_dir):
     assert not torch.equal(lq, hq)
     lq2, hq2 = sampler.sample(2, np.random.default_rng(0))
     assert torch.equal(lq, lq2) and torch.equal(hq, hq2)
+
+
+def test_a_degradation_mixture_draws_every_preset_and_names_an_unknown_one(data_dir, monkeypatch):
+    drawn = []
+
+    def record(clip, preset, seed):
+        drawn.append(preset)
+        return clip
+
+    monkeypatch.setattr("dvface_plugin.training.data.degrade_clip", record)
+    sampler = ClipSampler(sorted(data_dir.glob("*.npy")), frames=5, crop=32, degradation=["light", "heavy"])
+    sampler.sample(16, np.random.default_rng(0))
+    assert set(drawn) == {"light", "heavy"}
+    with pytest.raises(InputError, match="'nope'"):
+        ClipSampler(sorted(data_dir.glob("*.npy")), frames=5, crop=32, degradation=["light", "nope"])
+
+
+def test_restoration_cache_serves_the_frozen_restoration(data_dir):
+    torch.manual_seed(0)
+    cfg = DVFaceConfig.preset("tiny")
+    cfg.refiner = RefinerConfig(channels=8)
+    model = DVFace(cfg).eval()
+    sampler = ClipSampler(sorted(data_dir.glob("*.npy")), frames=5, crop=32, degradation="medium")
+    cache = RestorationCache(sampler, model, clips=2, window=3, seed=(7,), device=torch.device("cpu"))
+    lq, hq = sampler.sample(1, np.random.default_rng([7, 0]))  # the first cached clip
+    decoded, detail = cache.parts[:1].float().split(3, dim=1)
+    with torch.no_grad():
+        torch.testing.assert_close(model.add_detail(decoded, detail), model(lq), atol=2e-2, rtol=0)
+    torch.testing.assert_close(cache.hq[:1].float(), hq, atol=1e-2, rtol=0)
+    parts, window_hq = cache.sample(4, np.random.default_rng(0))
+    assert parts.shape == (4, 6, 3, 32, 32) and window_hq.shape == (4, 3, 3, 32, 32)
+    with pytest.raises(InputError, match="cache_window=9"):
+        RestorationCache(sampler, model, clips=1, window=9, seed=(0,), device=torch.device("cpu"))
+
+
+def test_cosine_schedule_warms_up_then_decays_to_zero(data_dir, tmp_path):
+    trainer = Trainer(config(data_dir, tmp_path / "c", "predict", lr_schedule="cosine", steps=100, lr=1e-3))
+    rates = []
+    for step in range(100):
+        trainer.step = step
+        rates.append(trainer.learning_rate())
+    assert rates[0] < rates[4] == pytest.approx(1e-3)  # 5 warm-up steps
+    assert all(a >= b for a, b in zip(rates[4:], rates[5:])) and rates[-1] < 1e-5
+    (tmp_path / "bad.json").write_text(json.dumps({"stage": "predict", "data": [str(data_dir)], "out": "x",
+                                                   "lr_schedule": "linear"}))
+    with pytest.raises(InputError, match="lr_schedule"):
+        TrainConfig.load(tmp_path / "bad.json")
 
 
 def run_stage(data_dir: Path, out: Path, stage: str, init: str = "tiny", **kw) -> list[float]:

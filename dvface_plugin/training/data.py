@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 import torch
 
-from ..degrade import degrade_clip
+from ..degrade import DegradationConfig, degrade_clip
 from ..errors import InputError
 
 PHOTO_SUFFIXES = {".png", ".jpg", ".jpeg"}
@@ -73,13 +73,24 @@ def _load(path: Path) -> np.ndarray:
 
 @dataclass
 class ClipSampler:
-    """Draws (LQ, HQ) batches (B, 3, frames, crop, crop) in [-1, 1] from a list of items."""
+    """Draws (LQ, HQ) batches (B, 3, frames, crop, crop) in [-1, 1] from a list of items.
+
+    `degradation` is a preset name or a list of them; with a list each clip draws one, so a model
+    learns to tell how damaged its input is (and to leave a mildly damaged one mostly alone).
+    """
 
     items: list[Path]
     frames: int
     crop: int
-    degradation: str
+    degradation: str | list[str]
     scale: float = 1.0  # resize factor applied before cropping (train on smaller faces than stored)
+
+    def __post_init__(self) -> None:
+        self.presets = [self.degradation] if isinstance(self.degradation, str) else list(self.degradation)
+        if not self.presets:
+            raise InputError("degradation: give a preset name or a non-empty list of them")
+        for name in self.presets:
+            DegradationConfig.preset(name)  # an unknown name fails here, before any training
 
     def _window(self, path: Path, rng: np.random.Generator) -> np.ndarray:
         clip = _load(path)
@@ -103,7 +114,8 @@ class ClipSampler:
         for _ in range(batch):
             clip = self._window(self.items[int(rng.integers(len(self.items)))], rng)
             hq.append(clip)
-            lq.append(degrade_clip(clip, self.degradation, seed=int(rng.integers(2**31))))
+            preset = self.presets[int(rng.integers(len(self.presets)))] if len(self.presets) > 1 else self.presets[0]
+            lq.append(degrade_clip(clip, preset, seed=int(rng.integers(2**31))))
         return _to_tensor(np.stack(lq)), _to_tensor(np.stack(hq))
 
 

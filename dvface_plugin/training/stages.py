@@ -6,8 +6,8 @@ only ever see the stage's own parameters.
     codebook  HQ clips: branch stems + C_s, C_t learn to quantise and reconstruct the HQ latent
     predict   LQ clips: stems + T_s, T_t learn to predict the HQ codes (cross-entropy); codebooks frozen
     restore   LQ clips: ASTF + DiT (+ the refiner) learn the one-step restoration; L_rec + L_per + L_temp
-    refine    LQ clips: only the detail refiner learns, on the frozen restoration's output; same losses.
-              Far cheaper per step than `restore` (no backward through the DiT or the VAE decoder)
+    refine    only the detail refiner learns, on the frozen restoration's (D(z_hat), r), computed once
+              per clip by a RestorationCache; same losses, a small fraction of a restore step's cost
 """
 
 from __future__ import annotations
@@ -149,7 +149,9 @@ class RestoreStage(nn.Module):
         with torch.no_grad():
             latent = self.model.encode(lq)
             priors = self.model.encode_priors(latent)
-        out = self.model.restore_latent(latent, priors, prior_scale=1.0)
+        return self.losses(self.model.restore_latent(latent, priors, prior_scale=1.0), hq)
+
+    def losses(self, out: torch.Tensor, hq: torch.Tensor) -> dict[str, torch.Tensor]:
         losses = {
             "rec": reconstruction_loss(out, hq),
             "per": self.per(out, hq),
@@ -160,8 +162,7 @@ class RestoreStage(nn.Module):
 
 
 class RefineStage(RestoreStage):
-    """The restore stage's forward and losses with only the refiner trainable: nothing before the
-    refiner needs a gradient, so autograd records (and back-propagates) the refiner alone."""
+    """The restore stage's losses with only the refiner trainable, on cached (D(z_hat), r) pairs."""
 
     def __init__(self, model: DVFace, weights: dict, perceptual: str | None) -> None:
         if model.refiner is None:
@@ -169,6 +170,11 @@ class RefineStage(RestoreStage):
                              '"init_overrides": {"refiner": {"channels": 48}} in the training config')
         super().__init__(model, weights, perceptual)
         _train_only(model, model.refiner)
+
+    def forward(self, parts: torch.Tensor, hq: torch.Tensor) -> dict[str, torch.Tensor]:
+        """`parts`: cat(D(z_hat), r) on channels, as RestorationCache serves them."""
+        decoded, detail = parts.split(3, dim=1)
+        return self.losses(self.model.add_detail(decoded, detail), hq)
 
 
 def build_stage(name: str, model: DVFace, weights: dict, perceptual: str | None) -> nn.Module:

@@ -14,6 +14,7 @@ import argparse
 import dataclasses
 import hashlib
 import json
+import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -30,7 +31,10 @@ from ..config import DVFaceConfig
 from ..errors import InputError
 from ..model import DVFace
 from .data import ClipSampler, list_items, split
-from .stages import STAGES, CodebookStage, VAEStage, build_stage
+from .restoration_cache import RestorationCache
+from .stages import STAGES, CodebookStage, RefineStage, VAEStage, build_stage
+
+LR_SCHEDULES = ("constant", "cosine")
 
 
 @dataclass
@@ -46,8 +50,9 @@ class TrainConfig:
     frames: int = 5  # 4k+1
     crop: int = 128
     scale: float = 1.0
-    degradation: str = "medium"
+    degradation: str | list[str] = "medium"  # a preset, or a list: each clip draws one
     lr: float = 2e-4
+    lr_schedule: str = "constant"  # or "cosine": linear warm-up over the first 5% of steps, then cosine to zero
     weight_decay: float = 0.0
     grad_clip: float = 1.0
     loss_weights: dict[str, float] = field(default_factory=lambda: {"per": 0.5, "temp": 1.0, "kl": 1e-6, "usage": 0.1})
@@ -59,6 +64,8 @@ class TrainConfig:
     log_every: int = 10
     checkpoint_every: int = 200
     revive_every: int = 50  # codebook stage: dead-code restarts
+    cache_clips: int = 512  # refine stage: clips whose frozen restoration is computed once
+    cache_window: int = 5  # refine stage: frames per training sample drawn from a cached clip
     zero_velocity_init: bool = False  # restore stage from a scratch DiT: zero its output head, so training starts at the identity
     seed: int = 0
 
@@ -74,6 +81,8 @@ class TrainConfig:
         config = cls(**data)
         if config.stage not in STAGES:
             raise InputError(f"{path}: stage must be one of {STAGES}, got {config.stage!r}")
+        if config.lr_schedule not in LR_SCHEDULES:
+            raise InputError(f"{path}: lr_schedule must be one of {LR_SCHEDULES}, got {config.lr_schedule!r}")
         return config
 
 
@@ -111,6 +120,14 @@ class Trainer:
         if config.gradient_checkpointing:
             self.model.backbone.transformer.enable_gradient_checkpointing()
         self.stage = build_stage(config.stage, self.model, config.loss_weights, config.perceptual_weights).to(self.device)
+        if isinstance(self.stage, RefineStage):
+            start = time.time()
+            self.train_data = RestorationCache(self.train_data, self.model, config.cache_clips, config.cache_window,
+                                               seed=(config.seed, self.rank), device=self.device)
+            if self.val_data is not None:
+                self.val_data = RestorationCache(self.val_data, self.model, config.val_batches * config.batch_size,
+                                                 config.cache_window, seed=(config.seed, 10**6), device=self.device)
+            self._log({"event": "cached", "clips": len(self.train_data), "time_s": round(time.time() - start, 2)})
         self.params = [p for p in self.stage.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(self.params, lr=config.lr, weight_decay=config.weight_decay)
         self.step = 0
@@ -141,6 +158,8 @@ class Trainer:
         while self.step < self.cfg.steps:
             rng = np.random.default_rng([self.cfg.seed, self.rank, self.step])
             losses = self._losses(*self.train_data.sample(self.cfg.batch_size, rng), self.wrapped)
+            for group in self.optimizer.param_groups:
+                group["lr"] = self.learning_rate()
             self.optimizer.zero_grad(set_to_none=True)
             losses["total"].backward()
             if self.cfg.grad_clip:
@@ -157,6 +176,16 @@ class Trainer:
             if self.step % self.cfg.checkpoint_every == 0 and self.step < self.cfg.steps:
                 self.save_checkpoint()
         return self.finish()
+
+    def learning_rate(self) -> float:
+        """The rate for the step about to be taken (`self.step` steps done)."""
+        if self.cfg.lr_schedule == "constant":
+            return self.cfg.lr
+        warmup = max(1, self.cfg.steps // 20)
+        if self.step < warmup:
+            return self.cfg.lr * (self.step + 1) / warmup
+        progress = (self.step - warmup) / max(1, self.cfg.steps - warmup)
+        return self.cfg.lr * 0.5 * (1 + math.cos(math.pi * progress))
 
     @torch.no_grad()
     def validate(self) -> float:
