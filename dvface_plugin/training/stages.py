@@ -1,6 +1,6 @@
-"""The four training stages. Each is an nn.Module whose forward maps an (LQ, HQ) batch to a dict
-of named losses with a "total"; it freezes everything it does not train, so the optimiser and DDP
-only ever see the stage's own parameters.
+"""The five training stages. Each is an nn.Module whose forward maps an (LQ, HQ) batch (for
+`refine`, (cached restoration, HQ)) to a dict of named losses with a "total"; it freezes
+everything it does not train, so the optimiser and DDP only ever see the stage's own parameters.
 
     vae       the tiny preset's VAE from scratch (the Wan2.1 preset uses Wan's pretrained VAE)
     codebook  HQ clips: branch stems + C_s, C_t learn to quantise and reconstruct the HQ latent
