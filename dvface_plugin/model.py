@@ -121,10 +121,14 @@ class DVFace(nn.Module):
 
     def restore_latent(self, latent: Latent, priors: PriorFeatures, prior_scale: float = 1.0) -> torch.Tensor:
         """Restored clip (B, 3, T, H, W) in [-1, 1], cropped back to the input's size."""
-        out = self.backbone.decode(self.denoise(latent, priors, prior_scale)).float()
+        out = self.decode_restored(latent, priors, prior_scale)
         if latent.detail is not None:
             out = self.add_detail(out, latent.detail)
         return out[:, :, : latent.frames, : latent.height, : latent.width]
+
+    def decode_restored(self, latent: Latent, priors: PriorFeatures, prior_scale: float = 1.0) -> torch.Tensor:
+        """D(z_hat) in fp32 at the padded size: the restoration before the detail skip and refiner."""
+        return self.backbone.decode(self.denoise(latent, priors, prior_scale)).float()
 
     def add_detail(self, decoded: torch.Tensor, detail: torch.Tensor) -> torch.Tensor:
         """`detail_skip`: D(z_hat) + r, refined when the config has a refiner, in [-1, 1]."""

@@ -36,7 +36,7 @@ class RestorationCache:
             for i in range(clips):
                 lq, clip_hq = sampler.sample(1, np.random.default_rng([*seed, i]))
                 latent = model.encode(lq.to(device))
-                decoded = model.backbone.decode(model.denoise(latent, model.encode_priors(latent))).float()
+                decoded = model.decode_restored(latent, model.encode_priors(latent))
                 t, h, w = latent.frames, latent.height, latent.width
                 both = torch.cat([decoded, latent.detail.float()], dim=1)[:, :, :t, :h, :w]
                 parts.append(both.half().cpu())
