@@ -22,8 +22,8 @@ from dvface_plugin.model import DVFace
 from dvface_plugin.prior import Codebook
 from dvface_plugin.training.data import ClipSampler, photo_to_clip, split
 from dvface_plugin.training.losses import PyramidLoss, reconstruction_loss, temporal_loss
-from dvface_plugin.training.restoration_cache import RestorationCache
 from dvface_plugin.training.quantize import DeadCodeReviver, quantise, usage_loss
+from dvface_plugin.training.restoration_cache import RestorationCache
 from dvface_plugin.training.trainer import TrainConfig, Trainer
 
 
@@ -227,6 +227,16 @@ def test_refine_stage_trains_only_the_refiner(data_dir, tmp_path):
     assert changed and all(k.startswith("refiner.") for k in changed)
     with pytest.raises(InputError, match="refine stage needs a model with a refiner"):
         Trainer(config(data_dir, tmp_path / "r2", "refine", init=str(save_without_refiner(tmp_path / "plain"))))
+
+
+def test_a_zero_perceptual_weight_skips_the_perceptual_loss(data_dir, tmp_path):
+    weights = {"per": 0.0, "temp": 1.0, "kl": 0.0, "usage": 0.0}
+    trainer = Trainer(config(data_dir, tmp_path / "r", "refine", init_overrides={"refiner": {"channels": 8}},
+                             loss_weights=weights))
+    out, hq = torch.zeros(1, 3, 3, 32, 32), torch.rand(1, 3, 3, 32, 32)
+    assert trainer.stage.losses(out, hq)["per"] == 0
+    trainer.stage.w = weights | {"per": 0.5}
+    assert trainer.stage.losses(out, hq)["per"] > 0
 
 
 def save_without_refiner(folder: Path) -> Path:

@@ -114,6 +114,7 @@ class ClipSampler:
         for _ in range(batch):
             clip = self._window(self.items[int(rng.integers(len(self.items)))], rng)
             hq.append(clip)
+            # one preset draws nothing, so single-preset runs keep the batches they always had
             preset = self.presets[int(rng.integers(len(self.presets)))] if len(self.presets) > 1 else self.presets[0]
             lq.append(degrade_clip(clip, preset, seed=int(rng.integers(2**31))))
         return _to_tensor(np.stack(lq)), _to_tensor(np.stack(hq))

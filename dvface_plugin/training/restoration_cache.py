@@ -4,7 +4,8 @@ Everything before the refiner (VAE, priors, DiT) is frozen in the refine stage, 
 every step would spend nearly all the time on outputs that never change. This runs the frozen
 model once over `clips` degraded clips of the sampler's window length (the engine's window, so
 the DiT sees what it sees at inference), keeps D(z_hat), r and HQ in half precision on the CPU,
-and serves random `window`-frame runs of them: ten times more refiner steps for the same time.
+and serves random `window`-frame runs of them. Here a refiner step (batch 8 x 5 frames) then takes
+about 0.26 s, against 1.75 s for a restore step (batch 2 x 17 frames).
 """
 
 from __future__ import annotations

@@ -154,7 +154,8 @@ class RestoreStage(nn.Module):
     def losses(self, out: torch.Tensor, hq: torch.Tensor) -> dict[str, torch.Tensor]:
         losses = {
             "rec": reconstruction_loss(out, hq),
-            "per": self.per(out, hq),
+            # weight 0 (the refine recipe) skips the pyramid, a large part of a cached refine step
+            "per": self.per(out, hq) if self.w["per"] else out.new_zeros(()),
             "temp": temporal_loss(out, hq),
         }
         losses["total"] = losses["rec"] + self.w["per"] * losses["per"] + self.w["temp"] * losses["temp"]
