@@ -154,7 +154,7 @@ class RestoreStage(nn.Module):
     def losses(self, out: torch.Tensor, hq: torch.Tensor) -> dict[str, torch.Tensor]:
         losses = {
             "rec": reconstruction_loss(out, hq),
-            # weight 0 (the refine recipe) skips the pyramid, a large part of a cached refine step
+            # weight 0 (the refine recipe): not computed at all, nothing is spent on a zero term
             "per": self.per(out, hq) if self.w["per"] else out.new_zeros(()),
             "temp": temporal_loss(out, hq),
         }
