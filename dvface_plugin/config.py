@@ -49,7 +49,9 @@ class RefinerConfig:
 
     channels: int = 0
     blocks: int = 3  # residual blocks of two 3x3 convolutions
-    unshuffle: int = 4  # works at 1/unshuffle resolution on pixel-unshuffled channels
+    # works at 1/unshuffle resolution on pixel-unshuffled channels; at 4, 48 channels carry 96 inputs
+    # to 48 outputs and could not even learn to denoise (docs/benchmarks.md), at 2 they can
+    unshuffle: int = 2
 
 
 @dataclass

@@ -8,9 +8,11 @@ D(z_hat) and r for each frame and its two neighbours and predicts a correction:
 
     x_hat = D(z_hat) + r + refiner(D(z_hat), r)
 
-It works at 1/`unshuffle` resolution on pixel-unshuffled channels (cheap on a CPU, a wide
+It works at 1/`unshuffle` resolution on pixel-unshuffled channels (cheaper on a CPU, a wider
 receptive field, no information lost), and its last layer starts at zero, so a fresh refiner
-changes nothing and can be added to a trained model.
+changes nothing and can be added to a trained model. Keep `channels` well above the 3 x
+`unshuffle`^2 values each position outputs: 48 channels at 1/4 resolution (48 outputs) could not
+learn even to remove Gaussian noise, 32 at 1/2 (12 outputs) removed it at once.
 """
 
 from __future__ import annotations

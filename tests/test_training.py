@@ -265,6 +265,29 @@ def test_init_overrides_add_a_refiner_to_a_trained_model_and_keep_its_weights(da
                        init_overrides={"prior": {"code_dim": 64, "codebook_size": 512, "num_heads": 4}}))
 
 
+def test_init_fresh_restarts_a_refiner_of_a_new_shape_and_keeps_the_rest(data_dir, tmp_path):
+    base = {"channels": 8, "blocks": 1, "unshuffle": 4}
+    trained = DVFace.from_pretrained(save_without_refiner(tmp_path / "trained"))
+    first = Trainer(config(data_dir, tmp_path / "a", "refine", init=str(tmp_path / "trained"),
+                           init_overrides={"refiner": base}, steps=2, cache_clips=2))
+    first.train()
+    reshaped = {"channels": 4, "blocks": 2, "unshuffle": 2}
+    with pytest.raises(InputError, match="init_fresh"):
+        Trainer(config(data_dir, tmp_path / "b", "refine", init=str(tmp_path / "a" / "model"),
+                       init_overrides={"refiner": reshaped}))
+    with pytest.raises(InputError, match=r"init_fresh \['refinr'\].*refiner"):
+        Trainer(config(data_dir, tmp_path / "b", "refine", init=str(tmp_path / "a" / "model"),
+                       init_overrides={"refiner": reshaped}, init_fresh=["refinr"]))
+    restarted = Trainer(config(data_dir, tmp_path / "b", "refine", init=str(tmp_path / "a" / "model"),
+                               init_overrides={"refiner": reshaped}, init_fresh=["refiner"])).model.eval()
+    assert restarted.config.refiner.unshuffle == 2 and restarted.config.refiner.blocks == 2
+    old = trained.state_dict()
+    assert all(torch.equal(old[k], v) for k, v in restarted.state_dict().items() if k in old)
+    x = torch.rand(1, 3, 5, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    with torch.no_grad():  # the restarted refiner is the identity, whatever the first one learned
+        torch.testing.assert_close(restarted(x), trained(x), atol=0, rtol=0)
+
+
 def test_resume_continues_exactly_where_it_stopped(data_dir, tmp_path):
     straight = tmp_path / "straight"
     Trainer(config(data_dir, straight, "codebook", steps=8, checkpoint_every=4)).train()

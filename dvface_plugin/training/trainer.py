@@ -44,6 +44,7 @@ class TrainConfig:
     out: str
     init: str = "tiny"  # a preset name, or the model folder the previous stage wrote
     init_overrides: dict[str, Any] = field(default_factory=dict)  # config changes to `init` (e.g. add a refiner); new parts start fresh
+    init_fresh: list[str] = field(default_factory=list)  # parts of `init` to restart (e.g. ["refiner"] to train one of a new shape)
     backbone: str | None = None  # diffusers Wan2.1 folder, when `init` lacks backbone weights
     steps: int = 1000
     batch_size: int = 2
@@ -111,8 +112,8 @@ class Trainer:
 
         resume = (self.checkpoint_dir / "trainer_state.pt").is_file()
         self.model = self._load_model(self.checkpoint_dir if resume else config.init).to(self.device)
-        if config.init_overrides and not resume:
-            self.model = _grow(self.model, config.init_overrides, config.seed)
+        if (config.init_overrides or config.init_fresh) and not resume:
+            self.model = _grow(self.model, config.init_overrides, config.init_fresh, config.seed)
         if config.zero_velocity_init and not resume:
             head = self.model.backbone.transformer.proj_out
             nn.init.zeros_(head.weight)
@@ -275,18 +276,24 @@ class Trainer:
         return summary
 
 
-def _grow(model: DVFace, overrides: dict[str, Any], seed: int) -> DVFace:
-    """`model` under a changed config: every weight it has is kept, only the parts the change adds
-    (a refiner, zero-initialised to the identity) start fresh; a change that reshapes or drops a
-    trained weight is refused, since training would silently restart that part."""
+def _grow(model: DVFace, overrides: dict[str, Any], fresh: list[str], seed: int) -> DVFace:
+    """`model` under a changed config: every weight it has is kept except those of the `fresh` parts;
+    the parts the change adds or restarts (a refiner's last layer is zero, so it starts at the
+    identity) are new. A change that reshapes or drops a trained weight outside `fresh` is refused,
+    since training would silently restart that part."""
     config = DVFaceConfig.from_dict(model.config.to_dict() | overrides)
     torch.manual_seed(seed)
     grown = DVFace(config).to(model.context.device)
-    old, new = model.state_dict(), grown.state_dict()
+    parts = sorted({name for name, _ in model.named_children()} | {name for name, _ in grown.named_children()})
+    unknown = sorted(set(fresh) - set(parts))
+    if unknown:
+        raise InputError(f"init_fresh {unknown}: not parts of the model; choose from {parts}")
+    old = {k: v for k, v in model.state_dict().items() if k.split(".")[0] not in fresh}
+    new = grown.state_dict()
     changed = sorted(k for k in old if k not in new or new[k].shape != old[k].shape)
     if changed:
         raise InputError(f"init_overrides {sorted(overrides)} would drop or reshape trained weights {changed[:3]}; "
-                         "start that part from an earlier stage instead")
+                         'restart that part with "init_fresh" or start it from an earlier stage')
     grown.load_state_dict(old, strict=False)
     return grown
 
