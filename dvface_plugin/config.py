@@ -49,8 +49,8 @@ class RefinerConfig:
 
     channels: int = 0
     blocks: int = 3  # residual blocks of two 3x3 convolutions
-    # works at 1/unshuffle resolution on pixel-unshuffled channels; at 4, 48 channels carry 96 inputs
-    # to 48 outputs and could not even learn to denoise (docs/benchmarks.md), at 2 they can
+    # works at 1/unshuffle resolution on pixel-unshuffled channels; 2 learns far more than 4 for
+    # about twice the time (benchmarks/refiner_capacity.py, docs/benchmarks.md)
     unshuffle: int = 2
 
 

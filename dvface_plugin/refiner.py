@@ -11,8 +11,9 @@ D(z_hat) and r for each frame and its two neighbours and predicts a correction:
 It works at 1/`unshuffle` resolution on pixel-unshuffled channels (cheaper on a CPU, a wider
 receptive field, no information lost), and its last layer starts at zero, so a fresh refiner
 changes nothing and can be added to a trained model. Keep `channels` well above the 3 x
-`unshuffle`^2 values each position outputs: 48 channels at 1/4 resolution (48 outputs) could not
-learn even to remove Gaussian noise, 32 at 1/2 (12 outputs) removed it at once.
+`unshuffle`^2 values each position outputs: on Gaussian noise, 48 channels at 1/4 resolution
+(48 outputs) learned +3.2 dB in 600 steps, 32 at 1/2 (12 outputs) +7.0 dB
+(benchmarks/refiner_capacity.py).
 """
 
 from __future__ import annotations
