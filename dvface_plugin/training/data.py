@@ -59,7 +59,8 @@ def photo_to_clip(image: np.ndarray, frames: int, rng: np.random.Generator, drif
     return out
 
 
-def _load(path: Path) -> np.ndarray:
+def load_item(path: Path) -> np.ndarray:
+    """A prepared item as (T, H, W, 3) uint8: a `.npy` clip memory-mapped, a photo as one frame."""
     if path.suffix == ".npy":
         clip = np.load(path, mmap_mode="r")
         if clip.ndim != 4 or clip.shape[-1] != 3 or clip.dtype != np.uint8:
@@ -93,7 +94,7 @@ class ClipSampler:
             DegradationConfig.preset(name)  # an unknown name fails here, before any training
 
     def _window(self, path: Path, rng: np.random.Generator) -> np.ndarray:
-        clip = _load(path)
+        clip = load_item(path)
         if clip.shape[0] == 1:
             image = clip[0]
             if self.scale != 1.0:
