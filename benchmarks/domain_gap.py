@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 import torch
 
+from dvface_plugin.media import open_media
 from dvface_plugin.metrics import psnr_luma, psnr_y, rgb_to_y
 from dvface_plugin.model import DVFace
 from dvface_plugin.training.data import ClipSampler, list_items, load_item, split
@@ -36,15 +37,10 @@ def softness(frame: np.ndarray) -> float:
 
 
 def first_frames(paths: list[Path], count: int) -> list[np.ndarray]:
-    import av
-
     frames = []
     for path in paths:
-        with av.open(str(path)) as container:
-            for i, frame in enumerate(container.decode(video=0)):
-                if i >= count:
-                    break
-                frames.append(frame.to_ndarray(format="rgb24"))
+        with open_media(path) as media:
+            frames += list(media.frames(0, min(count, media.frame_count)))
     return frames
 
 
