@@ -24,7 +24,7 @@ import sys
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, NamedTuple, Sequence
 
 import numpy as np
 
@@ -229,23 +229,19 @@ def read_manifest(folder: Path) -> dict:
     return manifest
 
 
-def ensure_onnx(
-    model_folder: str | Path,
-    cache_dir: str | Path | None = None,
-    *,
-    fp16: bool = False,
-    frames: int | None = None,
-    size: int | None = None,
-    backbone: str | Path | None = None,
-) -> Path:
-    """The ONNX export folder of a model folder, exporting it into the user cache at first use.
+class _ExportPlaces(NamedTuple):
+    """Where a model's export of one precision and shape may be, and a test that one there matches."""
 
-    A matching export shipped in `model_folder/onnx` is used as is. Otherwise the export lives in
-    `cache_dir` under a name holding the weights' checksum, precision and shape; a file lock makes
-    concurrent first uses (several hosts, farm nodes on one machine) export once. Exporting needs
-    torch; finding an existing export does not.
-    """
-    model_folder = Path(model_folder)
+    shipped: Path
+    cached: Path
+    frames: int
+    size: int
+    usable: Callable[[Path], bool]
+
+
+def _export_places(
+    model_folder: Path, cache_dir: str | Path | None, fp16: bool, frames: int | None, size: int | None
+) -> _ExportPlaces:
     config = DVFaceConfig.load(model_folder / "config.json")
     weights = model_folder / "dvface.safetensors"
     if not weights.is_file():
@@ -268,19 +264,54 @@ def ensure_onnx(
             and all((folder / name).is_file() for name in (ENCODE_GRAPH, RESTORE_GRAPH))
         )
 
-    shipped = model_folder / SHIPPED_ONNX_DIR
-    if usable(shipped):
-        return shipped
     cache_dir = Path(cache_dir) if cache_dir is not None else user_cache_dir("onnx")
-    target = cache_dir / f"{config.name}-{sha[:16]}-{precision}-{t}x{s}x{s}"
-    if usable(target):
-        return target
-    with file_lock(cache_dir / f".{target.name}.lock"):
-        if usable(target):  # another process exported it while we waited
+    cached = cache_dir / f"{config.name}-{sha[:16]}-{precision}-{t}x{s}x{s}"
+    return _ExportPlaces(model_folder / SHIPPED_ONNX_DIR, cached, t, s, usable)
+
+
+def find_onnx(
+    model_folder: str | Path,
+    cache_dir: str | Path | None = None,
+    *,
+    fp16: bool = False,
+    frames: int | None = None,
+    size: int | None = None,
+) -> Path | None:
+    """A model's existing ONNX export of that precision and shape, or None; never exports.
+
+    A matching export shipped in `model_folder/onnx` comes first, then one in `cache_dir` (default:
+    the user cache) under a name holding the weights' checksum, precision and shape.
+    """
+    places = _export_places(Path(model_folder), cache_dir, fp16, frames, size)
+    return next((f for f in (places.shipped, places.cached) if places.usable(f)), None)
+
+
+def ensure_onnx(
+    model_folder: str | Path,
+    cache_dir: str | Path | None = None,
+    *,
+    fp16: bool = False,
+    frames: int | None = None,
+    size: int | None = None,
+    backbone: str | Path | None = None,
+) -> Path:
+    """The ONNX export folder of a model folder (as `find_onnx`), exporting it into the cache at first use.
+
+    A file lock makes concurrent first uses (several hosts, farm nodes on one machine) export once.
+    Exporting needs torch; finding an existing export does not.
+    """
+    model_folder = Path(model_folder)
+    places = _export_places(model_folder, cache_dir, fp16, frames, size)
+    for folder in (places.shipped, places.cached):
+        if places.usable(folder):
+            return folder
+    target = places.cached
+    with file_lock(target.parent / f".{target.name}.lock"):
+        if places.usable(target):  # another process exported it while we waited
             return target
         from .onnx_export import export_model_folder
 
-        export_model_folder(model_folder, target, frames=t, size=s, fp16=fp16, backbone=backbone)
+        export_model_folder(model_folder, target, frames=places.frames, size=places.size, fp16=fp16, backbone=backbone)
     return target
 
 
@@ -336,6 +367,7 @@ class OrtModel:
         providers: Sequence[str] | str | None = None,
         device_id: int = 0,
         trt_cache_dir: str | Path | None = None,
+        threads: int | None = None,
     ) -> None:
         self.folder = Path(folder)
         if not self.folder.is_dir():
@@ -363,6 +395,8 @@ class OrtModel:
         session_options = ort.SessionOptions()
         session_options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         session_options.log_severity_level = 3  # node-placement warnings are not the user's business
+        if threads is not None:  # farm workers sharing a machine; None: one per physical core
+            session_options.intra_op_num_threads = int(threads)
         self._encode = self._session(ort, ENCODE_GRAPH, names, options, session_options)
         self._restore = self._session(ort, RESTORE_GRAPH, names, options, session_options)
         self.providers: list[str] = self._encode.get_providers()

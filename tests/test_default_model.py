@@ -15,6 +15,7 @@ from dvface_plugin.engine.backends import DEFAULT_MODEL, MODELS_DIR, resolve_mod
 from dvface_plugin.media import open_media
 from dvface_plugin.metrics import psnr_y
 from dvface_plugin.model import WEIGHTS_NAME
+from dvface_plugin.ort_backend import find_onnx
 
 FOLDER = MODELS_DIR / DEFAULT_MODEL
 PAIRED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "benchmark" / "paired"
@@ -27,6 +28,11 @@ def test_bundled_model_is_the_default_and_loads():
     model = load_model(None)
     assert model.config.name == "tiny" and model.config.crop_size == 512 and model.config.detail_skip
     assert model.backbone.transformer.proj_out.weight.abs().sum() > 0  # trained, not the zero-init start
+
+
+def test_bundled_model_ships_the_export_of_its_own_weights():
+    """Retrained weights without a fresh `dvface export onnx` would send CPU users back to torch."""
+    assert find_onnx(FOLDER) == FOLDER / "onnx"
 
 
 @pytest.fixture(scope="module")

@@ -3,6 +3,7 @@ run in a process where torch and diffusers cannot be imported."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -19,8 +20,11 @@ from tiny_models import save_tiny
 from dvface_plugin.cli import main as cli_main
 from dvface_plugin.config import DVFaceConfig
 from dvface_plugin.engine import WindowCache, open_restorer
+from dvface_plugin.engine.backends import choose_backend
+from dvface_plugin.engine.ort_restorer import OrtRestorer
 from dvface_plugin.media import MediaWriter, open_media
 from dvface_plugin.model import DVFace
+from dvface_plugin.ort_backend import ensure_onnx
 
 SIZE, WINDOW, OVERLAP = 64, 5, 1
 NO_TORCH = "import sys; sys.modules['torch'] = None; sys.modules['diffusers'] = None; "
@@ -60,6 +64,37 @@ def test_ort_engine_is_order_independent(model_dir):
     with restorer.session(video.__getitem__, len(video), cache=one_window) as s, ThreadPoolExecutor(4) as pool:
         frames = dict(zip(order, pool.map(s.frame, order)))
     assert all(np.array_equal(frames[i], sequential[i]) for i in range(len(video)))
+
+
+def test_auto_runs_onnxruntime_where_torch_would_run_fp32_on_a_cpu(model_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("DVFACE_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert choose_backend(model_dir, "auto", "auto") == "ort"
+    assert choose_backend(model_dir, "cpu", "fp32") == "ort"
+    restorer = open_restorer(model_dir, threads=1)
+    assert isinstance(restorer, OrtRestorer) and restorer.device == "CPUExecutionProvider"
+    assert restorer.model._encode.get_session_options().intra_op_num_threads == 1
+    # what the export cannot do, torch does
+    assert choose_backend(model_dir, "cpu", "bf16") == "torch"
+    assert choose_backend(model_dir, "cuda", "auto") == "torch"
+    assert choose_backend(model_dir, "cpu", "auto", window=WINDOW + 4) == "torch"  # the export's window is fixed
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert choose_backend(model_dir, "auto", "auto") == "torch"
+
+
+def test_auto_runs_torch_when_the_export_is_missing_or_stale(model_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("DVFACE_CACHE_DIR", str(tmp_path / "cache"))
+    folder = tmp_path / "m"
+    shutil.copytree(model_dir, folder)
+    stale = DVFace.from_pretrained(folder)
+    with torch.no_grad():
+        next(stale.prior.parameters()).add_(0.01)  # retrained weights, the old export beside them
+    stale.save_pretrained(folder)
+    assert choose_backend(folder, "cpu", "auto") == "torch"
+    shutil.rmtree(folder / "onnx")
+    assert choose_backend(folder, "cpu", "auto") == "torch"
+    ensure_onnx(folder)  # what a first `--backend ort` run leaves in the user cache
+    assert choose_backend(folder, "cpu", "auto") == "ort"
 
 
 def run_without_torch(args: list[str]) -> subprocess.CompletedProcess:

@@ -39,8 +39,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--workers", type=int, default=2, help="Ray actors, each holding a model (default 2)")
     parser.add_argument("--gpus-per-worker", type=float, default=0.0, help="GPUs each worker reserves (default 0)")
     parser.add_argument("--threads-per-worker", type=int, default=1,
-                        help="torch threads per worker (default 1); 16-bit outputs match dvface restore run "
-                        "with the same thread count")
+                        help="model threads per worker, torch or onnxruntime (default 1); 16-bit outputs match "
+                        "dvface restore run with the same thread count")
     parser.add_argument("--chunk-frames", type=int, default=240, help="output frames per chunk, about (default 240)")
     parser.add_argument("--ext", default="mkv", help="output extension (default mkv: FFV1, lossless)")
     parser.add_argument("--dry-run", action="store_true", help="print the plan and the job state, render nothing")

@@ -10,7 +10,6 @@ format encodes the decoded pieces once.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from pathlib import Path
 
@@ -38,13 +37,10 @@ class ChunkWorker:
 
     def __init__(self, options: dict, fail_after: int | None = None, crash_marker: str | None = None) -> None:
         self.options = options
-        if importlib.util.find_spec("torch") is not None:
-            import torch
-
-            # Float sums (hence 16-bit outputs, by 1 code value) depend on torch's thread count.
-            torch.set_num_threads(options["threads"])
+        # Float sums (hence 16-bit outputs, by 1 code value) depend on the model's thread count.
         self.restorer = open_restorer(
-            options["model"], backend=options["backend"], device=options["device"], precision=options["precision"]
+            options["model"], backend=options["backend"], device=options["device"], precision=options["precision"],
+            threads=options["threads"], window=options["window"],
         )
         self.fail_after = fail_after
         self.crash_marker = crash_marker

@@ -40,7 +40,9 @@ class OrtRestorer(TrackRestorer):
         self.identity = f"{model.weights_digest()}|{model.precision}|{model.providers[0]}|ort"
 
     @classmethod
-    def load(cls, model: str | Path | None = None, *, device: str = "auto", precision: str = "auto") -> "OrtRestorer":
+    def load(
+        cls, model: str | Path | None = None, *, device: str = "auto", precision: str = "auto", threads: int | None = None
+    ) -> "OrtRestorer":
         if precision not in ("auto", "fp32", "fp16"):
             raise DVFaceError(f"precision {precision!r} is not available on the ort backend; use fp32 or fp16")
         folder = resolve_model_folder(model)
@@ -56,7 +58,7 @@ class OrtRestorer(TrackRestorer):
                 "installed, then use the model folder here"
             ) from exc
         providers, device_id = providers_for(device)
-        return cls(OrtModel(onnx_folder, providers=providers, device_id=device_id))
+        return cls(OrtModel(onnx_folder, providers=providers, device_id=device_id, threads=threads))
 
     def _encode(self, crops: np.ndarray) -> PriorState:
         latent = self.model.encode(to_model(crops).transpose(3, 0, 1, 2)[None])

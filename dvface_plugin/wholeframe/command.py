@@ -128,7 +128,9 @@ def restore_whole_frames(args: argparse.Namespace) -> dict[str, Any]:
                 args.mask_out, fps=src.fps or None, width=src.width, height=src.height, bit_depth=16,
                 allow_bit_depth_loss=True, metadata=src.metadata,
             ))
-        restorer = open_restorer(args.model, backend=args.backend, device=args.device, precision=args.precision)
+        restorer = open_restorer(
+            args.model, backend=args.backend, device=args.device, precision=args.precision, window=args.window
+        )
         found = obtain_tracks(
             src,
             timer,

@@ -159,12 +159,12 @@ class RangeRestorer:
         return self.stats()
 
     def _get_restorer(self, s: RestoreSettings):
-        from ..engine import Restorer
+        from ..engine import open_restorer
 
-        key = (s.model, s.device, s.precision)
+        key = (s.model, s.device, s.precision, s.window)
         if self._restorer_key != key:
             self._restorer = None  # free the old model before loading the next
-            self._restorer = Restorer.load(s.model or None, device=s.device, precision=s.precision)
+            self._restorer = open_restorer(s.model or None, device=s.device, precision=s.precision, window=s.window)
             self._restorer_key = key
         return self._restorer
 
