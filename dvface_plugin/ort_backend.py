@@ -394,6 +394,8 @@ class OrtModel:
         options = self._provider_options(names, ort, trt_cache_dir)
         session_options = ort.SessionOptions()
         session_options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # The CPU arena kept a window's large intermediates: 3.5 GB peak instead of 1.6, for no speed.
+        session_options.enable_cpu_mem_arena = False
         session_options.log_severity_level = 3  # node-placement warnings are not the user's business
         if threads is not None:  # farm workers sharing a machine; None: one per physical core
             session_options.intra_op_num_threads = int(threads)
