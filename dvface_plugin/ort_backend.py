@@ -282,7 +282,10 @@ def find_onnx(
     A matching export shipped in `model_folder/onnx` comes first, then one in `cache_dir` (default:
     the user cache) under a name holding the weights' checksum, precision and shape.
     """
-    places = _export_places(Path(model_folder), cache_dir, fp16, frames, size)
+    return _existing(_export_places(Path(model_folder), cache_dir, fp16, frames, size))
+
+
+def _existing(places: _ExportPlaces) -> Path | None:
     return next((f for f in (places.shipped, places.cached) if places.usable(f)), None)
 
 
@@ -302,9 +305,9 @@ def ensure_onnx(
     """
     model_folder = Path(model_folder)
     places = _export_places(model_folder, cache_dir, fp16, frames, size)
-    for folder in (places.shipped, places.cached):
-        if places.usable(folder):
-            return folder
+    found = _existing(places)
+    if found is not None:
+        return found
     target = places.cached
     with file_lock(target.parent / f".{target.name}.lock"):
         if places.usable(target):  # another process exported it while we waited
