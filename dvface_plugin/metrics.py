@@ -31,6 +31,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import cv2
@@ -128,10 +129,24 @@ def luma_u8(frame: np.ndarray) -> np.ndarray:
 def warp(frame: np.ndarray, flow: np.ndarray) -> np.ndarray:
     """Sample ``frame`` at p + flow(p) (bilinear, border replicated): with the backward flow
     t -> t-1 this moves frame t-1 onto frame t."""
-    h, w = flow.shape[:2]
-    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    gx, gy = _pixel_grid(*flow.shape[:2], np.float32)
     return cv2.remap(frame, gx + flow[..., 0], gy + flow[..., 1], cv2.INTER_LINEAR,
                      borderMode=cv2.BORDER_REPLICATE)
+
+
+@lru_cache(maxsize=8)
+def _pixel_grid(h: int, w: int, dtype: type) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel x and y coordinates (read-only), built once per frame size: flow is warped for
+    every frame pair, and the grid costs as much as the warp."""
+    gx, gy = np.meshgrid(np.arange(w, dtype=dtype), np.arange(h, dtype=dtype))
+    gx.flags.writeable = gy.flags.writeable = False
+    return gx, gy
+
+
+def _norm2(flow: np.ndarray) -> np.ndarray:
+    """Squared length of each flow vector (as fast as numpy gets it: no reduction over the
+    short last axis)."""
+    return flow[..., 0] ** 2 + flow[..., 1] ** 2
 
 
 def consistency_mask(flow_bw: np.ndarray, flow_fw: np.ndarray) -> np.ndarray:
@@ -140,9 +155,9 @@ def consistency_mask(flow_bw: np.ndarray, flow_fw: np.ndarray) -> np.ndarray:
     h, w = flow_bw.shape[:2]
     fw_at = warp(flow_fw, flow_bw)
     total = flow_bw + fw_at
-    lhs = np.sum(total**2, axis=-1)
-    rhs = 0.01 * (np.sum(flow_bw**2, axis=-1) + np.sum(fw_at**2, axis=-1)) + 0.5
-    gx, gy = np.meshgrid(np.arange(w), np.arange(h))
+    lhs = _norm2(total)
+    rhs = 0.01 * (_norm2(flow_bw) + _norm2(fw_at)) + 0.5
+    gx, gy = _pixel_grid(h, w, np.float64)  # float64: the bounds test is exact at the border
     tx, ty = gx + flow_bw[..., 0], gy + flow_bw[..., 1]
     inside = (tx >= 0) & (tx <= w - 1) & (ty >= 0) & (ty <= h - 1)
     return (lhs <= rhs) & inside

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 
 from ..errors import DVFaceError, WeightsError
+from .stabilise import stabilise
 
 if TYPE_CHECKING:
     from ..config import DVFaceConfig
@@ -67,7 +68,7 @@ class TrackRestorer(ABC):
             out = self._decode(state, prior_scale)
         if not np.isfinite(out).all():
             raise DVFaceError(f"the model produced NaN/Inf ({self.identity}); use fp32 precision")
-        return out
+        return stabilise(out, self.config.stabilise) if self.config.stabilise else out
 
     def restore(self, crops: np.ndarray, prior_scale: float = 1.0) -> np.ndarray:
         """Restore a whole in-memory track (N, H, W, 3) through the windowed engine; same dtype out."""
