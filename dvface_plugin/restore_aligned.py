@@ -37,6 +37,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--window", type=int, default=None, help="window length in frames (default: the model's)")
     parser.add_argument("--overlap", type=int, default=None, help="frames shared by neighbouring windows")
     parser.add_argument("--strength", type=float, default=1.0, help="prior_scale in [0, 1] (default 1)")
+    parser.add_argument(
+        "--stabilise", type=int, default=None, metavar="N",
+        help="average each restored face with N frames each side along the optical flow, against flicker "
+        "(default: the model's, 2 for dvface-tiny; 0 = off)",
+    )
     parser.add_argument("--codec", default=None, help="output codec (default: chosen from OUT's extension)")
     parser.add_argument(
         "--allow-bit-depth-loss", action="store_true", help="allow an output format with fewer bits than IN"
@@ -95,7 +100,8 @@ def run(args: argparse.Namespace) -> int:
     from .media import MediaWriter, open_media
 
     restorer = open_restorer(
-        args.model, backend=args.backend, device=args.device, precision=args.precision, window=args.window
+        args.model, backend=args.backend, device=args.device, precision=args.precision, window=args.window,
+        stabilise=args.stabilise,
     )
     size = restorer.config.crop_size
     with open_media(args.input) as src:

@@ -69,6 +69,27 @@ def test_wrong_crop_size_is_refused_and_leaves_no_output(tmp_path, model_dir, ca
     assert list(tmp_path.iterdir()) == [src]
 
 
+def test_stabilise_overrides_the_model_and_a_bad_radius_leaves_no_output(tmp_path, model_dir, capsys):
+    rng = np.random.default_rng(3)
+    clip = rng.integers(0, 256, (9, CROP, CROP, 3), dtype=np.uint8)
+    src, out = tmp_path / "in.mkv", tmp_path / "out.mkv"
+    write_clip(src, clip, 8)
+    assert main(["restore", "--aligned", str(src), "-o", str(out), "--model", str(model_dir), "--quiet",
+                 "--stabilise", "2"]) == 0
+    frames = np.stack(list(open_media(out)))
+    restorer = Restorer.load(model_dir, device="cpu")
+    plain = restorer.restore(np.stack(list(open_media(src))))
+    restorer.set_stabilise(2)
+    assert np.array_equal(frames, restorer.restore(np.stack(list(open_media(src)))))
+    assert not np.array_equal(frames, plain)
+    out.unlink()
+    for bad in ("-1", "17"):
+        assert main(["restore", "--aligned", str(src), "-o", str(out), "--model", str(model_dir),
+                     "--stabilise", bad]) == 2
+        assert "stabilise must be 0 (off) to 16 frames" in capsys.readouterr().err
+        assert list(tmp_path.iterdir()) == [src]
+
+
 def test_streamed_crops_detect_frame_count_mismatch_and_keep_a_bounded_buffer():
     frames = (np.full((2, 2, 3), i, np.uint8) for i in range(10))
     crops = StreamedCrops(frames, 12, keep=4, name="clip.mkv")

@@ -8,6 +8,7 @@ VapourSynth's Python and farm nodes can install.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import threading
 from abc import ABC, abstractmethod
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
-from ..errors import DVFaceError, WeightsError
+from ..errors import DVFaceError, InputError, WeightsError
 from .stabilise import stabilise
 
 if TYPE_CHECKING:
@@ -69,6 +70,17 @@ class TrackRestorer(ABC):
         if not np.isfinite(out).all():
             raise DVFaceError(f"the model produced NaN/Inf ({self.identity}); use fp32 precision")
         return stabilise(out, self.config.stabilise) if self.config.stabilise else out
+
+    def set_stabilise(self, radius: int) -> None:
+        """Override the model config's `stabilise`: frames each side averaged along the optical
+        flow after restoring (0 = off). Part of `identity`, so cached windows are never mixed."""
+        if not 0 <= radius < self.config.window:
+            raise InputError(
+                f"stabilise must be 0 (off) to {self.config.window - 1} frames for this model's "
+                f"{self.config.window}-frame window, got {radius}"
+            )
+        self.config = dataclasses.replace(self.config, stabilise=radius)
+        self.identity = f"{self.identity}|stabilise={radius}"
 
     def restore(self, crops: np.ndarray, prior_scale: float = 1.0) -> np.ndarray:
         """Restore a whole in-memory track (N, H, W, 3) through the windowed engine; same dtype out."""
@@ -125,13 +137,24 @@ def open_restorer(
     precision: str = "auto",
     threads: int | None = None,
     window: int | None = None,
+    stabilise: int | None = None,
 ) -> TrackRestorer:
     """The restorer for a model name or folder (`auto`: see `choose_backend`).
 
     threads: the model's intra-op threads (None: the library's default); torch's count is
     process-wide. window: the window length the caller will use (None: the model's), which
-    `auto` needs because an ONNX export has a fixed window.
+    `auto` needs because an ONNX export has a fixed window. stabilise: overrides the model's
+    temporal stabilisation radius (None: the model's; see `TrackRestorer.set_stabilise`).
     """
+    restorer = _open_backend(model, backend, device, precision, threads, window)
+    if stabilise is not None:
+        restorer.set_stabilise(stabilise)
+    return restorer
+
+
+def _open_backend(
+    model: str | Path | None, backend: str, device: str, precision: str, threads: int | None, window: int | None
+) -> TrackRestorer:
     if backend not in BACKENDS:
         raise DVFaceError(f"backend {backend!r} is not available; choose one of {', '.join(BACKENDS)}")
     if backend == "auto":

@@ -129,7 +129,8 @@ def restore_whole_frames(args: argparse.Namespace) -> dict[str, Any]:
                 allow_bit_depth_loss=True, metadata=src.metadata,
             ))
         restorer = open_restorer(
-            args.model, backend=args.backend, device=args.device, precision=args.precision, window=args.window
+            args.model, backend=args.backend, device=args.device, precision=args.precision, window=args.window,
+            stabilise=args.stabilise,
         )
         found = obtain_tracks(
             src,
