@@ -79,8 +79,10 @@ def test_stabilise_overrides_the_model_and_a_bad_radius_leaves_no_output(tmp_pat
     frames = np.stack(list(open_media(out)))
     restorer = Restorer.load(model_dir, device="cpu")
     plain = restorer.restore(np.stack(list(open_media(src))))
-    restorer.set_stabilise(2)
-    assert np.array_equal(frames, restorer.restore(np.stack(list(open_media(src)))))
+    steady = restorer.with_stabilise(2)
+    assert steady.model is restorer.model and restorer.config.stabilise == 0  # a copy, the model shared
+    assert steady.identity != restorer.identity
+    assert np.array_equal(frames, steady.restore(np.stack(list(open_media(src)))))
     assert not np.array_equal(frames, plain)
     out.unlink()
     for bad in ("-1", "17"):

@@ -8,6 +8,7 @@ VapourSynth's Python and farm nodes can install.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import importlib.util
 import threading
@@ -71,16 +72,19 @@ class TrackRestorer(ABC):
             raise DVFaceError(f"the model produced NaN/Inf ({self.identity}); use fp32 precision")
         return stabilise(out, self.config.stabilise) if self.config.stabilise else out
 
-    def set_stabilise(self, radius: int) -> None:
-        """Override the model config's `stabilise`: frames each side averaged along the optical
-        flow after restoring (0 = off). Part of `identity`, so cached windows are never mixed."""
-        if not 0 <= radius < self.config.window:
+    def with_stabilise(self, radius: int) -> TrackRestorer:
+        """This restorer with the model config's `stabilise` overridden: frames each side averaged
+        along the optical flow after restoring (0 = off). It shares the model and its lock; the
+        radius is part of `identity`, so a shared window cache never mixes the two."""
+        if not (isinstance(radius, int) and 0 <= radius < self.config.window):
             raise InputError(
                 f"stabilise must be 0 (off) to {self.config.window - 1} frames for this model's "
-                f"{self.config.window}-frame window, got {radius}"
+                f"{self.config.window}-frame window, got {radius!r}"
             )
-        self.config = dataclasses.replace(self.config, stabilise=radius)
-        self.identity = f"{self.identity}|stabilise={radius}"
+        other = copy.copy(self)
+        other.config = dataclasses.replace(self.config, stabilise=radius)
+        other.identity = f"{self.identity}|stabilise={radius}"
+        return other
 
     def restore(self, crops: np.ndarray, prior_scale: float = 1.0) -> np.ndarray:
         """Restore a whole in-memory track (N, H, W, 3) through the windowed engine; same dtype out."""
@@ -144,12 +148,10 @@ def open_restorer(
     threads: the model's intra-op threads (None: the library's default); torch's count is
     process-wide. window: the window length the caller will use (None: the model's), which
     `auto` needs because an ONNX export has a fixed window. stabilise: overrides the model's
-    temporal stabilisation radius (None: the model's; see `TrackRestorer.set_stabilise`).
+    temporal stabilisation radius (None: the model's; see `TrackRestorer.with_stabilise`).
     """
     restorer = _open_backend(model, backend, device, precision, threads, window)
-    if stabilise is not None:
-        restorer.set_stabilise(stabilise)
-    return restorer
+    return restorer if stabilise is None else restorer.with_stabilise(stabilise)
 
 
 def _open_backend(

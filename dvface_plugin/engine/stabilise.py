@@ -42,7 +42,7 @@ def stabilise(frames: np.ndarray, radius: int, sigma_levels: float = SIGMA_LEVEL
     if radius == 0 or n < 2:
         return frames.copy()
     luma = _luma_u8(frames)
-    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)  # smoother than MEDIUM, half the time
     acc = frames.copy()
     total = np.ones(frames.shape[:3], dtype=np.float32)
     scale = 127.5 / float(sigma_levels)  # model units -> multiples of sigma

@@ -72,6 +72,7 @@ def restore(
     min_face: float = 0.0,
     window: int | None = None,
     overlap: int | None = None,
+    stabilise: int | None = None,
     cache_mb: int = DEFAULT_CACHE_MB,
     mask: bool = False,
     tracks: str | os.PathLike | None = None,
@@ -99,6 +100,8 @@ def restore(
     :param min_face: tracks whose median face size (longer box side, pixels) is smaller are left alone.
     :param window: frames per restoration window (4k+1, at most the export's length; default it).
     :param overlap: frames shared by neighbouring windows, cross-faded (default the model's, clipped).
+    :param stabilise: frames each side averaged with every restored face along the optical flow, against
+        flicker (default the model's: 2 for the bundled one; 0 = off; less than `window`).
     :param cache_mb: budget of the process-wide window cache in MiB (0 disables caching).
     :param mask: return the face matte as a GRAY clip of the input's sample type instead (no model runs).
     :param tracks: a face tracks file (`dvface track SOURCE -o FILE`, or hand-corrected) to use instead of
@@ -113,7 +116,7 @@ def restore(
     fmt = _check_clip(clip)
     _check_options(
         backend=backend, device_index=device_index, num_streams=num_streams, strength=strength, faces=faces,
-        min_face=min_face, window=window, overlap=overlap, cache_mb=cache_mb, mask=mask,
+        min_face=min_face, window=window, overlap=overlap, stabilise=stabilise, cache_mb=cache_mb, mask=mask,
     )
     direct = fmt.color_family == vs.RGB and (
         (fmt.sample_type == vs.INTEGER and fmt.bits_per_sample in (8, 16))
@@ -136,6 +139,10 @@ def restore(
     overlap = min(cfg.overlap, limit) if overlap is None else overlap
     if overlap > limit:
         raise _error(f"overlap={overlap}: at most {limit} for window={window}")
+    if stabilise is not None:
+        if stabilise >= window:
+            raise _error(f"stabilise={stabilise}: at most {window - 1} for window={window}")
+        restorer = restorer.with_stabilise(int(stabilise))
 
     work = clip if direct else core.resize.Bicubic(clip, format=vs.RGBS, **colour.to_rgb)
     if tracks is not None:
@@ -216,6 +223,8 @@ def _check_options(**o: object) -> None:
         raise _error(f"window={o['window']!r}: must be a positive integer (4k+1 frames) or None")
     if o["overlap"] is not None and (not _is_int(o["overlap"]) or o["overlap"] < 0):
         raise _error(f"overlap={o['overlap']!r}: must be an integer >= 0 or None")
+    if o["stabilise"] is not None and (not _is_int(o["stabilise"]) or o["stabilise"] < 0):
+        raise _error(f"stabilise={o['stabilise']!r}: must be an integer >= 0 (0 = off) or None")
     if not _is_int(o["cache_mb"]) or o["cache_mb"] < 0:
         raise _error(f"cache_mb={o['cache_mb']!r}: must be an integer number of MiB >= 0")
     if not isinstance(o["mask"], (bool, np.bool_)) and o["mask"] not in (0, 1):
