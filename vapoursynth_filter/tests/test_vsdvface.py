@@ -97,6 +97,16 @@ def test_strength_change_reuses_cached_latents(model_dir):
     assert vsdvface.cache_stats().windows_computed == again.windows_computed
 
 
+def test_stabilise_changes_only_face_frames_and_keeps_its_own_cache_entries(model_dir):
+    src = clip_in(vs.RGB48)
+    plain = render(vsdvface.restore(src, model=str(model_dir), stabilise=0))
+    steady = render(vsdvface.restore(src, model=str(model_dir), stabilise=2))
+    assert not same(steady[1], plain[1])
+    assert all(same(steady[n], plain[n]) for n in range(FACE_FRAMES, LENGTH))
+    # The shared window cache holds both; neither is served for the other.
+    assert same(render(vsdvface.restore(src, model=str(model_dir), stabilise=0))[1], plain[1])
+
+
 def test_mask_clip(model_dir):
     src = clip_in(vs.YUV420P10, matrix=1)
     matte = vsdvface.restore(src, model=str(model_dir), mask=True)
@@ -149,6 +159,9 @@ def test_unsupported_clips(model_dir, make, match):
         {"window": 9},
         {"overlap": 3},
         {"overlap": -1},
+        {"stabilise": -1},
+        {"stabilise": 1.5},
+        {"stabilise": 5},
         {"cache_mb": -1},
         {"mask": "yes"},
         {"matrix_in": 99},
