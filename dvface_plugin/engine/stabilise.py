@@ -23,7 +23,8 @@ SIGMA_LEVELS = 16.0  # photometric tolerance in 8-bit levels: a neighbour this f
 
 
 def _luma_u8(frames: np.ndarray) -> np.ndarray:
-    """BT.601 luma of model-range frames ([-1, 1], (T, H, W, 3)) as uint8, what DIS expects."""
+    """Full-range BT.601 luma of a window in model units ([-1, 1], (T, H, W, 3)) as uint8, what DIS
+    expects; `metrics.luma_u8` is the studio-range luma of one display frame that PSNR is defined on."""
     rgb = (frames + 1.0) * 127.5
     y = rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
     return np.clip(np.rint(y), 0, 255).astype(np.uint8)
