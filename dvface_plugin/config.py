@@ -68,7 +68,7 @@ class DVFaceConfig:
     window: int = 17  # engine window in frames (4k+1, so the VAE needs no temporal padding)
     overlap: int = 4  # frames shared by neighbouring windows, cross-faded
     # [ours] flow-guided averaging of each restored frame with this many neighbours each side,
-    # within a window (`engine/stabilise.py`); 0 = off
+    # within a window (`engine/stabilise.py`; more than the window holds uses all of it); 0 = off
     stabilise: int = 0
     # [ours] x_hat = D(z_hat) + (x_lq - D(z_lq)): add back the detail the VAE cannot represent, so a
     # small VAE does not cap the output's fidelity and a zero velocity returns the input unchanged.
@@ -113,8 +113,8 @@ class DVFaceConfig:
             raise ValueError(f"window must be {self.vae_temporal_stride}k+1 frames, got {self.window}")
         if not 0 <= self.overlap < self.window:
             raise ValueError(f"overlap must be in [0, window), got {self.overlap}")
-        if not 0 <= self.stabilise < self.window:
-            raise ValueError(f"stabilise must be in [0, window), got {self.stabilise}")
+        if self.stabilise < 0:
+            raise ValueError(f"stabilise must be >= 0 (0 = off), got {self.stabilise}")
         dit_patch = self.transformer.get("patch_size", (1, 2, 2))
         if dit_patch[0] != 1:
             raise ValueError("only temporal patch size 1 is supported (one DiT frame per latent frame)")

@@ -76,11 +76,8 @@ class TrackRestorer(ABC):
         """This restorer with the model config's `stabilise` overridden: frames each side averaged
         along the optical flow after restoring (0 = off). It shares the model and its lock; the
         radius is part of `identity`, so a shared window cache never mixes the two."""
-        if not (isinstance(radius, int) and 0 <= radius < self.config.window):
-            raise InputError(
-                f"stabilise must be 0 (off) to {self.config.window - 1} frames for this model's "
-                f"{self.config.window}-frame window, got {radius!r}"
-            )
+        if not (isinstance(radius, int) and radius >= 0):
+            raise InputError(f"stabilise must be a whole number of frames >= 0 (0 = off), got {radius!r}")
         other = copy.copy(self)
         other.config = dataclasses.replace(self.config, stabilise=radius)
         other.identity = f"{self.identity}|stabilise={radius}"

@@ -161,7 +161,6 @@ def test_unsupported_clips(model_dir, make, match):
         {"overlap": -1},
         {"stabilise": -1},
         {"stabilise": 1.5},
-        {"stabilise": 5},
         {"cache_mb": -1},
         {"mask": "yes"},
         {"matrix_in": 99},

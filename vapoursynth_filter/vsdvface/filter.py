@@ -101,7 +101,7 @@ def restore(
     :param window: frames per restoration window (4k+1, at most the export's length; default it).
     :param overlap: frames shared by neighbouring windows, cross-faded (default the model's, clipped).
     :param stabilise: frames each side averaged with every restored face along the optical flow, against
-        flicker (default the model's: 2 for the bundled one; 0 = off; less than `window`).
+        flicker (default the model's: 2 for the bundled one; 0 = off).
     :param cache_mb: budget of the process-wide window cache in MiB (0 disables caching).
     :param mask: return the face matte as a GRAY clip of the input's sample type instead (no model runs).
     :param tracks: a face tracks file (`dvface track SOURCE -o FILE`, or hand-corrected) to use instead of
@@ -140,8 +140,6 @@ def restore(
     if overlap > limit:
         raise _error(f"overlap={overlap}: at most {limit} for window={window}")
     if stabilise is not None:
-        if stabilise >= window:
-            raise _error(f"stabilise={stabilise}: at most {window - 1} for window={window}")
         restorer = restorer.with_stabilise(int(stabilise))
 
     work = clip if direct else core.resize.Bicubic(clip, format=vs.RGBS, **colour.to_rgb)

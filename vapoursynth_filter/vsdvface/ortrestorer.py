@@ -30,9 +30,7 @@ class StreamedOrtRestorer(OrtRestorer):
             raise WeightsError(f"{model.folder}: the export's crops are {height}x{width}; DVFace crops are square")
         cfg = model.config
         overlap = min(cfg.overlap, max_overlap(frames, cfg.vae_temporal_stride))
-        self.config = dataclasses.replace(
-            cfg, window=frames, overlap=overlap, crop_size=height, stabilise=min(cfg.stabilise, frames - 1)
-        )
+        self.config = dataclasses.replace(cfg, window=frames, overlap=overlap, crop_size=height)
         # Short windows are padded up to the export's length, which changes their result.
         self.identity = f"{self.identity}|{frames}x{height}x{width}"
         self._lock = threading.BoundedSemaphore(num_streams)  # model calls in flight at once
