@@ -33,6 +33,7 @@ from dvface_plugin.worker.client import PYTHON_ENV, WorkerCancelled, WorkerClien
 NODE_CLASS = "DVFaceRestore"
 WORK_DIR_ENV = "DVFACE_WORK_DIR"
 TRANSFERS = {"scene-linear": "linear", "sRGB": "srgb"}
+STABILISE_CHOICES = ["model", "off", "1", "2", "3", "4"]
 
 _client: WorkerClient | None = None
 _client_lock = threading.Lock()
@@ -120,6 +121,9 @@ def create_node() -> nuke.Node:
     _knob(group, nuke.Int_Knob("first_frame", "frame range"), value=1)
     _knob(group, nuke.Int_Knob("last_frame", ""), value=1)
     _knob(group, nuke.Int_Knob("window", "window"), "engine window in frames (4k+1); 0: the model's own")
+    _knob(group, nuke.Enumeration_Knob("stabilise", "stabilise", STABILISE_CHOICES),
+          "flow-guided temporal stabilisation: frames each side averaged with every restored face, against "
+          "residual flicker; 'model' uses the model's own setting")
     _knob(group, nuke.Enumeration_Knob("colourspace", "input colourspace", list(TRANSFERS)),
           "scene-linear plates are converted to the model's sRGB and back; sRGB plates go as they are")
     _knob(group, nuke.Enumeration_Knob("highlights", "values above 1", ["clip", "soft"]),
@@ -185,6 +189,11 @@ def disabled_tracks(node: nuke.Node) -> list[int]:
     return [int(v) for v in re.findall(r"\d+", node["disabled_tracks"].value())]
 
 
+def stabilise_radius(choice: str) -> int | None:
+    """The `stabilise` knob's choice as the worker's setting: None = the model's own, 0 = off."""
+    return None if choice == "model" else 0 if choice == "off" else int(choice)
+
+
 def settings(node: nuke.Node) -> dict[str, Any]:
     """The worker's restore settings, from the node's knobs."""
     window = int(node["window"].value())
@@ -196,6 +205,7 @@ def settings(node: nuke.Node) -> dict[str, Any]:
         "min_face": float(node["min_face"].value()),
         "disabled": disabled_tracks(node),
         "window": window if window > 0 else None,
+        "stabilise": stabilise_radius(node["stabilise"].value()),
         "colour_match": bool(node["colour_match"].value()),
         "fps": float(nuke.root()["fps"].value()),
         "colour": {

@@ -95,8 +95,12 @@ def references(clips, model_dir, tmp_path_factory):
     for clip in clips:
         out = folder / clip.name
         assert main(["restore", "--aligned", str(clip), "-o", str(out), "--model", str(model_dir), "--quiet",
-                     "--strength", "0.8"]) == 0
+                     "--strength", "0.8", "--stabilise", "1"]) == 0
         refs[clip.stem] = np.stack(list(open_media(out)))
+    plain = folder / "plain.mkv"  # the model's own radius is 0: batch must pass --stabilise on to its workers
+    assert main(["restore", "--aligned", str(clips[0]), "-o", str(plain), "--model", str(model_dir), "--quiet",
+                 "--strength", "0.8"]) == 0
+    assert not np.array_equal(np.stack(list(open_media(plain))), refs[clips[0].stem])
     return refs
 
 
@@ -110,7 +114,7 @@ def ray_local():
 
 def batch_args(clips, model_dir, outdir, *extra):
     return ["batch", *map(str, clips), "-o", str(outdir), "--aligned", "--model", str(model_dir), "--quiet",
-            "--strength", "0.8", "--chunk-frames", "3", "--workers", "2",
+            "--strength", "0.8", "--stabilise", "1", "--chunk-frames", "3", "--workers", "2",
             # the whole-clip reference ran with this process's torch threads: float sums depend on them
             "--threads-per-worker", str(torch.get_num_threads()), *extra]
 
@@ -238,6 +242,8 @@ def test_whole_frame_batch_is_bit_identical_to_dvface_restore(ray_local, tmp_pat
 def test_batch_refuses_face_choice_for_aligned_clips_and_shared_stems(clips, model_dir, tmp_path, capsys):
     assert main(batch_args(clips, model_dir, tmp_path / "out", "--faces", "largest")) == 2
     assert "--faces and --min-face choose faces in whole frames" in capsys.readouterr().err
+    assert main(batch_args(clips, model_dir, tmp_path / "out", "--stabilise", "-1")) == 2
+    assert "--stabilise must be a whole number of frames >= 0" in capsys.readouterr().err
     twin = tmp_path / "alpha.mkv"
     twin.write_bytes(clips[0].read_bytes())
     assert main(batch_args([clips[0], twin], model_dir, tmp_path / "out")) == 2

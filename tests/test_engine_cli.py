@@ -81,7 +81,7 @@ def test_stabilise_overrides_the_model_and_a_bad_radius_leaves_no_output(tmp_pat
     plain = restorer.restore(np.stack(list(open_media(src))))
     steady = restorer.with_stabilise(2)
     assert steady.model is restorer.model and restorer.config.stabilise == 0  # a copy, the model shared
-    assert steady.identity != restorer.identity
+    assert steady.identity != restorer.identity and restorer.with_stabilise(0) is restorer
     assert np.array_equal(frames, steady.restore(np.stack(list(open_media(src)))))
     assert not np.array_equal(frames, plain)
     out.unlink()

@@ -17,6 +17,7 @@ import dvface_farm  # noqa: E402
 import dvface_nuke  # noqa: E402
 from dvface_plates import COUNT, FIRST, read_channels, tiny_model, write_sequence  # noqa: E402
 from dvface_plugin.worker.client import WorkerClient  # noqa: E402
+from dvface_plugin.worker.restore import RestoreSettings  # noqa: E402
 
 nuke = fake_nuke
 LAST = FIRST + COUNT - 1
@@ -77,8 +78,8 @@ def test_node_builds_as_a_group_that_passes_its_input_through(env):
     assert node.Class() == "Group" and node.name() == "DVFaceRestore1" and dvface_nuke.is_dvface(node)
     inside = {n.name(): n.Class() for n in node.nodes()}
     assert inside == {"Input1": "Input", "dvface_read": "Read", "dvface_switch": "Switch", "Output1": "Output"}
-    for knob in ("model", "device", "strength", "faces", "first_frame", "last_frame", "window", "colourspace",
-                 "highlights", "unpremultiply", "restore", "cancel", "clear_cache", "panel"):
+    for knob in ("model", "device", "strength", "faces", "first_frame", "last_frame", "window", "stabilise",
+                 "colourspace", "highlights", "unpremultiply", "restore", "cancel", "clear_cache", "panel"):
         assert node.knob(knob) is not None, knob
     plate = read.render(FIRST + 2)
     out = node.render(FIRST + 2)
@@ -89,6 +90,15 @@ def test_node_builds_as_a_group_that_passes_its_input_through(env):
     assert node["first_frame"].enabled()
     node2 = dvface_nuke.create_node()
     assert node2.name() == "DVFaceRestore2"
+
+
+def test_stabilise_knob_becomes_the_workers_setting(env):
+    read, node = build(env)
+    assert node["stabilise"].value() == "model" and dvface_nuke.settings(node)["stabilise"] is None
+    for choice, radius in (("off", 0), ("3", 3)):
+        node["stabilise"].setValue(choice)
+        assert dvface_nuke.settings(node)["stabilise"] == radius
+    assert RestoreSettings.from_dict(dvface_nuke.settings(node)).stabilise == 3  # the worker accepts it
 
 
 def test_menu_registers_the_node():

@@ -107,6 +107,24 @@ def test_a_changed_strength_reuses_the_analysis_and_changes_only_faces(setup, fi
     assert weak["analysis_cached"] and weak["computed"]["priors"] == 0 and weak["computed"]["windows"] > 0
 
 
+def test_stabilise_changes_only_faces_and_keeps_its_own_cache_entries(setup, first_run):
+    client, source, model, root = setup
+    (root / "stable").mkdir()
+    stable = client.restore(source, (FIRST, LAST), str(root / "stable" / "r.####.exr"), settings(model, stabilise=2))
+    assert stable["analysis_cached"] and stable["computed"]["windows"] > 0
+    changed = 0
+    for n in range(FIRST, LAST + 1):
+        a, b = out_frame(root, n, "stable"), out_frame(root, n)
+        outside = b[MATTE_CHANNEL] == 0
+        assert all(a[c][outside].tobytes() == b[c][outside].tobytes() for c in "RGBA")
+        changed += not np.array_equal(a["R"], b["R"])
+    assert changed >= COUNT - 1  # the face moves a pixel a frame: neighbours agree after warping
+    again = client.restore(source, (FIRST, LAST), str(root / "stable" / "r.####.exr"), settings(model, stabilise=2))
+    assert again["computed"]["windows"] == 0
+    plain = client.restore(source, (FIRST, LAST), str(root / "out" / "r.####.exr"), settings(model, stabilise=0))
+    assert plain["computed"]["windows"] == 0  # the model's own radius (0 here): its cached windows
+
+
 def test_a_killed_worker_is_restarted_and_the_range_completes(setup, first_run):
     client, source, model, root = setup
     client.clear_cache()  # so the restarted worker has real work to redo
@@ -164,6 +182,9 @@ def test_settings_are_validated():
     assert s.strength == 0.5 and s.disabled == (2, 3) and s.colour == ColourSettings(highlights="soft")
     with pytest.raises(InputError, match="unknown restore setting"):
         RestoreSettings.from_dict({"strenght": 1})
+    assert RestoreSettings.from_dict({"stabilise": "3"}).stabilise == 3 and RestoreSettings().stabilise is None
+    with pytest.raises(InputError, match="stabilise must be .* >= 0"):
+        RestoreSettings.from_dict({"stabilise": -1})
     with pytest.raises(InputError, match="colourspace"):
         RestoreSettings.from_dict({"colour": {"transfer": "log"}})
 

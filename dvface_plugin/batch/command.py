@@ -51,6 +51,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--window", type=int, default=None, help="window length in frames (default: the model's)")
     parser.add_argument("--overlap", type=int, default=None, help="frames shared by neighbouring windows")
     parser.add_argument("--strength", type=float, default=1.0, help="prior_scale in [0, 1] (default 1)")
+    parser.add_argument("--stabilise", type=int, default=None, metavar="N",
+                        help="flow-guided temporal stabilisation: frames each side averaged with every restored "
+                        "face (0 = off; default: the model's)")
     parser.add_argument("--codec", default=None, help="output codec (default: chosen from --ext)")
     parser.add_argument("--allow-bit-depth-loss", action="store_true", help="allow an output with fewer bits than IN")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -88,6 +91,8 @@ def expand_inputs(specs: list[str]) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     if min(args.workers, args.chunk_frames, args.threads_per_worker) < 1:
         raise InputError("--workers, --chunk-frames and --threads-per-worker must be at least 1")
+    if args.stabilise is not None and args.stabilise < 0:
+        raise InputError(f"--stabilise must be a whole number of frames >= 0 (0 = off), got {args.stabilise}")
     if args.min_face < 0:
         raise InputError(f"--min-face must be >= 0 px, got {args.min_face}")
     if args.aligned and (args.faces != "all" or args.min_face):
@@ -114,8 +119,10 @@ def run(args: argparse.Namespace) -> int:
     cfg = DVFaceConfig.load(model / "config.json")
     window = cfg.window if args.window is None else args.window
     overlap = cfg.overlap if args.overlap is None else args.overlap
+    stabilise = cfg.stabilise if args.stabilise is None else args.stabilise
     options = {"model": str(model), "backend": args.backend, "device": args.device, "precision": args.precision,
-               "window": window, "overlap": overlap, "strength": args.strength, "codec": args.codec,
+               "window": window, "overlap": overlap, "strength": args.strength, "stabilise": stabilise,
+               "codec": args.codec,
                "allow_bit_depth_loss": args.allow_bit_depth_loss, "threads": args.threads_per_worker,
                "aligned": args.aligned, "faces": args.faces, "min_face": args.min_face}
     settings = {**{k: v for k, v in options.items() if k != "device"}, "chunk_frames": args.chunk_frames,

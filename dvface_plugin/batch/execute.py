@@ -40,7 +40,7 @@ class ChunkWorker:
         # Float sums (hence 16-bit outputs, by 1 code value) depend on the model's thread count.
         self.restorer = open_restorer(
             options["model"], backend=options["backend"], device=options["device"], precision=options["precision"],
-            threads=options["threads"], window=options["window"],
+            threads=options["threads"], window=options["window"], stabilise=options["stabilise"],
         )
         self.fail_after = fail_after
         self.crash_marker = crash_marker

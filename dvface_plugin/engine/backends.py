@@ -75,9 +75,12 @@ class TrackRestorer(ABC):
     def with_stabilise(self, radius: int) -> TrackRestorer:
         """This restorer with the model config's `stabilise` overridden: frames each side averaged
         along the optical flow after restoring (0 = off). It shares the model and its lock; the
-        radius is part of `identity`, so a shared window cache never mixes the two."""
+        radius is part of `identity`, so a shared window cache never mixes the two. The model's own
+        radius returns this restorer: the same output, so the same cache entries."""
         if not (isinstance(radius, int) and radius >= 0):
             raise InputError(f"stabilise must be a whole number of frames >= 0 (0 = off), got {radius!r}")
+        if radius == self.config.stabilise:
+            return self
         other = copy.copy(self)
         other.config = dataclasses.replace(self.config, stabilise=radius)
         other.identity = f"{self.identity}|stabilise={radius}"

@@ -46,6 +46,7 @@ class RestoreSettings:
     min_face: float = 0.0
     window: int | None = None  # engine window (frames); None: the model's
     overlap: int | None = None
+    stabilise: int | None = None  # flow-guided temporal stabilisation radius (frames each side); None: the model's
     colour_match: bool = True
     fps: float = 24.0
     colour: ColourSettings = field(default_factory=ColourSettings)
@@ -65,11 +66,14 @@ class RestoreSettings:
             for key, kind in (("strength", float), ("min_face", float), ("fps", float)):
                 if key in values:
                     values[key] = kind(values[key])
-            for key in ("window", "overlap"):
+            for key in ("window", "overlap", "stabilise"):
                 if values.get(key) is not None:
                     values[key] = int(values[key])
         except (TypeError, ValueError) as exc:
             raise InputError(f"bad restore settings: {exc}") from None
+        if values.get("stabilise") is not None and values["stabilise"] < 0:
+            raise InputError(f"stabilise must be a whole number of frames >= 0 (0 = off) or null (the model's), "
+                             f"got {values['stabilise']}")
         return cls(**values)
 
 
@@ -202,6 +206,8 @@ class RangeRestorer:
                 raise Cancelled("restore cancelled")
 
         restorer = self._get_restorer(settings)
+        if settings.stabilise is not None:  # a copy sharing the loaded model; its radius keys the cache
+            restorer = restorer.with_stabilise(settings.stabilise)
         crop = restorer.config.crop_size
         plates = _Plates(in_pattern, first, last - first + 1, settings.colour)
         before = self.cache.stats()
