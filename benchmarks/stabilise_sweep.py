@@ -1,9 +1,9 @@
 """The temporal stabilisation's radius and photometric tolerance, swept offline on restored clips.
 
 Each clip folder under --clips (as `default_model_eval.py` writes them: GT.mkv and LQ.mkv) is
-restored once with `--stabilise 0`, then `engine.stabilise.stabilise` runs on its 17-frame chunks
-(the engine's window; without the engine's overlap and cross-fade, so figures sit within a few
-hundredths of a dB of a full `dvface restore`) for each RADIUS,SIGMA given. Prints mean PSNR (Y)
+restored once with `--stabilise 0`, then `engine.stabilise.stabilise` runs on chunks of the
+model's window (17 frames for the bundled one) for each RADIUS,SIGMA given: without the engine's
+overlap and cross-fade, so figures sit within a few hundredths of a dB of a full `dvface restore`. Prints mean PSNR (Y)
 against GT.mkv and the flicker measure per setting. Usage:
 
     python benchmarks/stabilise_sweep.py --clips runs/eval/synthetic-medium-seed0-49f [--model M]
@@ -19,11 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
+from dvface_plugin.config import DVFaceConfig
+from dvface_plugin.engine import resolve_model_folder
 from dvface_plugin.engine.stabilise import stabilise
 from dvface_plugin.media import open_media
 from dvface_plugin.metrics import flicker, psnr_y
-
-WINDOW = 17
 
 
 def load(path: Path) -> np.ndarray:
@@ -40,6 +40,7 @@ def main() -> None:
     clips = sorted(p for p in args.clips.iterdir() if (p / "LQ.mkv").is_file() and (p / "GT.mkv").is_file())
     if not clips:
         raise SystemExit(f"no clip folders with GT.mkv and LQ.mkv under {args.clips}")
+    window = DVFaceConfig.load(resolve_model_folder(args.model) / "config.json").window
     data = []
     for clip in clips:
         plain = clip / f"{Path(args.model).name}-stabilise0.mkv"
@@ -52,7 +53,7 @@ def main() -> None:
         radius, sigma = int(setting.split(",")[0]), float(setting.split(",")[1])
         scores, flickers = [], []
         for gt, restored in data:
-            chunks = [stabilise(restored[i : i + WINDOW], radius, sigma) for i in range(0, len(restored), WINDOW)]
+            chunks = [stabilise(restored[i : i + window], radius, sigma) for i in range(0, len(restored), window)]
             out = np.clip(np.rint((np.concatenate(chunks) + 1.0) * 127.5), 0, 255).astype(np.uint8)
             scores.append(float(np.mean([psnr_y(a, b) for a, b in zip(out, gt)])))
             flickers.append(flicker(out))
