@@ -1,0 +1,50 @@
+"""The `dvface` parser: it imports only the command being run, and still lists every command."""
+
+from __future__ import annotations
+
+import importlib
+import subprocess
+import sys
+
+import pytest
+
+from dvface_plugin import cli
+
+ALL = {"info", "prepare", "train", "eval", "restore", "track", "bench", "serve", "export", "batch"}
+
+
+def test_restore_imports_neither_torch_nor_diffusers():
+    """The onnxruntime restore path must not pay for torch's import (about 6 s here with diffusers)."""
+    code = ("import sys; from dvface_plugin.cli import build_parser; build_parser('restore'); "
+            "print(sorted(m for m in ('torch', 'diffusers', 'ray') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+@pytest.mark.parametrize("command", [None, "no-such-command", "--help"])
+def test_no_or_unknown_command_lists_every_command(command):
+    parser = cli.build_parser(cli._command([command] if command else []))
+    sub = next(a for a in parser._actions if a.dest == "command")
+    assert set(sub.choices) == ALL
+
+
+def test_one_command_alone_and_bench_keeps_its_model_benchmark():
+    parser = cli.build_parser(cli._command(["bench", "model", "--backend", "ort"]))
+    sub = next(a for a in parser._actions if a.dest == "command")
+    assert set(sub.choices) == {"bench"}
+    args = parser.parse_args(["bench", "model", "--backend", "ort"])
+    assert (args.command, args.bench, args.backend) == ("bench", "model", "ort")
+    assert parser.parse_args(["bench", "cache"]).bench == "cache"
+
+
+def test_a_command_whose_package_is_missing_says_what_to_install(monkeypatch, capsys):
+    real = importlib.import_module
+
+    def without_torch(name, *args):
+        if name == "dvface_plugin.training.trainer":
+            raise ModuleNotFoundError("No module named 'torch'", name="torch")
+        return real(name, *args)
+
+    monkeypatch.setattr(cli.importlib, "import_module", without_torch)
+    assert cli.main(["train", "restore", "--config", "x.json"]) != 0
+    assert "needs torch" in capsys.readouterr().err
