@@ -21,7 +21,8 @@ from dvface_plugin.errors import InputError
 from dvface_plugin.model import DVFace
 from dvface_plugin.prior import Codebook
 from dvface_plugin.training.data import ClipSampler, photo_to_clip, split
-from dvface_plugin.training.losses import PyramidLoss, reconstruction_loss, temporal_loss
+from dvface_plugin.training.adversarial import Adversary, DiscriminatorConfig
+from dvface_plugin.training.losses import PyramidLoss, detail_energy_loss, laplacian, reconstruction_loss, temporal_loss
 from dvface_plugin.training.quantize import DeadCodeReviver, quantise, usage_loss
 from dvface_plugin.training.restoration_cache import RestorationCache
 from dvface_plugin.training.trainer import TrainConfig, Trainer
@@ -71,6 +72,58 @@ def test_pyramid_loss_weighs_detail_and_is_zero_on_equal_inputs():
     loss = PyramidLoss()
     assert loss(x, x) == 0
     assert loss(blurred, x) > loss(x + 0.05, x)  # losing texture costs more than a small offset
+
+
+def sharp_and_soft(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """A clip of fine random texture (B, 3, T, 32, 32) in [-1, 1] and the same clip blurred."""
+    sharp = torch.from_numpy(textured_clip(3, 32, seed)[None]).permute(0, 4, 1, 2, 3).float() / 127.5 - 1
+    noise = torch.rand(sharp.shape, generator=torch.Generator().manual_seed(seed)) * 0.6 - 0.3
+    sharp = (sharp + noise).clamp(-1, 1)
+    soft = torch.nn.functional.avg_pool3d(sharp, (1, 5, 5), stride=1, padding=(0, 2, 2), count_include_pad=False)
+    return sharp, soft
+
+
+def energy(clip: torch.Tensor) -> float:
+    return float(laplacian(clip.flatten(1, 2)).pow(2).mean())
+
+
+def test_detail_loss_asks_for_the_ground_truths_sharpness_not_its_exact_texture():
+    sharp, soft = sharp_and_soft()
+    other_texture = sharp_and_soft(seed=5)[0]
+    assert detail_energy_loss(sharp, sharp) < 1e-3
+    # a different texture of the same sharpness scores far better than the blurred truth, unlike L1
+    assert detail_energy_loss(other_texture, sharp) < 0.5 * detail_energy_loss(soft, sharp)
+    assert reconstruction_loss(other_texture, sharp) > reconstruction_loss(soft, sharp)
+    out = soft.clone().requires_grad_(True)
+    optimiser = torch.optim.Adam([out], lr=1e-2)
+    for _ in range(30):  # descending it puts detail back into the soft clip
+        optimiser.zero_grad()
+        detail_energy_loss(out, sharp).backward()
+        optimiser.step()
+    assert energy(out.detach()) > 2 * energy(soft)
+
+
+def test_the_adversary_learns_real_from_soft_and_pushes_a_soft_output_to_sharpen():
+    torch.manual_seed(0)
+    adversary = Adversary(DiscriminatorConfig(channels=16, layers=2, lr=1e-3), torch.device("cpu"))
+    for step in range(60):
+        sharp, soft = sharp_and_soft(seed=step % 7)
+        adversary.step(soft, sharp)
+    sharp, soft = sharp_and_soft(seed=11)  # a texture it has not seen
+    with torch.no_grad():
+        assert float(adversary.net(sharp).mean()) > float(adversary.net(soft).mean())
+    adversary.optimizer.zero_grad(set_to_none=True)
+    fake = soft.clone().requires_grad_(True)
+    optimiser = torch.optim.Adam([fake], lr=5e-3)
+    for _ in range(40):  # the restorer's term alone, the critic fixed: the output moves towards real
+        optimiser.zero_grad()
+        adversary.generator_loss(fake).backward()
+        optimiser.step()
+    with torch.no_grad():  # rated more real than where it started, and carrying more fine detail
+        assert float(adversary.net(fake).mean()) > float(adversary.net(soft).mean()) + 0.5
+    assert energy(fake.detach()) > 1.3 * energy(soft)
+    assert all(p.grad is None for p in adversary.net.parameters())  # the critic learns nothing from it
+    assert all(p.requires_grad for p in adversary.net.parameters())  # frozen only inside generator_loss
 
 
 def test_quantise_uses_nearest_codes_with_straight_through_gradient():
@@ -286,6 +339,35 @@ def test_init_fresh_restarts_a_refiner_of_a_new_shape_and_keeps_the_rest(data_di
     x = torch.rand(1, 3, 5, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1
     with torch.no_grad():  # the restarted refiner is the identity, whatever the first one learned
         torch.testing.assert_close(restarted(x), trained(x), atol=0, rtol=0)
+
+
+def test_the_adversarial_refine_stage_trains_the_discriminator_apart_and_resumes_exactly(data_dir, tmp_path):
+    weights = {"per": 0.0, "temp": 1.0, "detail": 1.0, "adv": 0.1}
+    kw = dict(init_overrides={"refiner": {"channels": 8}}, loss_weights=weights, steps=6,
+              discriminator={"channels": 8, "layers": 2})
+    straight = Trainer(config(data_dir, tmp_path / "s", "refine", checkpoint_every=3, **kw))
+    disc_ids = {id(p) for p in straight.adversary.net.parameters()}
+    assert disc_ids and not disc_ids & {id(p) for p in straight.params}  # the restorer's optimiser never sees it
+    before = {k: v.clone() for k, v in straight.adversary.net.state_dict().items()}
+    straight.train()
+    rows = [json.loads(line) for line in (tmp_path / "s" / "log.jsonl").read_text().splitlines()]
+    assert all({"disc", "adv", "detail", "sharpness"} <= set(r) for r in rows if "total" in r)
+    assert any(not torch.equal(before[k], v) for k, v in straight.adversary.net.state_dict().items())
+
+    interrupted = tmp_path / "i"
+    Trainer(config(data_dir, interrupted, "refine", checkpoint_every=3, **kw)).train()
+    shutil.rmtree(interrupted / "model")
+    resumed = Trainer(config(data_dir, interrupted, "refine", checkpoint_every=3, **kw))
+    assert resumed.step == 3
+    resumed.train()
+    a = DVFace.from_pretrained(tmp_path / "s" / "model").state_dict()
+    b = DVFace.from_pretrained(interrupted / "model").state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    for bad, match in (({"discriminator": {"width": 8}}, "discriminator options"),
+                       ({"stage": "vae", "loss_weights": {"adv": 0.1}}, "adversarial loss")):
+        (tmp_path / "bad.json").write_text(json.dumps({"stage": "refine", "data": [str(data_dir)], "out": "x"} | bad))
+        with pytest.raises(InputError, match=match):
+            TrainConfig.load(tmp_path / "bad.json")
 
 
 def test_resume_continues_exactly_where_it_stopped(data_dir, tmp_path):

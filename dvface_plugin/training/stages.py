@@ -6,6 +6,7 @@ everything it does not train, so the optimiser and DDP only ever see the stage's
     codebook  HQ clips: branch stems + C_s, C_t learn to quantise and reconstruct the HQ latent
     predict   LQ clips: stems + T_s, T_t learn to predict the HQ codes (cross-entropy); codebooks frozen
     restore   LQ clips: ASTF + DiT (+ the refiner) learn the one-step restoration; L_rec + L_per + L_temp
+              (+ L_detail and the adversarial term where their weights are set)
     refine    only the detail refiner learns, on the frozen restoration's (D(z_hat), r), computed once
               per clip by a RestorationCache; same losses, a small fraction of a restore step's cost
 """
@@ -21,7 +22,8 @@ from torch import nn
 from ..errors import InputError
 from ..model import DVFace
 from ..prior import PriorEncoder
-from .losses import kl_loss, perceptual_loss, reconstruction_loss, temporal_loss
+from .adversarial import Adversary
+from .losses import detail_energy_loss, kl_loss, laplacian, perceptual_loss, reconstruction_loss, temporal_loss
 from .quantize import DeadCodeReviver, quantise, usage_loss
 
 STAGES = ("vae", "codebook", "predict", "restore", "refine")
@@ -137,10 +139,15 @@ class PredictStage(nn.Module):
 
 
 class RestoreStage(nn.Module):
+    """L_rec + L_per + L_temp, plus L_detail (`"detail"` weight) and the adversarial term (`"adv"`
+    weight, with the `Adversary` the trainer attaches); weights left out of a config are 0."""
+
     def __init__(self, model: DVFace, weights: dict, perceptual: str | None) -> None:
         super().__init__()
         self.model, self.w = model, weights
         self.per = perceptual_loss(perceptual)
+        self.adversary: Adversary | None = None
+        self.last_output: torch.Tensor | None = None  # the batch the adversary's own step judges
         model.requires_grad_(False)
         for p in model.trainable_parameters():
             p.requires_grad_(True)
@@ -152,13 +159,23 @@ class RestoreStage(nn.Module):
         return self.losses(self.model.restore_latent(latent, priors, prior_scale=1.0), hq)
 
     def losses(self, out: torch.Tensor, hq: torch.Tensor) -> dict[str, torch.Tensor]:
+        weight = {k: self.w.get(k, 0.0) for k in ("per", "temp", "detail", "adv")}
+        zero = out.new_zeros(())
         losses = {
             "rec": reconstruction_loss(out, hq),
-            # weight 0 (the refine recipe): not computed at all, nothing is spent on a zero term
-            "per": self.per(out, hq) if self.w["per"] else out.new_zeros(()),
+            # a zero weight (the refine recipe) skips its term: nothing is spent on it
+            "per": self.per(out, hq) if weight["per"] else zero,
             "temp": temporal_loss(out, hq),
+            "detail": detail_energy_loss(out, hq) if weight["detail"] else zero,
+            "adv": self.adversary.generator_loss(out) if weight["adv"] and self.adversary else zero,
         }
-        losses["total"] = losses["rec"] + self.w["per"] * losses["per"] + self.w["temp"] * losses["temp"]
+        total = losses["rec"]
+        for name, w in weight.items():
+            total = total + w * losses[name]
+        losses["total"] = total
+        with torch.no_grad():  # logged, not trained on: output's fine-detail energy over the ground truth's
+            losses["sharpness"] = laplacian(out.flatten(1, 2)).pow(2).mean() / laplacian(hq.flatten(1, 2)).pow(2).mean().clamp_min(1e-12)
+        self.last_output = out.detach()
         return losses
 
 

@@ -30,9 +30,10 @@ from torch.nn.parallel import DistributedDataParallel
 from ..config import DVFaceConfig
 from ..errors import InputError
 from ..model import DVFace
+from .adversarial import Adversary, DiscriminatorConfig
 from .data import ClipSampler, list_items, split
 from .restoration_cache import RestorationCache
-from .stages import STAGES, CodebookStage, RefineStage, VAEStage, build_stage
+from .stages import STAGES, CodebookStage, RefineStage, RestoreStage, VAEStage, build_stage
 
 LR_SCHEDULES = ("constant", "cosine")
 
@@ -58,6 +59,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     loss_weights: dict[str, float] = field(default_factory=lambda: {"per": 0.5, "temp": 1.0, "kl": 1e-6, "usage": 0.1})
     perceptual_weights: str | None = None  # VGG16 safetensors; None -> the weight-free pyramid loss
+    discriminator: dict[str, Any] = field(default_factory=dict)  # DiscriminatorConfig fields, used when loss_weights["adv"] > 0
     precision: str = "fp32"  # or "bf16" (CUDA only)
     gradient_checkpointing: bool = False
     val_fraction: float = 0.1
@@ -84,6 +86,11 @@ class TrainConfig:
             raise InputError(f"{path}: stage must be one of {STAGES}, got {config.stage!r}")
         if config.lr_schedule not in LR_SCHEDULES:
             raise InputError(f"{path}: lr_schedule must be one of {LR_SCHEDULES}, got {config.lr_schedule!r}")
+        unknown = sorted(set(config.discriminator) - {f.name for f in dataclasses.fields(DiscriminatorConfig)})
+        if unknown:
+            raise InputError(f"{path}: unknown discriminator options {unknown}")
+        if config.loss_weights.get("adv") and config.stage not in ("restore", "refine"):
+            raise InputError(f"{path}: the adversarial loss applies to the restore and refine stages, not {config.stage!r}")
         return config
 
 
@@ -131,6 +138,11 @@ class Trainer:
             self._log({"event": "cached", "clips": len(self.train_data), "time_s": round(time.time() - start, 2)})
         self.params = [p for p in self.stage.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(self.params, lr=config.lr, weight_decay=config.weight_decay)
+        self.adversary: Adversary | None = None
+        if config.loss_weights.get("adv") and isinstance(self.stage, RestoreStage):
+            torch.manual_seed(config.seed)
+            self.adversary = Adversary(DiscriminatorConfig(**config.discriminator), self.device, self.distributed)
+            self.stage.adversary = self.adversary
         self.step = 0
         if resume:
             self._load_state()
@@ -158,7 +170,8 @@ class Trainer:
         start = time.time()
         while self.step < self.cfg.steps:
             rng = np.random.default_rng([self.cfg.seed, self.rank, self.step])
-            losses = self._losses(*self.train_data.sample(self.cfg.batch_size, rng), self.wrapped)
+            lq, hq = self.train_data.sample(self.cfg.batch_size, rng)
+            losses = self._losses(lq, hq, self.wrapped)
             for group in self.optimizer.param_groups:
                 group["lr"] = self.learning_rate()
             self.optimizer.zero_grad(set_to_none=True)
@@ -166,6 +179,8 @@ class Trainer:
             if self.cfg.grad_clip:
                 torch.nn.utils.clip_grad_norm_(self.params, self.cfg.grad_clip)
             self.optimizer.step()
+            if self.adversary is not None:
+                losses["disc"] = torch.tensor(self.adversary.step(self.stage.last_output, hq.to(self.device)))
             self.step += 1
             if isinstance(self.stage, CodebookStage) and self.step % self.cfg.revive_every == 0:
                 self._revive_codes()
@@ -191,11 +206,15 @@ class Trainer:
     @torch.no_grad()
     def validate(self) -> float:
         self.stage.eval()
+        if self.adversary is not None:
+            self.adversary.net.eval()
         total = 0.0
         for i in range(self.cfg.val_batches):
             rng = np.random.default_rng([self.cfg.seed, 10**6, i])  # the same batches every time
             total += float(self._losses(*self.val_data.sample(self.cfg.batch_size, rng), self.stage)["total"])
         self.stage.train()
+        if self.adversary is not None:
+            self.adversary.net.train()
         return total / self.cfg.val_batches
 
     def _revive_codes(self) -> None:
@@ -230,6 +249,8 @@ class Trainer:
     def _stage_extra(self) -> dict:
         if isinstance(self.stage, CodebookStage):
             return {"head": self.stage.head.state_dict(), "usage": {k: r.usage for k, r in self.stage.revivers.items()}}
+        if self.adversary is not None:
+            return {"adversary": self.adversary.state_dict()}
         return {}
 
     def _load_state(self) -> None:
@@ -240,6 +261,8 @@ class Trainer:
             self.stage.head.load_state_dict(state["stage"]["head"])
             for k, usage in state["stage"]["usage"].items():
                 self.stage.revivers[k].usage = usage.cpu()
+        if self.adversary is not None:
+            self.adversary.load_state_dict(state["stage"]["adversary"])
 
     @torch.no_grad()
     def _set_latent_statistics(self, batches: int = 8) -> None:
