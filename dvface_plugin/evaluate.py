@@ -1,5 +1,6 @@
-"""`dvface eval`: score restored clips against ground truth (PSNR, SSIM, E_warp, flicker),
-or on their own without ground truth (self-flow E_warp, flicker).
+"""`dvface eval`: score restored clips against ground truth (PSNR, SSIM, E_warp, flicker,
+detail, identity), or without ground truth (self-flow E_warp, flicker; detail and identity
+against the input the methods restored).
 
 Matching: ``--pred`` and ``--gt`` take video files or folders. A folder holds either clips
 directly (``<root>/<clip>.mp4``: clip = file name, method = folder name) or one folder per clip
@@ -8,6 +9,15 @@ method to score). An explicit file is named by its folder (clip) and file name (
 sits beside a ``--gt-name`` file or shares its file name with another given file, and otherwise
 by its file name (clip) and folder (method). Predictions are paired with the ground truth of
 the same clip name; a single ground-truth file takes any single-clip prediction.
+
+Detail is the Laplacian variance of the face (centre half of the crop) as a ratio to the
+reference's on the same frames (1 = as sharp, below 1 = softer); identity is the distance between
+dlib face descriptors of each frame and its reference frame on every 8th reference frame (lower
+is better, < 0.6 = same person; needs `pip install "dvface-plugin[eval]"`, else it is left out).
+The reference is the ground truth with ``--gt``; without it, the clip's input: the method named
+``--ref`` (default LQ) in the same clip folder, or a video file given to ``--ref`` for a single
+clip. The reference's own row has detail 1 and identity 0; methods are offset-searched against
+it. ``--json`` rows also hold ``detail_var``, the mean Laplacian variance itself.
 
 Each clip is decoded once per pass and frames are streamed, so memory does not grow with clip
 length; the ground-truth flow is computed once per clip and shared by every method.
@@ -28,15 +38,18 @@ import av
 import cv2
 import numpy as np
 
+from . import face_identity
 from .errors import InputError
+from .face_identity import Box, FaceIdentity, IdentityUnavailable
 from .metrics import (FlickerMeter, FlowEstimator, OnnxFaceModel, OnnxSpec, WarpMeter,
-                      cosine_similarity, find_offset, keypoint_distance, mean_psnr, psnr_luma,
-                      rgb_to_y, ssim_luma)
+                      descriptor_distance, detail, detail_ratio, find_offset, keypoint_distance,
+                      luma_u8, mean_psnr, psnr_luma, rgb_to_y, ssim_luma)
 
 VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".y4m"}
 OFFSET_FRAMES = 40  # leading frames used to find the temporal offset
 OFFSET_SIZE = 128  # offset search runs on frames downscaled to this size
-METRIC_KEYS = ("psnr", "ssim", "ewarp", "flicker", "identity", "akd")
+IDENTITY_STEP = 8  # identity is scored on reference frames t with t % 8 == 0 (dlib is slow)
+METRIC_KEYS = ("psnr", "ssim", "ewarp", "flicker", "detail", "identity", "akd")
 
 
 def _read_frames(path: Path) -> Iterator[np.ndarray]:
@@ -142,7 +155,9 @@ class _Scorer:
     done: bool = False
     psnr: list[float] = field(default_factory=list)
     ssim: list[float] = field(default_factory=list)
+    detail: dict[int, float] = field(default_factory=dict)  # by this clip's frame index
     identity: list[float] = field(default_factory=list)
+    faces: dict[int, tuple[Box, np.ndarray] | None] = field(default_factory=dict)  # as reference
     akd: list[float] = field(default_factory=list)
     warp: WarpMeter = field(default_factory=WarpMeter)
     flicker: FlickerMeter = field(default_factory=FlickerMeter)
@@ -164,52 +179,87 @@ class _Scorer:
 
 @dataclass(frozen=True)
 class FaceModels:
-    identity: OnnxFaceModel | None = None
+    """dlib identity (None when not installed, ``identity_missing`` says why) and an optional
+    ONNX landmark model for AKD."""
+
+    identity: FaceIdentity | None = None
     landmarks: OnnxFaceModel | None = None
+    identity_missing: str = "identity model not loaded"
 
-    def omitted(self) -> dict[str, str]:
-        out = {}
-        if self.identity is None:
-            out["identity"] = "no recognition model given (--id-model MODEL.onnx)"
-        if self.landmarks is None:
-            out["akd"] = "no landmark model given (--landmark-model MODEL.onnx)"
-        return out
+    @classmethod
+    def load(cls, landmarks: OnnxFaceModel | None = None) -> FaceModels:
+        """With dlib's models when installed; without them identity is left out, not an error."""
+        try:
+            return cls(face_identity.load_face_identity(), landmarks)
+        except IdentityUnavailable as exc:
+            return cls(None, landmarks, str(exc))
 
 
-def _result(scorer: _Scorer, gt: Video | None, models: FaceModels) -> dict[str, Any]:
+def _reference_face(ref: _Scorer, t: int, frame: np.ndarray, models: FaceModels) -> None:
+    """Face box and descriptor of reference frame ``t``, on every IDENTITY_STEP-th frame."""
+    if models.identity is None or t % IDENTITY_STEP or t in ref.faces:
+        return
+    box = models.identity.face_box(frame)
+    ref.faces[t] = (box, models.identity.descriptor(frame, box)) if box else None
+
+
+def _identity(scorer: _Scorer, frame: np.ndarray, ref: _Scorer, t: int,
+              models: FaceModels) -> None:
+    """Distance to reference frame ``t``, seeded with the reference's face box."""
+    face = ref.faces.get(t)
+    if models.identity is not None and face is not None:
+        box, ref_descriptor = face
+        scorer.identity.append(descriptor_distance(models.identity.descriptor(frame, box),
+                                                   ref_descriptor))
+
+
+def _result(s: _Scorer, ref: _Scorer | None, paired: bool, models: FaceModels) -> dict[str, Any]:
+    """One row. ``ref`` is what detail and identity compare with (the ground truth when
+    ``paired``, else the input); ``s is ref`` for the reference's own row."""
+    own = s is ref
+    scored = paired and not own
+    pairs = [(v, ref.detail[j - s.offset]) for j, v in s.detail.items()
+             if ref is not None and j - s.offset in ref.detail]
+    faces = ref is not None and any(ref.faces.values())
     row: dict[str, Any] = {
-        "clip": scorer.video.clip, "method": scorer.video.method, "pred": str(scorer.video.path),
-        "gt": str(gt.path) if gt else None, "offset": scorer.offset if gt else None,
-        "frames": len(scorer.psnr) if gt else scorer.next_index,
-        "psnr": mean_psnr(scorer.psnr) if gt else None,
-        "ssim": float(np.mean(scorer.ssim)) if gt and scorer.ssim else None,
-        "ewarp": scorer.warp.value * 1e3, "ewarp_flow": "gt" if gt else "self",
-        "flicker": scorer.flicker.value,
-        "identity": float(np.mean(scorer.identity)) if scorer.identity else None,
-        "akd": float(np.mean(scorer.akd)) if scorer.akd else None,
+        "clip": s.video.clip, "method": s.video.method, "pred": str(s.video.path),
+        "gt": str(ref.video.path) if paired and ref else None,
+        "ref": str(ref.video.path) if ref else None,
+        "offset": s.offset if ref and not own else None,
+        "frames": len(s.psnr) if scored else s.next_index,
+        "psnr": mean_psnr(s.psnr) if scored else None,
+        "ssim": float(np.mean(s.ssim)) if scored and s.ssim else None,
+        "ewarp": s.warp.value * 1e3, "ewarp_flow": "gt" if paired else "self",
+        "flicker": s.flicker.value,
+        "detail": detail_ratio([v for v, _ in pairs], [r for _, r in pairs]) if pairs else None,
+        "detail_var": float(np.mean(list(s.detail.values()))) if s.detail else None,
+        "identity": (0.0 if faces else None) if own else
+                    (float(np.mean(s.identity)) if s.identity else None),
+        "akd": float(np.mean(s.akd)) if s.akd else None,
     }
-    if gt is None:
-        row["omitted"] = dict.fromkeys(("psnr", "ssim", "identity", "akd"),
-                                       "needs ground truth (--gt)")
-    else:
-        row["omitted"] = models.omitted()
+    omitted: dict[str, str] = {}
+    if not paired:
+        omitted.update(dict.fromkeys(("psnr", "ssim", "akd"), "needs ground truth (--gt)"))
+    elif scored and models.landmarks is None:
+        omitted["akd"] = "no landmark model given (--landmark-model MODEL.onnx)"
+    if ref is None:
+        omitted.update(dict.fromkeys(("detail", "identity"), "no reference input in the clip "
+                                     "(--ref NAME_OR_PATH, default LQ)"))
+    elif models.identity is None:
+        omitted["identity"] = models.identity_missing
+    elif not faces:
+        omitted["identity"] = "dlib found no frontal face in the reference's sampled frames"
+    row["omitted"] = omitted
     return row
 
 
-def _face_scores(scorer: _Scorer, pred: np.ndarray, gt: np.ndarray, models: FaceModels) -> None:
-    if models.identity is not None:
-        scorer.identity.append(cosine_similarity(models.identity(pred), models.identity(gt)))
-    if models.landmarks is not None:
-        scorer.akd.append(keypoint_distance(models.landmarks.landmarks(pred),
-                                            models.landmarks.landmarks(gt)))
-
-
 def evaluate_clip(gt: Video, preds: list[Video], max_shift: int = 2,
-                  models: FaceModels = FaceModels()) -> list[dict[str, Any]]:
+                  models: FaceModels | None = None) -> list[dict[str, Any]]:
     """Score every prediction of one clip against its ground truth in a single GT pass.
 
     Returns one row per prediction and a final reference row (method "GT") holding the
     ground truth's own E_warp and flicker, the floor the methods should be read against."""
+    models = FaceModels.load() if models is None else models
     scorers = [_Scorer(p, search_offset(p.path, gt.path, max_shift)) for p in preds]
     reference = _Scorer(gt)
     flows = FlowEstimator()
@@ -224,6 +274,8 @@ def evaluate_clip(gt: Video, preds: list[Video], max_shift: int = 2,
             flow, mask = flows.pair(prev_y, gt_y)
             reference.warp.update(prev_gt, gt_frame, flow, mask)
         reference.flicker.update(gt_frame)
+        reference.detail[t] = detail(gt_frame)
+        _reference_face(reference, t, gt_frame, models)
         reference.next_index = t + 1
         for s in scorers:
             j = t + s.offset
@@ -242,29 +294,57 @@ def evaluate_clip(gt: Video, preds: list[Video], max_shift: int = 2,
             if s.prev is not None and flow is not None:
                 s.warp.update(s.prev, frame, flow, mask)
             s.flicker.update(frame)
-            _face_scores(s, frame, gt_frame, models)
+            s.detail[j] = detail(frame)
+            _identity(s, frame, reference, t, models)
+            if models.landmarks is not None:
+                s.akd.append(keypoint_distance(models.landmarks.landmarks(frame),
+                                               models.landmarks.landmarks(gt_frame)))
             s.prev = frame
         prev_y, prev_gt = gt_y, gt_frame
-    rows = [_result(s, gt, models) for s in scorers]
-    ref = _result(reference, None, FaceModels())
-    ref.update(method="GT", pred=str(gt.path), frames=reference.next_index, omitted={})
-    return rows + [ref]
+    rows = [_result(s, reference, True, models) for s in scorers]
+    return rows + [{**_result(reference, reference, True, models), "method": "GT"}]
 
 
-def evaluate_no_reference(pred: Video) -> dict[str, Any]:
-    """Self-flow E_warp and flicker of a clip without ground truth."""
-    scorer = _Scorer(pred)
+def _score_alone(video: Video, models: FaceModels, ref: _Scorer | None = None,
+                 offset: int = 0, is_ref: bool = False) -> _Scorer:
+    """Self-flow E_warp, flicker and per-frame detail of a whole clip; identity against
+    ``ref`` (frame j is compared with reference frame j - offset), or, for the reference
+    itself (``is_ref``), its sampled faces."""
+    scorer = _Scorer(video, offset)
     flows = FlowEstimator()
     prev_y = None
-    for frame in _read_frames(pred.path):
-        y = np.clip(np.rint(rgb_to_y(frame)), 0, 255).astype(np.uint8)
+    for j, frame in enumerate(_read_frames(video.path)):
+        y = luma_u8(frame)
         if prev_y is not None:
             flow, mask = flows.pair(prev_y, y)
             scorer.warp.update(scorer.prev, frame, flow, mask)
         scorer.flicker.update(frame)
+        scorer.detail[j] = detail(frame)
+        if is_ref:
+            _reference_face(scorer, j, frame, models)
+        elif ref is not None:
+            _identity(scorer, frame, ref, j - offset, models)
         scorer.prev, prev_y = frame, y
         scorer.next_index += 1
-    return _result(scorer, None, FaceModels())
+    return scorer
+
+
+def evaluate_no_reference(preds: list[Video], ref: Video | None = None, max_shift: int = 2,
+                          models: FaceModels | None = None) -> list[dict[str, Any]]:
+    """Rows for the clips of one clip name without ground truth: self-flow E_warp and flicker,
+    and with ``ref`` (the input they restored) detail and identity against it, after the same
+    offset search as with ground truth. ``ref`` scores 1 and 0 on its own row."""
+    models = FaceModels.load() if models is None else models
+    reference = _score_alone(ref, models, is_ref=True) if ref else None
+    rows = []
+    for video in preds:
+        if reference is not None and video.path.resolve() == reference.video.path.resolve():
+            scorer = reference
+        else:
+            offset = search_offset(video.path, ref.path, max_shift) if ref else 0
+            scorer = _score_alone(video, models, reference, offset)
+        rows.append(_result(scorer, reference, False, models))
+    return rows
 
 
 def _mean_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -297,7 +377,7 @@ def _fmt(value: Any, digits: int) -> str:
 COLUMNS = (("clip", "clip", 0), ("method", "method", 0), ("offset", "offset", 0),
            ("frames", "frames", 0), ("psnr", "PSNR", 2), ("ssim", "SSIM", 4),
            ("ewarp", "E*warp (1e-3)", 3), ("flicker", "flicker", 3),
-           ("identity", "ID sim", 4), ("akd", "AKD", 4))
+           ("detail", "detail", 2), ("identity", "identity", 3), ("akd", "AKD", 4))
 
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:
@@ -320,14 +400,41 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
+def _input_reference(videos: list[Video], ref: str) -> Video | None:
+    """The input video of one clip: ``ref`` as a video file, else the method named ``ref``
+    among the clip's videos or beside them in its clip folder (None when there is none)."""
+    path, first = Path(ref), videos[0]
+    if path.is_file():
+        return Video(path, first.clip, path.stem)
+    if path.suffix.lower() in VIDEO_SUFFIXES or len(path.parts) > 1:
+        raise InputError(f"--ref {ref} does not exist; give a video file or a method name")
+    named = next((v for v in videos if v.method == ref), None)
+    if named is None and first.path.parent.name == first.clip:  # <clip>/<method> layout
+        named = next((Video(p, first.clip, ref) for p in _videos_in(first.path.parent)
+                      if p.stem == ref), None)
+    return named
+
+
 def evaluate(preds: list[Path], gts: list[Path] | None, max_shift: int = 2,
-             gt_name: str = "GT", models: FaceModels = FaceModels()) -> list[dict[str, Any]]:
-    """Rows for every prediction (and GT reference rows), then per-method means."""
+             gt_name: str = "GT", models: FaceModels | None = None,
+             ref: str = "LQ") -> list[dict[str, Any]]:
+    """Rows for every prediction (and GT reference rows), then per-method means. Without
+    ``gts``, ``ref`` names the input of each clip (a method name, or one video file when all
+    predictions are of one clip) that detail and identity compare with."""
+    models = FaceModels.load() if models is None else models
     pred_videos = collect(preds, gt_name, want_gt=False)
+    rows = []
     if not gts:
-        rows = [evaluate_no_reference(v) for v in pred_videos]
+        clips: dict[str, list[Video]] = {}
+        for v in pred_videos:
+            clips.setdefault(v.clip, []).append(v)
+        if len(clips) > 1 and Path(ref).is_file():
+            raise InputError(f"--ref {ref} is one video but the predictions hold clips "
+                             f"{sorted(clips)}; give the input's method name instead (e.g. LQ)")
+        for videos in clips.values():
+            rows += evaluate_no_reference(videos, _input_reference(videos, ref), max_shift,
+                                          models)
     else:
-        rows = []
         gt_videos = collect(gts, gt_name, want_gt=True)
         for gt, clip_preds in pair_videos(pred_videos, gt_videos).values():
             rows += evaluate_clip(gt, clip_preds, max_shift, models)
@@ -341,7 +448,7 @@ def _notes(rows: list[dict[str, Any]]) -> list[str]:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "eval", help="score restored clips: PSNR, SSIM, E_warp, flicker",
+        "eval", help="score restored clips: PSNR, SSIM, E_warp, flicker, detail, identity",
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--pred", type=Path, nargs="+", action="extend", required=True,
                    help="restored video(s) or folder(s) of clips; repeatable")
@@ -351,8 +458,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="file name (without suffix) of the ground truth in per-clip folders")
     p.add_argument("--offset-search", type=int, default=2, metavar="N",
                    help="search temporal offsets in [-N, N] frames (0 disables; default 2)")
-    p.add_argument("--id-model", type=Path,
-                   help="ONNX face-recognition model for identity similarity")
+    p.add_argument("--ref", metavar="NAME_OR_PATH",
+                   help="without --gt: the input the methods restored, which detail and identity "
+                        "compare with: a method name in each clip folder (default LQ) or one "
+                        "video file for a single clip")
     p.add_argument("--landmark-model", type=Path, help="ONNX landmark model for AKD")
     p.add_argument("--landmark-coords", choices=("pixels", "unit", "signed"), default="pixels",
                    help="how the landmark model's outputs are scaled (default pixels)")
@@ -368,22 +477,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.offset_search < 0:
         raise InputError("--offset-search must be 0 or more")
-    if not args.gt and (args.id_model or args.landmark_model):
-        raise InputError("--id-model and --landmark-model compare against ground truth; add --gt")
-    models = FaceModels(
-        OnnxFaceModel(OnnxSpec(args.id_model)) if args.id_model else None,
+    if not args.gt and args.landmark_model:
+        raise InputError("--landmark-model compares against ground truth; add --gt")
+    if args.gt and args.ref:
+        raise InputError("--ref is for clips without ground truth; with --gt, detail and "
+                         "identity compare with the ground truth")
+    models = FaceModels.load(
         OnnxFaceModel(OnnxSpec(args.landmark_model, args.landmark_mean, args.landmark_std,
                                args.landmark_coords)) if args.landmark_model else None)
-    rows = evaluate(args.pred, args.gt, args.offset_search, args.gt_name, models)
+    rows = evaluate(args.pred, args.gt, args.offset_search, args.gt_name, models,
+                    args.ref or "LQ")
     if args.json:
         print(json.dumps(_json_safe(rows), indent=2))
         return 0
     print(markdown_table(rows))
     if not args.markdown:
         mode = "ground-truth flow" if args.gt else "the clip's own flow (no reference)"
+        ref = "GT" if args.gt else f"the input ({args.ref or 'LQ'})"
         print(f"\nE*warp: warping error x1e-3 ([0,1] RGB, DIS flow from {mode}); "
               "flicker: mean |median change| of 8x8-cell luma, 8-bit levels; "
-              "offset s: pred frame t+s is compared with GT frame t.")
+              f"detail: Laplacian variance of the face centre / {ref}'s (1 = as sharp); "
+              f"identity: dlib face-descriptor distance to {ref} on every "
+              f"{IDENTITY_STEP}th frame (lower is better, < 0.6 same person); "
+              f"offset s: frame t+s is compared with {ref} frame t.")
         for note in _notes(rows):
             print(note)
     return 0

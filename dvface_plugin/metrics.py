@@ -1,5 +1,6 @@
 """Restoration metrics for face clips: fidelity (PSNR, SSIM), temporal stability (E_warp,
-flicker), temporal alignment (offset search), and model-based identity / landmark distance.
+flicker), temporal alignment (offset search), detail (Laplacian variance), identity distance and
+model-based landmark distance.
 
 Conventions, chosen to match the face-restoration literature:
 
@@ -22,6 +23,12 @@ Conventions, chosen to match the face-restoration literature:
   absolute value of that median over the clip, in 8-bit luma levels. Moving texture brightens
   some cells and darkens others (median near 0) while brightness pumping shifts most cells the
   same way, so it measures the pumping that E_warp's per-pixel error mixes with detail.
+* Detail: variance of the 3x3 Laplacian (``cv2.Laplacian``, float64) of the Y above (unrounded,
+  8-bit levels) over the centre half of the crop (rows and columns H/4..3H/4, the face; the
+  crop's own border is reflected, so nothing outside it counts). Clips report the mean over
+  frames as a ratio to the reference clip's mean over the same frames: below 1 is softer.
+* Identity: Euclidean distance between dlib face descriptors (``face_identity``); lower is
+  closer, and dlib treats < 0.6 as the same person.
 
 Everything works frame by frame (or pair by pair) so a caller can stream long clips.
 """
@@ -260,6 +267,26 @@ def flicker(frames: Iterable[np.ndarray], grid: int = FLICKER_GRID) -> float:
     return meter.value
 
 
+# --------------------------------------------------------------------------- detail
+
+
+def detail(frame: np.ndarray) -> float:
+    """Laplacian variance of the Y over the centre half of a face crop (see module docstring):
+    high-frequency energy of the face itself, so a restoration can be checked for softness
+    against its input or ground truth without the background counting."""
+    y = rgb_to_y(frame)
+    h, w = y.shape
+    centre = np.ascontiguousarray(y[h // 4:3 * h // 4, w // 4:3 * w // 4])
+    return float(cv2.Laplacian(centre, cv2.CV_64F).var())
+
+
+def detail_ratio(values: Sequence[float], reference: Sequence[float]) -> float:
+    """Mean detail of a clip over the mean of its reference on the same frames (nan when the
+    reference is flat or empty)."""
+    ref = float(np.sum(reference))
+    return float(np.sum(values)) / ref if ref > 0 else math.nan
+
+
 # --------------------------------------------------------------------------- alignment
 
 
@@ -289,29 +316,28 @@ def find_offset(pred: Sequence[np.ndarray], gt: Sequence[np.ndarray],
 
 @dataclass(frozen=True)
 class OnnxSpec:
-    """A user-supplied face model and how to feed it.
+    """A user-supplied landmark model and how to feed it.
 
     The model takes one NCHW float32 RGB image, normalised as (pixel - mean) / std with pixel in
-    0..255, at its declared input size (112 when the size is dynamic). A recognition model
-    returns an embedding of any shape; a landmark model returns K (x, y[, z]) points in pixels
-    of its input (``coords="pixels"``), in [0, 1] (``"unit"``) or in [-1, 1] (``"signed"``).
-    Defaults fit ArcFace-style recognisers ((x - 127.5) / 127.5)."""
+    0..255, at its declared input size (112 when the size is dynamic), and returns K (x, y[, z])
+    points in pixels of its input (``coords="pixels"``), in [0, 1] (``"unit"``) or in [-1, 1]
+    (``"signed"``). Defaults are those of ``dvface eval`` (x / 255, pixels)."""
 
     path: Path
-    mean: float = 127.5
-    std: float = 127.5
+    mean: float = 0.0
+    std: float = 255.0
     coords: str = "pixels"
 
 
 class OnnxFaceModel:
-    """A recognition or landmark ONNX model run with onnxruntime on the CPU (or a provider the
-    installed onnxruntime offers first)."""
+    """A landmark ONNX model run with onnxruntime on the CPU (or a provider the installed
+    onnxruntime offers first)."""
 
     def __init__(self, spec: OnnxSpec) -> None:
         try:
             import onnxruntime as ort
         except ImportError as exc:
-            raise WeightsError("identity and landmark metrics need onnxruntime: "
+            raise WeightsError("the landmark metric (AKD) needs onnxruntime: "
                                "pip install onnxruntime") from exc
         if not Path(spec.path).is_file():
             raise WeightsError(f"ONNX model {spec.path} not found; pass an existing .onnx file")
@@ -348,10 +374,9 @@ class OnnxFaceModel:
         return pts
 
 
-def cosine_similarity(a: np.ndarray, b: np.ndarray) -> float:
-    """Cosine similarity of two embeddings (identity similarity, 1 = same direction)."""
-    na, nb = float(np.linalg.norm(a)), float(np.linalg.norm(b))
-    return 0.0 if na == 0.0 or nb == 0.0 else float(np.dot(a, b) / (na * nb))
+def descriptor_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """Euclidean distance of two face descriptors (identity distance, 0 = same)."""
+    return float(np.linalg.norm(np.asarray(a, np.float64) - np.asarray(b, np.float64)))
 
 
 def keypoint_distance(a: np.ndarray, b: np.ndarray) -> float:

@@ -154,15 +154,14 @@ def _onnx_model(path: Path, landmark: bool) -> Path:
     return path
 
 
-def test_onnx_identity_and_landmarks(tmp_path: Path, face: np.ndarray) -> None:
-    ident = M.OnnxFaceModel(M.OnnxSpec(_onnx_model(tmp_path / "id.onnx", False)))
+def test_onnx_landmarks(tmp_path: Path, face: np.ndarray) -> None:
+    raw = M.OnnxFaceModel(M.OnnxSpec(_onnx_model(tmp_path / "raw.onnx", False)))
     marks = M.OnnxFaceModel(M.OnnxSpec(_onnx_model(tmp_path / "lm.onnx", True), 0.0, 255.0,
                                        "unit"))
     tinted = face.copy()
     tinted[..., 0] //= 3
-    assert ident.size == (16, 16)
-    assert M.cosine_similarity(ident(face), ident(face)) == pytest.approx(1.0)
-    assert M.cosine_similarity(ident(face), ident(tinted)) < 0.99
+    assert raw.size == (16, 16) and raw(face).shape == (3,)
+    assert raw(face)[0] == pytest.approx(face[..., 0].mean() / 255, abs=0.01)  # x / 255
     pts = marks.landmarks(face)
     assert pts.shape == (1, 2) and 0 <= pts.min() and pts.max() <= 1
     assert M.keypoint_distance(pts, marks.landmarks(face)) == 0.0
@@ -279,12 +278,11 @@ def test_published_dvface_clip_scores_sensibly() -> None:
     assert 25 < row["psnr"] < 45 and 0.7 < row["ssim"] < 1 and abs(row["offset"]) <= 2
 
 
-def test_eval_with_face_models(bench: Path, tmp_path: Path) -> None:
-    models = E.FaceModels(
-        M.OnnxFaceModel(M.OnnxSpec(_onnx_model(tmp_path / "id.onnx", False))),
-        M.OnnxFaceModel(M.OnnxSpec(_onnx_model(tmp_path / "lm.onnx", True), 0.0, 255.0, "unit")))
+def test_eval_with_landmark_model(bench: Path, tmp_path: Path) -> None:
+    models = E.FaceModels(landmarks=M.OnnxFaceModel(
+        M.OnnxSpec(_onnx_model(tmp_path / "lm.onnx", True), 0.0, 255.0, "unit")))
     clip = bench / "clipA"
     good, flick = E.evaluate([clip / "Good.mp4", clip / "Flicker.mp4"], [clip / "GT.mp4"],
                              models=models)[:2]
-    assert good["omitted"] == {} and good["identity"] > 0.999
+    assert "akd" not in good["omitted"] and "identity" in good["omitted"]
     assert good["akd"] < flick["akd"]
