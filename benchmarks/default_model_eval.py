@@ -5,12 +5,18 @@
 2. synthetic: the first --frames frames of each clip of ../shared/data/benchmark/synthetic-gt,
    degraded with `degrade_clip(preset, seed)` (written losslessly as GT.mkv / LQ.mkv), restored
    and scored the same way.
+3. realworld: every clip of ../shared/data/realworld/aligned (no ground truth), restored and
+   scored against its own input (`dvface eval --ref LQ`: detail ratio and identity distance to
+   the input, self-flow E*warp, flicker), beside the published outputs where the clip has them.
 
-Never trains on anything; it only reads the benchmark folders. Usage (a few minutes a table on
-two CPU cores with the tiny model):
+Never trains on anything; it only reads the benchmark and real-world folders. Usage (a few
+minutes a table on two CPU cores with the tiny model, about 25 minutes for the real-world one):
 
     python benchmarks/default_model_eval.py [--model dvface-tiny] [--out runs/eval] [--preset medium]
-        [--seed 0] [--frames 49] [--only paired|synthetic]
+        [--seed 0] [--frames 49] [--only paired|synthetic|realworld] [--stabilise N] [--method NAME]
+
+--stabilise N restores with that stabilisation radius instead of the model's (0: the model's
+output with no post-filter); --method names the restored files and the table rows.
 """
 
 from __future__ import annotations
@@ -27,20 +33,22 @@ import numpy as np
 from dvface_plugin.degrade import degrade_clip
 from dvface_plugin.media import MediaWriter, open_media
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "benchmark"
-METHOD = "dvface-tiny"
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DATA = SHARED / "benchmark"
+REALWORLD = SHARED / "realworld" / "aligned"
 
 
 def dvface(*args: str) -> None:
     subprocess.run([sys.executable, "-m", "dvface_plugin.cli", *args], check=True)
 
 
-def restore(lq: Path, out: Path, model: str) -> None:
+def restore(lq: Path, out: Path, model: str, stabilise: int | None) -> None:
     """`dvface restore --aligned`, timed end to end (process start, model load, decode, encode)."""
     if out.exists():
         return
     start = time.perf_counter()
-    dvface("restore", "--aligned", str(lq), "-o", str(out), "--model", model, "--quiet")
+    extra = ["--stabilise", str(stabilise)] if stabilise is not None else []
+    dvface("restore", "--aligned", str(lq), "-o", str(out), "--model", model, "--quiet", *extra)
     wall = time.perf_counter() - start
     with open_media(out) as media:
         n = media.frame_count
@@ -53,15 +61,15 @@ def write(path: Path, frames: np.ndarray, fps: Fraction) -> None:
             writer.write(frame)
 
 
-def paired(model: str, out: Path) -> None:
+def paired(model: str, out: Path, method: str, stabilise: int | None) -> None:
     root = out / "paired"
     for clip in sorted(p for p in (DATA / "paired").iterdir() if p.is_dir()):
         (root / clip.name).mkdir(parents=True, exist_ok=True)
-        restore(clip / "LQ.mp4", root / clip.name / f"{METHOD}.mkv", model)
+        restore(clip / "LQ.mp4", root / clip.name / f"{method}.mkv", model, stabilise)
     dvface("eval", "--pred", str(DATA / "paired"), str(root), "--gt", str(DATA / "paired"), "--markdown")
 
 
-def synthetic(model: str, out: Path, preset: str, seed: int, frames: int) -> None:
+def synthetic(model: str, out: Path, method: str, stabilise: int | None, preset: str, seed: int, frames: int) -> None:
     root = out / f"synthetic-{preset}-seed{seed}-{frames}f"
     for i, src in enumerate(sorted((DATA / "synthetic-gt").glob("*.mp4"))):
         folder = root / src.stem
@@ -72,8 +80,24 @@ def synthetic(model: str, out: Path, preset: str, seed: int, frames: int) -> Non
                 gt = np.stack([f for _, f in zip(range(frames), media.frames())])
             write(folder / "GT.mkv", gt, fps)
             write(folder / "LQ.mkv", degrade_clip(gt, preset, seed + i), fps)
-        restore(folder / "LQ.mkv", folder / f"{METHOD}.mkv", model)
+        restore(folder / "LQ.mkv", folder / f"{method}.mkv", model, stabilise)
     dvface("eval", "--pred", str(root), "--gt", str(root), "--gt-name", "GT", "--offset-search", "0", "--markdown")
+
+
+def realworld(model: str, out: Path, method: str, stabilise: int | None) -> None:
+    """Each clip folder (with the published outputs) or loose clip, scored against its own input;
+    a loose clip gets a folder of its own in `out` with a link named LQ to the input."""
+    root = out / "realworld"
+    for group in sorted(p for p in REALWORLD.iterdir() if p.is_dir()):
+        for src in sorted(group.iterdir()):
+            lq = src / "LQ.mp4" if src.is_dir() else src
+            folder = root / group.name / (src.name if src.is_dir() else src.stem)
+            folder.mkdir(parents=True, exist_ok=True)
+            if src.is_file() and not (folder / "LQ.mp4").exists():
+                (folder / "LQ.mp4").symlink_to(src.resolve())
+            restore(lq, folder / f"{method}.mkv", model, stabilise)
+        published = [group] if any(p.is_dir() for p in group.iterdir()) else []
+        dvface("eval", "--pred", *map(str, published), str(root / group.name), "--ref", "LQ", "--markdown")
 
 
 def main() -> None:
@@ -83,14 +107,18 @@ def main() -> None:
     parser.add_argument("--preset", default="medium")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--frames", type=int, default=49)
-    parser.add_argument("--only", choices=("paired", "synthetic"))
+    parser.add_argument("--only", choices=("paired", "synthetic", "realworld"))
+    parser.add_argument("--stabilise", type=int, help="stabilisation radius instead of the model's (0: off)")
+    parser.add_argument("--method", default="dvface-tiny", help="name of the restored files and table rows")
     args = parser.parse_args()
     if not DATA.is_dir():
         raise SystemExit(f"{DATA} not found: this benchmark needs ../shared/data beside the repository")
-    if args.only != "synthetic":
-        paired(args.model, args.out)
-    if args.only != "paired":
-        synthetic(args.model, args.out, args.preset, args.seed, args.frames)
+    if args.only in (None, "paired"):
+        paired(args.model, args.out, args.method, args.stabilise)
+    if args.only in (None, "synthetic"):
+        synthetic(args.model, args.out, args.method, args.stabilise, args.preset, args.seed, args.frames)
+    if args.only in (None, "realworld"):
+        realworld(args.model, args.out, args.method, args.stabilise)
 
 
 if __name__ == "__main__":

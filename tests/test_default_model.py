@@ -13,7 +13,7 @@ import pytest
 from dvface_plugin.engine import load_model, open_restorer
 from dvface_plugin.engine.backends import DEFAULT_MODEL, MODELS_DIR, resolve_model_folder
 from dvface_plugin.media import open_media
-from dvface_plugin.metrics import psnr_y
+from dvface_plugin.metrics import detail, psnr_y
 from dvface_plugin.model import WEIGHTS_NAME
 from dvface_plugin.ort_backend import find_onnx
 
@@ -52,3 +52,12 @@ def test_default_model_brings_a_benchmark_clip_closer_to_its_ground_truth(restor
     gain = np.mean([psnr_y(o, g) - psnr_y(x, g) for o, x, g in zip(out, lq, gt)])
     assert gain > 0.2, gain
 
+
+
+@pytest.mark.skipif(not PAIRED.is_dir(), reason="needs ../shared/data/benchmark (research data)")
+def test_default_model_makes_a_benchmark_face_visibly_sharper_not_softer(restorer):
+    """The model's own output (no stabilisation): more fine detail than its input, still under GT's."""
+    lq, gt = _first(PAIRED / "HDTF_2" / "LQ.mp4", 17), _first(PAIRED / "HDTF_2" / "GT.mp4", 17)
+    out = restorer.with_stabilise(0).restore(lq)
+    ratio = np.mean([detail(f) for f in out]) / np.mean([detail(f) for f in lq])
+    assert 1.3 < ratio and np.mean([detail(f) for f in out]) < 1.5 * np.mean([detail(f) for f in gt]), ratio
