@@ -1,5 +1,10 @@
-"""Flow-guided temporal stabilisation: averages away frame-to-frame noise, follows motion, keeps
-what really changes, and runs where the model config asks for it (both backends' `decode`)."""
+"""Flow-guided temporal stabilisation: averages away frame-to-frame shimmer and flicker, follows
+motion, keeps what really changes and the fine detail, and runs where the model config asks for it
+(both backends' `decode`).
+
+The noise these tests average away is blotchy (low-frequency), what the stabiliser is for: per-pixel
+noise is, to it and to the detail measure, fine detail that the flow does not align, so it is kept
+(`test_fine_per_pixel_variation_is_kept`)."""
 
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ import pytest
 from dvface_plugin.config import DVFaceConfig
 from dvface_plugin.engine.backends import PriorState, TrackRestorer
 from dvface_plugin.engine.stabilise import stabilise
+from dvface_plugin.metrics import detail, flicker
 
 SIZE = 96
 LEVEL = 1 / 127.5  # one 8-bit level in model units ([-1, 1])
@@ -38,8 +44,13 @@ def moving_clip(shift_per_frame: float, n: int = 9) -> np.ndarray:
 
 
 def noisy(clean: np.ndarray, levels: float, seed: int = 1) -> np.ndarray:
+    """`clean` plus fresh blotchy noise in every frame (codec shimmer: blobs of about 8 pixels),
+    `levels` 8-bit levels rms."""
     rng = np.random.default_rng(seed)
-    return (clean + rng.normal(0, levels * LEVEL, clean.shape)).astype(np.float32)
+    noise = rng.normal(0, 1, clean.shape).astype(np.float32)
+    noise = np.stack([cv2.GaussianBlur(frame, (0, 0), 8.0) for frame in noise.reshape(-1, *clean.shape[-3:])])
+    noise = noise.reshape(clean.shape) / noise.std() * (levels * LEVEL)
+    return (clean + noise).astype(np.float32)
 
 
 def rmse(a: np.ndarray, b: np.ndarray) -> float:
@@ -87,6 +98,72 @@ def test_what_changes_in_one_frame_is_kept_and_not_ghosted() -> None:
     for t in (2, 3, 5, 6):  # no ghost of it (1 % of the patch), and no pixel off by 7 levels
         ghost = out[t][patch] - clip[t][patch]
         assert ghost.mean() < 0.006 and np.abs(ghost).max() < 7 * LEVEL
+
+
+def u8(frames: np.ndarray) -> np.ndarray:
+    return np.clip(np.rint((frames + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+
+def detail_ratio(out: np.ndarray, clip: np.ndarray) -> float:
+    """Mean detail measure (Laplacian variance of the centre half's luma) of `out` over `clip`'s."""
+    return float(np.mean([detail(f) for f in u8(out)]) / np.mean([detail(f) for f in u8(clip)]))
+
+
+def fine_detail(seed: int, levels: float = 10.0, size: int = 160) -> np.ndarray:
+    """Pores and hair: detail about a pixel across, `levels` 8-bit levels rms."""
+    rng = np.random.default_rng(seed)
+    layer = cv2.GaussianBlur(rng.normal(0, 1, (size, size, 3)).astype(np.float32), (0, 0), 0.7)
+    return layer / layer.std() * (levels * LEVEL)
+
+
+def flickering_face(n: int = 9, jitter: float = 0.0, fresh: float = 0.0, seed: int = 5) -> np.ndarray:
+    """A still face texture with fine detail and, per frame, a brightness offset and a left-right
+    gradient of a few levels (flicker). jitter: the fine detail moves by up to this many pixels
+    each way from frame to frame while the rest stays (what no flow aligns); fresh: new fine detail
+    of this many levels in every frame, as a sharper model's detail that flickers."""
+    rng = np.random.default_rng(seed)
+    face, fine = texture(), fine_detail(3)
+    x = np.mgrid[0:SIZE, 0:SIZE][1].astype(np.float32) / SIZE
+    frames = []
+    for t in range(n):
+        layer = fine
+        if jitter:
+            dx, dy = rng.uniform(-jitter, jitter, 2)
+            m = np.float32([[1, 0, dx], [0, 1, dy]])
+            layer = cv2.warpAffine(fine, m, fine.shape[1::-1], flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
+        frame = (face + layer)[20 : 20 + SIZE, 20 : 20 + SIZE]
+        frame = frame + ((rng.normal(0, 4) + rng.normal(0, 3) * (x - 0.5)) * LEVEL)[..., None]
+        if fresh:
+            frame = frame + fine_detail(100 + t, fresh)[:SIZE, :SIZE]
+        frames.append(frame)
+    return np.stack(frames).astype(np.float32)
+
+
+def test_flicker_goes_and_the_fine_detail_stays() -> None:
+    """Averaging whole frames lost 3 % of the detail measure even here, on a still face."""
+    clip = flickering_face()
+    out = stabilise(clip, 2)
+    assert flicker(u8(out)) < flicker(u8(clip)) / 5
+    assert detail_ratio(out, clip) >= 0.99
+
+
+def test_detail_the_flow_cannot_align_is_kept() -> None:
+    """Fine detail moving by a fraction of a pixel against the face between frames: averaging
+    whole frames smeared it (detail measure 0.79 of the input's); the low band still steadies."""
+    clip = flickering_face(jitter=0.5)
+    out = stabilise(clip, 2)
+    assert detail_ratio(out, clip) >= 0.98
+    assert flicker(u8(out)) < flicker(u8(clip)) / 2.5
+
+
+def test_fine_per_pixel_variation_is_kept() -> None:
+    """A sharper model whose fine detail changes in every frame: that detail is kept (whole-frame
+    averaging: 0.64 of it), and it does not stop the flicker from going (whole frames: the
+    photometric weights fell and the flicker only went down 2.5 times)."""
+    clip = flickering_face(fresh=12.0)
+    out = stabilise(clip, 2)
+    assert detail_ratio(out, clip) >= 0.98
+    assert flicker(u8(out)) < flicker(u8(clip)) / 6
 
 
 def test_config_validates_and_old_configs_load_without_it() -> None:

@@ -1,11 +1,24 @@
-"""Flow-guided temporal stabilisation of one restored window [ours].
+"""Flow-guided temporal stabilisation of one restored window [ours], on the low band only.
 
-Each frame is averaged with its neighbours up to `radius` frames away, each neighbour warped onto
-it by OpenCV DIS optical flow (no downloadable weights) computed on the restored frames. A warped
-pixel counts only where the forward and backward flows agree and where it lands within a few
-levels of the frame's own value, so occlusions, blinks and mouth movement keep the frame's own
-pixels instead of ghosting. What it removes is what differs from frame to frame at the same point
-of the face: residual noise and codec shimmer the model left behind, which viewers see as flicker.
+Each frame is split with a Gaussian blur (sigma `BAND_SIGMA` pixels) into a low band (shading,
+brightness, the broad shape of features) and a high band (its fine detail). The low band is
+averaged with the low bands of its neighbours up to `radius` frames away, each warped onto it by
+OpenCV DIS optical flow (no downloadable weights) computed on the whole restored frames; the frame
+keeps its own high band. A warped pixel counts only where the forward and backward flows agree and
+where its low band lands within a few levels of the frame's own (measured on the low band, so
+sharp or noisy detail does not turn the averaging off), so occlusions, blinks and mouth movement
+keep the frame's own pixels instead of ghosting. What it removes is what pumps from frame to frame
+at the same point of the face: brightness and shading flicker and blotchy codec shimmer.
+
+Why the low band only: averaging whole frames (what this module did before) also averages fine
+detail, and wherever the flow is off by a fraction of a pixel, or bilinear warping softens a
+neighbour, that smears it: on the paired benchmark clips the detail measure (Laplacian variance,
+`metrics.detail`) fell to 0.44-0.88 of the unstabilised output (models H and J). Per-pixel
+variation cannot be told apart from detail the flow fails to align, so it is left alone. Averaging
+the low band alone keeps the detail measure at 0.99-1.00 and the flicker measure where whole-frame
+averaging put it, and removes a fifth to two fifths of the warping error (whole frames: about
+half); a sigma of 1.5 pixels or less starts to cost detail (docs/benchmarks.md,
+`benchmarks/stabilise_detail.py`).
 
 It works inside a window only, so a window's output still depends on nothing but its own input
 frames (the engine's cache and any-order guarantee); frames near a window's edge have fewer
@@ -20,6 +33,7 @@ import numpy as np
 from ..metrics import consistency_mask, warp
 
 SIGMA_LEVELS = 16.0  # photometric tolerance in 8-bit levels: a neighbour this far off weighs 1/e
+BAND_SIGMA = 2.0  # pixels: Gaussian splitting the low band that is averaged from the detail each frame keeps
 
 
 def _luma_u8(frames: np.ndarray) -> np.ndarray:
@@ -31,10 +45,12 @@ def _luma_u8(frames: np.ndarray) -> np.ndarray:
 
 
 def stabilise(frames: np.ndarray, radius: int, sigma_levels: float = SIGMA_LEVELS) -> np.ndarray:
-    """Flow-aligned, occlusion-aware average of each frame with its `radius` neighbours each side.
+    """Flow-aligned, occlusion-aware average of each frame's low band with its `radius` neighbours'
+    each side; each frame keeps its own high band (detail finer than `BAND_SIGMA` pixels).
 
     frames: float32 (T, H, W, 3) in [-1, 1] (a restored window); returns a new array of the same
-    shape and dtype. radius 0, or a single frame, returns the frames unchanged (as a copy).
+    shape and dtype. radius 0, or a single frame, returns the frames unchanged (as a copy), and so
+    does every pixel that no neighbour is usable for.
     """
     if radius < 0:
         raise ValueError(f"stabilise radius must be >= 0, got {radius}")
@@ -42,9 +58,10 @@ def stabilise(frames: np.ndarray, radius: int, sigma_levels: float = SIGMA_LEVEL
     n = len(frames)
     if radius == 0 or n < 2:
         return frames.copy()
-    luma = _luma_u8(frames)
+    luma = _luma_u8(frames)  # the flow follows the whole frame: its detail is what DIS locks onto
     dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)  # smoother than MEDIUM, half the time
-    acc = frames.copy()
+    low = np.stack([cv2.GaussianBlur(frame, (0, 0), BAND_SIGMA) for frame in frames])
+    acc = low.copy()
     total = np.ones(frames.shape[:3], dtype=np.float32)
     scale = 127.5 / float(sigma_levels)  # model units -> multiples of sigma
     for t in range(n):
@@ -52,10 +69,11 @@ def stabilise(frames: np.ndarray, radius: int, sigma_levels: float = SIGMA_LEVEL
             to_s = dis.calc(luma[t], luma[s], None)  # frame t's pixels -> where they are in s
             to_t = dis.calc(luma[s], luma[t], None)
             for dst, src, flow, back in ((t, s, to_s, to_t), (s, t, to_t, to_s)):
-                moved = warp(frames[src], flow)
-                diff = np.abs(moved - frames[dst])
+                moved = warp(low[src], flow)
+                diff = np.abs(moved - low[dst])
                 diff = (diff[..., 0] + diff[..., 1] + diff[..., 2]) * (scale / 3.0)
                 weight = consistency_mask(flow, back) * np.exp(-(diff**2))
                 acc[dst] += moved * weight[..., None]
                 total[dst] += weight
-    return acc / total[..., None]
+    # The frame plus the change of its low band: exactly the frame where no neighbour counted.
+    return frames + (acc / total[..., None] - low)
