@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from .errors import WeightsError
+from .faces.imageops import to_uint8
 
 INSTALL_HINT = 'pip install "dvface-plugin[eval]"'
 SAME_PERSON = 0.6  # dlib's threshold on the descriptor distance
@@ -74,10 +75,8 @@ class FaceIdentity:
 
 
 def _rgb_u8(frame: np.ndarray) -> np.ndarray:
-    frame = np.asarray(frame)
-    if frame.dtype != np.uint8:
-        frame = np.clip(np.rint(frame * 255.0), 0, 255).astype(np.uint8)
-    return np.ascontiguousarray(frame)
+    """The contiguous 8-bit RGB dlib takes."""
+    return np.ascontiguousarray(to_uint8(np.asarray(frame)))
 
 
 @lru_cache(maxsize=1)

@@ -84,7 +84,7 @@ class Adversary:
         finally:
             self.net.requires_grad_(True)
 
-    def step(self, fake: torch.Tensor, real: torch.Tensor) -> float:
+    def step(self, fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
         """One discriminator update on a detached restored batch and its ground truth."""
         scores = self.wrapped(torch.cat([real, fake.detach()]))
         real_scores, fake_scores = scores.chunk(2)
@@ -92,7 +92,7 @@ class Adversary:
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
-        return float(loss.detach())
+        return loss.detach()
 
     def state_dict(self) -> dict:
         return {"net": self.net.state_dict(), "optimizer": self.optimizer.state_dict()}

@@ -180,7 +180,7 @@ class Trainer:
                 torch.nn.utils.clip_grad_norm_(self.params, self.cfg.grad_clip)
             self.optimizer.step()
             if self.adversary is not None:
-                losses["disc"] = torch.tensor(self.adversary.step(self.stage.last_output, hq.to(self.device)))
+                losses["disc"] = self.adversary.step(self.stage.last_output, hq.to(self.device))
             self.step += 1
             if isinstance(self.stage, CodebookStage) and self.step % self.cfg.revive_every == 0:
                 self._revive_codes()
