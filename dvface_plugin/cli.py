@@ -18,6 +18,7 @@ COMMAND_MODULES = [
     ("dvface_plugin.info", "info"),
     ("dvface_plugin.training.prepare", "prepare"),
     ("dvface_plugin.training.trainer", "train"),
+    ("dvface_plugin.training.plan", "train-plan"),
     ("dvface_plugin.evaluate", "eval"),
     ("dvface_plugin.restore_aligned", "restore"),
     ("dvface_plugin.track_cmd", "track"),

@@ -235,4 +235,20 @@ def _tiny() -> DVFaceConfig:
     )
 
 
-PRESETS = {"wan2.1-1.3b": _wan21_1_3b, "tiny": _tiny}
+def _base() -> DVFaceConfig:
+    """The tiny layout at about four times its parameters: small enough that every stage, the VAE
+    included, trains in minutes on one GPU (benchmarks/gpu), and weights that travel in fp16 shards."""
+    tiny = _tiny()
+    return dataclasses.replace(
+        tiny,
+        name="base",
+        vae=tiny.vae | dict(base_dim=32),
+        transformer=tiny.transformer | dict(num_attention_heads=4, attention_head_dim=64, ffn_dim=1024, num_layers=8),
+        prior=PriorConfig(codebook_size=1024, code_dim=128, patch_size=4, num_layers=4, num_heads=4),
+        fusion=FusionConfig(query_source="hidden", num_heads=4),
+        stabilise=2,
+        refiner=RefinerConfig(channels=64, blocks=6),
+    )
+
+
+PRESETS = {"wan2.1-1.3b": _wan21_1_3b, "base": _base, "tiny": _tiny}

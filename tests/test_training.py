@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import cv2
@@ -22,9 +23,11 @@ from dvface_plugin.model import DVFace
 from dvface_plugin.prior import Codebook
 from dvface_plugin.training.data import ClipSampler, photo_to_clip, split
 from dvface_plugin.training.adversarial import Adversary, DiscriminatorConfig
+from dvface_plugin.training.plan import load_plan, run_plan
 from dvface_plugin.training.losses import PyramidLoss, detail_energy_loss, laplacian, reconstruction_loss, temporal_loss
 from dvface_plugin.training.quantize import DeadCodeReviver, quantise, usage_loss
 from dvface_plugin.training.restoration_cache import RestorationCache
+from dvface_plugin.training.stages import STAGES
 from dvface_plugin.training.trainer import TrainConfig, Trainer
 
 
@@ -390,11 +393,17 @@ def test_resume_continues_exactly_where_it_stopped(data_dir, tmp_path):
 
 def test_bundled_recipe_files_load_and_chain_stage_to_stage():
     """models/train: each file is a valid config whose `init` is a preset or an earlier file's output."""
-    recipes = {p.stem: TrainConfig.load(p) for p in (Path(__file__).parents[1] / "models" / "train").glob("*.json")}
+    files = sorted((Path(__file__).parents[1] / "models" / "train").glob("*.json"))
+    plans = [p for p in files if "stages" in json.loads(p.read_text())]
+    recipes = {p.stem: TrainConfig.load(p) for p in files if p not in plans}
     assert {"tiny-vae", "tiny-codebook", "tiny-predict", "tiny-restore", "tiny-restore17", "tiny-refine"} <= set(recipes)
     outputs = {str(Path(c.out) / "model") for c in recipes.values()}
     for name, recipe in recipes.items():
-        assert recipe.init == "tiny" or recipe.init in outputs, name
+        assert recipe.init in ("tiny", "base") or recipe.init in outputs, name
+    for plan in plans:  # a plan's stages are recipes, in the order they chain
+        stages = [TrainConfig.load(s["config"]) for s in load_plan(plan)]
+        assert [s.stage for s in stages] == list(STAGES), plan
+        assert all(str(Path(a.out) / "model") == b.init for a, b in zip(stages, stages[1:])), plan
         assert recipe.frames % 4 == 1 and "benchmark" not in " ".join(recipe.data), name
 
 
@@ -419,3 +428,48 @@ def test_two_ranks_under_torchrun_end_with_identical_weights(data_dir, tmp_path)
     done = [json.loads(line) for line in (tmp_path / "ddp" / "log.jsonl").read_text().splitlines()][-1]
     assert done["event"] == "done" and len(done["rank_digests"]) == 2
     assert done["ranks_identical"], done
+
+
+def test_loader_threads_draw_the_same_batches_as_the_plain_loop(data_dir, tmp_path):
+    plain = Trainer(config(data_dir, tmp_path / "a", "vae"))
+    threaded = Trainer(config(data_dir, tmp_path / "b", "vae", loader_threads=3))
+    a, b = plain._batches(), threaded._batches()
+    for _ in range(5):
+        (lq_a, hq_a), (lq_b, hq_b) = next(a), next(b)
+        assert torch.equal(lq_a, lq_b) and torch.equal(hq_a, hq_b)
+    b.close()
+
+
+def test_max_seconds_ends_a_run_early_with_the_lr_decayed(data_dir, tmp_path):
+    trainer = Trainer(config(data_dir, tmp_path / "t", "predict", steps=10**6, max_seconds=2.0, lr_schedule="cosine"))
+    summary = trainer.train()
+    assert 0 < summary["step"] < 10**6
+    assert time.time() - trainer.started < 30
+    assert trainer.learning_rate() < 0.01 * trainer.cfg.lr  # the cosine reached its end with the clock
+    assert (tmp_path / "t" / "model" / "dvface.safetensors").is_file()
+
+
+def write_plan(data_dir: Path, folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    names = []
+    for stage in STAGES:
+        cfg = config(data_dir, folder / stage, stage, steps=3, init="tiny")
+        if stage == "refine":
+            cfg.init_overrides = {"refiner": {"channels": 8, "blocks": 1}}
+        (folder / f"{stage}.json").write_text(json.dumps(cfg.__dict__))
+        names.append({"config": f"{stage}.json", "share": 1.0, "resume": stage != "vae"})
+    (folder / "plan.json").write_text(json.dumps({"stages": names}))
+    return folder / "plan.json"
+
+
+def test_a_plan_chains_every_stage_and_resumes_without_the_vae(data_dir, tmp_path):
+    plan = write_plan(data_dir, tmp_path / "recipes")
+    first = run_plan(plan, 5.0, [str(data_dir)], tmp_path / "run1", log=lambda m: None)
+    assert [s["stage"] for s in first] == list(STAGES) and all(s["steps"] == 3 for s in first)
+    vae = DVFace.from_pretrained(first[0]["model"]).backbone.vae.state_dict()
+    again = run_plan(plan, 5.0, [str(data_dir)], tmp_path / "run2", init=first[-1]["model"], log=lambda m: None)
+    assert [s["stage"] for s in again] == list(STAGES[1:])
+    resumed = DVFace.from_pretrained(again[-1]["model"])
+    assert all(torch.equal(v, resumed.backbone.vae.state_dict()[k]) for k, v in vae.items())
+    with pytest.raises(InputError, match="minutes"):
+        run_plan(plan, 0, [str(data_dir)], tmp_path / "run3")

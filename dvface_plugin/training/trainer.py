@@ -17,9 +17,11 @@ import json
 import math
 import os
 import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import torch
@@ -48,6 +50,7 @@ class TrainConfig:
     init_fresh: list[str] = field(default_factory=list)  # parts of `init` to restart (e.g. ["refiner"] to train one of a new shape)
     backbone: str | None = None  # diffusers Wan2.1 folder, when `init` lacks backbone weights
     steps: int = 1000
+    max_seconds: float | None = None  # also stop here, counting from start-up; the LR schedule follows whichever ends first
     batch_size: int = 2
     frames: int = 5  # 4k+1
     crop: int = 128
@@ -71,6 +74,7 @@ class TrainConfig:
     cache_window: int = 5  # refine stage: frames per training sample drawn from a cached clip
     zero_velocity_init: bool = False  # restore stage from a scratch DiT: zero its output head, so training starts at the identity
     seed: int = 0
+    loader_threads: int = 0  # > 0: draw and degrade this many batches ahead in threads (same batches, faster on many cores)
 
     @classmethod
     def load(cls, path: str | Path, **overrides) -> "TrainConfig":
@@ -97,6 +101,7 @@ class TrainConfig:
 class Trainer:
     def __init__(self, config: TrainConfig) -> None:
         self.cfg = config
+        self.started = time.time()
         self.distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
         if self.distributed and not dist.is_initialized():
             dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
@@ -168,9 +173,9 @@ class Trainer:
     def train(self) -> dict:
         self.stage.train()
         start = time.time()
-        while self.step < self.cfg.steps:
-            rng = np.random.default_rng([self.cfg.seed, self.rank, self.step])
-            lq, hq = self.train_data.sample(self.cfg.batch_size, rng)
+        batches = self._batches()
+        while self.progress() < 1.0:
+            lq, hq = next(batches)
             losses = self._losses(lq, hq, self.wrapped)
             for group in self.optimizer.param_groups:
                 group["lr"] = self.learning_rate()
@@ -184,24 +189,57 @@ class Trainer:
             self.step += 1
             if isinstance(self.stage, CodebookStage) and self.step % self.cfg.revive_every == 0:
                 self._revive_codes()
-            if self.step % self.cfg.log_every == 0 or self.step == self.cfg.steps:
+            if self.step % self.cfg.log_every == 0 or self.progress() >= 1.0:
                 record = {"step": self.step, **{k: float(v.detach()) for k, v in losses.items()}, "time_s": round(time.time() - start, 2)}
                 if self.val_data is not None:
                     record["val_total"] = self.validate()
                 self._log(record)
-            if self.step % self.cfg.checkpoint_every == 0 and self.step < self.cfg.steps:
+            if self.step % self.cfg.checkpoint_every == 0 and self.progress() < 1.0:
                 self.save_checkpoint()
+        batches.close()  # joins the loader threads
         return self.finish()
+
+    def _batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.train_data.sample(self.cfg.batch_size, np.random.default_rng([self.cfg.seed, self.rank, step]))
+
+    def _batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The batches of steps `self.step`, `self.step + 1`, ...; each depends on its step alone,
+        so drawing them ahead in threads changes nothing but the speed."""
+        step = self.step
+        if not self.cfg.loader_threads:
+            while True:
+                yield self._batch(step)
+                step += 1
+        with ThreadPoolExecutor(self.cfg.loader_threads) as pool:
+            ahead = deque(pool.submit(self._batch, step + i) for i in range(2 * self.cfg.loader_threads))
+            step += len(ahead)
+            while True:
+                yield ahead.popleft().result()
+                ahead.append(pool.submit(self._batch, step))
+                step += 1
+
+    def progress(self) -> float:
+        """Fraction of the run done: of `steps`, or of `max_seconds` when that runs out first."""
+        done = self.step / self.cfg.steps
+        if self.cfg.max_seconds is not None:
+            done = max(done, (time.time() - self.started) / self.cfg.max_seconds)
+        return done
 
     def learning_rate(self) -> float:
         """The rate for the step about to be taken (`self.step` steps done)."""
         if self.cfg.lr_schedule == "constant":
             return self.cfg.lr
-        warmup = max(1, self.cfg.steps // 20)
-        if self.step < warmup:
-            return self.cfg.lr * (self.step + 1) / warmup
-        progress = (self.step - warmup) / max(1, self.cfg.steps - warmup)
-        return self.cfg.lr * 0.5 * (1 + math.cos(math.pi * progress))
+        if self.cfg.max_seconds is None:
+            warmup = max(1, self.cfg.steps // 20)
+            if self.step < warmup:
+                return self.cfg.lr * (self.step + 1) / warmup
+            progress = (self.step - warmup) / max(1, self.cfg.steps - warmup)
+        else:  # time-budgeted: warm up over 5 % of the run, by whichever measure is further along
+            progress = self.progress()
+            if progress < 0.05:
+                return self.cfg.lr * progress / 0.05
+            progress = (progress - 0.05) / 0.95
+        return self.cfg.lr * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
 
     @torch.no_grad()
     def validate(self) -> float:
