@@ -14,9 +14,12 @@ from context import Run, Skip, guarded
 from dvface_plugin.engine.restorer import Restorer, load_model, resolve_precision
 from dvface_plugin.errors import DVFaceError
 
-# |output - CPU fp32| in [-1, 1] units: (max, mean). fp32 with TF32 off agrees to rounding; the
-# half types carry 8 (bf16) or 11 (fp16) mantissa bits through four VAE stages and the DiT.
+# |model output - CPU fp32| in [-1, 1] units: (max, mean). fp32 with TF32 off agrees to rounding;
+# the half types carry 8 (bf16) or 11 (fp16) mantissa bits through four VAE stages and the DiT.
 TOLERANCES = {"fp32": (2e-3, 2e-4), "fp16": (0.1, 5e-3), "bf16": (0.3, 2e-2)}
+# The engine's stabiliser estimates optical flow on 8-bit frames, so a rounding-sized change can
+# move a flow vector and a few pixels by several levels (a 1e-5 latent change moved 0.024 here):
+# its output is held to the model's mean tolerance only, its largest error is reported.
 
 
 def face_window(frames: int, side: int, seed: int = 0) -> np.ndarray:
@@ -49,21 +52,24 @@ def run(ctx: Run) -> dict:
     return result
 
 
-def precision_check(ctx: Run, precision: str, crops: np.ndarray, reference: np.ndarray) -> dict:
+def precision_check(ctx: Run, precision: str, crops: np.ndarray, reference: dict[str, np.ndarray]) -> dict:
     try:
         resolve_precision(precision, ctx.device)
     except DVFaceError as exc:
         raise Skip(str(exc)) from exc
     out = _restore(Restorer(load_model(), device=ctx.device, precision=precision), crops)
-    err = np.abs(out - reference)
     max_tol, mean_tol = TOLERANCES[precision]
-    ok = bool(err.max() <= max_tol and err.mean() <= mean_tol)
-    return {"status": "ok" if ok else "failed", "max_err": float(err.max()), "mean_err": float(err.mean()),
+    model, engine = (np.abs(out[k] - reference[k]) for k in ("model", "engine"))
+    ok = bool(model.max() <= max_tol and model.mean() <= mean_tol and engine.mean() <= mean_tol)
+    return {"status": "ok" if ok else "failed", "max_err": float(model.max()), "mean_err": float(model.mean()),
+            "engine_max_err": float(engine.max()), "engine_mean_err": float(engine.mean()),
             "max_tol": max_tol, "mean_tol": mean_tol}
 
 
-def _restore(restorer: Restorer, crops: np.ndarray) -> np.ndarray:
-    return restorer.decode(restorer.encode(crops))
+def _restore(restorer: Restorer, crops: np.ndarray) -> dict[str, np.ndarray]:
+    """The window from the model alone, and as the engine returns it (stabilised as configured)."""
+    state = restorer.encode(crops)
+    return {"model": restorer.with_stabilise(0).decode(state), "engine": restorer.decode(state)}
 
 
 def engine_order(ctx: Run) -> dict:
@@ -82,7 +88,7 @@ def engine_order(ctx: Run) -> dict:
     return {"status": "ok" if same else "failed", "frames": n, "precision": precision, "digests": digests}
 
 
-def ort_cuda(ctx: Run, crops: np.ndarray, reference: np.ndarray) -> dict:
+def ort_cuda(ctx: Run, crops: np.ndarray, reference: dict[str, np.ndarray]) -> dict:
     if importlib.util.find_spec("onnxruntime") is None:
         return {"status": "skipped", "reason": "onnxruntime is not installed"}
     import onnxruntime
@@ -96,6 +102,6 @@ def ort_cuda(ctx: Run, crops: np.ndarray, reference: np.ndarray) -> dict:
     restorer = OrtRestorer.load(None, device="cuda", precision="fp32")
     if restorer.config.window != frames:
         return {"status": "skipped", "reason": f"the bundled export is for {restorer.config.window}-frame windows"}
-    err = np.abs(_restore(restorer, crops) - reference)
+    err = np.abs(_restore(restorer, crops)["model"] - reference["model"])
     ok = bool(err.max() <= 0.02)
     return {"status": "ok" if ok else "failed", "max_err": float(err.max()), "mean_err": float(err.mean())}

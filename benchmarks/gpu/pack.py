@@ -2,8 +2,8 @@
 
 A prepared training folder (`dvface prepare ../shared/data/train/... -o runs/data/tiny512`) is
 gigabytes of 512 px .npy clips. The pack keeps each clip's first `--frames` frames at `--size`
-px as one JPEG strip (frames stacked vertically) and each photo as one JPEG: about 15 MB for
-the whole training set at 192 px. `unpack` turns it back into the .npy clips and photos that
+px as one JPEG strip (frames stacked vertically) and each photo as one JPEG: about 12 MiB for
+the whole training set at 192 px and 24 frames. `unpack` turns it back into the .npy clips and photos that
 `dvface train` reads. Packs hold research-only media: write them to an ignored folder
 (`.gpu/`, see README.md beside this file) and never commit them.
 
