@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import hashlib
 import json
 import os
 import shutil
@@ -41,6 +42,8 @@ from .ort_backend import (
 )
 
 OPSET = 20  # what torch's dynamo exporter emits by default; TensorRT 10 parses it
+
+SHARED_DATA = "weights.onnx.data"  # both graphs' weights, each tensor once (see share_external_data)
 
 
 class EncodePriorsGraph(nn.Module):
@@ -149,6 +152,9 @@ def export_onnx(
             state + ["prior_scale"] + detail,
             ["pixels"],
         )
+        shared = share_external_data(tmp, [ENCODE_GRAPH, RESTORE_GRAPH])
+        for io in (encode_io, restore_io):
+            io["files"] = [io["file"], shared]
         opsets = {encode_io.pop("opset"), restore_io.pop("opset")}
         manifest = {
             "format": FORMAT,
@@ -198,6 +204,41 @@ def _export(module: nn.Module, args: tuple, path: Path, inputs: list[str], outpu
     files = sorted(p.name for p in path.parent.iterdir() if p.name.startswith(path.name))
     return {"file": path.name, "files": files, "inputs": describe(proto.graph.input),
             "outputs": describe(proto.graph.output), "opset": opset}
+
+
+def share_external_data(folder: Path, graphs: list[str], name: str = SHARED_DATA) -> str:
+    """Move the weights of `graphs` into one external-data file `name`, each distinct tensor once.
+
+    The exporter writes one data file per graph, and the two graphs share the VAE decoder and
+    many index constants: one file with each tensor stored once is about 40 % smaller (41 -> 24
+    MB for dvface-tiny). Lossless: the graphs read the same bytes. Returns `name`.
+    """
+    import onnx
+
+    protos = {g: onnx.load(str(folder / g), load_external_data=True) for g in graphs}
+    placed: dict[bytes, tuple[int, int]] = {}
+    with open(folder / name, "wb") as data:
+        for proto in protos.values():
+            for tensor in proto.graph.initializer:
+                if not tensor.HasField("raw_data") or len(tensor.raw_data) < 1024:
+                    continue  # small tensors stay in the graph
+                key = hashlib.sha256(tensor.raw_data).digest()
+                if key not in placed:
+                    data.write(b"\0" * (-data.tell() % 64))  # aligned, so runtimes may map it
+                    placed[key] = (data.tell(), len(tensor.raw_data))
+                    data.write(tensor.raw_data)
+                offset, length = placed[key]
+                tensor.ClearField("raw_data")
+                tensor.data_location = onnx.TensorProto.EXTERNAL
+                del tensor.external_data[:]
+                for k, v in (("location", name), ("offset", str(offset)), ("length", str(length))):
+                    entry = tensor.external_data.add()
+                    entry.key, entry.value = k, v
+    for graph, proto in protos.items():
+        for old in folder.glob(f"{graph}.*"):
+            old.unlink()
+        onnx.save(proto, str(folder / graph))
+    return name
 
 
 def _replace_folder(new: Path, target: Path) -> None:

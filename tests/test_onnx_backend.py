@@ -29,7 +29,9 @@ from dvface_plugin.model import WEIGHTS_NAME, DVFace
 from dvface_plugin.ort_backend import (
     CPU,
     CUDA,
+    ENCODE_GRAPH,
     MANIFEST_NAME,
+    RESTORE_GRAPH,
     TENSORRT,
     OrtModel,
     check_runtime_install,
@@ -41,6 +43,7 @@ from dvface_plugin.ort_backend import (
 
 FRAMES, SIZE = 5, 64
 TOL = 1e-3
+SHARED_DATA = onnx_export.SHARED_DATA
 
 
 def make_model() -> DVFace:
@@ -114,6 +117,23 @@ def test_manifest_describes_the_export(exported):
     assert manifest["graphs"]["encode_priors"]["inputs"][0]["shape"] == [1, 3, FRAMES, SIZE, SIZE]
     assert manifest["graphs"]["restore"]["outputs"][0]["shape"] == [1, 3, FRAMES, SIZE, SIZE]
     assert not [p for p in folder.iterdir() if p.name.endswith(".tmp")], "temporary export folder left behind"
+
+
+def test_both_graphs_share_one_data_file_holding_each_tensor_once(exported):
+    import onnx
+    from onnx import numpy_helper
+
+    _, _, out = exported
+    assert sorted(p.name for p in out.iterdir()) == sorted([ENCODE_GRAPH, RESTORE_GRAPH, MANIFEST_NAME, SHARED_DATA])
+    referenced, distinct = 0, {}
+    for graph in (ENCODE_GRAPH, RESTORE_GRAPH):
+        for tensor in onnx.load(str(out / graph)).graph.initializer:
+            data = numpy_helper.to_array(tensor).tobytes()
+            referenced += len(data)
+            distinct[data] = len(data)
+    shared = (out / SHARED_DATA).stat().st_size
+    assert shared < referenced  # the decoder both graphs hold is stored once
+    assert shared <= sum(distinct.values()) + 64 * len(distinct)  # nothing stored twice, alignment aside
 
 
 def test_export_refuses_bad_shapes_and_foreign_folders(exported, tmp_path, capsys):
