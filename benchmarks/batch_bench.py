@@ -18,11 +18,11 @@ from pathlib import Path
 import ray
 import torch
 
-from dvface_plugin.bench import print_result, synthetic_crop
 from dvface_plugin.cli import main
-from dvface_plugin.config import DVFaceConfig
+from dvface_plugin.commands.bench import print_result, synthetic_crop
 from dvface_plugin.media import MediaWriter
-from dvface_plugin.model import DVFace
+from dvface_plugin.model.config import DVFaceConfig
+from dvface_plugin.model.dvface import DVFace
 
 
 def make_inputs(folder: Path, clips: int, frames: int, crop: int) -> tuple[Path, list[Path]]:

@@ -22,7 +22,7 @@ import torch
 
 from dvface_plugin.media import open_media
 from dvface_plugin.metrics import psnr_luma, psnr_y, rgb_to_y
-from dvface_plugin.model import DVFace
+from dvface_plugin.model.dvface import DVFace
 from dvface_plugin.training.data import ClipSampler, list_items, load_item, split
 
 BENCHMARK = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "benchmark"

@@ -18,9 +18,9 @@ import time
 import numpy as np
 import torch
 
-from dvface_plugin.config import RefinerConfig
 from dvface_plugin.degrade import DegradationConfig, degrade_clip
-from dvface_plugin.refiner import DetailRefiner
+from dvface_plugin.model.config import RefinerConfig
+from dvface_plugin.model.refiner import DetailRefiner
 from dvface_plugin.training.data import ClipSampler, list_items, split
 
 

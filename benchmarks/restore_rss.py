@@ -21,10 +21,10 @@ from pathlib import Path
 
 import torch
 
-from dvface_plugin.bench import synthetic_crop
-from dvface_plugin.config import DVFaceConfig
+from dvface_plugin.commands.bench import synthetic_crop
 from dvface_plugin.media import MediaWriter
-from dvface_plugin.model import DVFace
+from dvface_plugin.model.config import DVFaceConfig
+from dvface_plugin.model.dvface import DVFace
 
 
 def peak_rss_mb(cmd: list[str]) -> tuple[float, float]:

@@ -27,7 +27,7 @@ Candidates (radius 2, photometric tolerance 16 levels unless named otherwise):
   lowS-flowlow the same as lowS with the optical flow computed on the low band
   lowS+highH the low band as lowS, and the high band averaged too where it agrees with the
              frame's own within H levels (blurred difference; bicubic warp)
-  library    `engine.stabilise.stabilise` as it is now (the model's radius)
+  library    `runtime.stabilise.stabilise` as it is now (the model's radius)
 """
 
 from __future__ import annotations
@@ -41,13 +41,25 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from dvface_plugin.engine import WindowGrid, open_restorer
-from dvface_plugin.engine.pixels import from_model
-from dvface_plugin.engine.stabilise import stabilise
+from dvface_plugin.engine import WindowGrid
 from dvface_plugin.evaluate import OFFSET_FRAMES, OFFSET_SIZE, _read_frames
 from dvface_plugin.media import open_media
-from dvface_plugin.metrics import (FlowEstimator, consistency_mask, detail, find_offset, flicker, luma_u8,
-                                   mean_psnr, psnr_luma, rgb_to_y, warp, warp_error_pair)
+from dvface_plugin.metrics import (
+    FlowEstimator,
+    consistency_mask,
+    detail,
+    find_offset,
+    flicker,
+    luma_u8,
+    mean_psnr,
+    psnr_luma,
+    rgb_to_y,
+    warp,
+    warp_error_pair,
+)
+from dvface_plugin.runtime.backends import open_restorer
+from dvface_plugin.runtime.pixels import from_model
+from dvface_plugin.runtime.stabilise import stabilise
 
 ROOT = Path(__file__).resolve().parents[1]
 PAIRED = ROOT.parent / "shared" / "data" / "benchmark" / "paired"

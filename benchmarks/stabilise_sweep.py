@@ -1,7 +1,7 @@
 """The temporal stabilisation's radius and photometric tolerance, swept offline on restored clips.
 
 Each clip folder under --clips (as `default_model_eval.py` writes them: GT.mkv and LQ.mkv) is
-restored once with `--stabilise 0`, then `engine.stabilise.stabilise` runs on chunks of the
+restored once with `--stabilise 0`, then `runtime.stabilise.stabilise` runs on chunks of the
 model's window (17 frames for the bundled one) for each RADIUS,SIGMA given: without the engine's
 overlap and cross-fade, so figures sit within a few hundredths of a dB of a full `dvface restore`. Prints mean PSNR (Y)
 against GT.mkv and the flicker measure per setting. Usage:
@@ -19,11 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
-from dvface_plugin.config import DVFaceConfig
-from dvface_plugin.engine import resolve_model_folder
-from dvface_plugin.engine.stabilise import stabilise
 from dvface_plugin.media import open_media
 from dvface_plugin.metrics import flicker, psnr_y
+from dvface_plugin.model.config import DVFaceConfig
+from dvface_plugin.model.folders import resolve_model_folder
+from dvface_plugin.runtime.stabilise import stabilise
 
 
 def load(path: Path) -> np.ndarray:

@@ -15,18 +15,18 @@ from .errors import DVFaceError
 
 # (module, the command it adds or extends) in the order `dvface --help` lists them.
 COMMAND_MODULES = [
-    ("dvface_plugin.info", "info"),
-    ("dvface_plugin.training.prepare", "prepare"),
-    ("dvface_plugin.training.trainer", "train"),
-    ("dvface_plugin.training.plan", "train-plan"),
-    ("dvface_plugin.evaluate", "eval"),
-    ("dvface_plugin.restore_aligned", "restore"),
-    ("dvface_plugin.track_cmd", "track"),
-    ("dvface_plugin.bench", "bench"),
-    ("dvface_plugin.worker.server", "serve"),
-    ("dvface_plugin.onnx_export", "export"),
-    ("dvface_plugin.model_bench", "bench"),  # `dvface bench model`, after `bench`
-    ("dvface_plugin.batch.command", "batch"),
+    ("dvface_plugin.commands.info", "info"),
+    ("dvface_plugin.commands.prepare", "prepare"),
+    ("dvface_plugin.commands.train", "train"),
+    ("dvface_plugin.commands.train_plan", "train-plan"),
+    ("dvface_plugin.commands.eval", "eval"),
+    ("dvface_plugin.commands.restore", "restore"),
+    ("dvface_plugin.commands.track", "track"),
+    ("dvface_plugin.commands.bench", "bench"),
+    ("dvface_plugin.commands.serve", "serve"),
+    ("dvface_plugin.commands.export", "export"),
+    ("dvface_plugin.commands.bench_model", "bench"),  # `dvface bench model`, after `bench`
+    ("dvface_plugin.commands.batch", "batch"),
 ]
 
 # Packages a torch-free install (the onnxruntime backend: VapourSynth, farm nodes) does not have.

@@ -41,7 +41,7 @@ def test_a_command_whose_package_is_missing_says_what_to_install(monkeypatch, ca
     real = importlib.import_module
 
     def without_torch(name, *args):
-        if name == "dvface_plugin.training.trainer":
+        if name == "dvface_plugin.commands.train":
             raise ModuleNotFoundError("No module named 'torch'", name="torch")
         return real(name, *args)
 

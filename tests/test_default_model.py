@@ -10,12 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dvface_plugin.engine import load_model, open_restorer
-from dvface_plugin.engine.backends import DEFAULT_MODEL, MODELS_DIR, resolve_model_folder
+from dvface_plugin.engine import restore_track
 from dvface_plugin.media import open_media
 from dvface_plugin.metrics import detail, psnr_y
-from dvface_plugin.model import WEIGHTS_NAME
-from dvface_plugin.ort_backend import find_onnx
+from dvface_plugin.model.dvface import WEIGHTS_NAME
+from dvface_plugin.model.folders import DEFAULT_MODEL, MODELS_DIR, resolve_model_folder
+from dvface_plugin.runtime.backends import open_restorer
+from dvface_plugin.runtime.onnx_model import find_onnx
+from dvface_plugin.runtime.torch_restorer import load_model
 
 FOLDER = MODELS_DIR / DEFAULT_MODEL
 PAIRED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "benchmark" / "paired"
@@ -48,7 +50,7 @@ def _first(path: Path, n: int) -> np.ndarray:
 @pytest.mark.skipif(not PAIRED.is_dir(), reason="needs ../shared/data/benchmark (research data)")
 def test_default_model_brings_a_benchmark_clip_closer_to_its_ground_truth(restorer):
     lq, gt = _first(PAIRED / "HDTF_1" / "LQ.mp4", 17), _first(PAIRED / "HDTF_1" / "GT.mp4", 17)
-    out = restorer.restore(lq)
+    out = restore_track(restorer, lq)
     gain = np.mean([psnr_y(o, g) - psnr_y(x, g) for o, x, g in zip(out, lq, gt)])
     assert gain > 0.2, gain
 
@@ -58,6 +60,6 @@ def test_default_model_brings_a_benchmark_clip_closer_to_its_ground_truth(restor
 def test_default_model_makes_a_benchmark_face_visibly_sharper_not_softer(restorer):
     """The model's own output (no stabilisation): more fine detail than its input, still under GT's."""
     lq, gt = _first(PAIRED / "HDTF_2" / "LQ.mp4", 17), _first(PAIRED / "HDTF_2" / "GT.mp4", 17)
-    out = restorer.with_stabilise(0).restore(lq)
+    out = restore_track(restorer.with_stabilise(0), lq)
     ratio = np.mean([detail(f) for f in out]) / np.mean([detail(f) for f in lq])
     assert 1.3 < ratio and np.mean([detail(f) for f in out]) < 1.5 * np.mean([detail(f) for f in gt]), ratio

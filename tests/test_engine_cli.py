@@ -7,14 +7,15 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
-
 from tiny_models import save_tiny
 
 from dvface_plugin.cli import main
-from dvface_plugin.engine import Restorer, backends
+from dvface_plugin.commands.restore import StreamedCrops
+from dvface_plugin.engine import restore_track
 from dvface_plugin.errors import InputError
 from dvface_plugin.media import MediaWriter, open_media
-from dvface_plugin.restore_aligned import StreamedCrops
+from dvface_plugin.model import folders
+from dvface_plugin.runtime.torch_restorer import Restorer
 
 CROP = 32
 
@@ -42,7 +43,7 @@ def test_restore_aligned_keeps_count_rate_and_depth_and_matches_the_engine(tmp_p
     frames = np.stack(list(restored))
     assert (restored.frame_count, restored.fps, frames.dtype) == (31, Fraction(24000, 1001), np.dtype(dtype))
     decoded = np.stack(list(open_media(src)))
-    expect = Restorer.load(model_dir, device="cpu").restore(decoded, prior_scale=0.7)
+    expect = restore_track(Restorer.load(model_dir, device="cpu"), decoded, prior_scale=0.7)
     assert np.array_equal(frames, expect)
     assert not np.array_equal(frames, decoded)
 
@@ -53,7 +54,7 @@ def test_missing_bundled_model_names_the_folder_and_the_fix(tmp_path, capsys, mo
     assert main(["restore", "--aligned", str(src), "-o", str(out), "--model", "no-such-model"]) == 3
     err = capsys.readouterr().err
     assert "models/no-such-model" in err and "--model FOLDER" in err
-    monkeypatch.setattr(backends, "MODELS_DIR", tmp_path / "models")  # an install without models/
+    monkeypatch.setattr(folders, "MODELS_DIR", tmp_path / "models")  # an install without models/
     assert main(["restore", "--aligned", str(src), "-o", str(out)]) == 3
     err = capsys.readouterr().err
     assert "models/dvface-tiny" in err and "full checkout" in err
@@ -78,11 +79,11 @@ def test_stabilise_overrides_the_model_and_a_bad_radius_leaves_no_output(tmp_pat
                  "--stabilise", "2"]) == 0
     frames = np.stack(list(open_media(out)))
     restorer = Restorer.load(model_dir, device="cpu")
-    plain = restorer.restore(np.stack(list(open_media(src))))
+    plain = restore_track(restorer, np.stack(list(open_media(src))))
     steady = restorer.with_stabilise(2)
     assert steady.model is restorer.model and restorer.config.stabilise == 0  # a copy, the model shared
     assert steady.identity != restorer.identity and restorer.with_stabilise(0) is restorer
-    assert np.array_equal(frames, steady.restore(np.stack(list(open_media(src)))))
+    assert np.array_equal(frames, restore_track(steady, np.stack(list(open_media(src)))))
     assert not np.array_equal(frames, plain)
     out.unlink()
     assert main(["restore", "--aligned", str(src), "-o", str(out), "--model", str(model_dir),

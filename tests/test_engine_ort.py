@@ -14,17 +14,16 @@ import numpy as np
 import pytest
 import torch
 from skimage import data
-
 from tiny_models import save_tiny
 
 from dvface_plugin.cli import main as cli_main
-from dvface_plugin.config import DVFaceConfig
-from dvface_plugin.engine import WindowCache, open_restorer
-from dvface_plugin.engine.backends import choose_backend
-from dvface_plugin.engine.ort_restorer import OrtRestorer
+from dvface_plugin.engine import FaceTrackSession, WindowCache, restore_track
 from dvface_plugin.media import MediaWriter, open_media
-from dvface_plugin.model import DVFace
-from dvface_plugin.ort_backend import ensure_onnx
+from dvface_plugin.model.config import DVFaceConfig
+from dvface_plugin.model.dvface import DVFace
+from dvface_plugin.runtime.backends import choose_backend, open_restorer
+from dvface_plugin.runtime.onnx_model import ensure_onnx
+from dvface_plugin.runtime.ort_restorer import OrtRestorer
 
 SIZE, WINDOW, OVERLAP = 64, 5, 1
 NO_TORCH = "import sys; sys.modules['torch'] = None; sys.modules['diffusers'] = None; "
@@ -47,9 +46,9 @@ def test_ort_engine_matches_torch_engine(model_dir):
     ort = open_restorer(model_dir, backend="ort", device="cpu")
     ref = open_restorer(model_dir, backend="torch", device="cpu", precision="fp32")
     assert ort.identity != ref.identity  # their caches must never mix
-    with ort.session(video.__getitem__, len(video), prior_scale=0.5) as s:
+    with FaceTrackSession(ort, video.__getitem__, len(video), prior_scale=0.5) as s:
         a = s.frames(0, len(video))
-    with ref.session(video.__getitem__, len(video), prior_scale=0.5) as s:
+    with FaceTrackSession(ref, video.__getitem__, len(video), prior_scale=0.5) as s:
         b = s.frames(0, len(video))
     assert np.abs(a - b).max() < 1e-3
 
@@ -57,11 +56,11 @@ def test_ort_engine_matches_torch_engine(model_dir):
 def test_ort_engine_is_order_independent(model_dir):
     video = crops()
     restorer = open_restorer(model_dir, backend="ort", device="cpu")
-    with restorer.session(video.__getitem__, len(video)) as s:
+    with FaceTrackSession(restorer, video.__getitem__, len(video)) as s:
         sequential = s.frames(0, len(video))
     order = np.random.default_rng(0).permutation(len(video))
     one_window = WindowCache(sequential[0].nbytes * WINDOW * 4 + 1)  # roughly one window of float output
-    with restorer.session(video.__getitem__, len(video), cache=one_window) as s, ThreadPoolExecutor(4) as pool:
+    with FaceTrackSession(restorer, video.__getitem__, len(video), cache=one_window) as s, ThreadPoolExecutor(4) as pool:
         frames = dict(zip(order, pool.map(s.frame, order)))
     assert all(np.array_equal(frames[i], sequential[i]) for i in range(len(video)))
 
@@ -114,7 +113,7 @@ def test_aligned_restore_runs_without_torch(model_dir, tmp_path):
     with open_media(out) as restored:
         assert restored.frame_count == 9 and restored.fps == Fraction(24000, 1001)
         got = np.stack(list(restored))
-    torch_out = open_restorer(model_dir, backend="torch", device="cpu", precision="fp32").restore(video)
+    torch_out = restore_track(open_restorer(model_dir, backend="torch", device="cpu", precision="fp32"), video)
     assert np.abs(got.astype(int) - torch_out).max() <= 1
 
 
@@ -142,7 +141,7 @@ def test_a_model_without_export_says_how_to_make_one(tmp_path):
     torch.manual_seed(0)
     DVFace(DVFaceConfig.preset("tiny")).save_pretrained(tmp_path / "m")
     code = NO_TORCH + (
-        "from dvface_plugin.engine import open_restorer\n"
+        "from dvface_plugin.runtime.backends import open_restorer\n"
         f"open_restorer({str(tmp_path / 'm')!r}, backend='ort')"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)

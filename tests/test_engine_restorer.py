@@ -4,13 +4,13 @@ import numpy as np
 import pytest
 import torch
 
-from dvface_plugin.config import DVFaceConfig
-from dvface_plugin.engine import Restorer, load_model
-from dvface_plugin.engine import backends
-from dvface_plugin.engine.backends import open_restorer
-from dvface_plugin.engine.restorer import resolve_device, resolve_precision
 from dvface_plugin.errors import DVFaceError, WeightsError
-from dvface_plugin.model import DVFace
+from dvface_plugin.model.config import DVFaceConfig
+from dvface_plugin.model.dvface import DVFace
+from dvface_plugin.model import folders
+from dvface_plugin.engine import restore_track
+from dvface_plugin.runtime.backends import open_restorer
+from dvface_plugin.runtime.torch_restorer import Restorer, load_model, resolve_device, resolve_precision
 
 
 @pytest.fixture(scope="module")
@@ -41,18 +41,18 @@ def test_cuda_without_gpu_names_the_fix():
 def test_identity_separates_precisions_and_restore_keeps_shape(model):
     fp32 = Restorer(model, device="cpu", precision="fp32")
     clip = np.random.default_rng(0).integers(0, 256, (5, 32, 48, 3), dtype=np.uint8)
-    out = fp32.restore(clip)
+    out = restore_track(fp32, clip)
     assert out.shape == clip.shape and out.dtype == np.uint8
     torch.manual_seed(0)
     bf16 = Restorer(DVFace(DVFaceConfig.preset("tiny")), device="cpu", precision="bf16")
     assert bf16.identity != fp32.identity
-    assert bf16.restore(clip).shape == clip.shape
+    assert restore_track(bf16, clip).shape == clip.shape
     with pytest.raises(DVFaceError, match="backend 'tensorrt' is not available"):
         open_restorer(None, backend="tensorrt")
 
 
 def test_model_lookup_errors_name_what_is_missing(tmp_path, monkeypatch):
-    monkeypatch.setattr(backends, "MODELS_DIR", tmp_path / "models")  # an install without models/
+    monkeypatch.setattr(folders, "MODELS_DIR", tmp_path / "models")  # an install without models/
     with pytest.raises(WeightsError, match=str(tmp_path / "models" / "dvface-tiny")) as info:
         load_model(None)
     assert "full checkout" in str(info.value) and "--model FOLDER" in str(info.value)

@@ -16,12 +16,13 @@ import pytest
 import torch
 from torch import nn
 
-from dvface_plugin.bench import access_order, render, synthetic_crop
-from dvface_plugin.config import DVFaceConfig
-from dvface_plugin.engine import FrameRangeError, Restorer, SessionClosedError, WindowCache
+from dvface_plugin.commands.bench import access_order, render, synthetic_crop
+from dvface_plugin.engine import FaceTrackSession, FrameRangeError, SessionClosedError, WindowCache, restore_track
 from dvface_plugin.errors import InputError
-from dvface_plugin.model import DVFace, Latent
-from dvface_plugin.prior import PriorFeatures
+from dvface_plugin.model.config import DVFaceConfig
+from dvface_plugin.model.dvface import DVFace, Latent
+from dvface_plugin.model.prior import PriorFeatures
+from dvface_plugin.runtime.torch_restorer import Restorer
 
 PATTERNS = ["sequential", "reverse", "random", "shuffle", "scrub", "split:4"]
 CROP = 32
@@ -86,14 +87,14 @@ def run_pattern(restorer, n, pattern, threads, budget, get_crop, **opts):
     digests = [None] * n
     computed = 0
     for order in access_order(pattern, n, seed=1):
-        with restorer.session(get_crop, n, cache=WindowCache(budget), **opts) as s:
+        with FaceTrackSession(restorer, get_crop, n, cache=WindowCache(budget), **opts) as s:
             render(s, order, threads, digests)
             computed += s.stats().windows_computed
     return digests, computed
 
 
 def window_bytes(restorer, n, get_crop, **opts) -> int:
-    with restorer.session(get_crop, n, **opts) as s:
+    with FaceTrackSession(restorer, get_crop, n, **opts) as s:
         s.frame(0)
         return s.stats().bytes_held - s.stats().frame_bytes  # latent + priors + restored crops of one window
 
@@ -104,7 +105,7 @@ def test_fake_model_bit_identical_for_every_pattern_thread_count_and_budget(fake
     get_crop = synthetic_crop(3, CROP)
     one = window_bytes(fake, n, get_crop)
     reference, computed = run_pattern(fake, n, "sequential", 1, 10**9, get_crop)
-    assert computed == len(fake.session(get_crop, n).grid.windows)  # sequential: each window once
+    assert computed == len(FaceTrackSession(fake, get_crop, n).grid.windows)  # sequential: each window once
     for threads in (1, 2, 8):
         for budget in (10**9, 2 * one, one, 0):
             digests, _ = run_pattern(fake, n, pattern, threads, budget, get_crop)
@@ -119,7 +120,7 @@ def test_out_of_order_requests_restore_each_window_about_once_under_a_two_window
     again for its remaining frames (issue target: random within 32 frames <= 1.5x sequential)."""
     n = 200
     get_crop = synthetic_crop(4, CROP)
-    n_windows = len(fake.session(get_crop, n).grid.windows)
+    n_windows = len(FaceTrackSession(fake, get_crop, n).grid.windows)
     budget = 2 * window_bytes(fake, n, get_crop)
     reference, _ = run_pattern(fake, n, "sequential", 1, 10**9, get_crop)
     digests, computed = run_pattern(fake, n, pattern, threads, budget, get_crop)
@@ -129,7 +130,7 @@ def test_out_of_order_requests_restore_each_window_about_once_under_a_two_window
 
 def test_a_frame_cache_hit_is_a_copy_the_caller_may_change(fake):
     get_crop = synthetic_crop(6, CROP)
-    with fake.session(get_crop, 40) as s:
+    with FaceTrackSession(fake, get_crop, 40) as s:
         first = s.frame(3)
         first[:] = 0
         again = s.frame(3)
@@ -158,11 +159,11 @@ def test_tiny_model_bit_identical_across_access_orders(tiny, tiny_reference, pat
 def test_split_sessions_equal_the_whole_clip_and_cost_one_window_per_split(fake):
     n = 200
     get_crop = synthetic_crop(7, CROP)
-    with fake.session(get_crop, n) as whole:
+    with FaceTrackSession(fake, get_crop, n) as whole:
         expect = whole.frames(0, n)
     parts, computed = [], 0
     for a, b in [(0, 50), (50, 100), (100, 150), (150, 200)]:
-        with fake.session(get_crop, n) as part:
+        with FaceTrackSession(fake, get_crop, n) as part:
             parts.append(part.frames(a, b))
             computed += part.stats().windows_computed
     assert np.array_equal(np.concatenate(parts), expect)
@@ -171,9 +172,9 @@ def test_split_sessions_equal_the_whole_clip_and_cost_one_window_per_split(fake)
 
 def test_first_frame_offsets_host_numbers_without_moving_the_grid(fake):
     get_crop = synthetic_crop(2, CROP)
-    with fake.session(get_crop, 40) as plain:
+    with FaceTrackSession(fake, get_crop, 40) as plain:
         expect = plain.frames(10, 30)
-    with fake.session(lambda n: get_crop(n - 1001), 40, first_frame=1001) as shifted:
+    with FaceTrackSession(fake, lambda n: get_crop(n - 1001), 40, first_frame=1001) as shifted:
         assert np.array_equal(shifted.frames(1011, 1031), expect)
         assert shifted.input_span(1011, 1012) == (1001, 1018)
         with pytest.raises(FrameRangeError, match="1041"):
@@ -182,7 +183,7 @@ def test_first_frame_offsets_host_numbers_without_moving_the_grid(fake):
 
 def test_prior_scale_change_reuses_priors_and_input_change_invalidates(fake):
     clip = np.stack([synthetic_crop(4, CROP)(i) for i in range(30)])
-    with fake.session(clip.__getitem__, 30) as s:
+    with FaceTrackSession(fake, clip.__getitem__, 30) as s:
         a = s.frames(0, 30)
         before = fake.model.calls.copy()
         b = s.frames(0, 30, prior_scale=0.5)
@@ -202,7 +203,7 @@ def test_prior_scale_change_reuses_priors_and_input_change_invalidates(fake):
 def test_output_keeps_the_input_dtype(fake, dtype, peak):
     rng = np.random.default_rng(0)
     clip = (rng.random((20, CROP, CROP, 3)) * peak).astype(dtype)
-    out = fake.restore(clip)
+    out = restore_track(fake, clip)
     assert out.dtype == dtype and out.shape == clip.shape
     assert out.min() >= 0 and out.max() <= peak
 
@@ -214,7 +215,7 @@ def test_bad_inputs_raise_clear_errors_and_leave_the_cache_clean(fake):
     def good(i):
         return uint8_crop(i).astype(np.float32) / 255
 
-    with fake.session(good, n) as ref:
+    with FaceTrackSession(fake, good, n) as ref:
         expect = ref.frames(0, n)
 
     bad = {"shape": 5, "nan": 20}
@@ -232,7 +233,7 @@ def test_bad_inputs_raise_clear_errors_and_leave_the_cache_clean(fake):
         return crop
 
     cache = WindowCache(10**9)
-    s = fake.session(get_crop, n, cache=cache)
+    s = FaceTrackSession(fake, get_crop, n, cache=cache)
     with pytest.raises(InputError, match=r"frame 5: crop has shape \(31, 32, 3\)"):
         s.frame(2)
     bad.pop("shape")
@@ -260,21 +261,21 @@ def test_bad_inputs_raise_clear_errors_and_leave_the_cache_clean(fake):
 
 def test_source_shorter_than_n_frames_and_wrong_batch_count_are_named(fake):
     clip = np.stack([synthetic_crop(1, CROP)(i) for i in range(20)])
-    with fake.session(clip.__getitem__, 25) as s:
+    with FaceTrackSession(fake, clip.__getitem__, 25) as s:
         assert s.frames(0, 10).shape == (10, CROP, CROP, 3)
         with pytest.raises(InputError, match=r"frames \[12, 25\).*IndexError.*frames 0\.\.24"):
             s.frame(24)
-    with fake.session(None, 25, get_crops=lambda a, b: clip[a:b]) as s:
+    with FaceTrackSession(fake, None, 25, get_crops=lambda a, b: clip[a:b]) as s:
         with pytest.raises(InputError, match=r"get_crops\(12, 25\) returned 8 crops, expected 13"):
             s.frame(24)
         assert s.stats().entries == 0
     with pytest.raises(InputError, match="prior_scale"):
-        fake.session(clip.__getitem__, 20, prior_scale=float("nan"))
+        FaceTrackSession(fake, clip.__getitem__, 20, prior_scale=float("nan"))
 
 
 def test_closing_stops_a_running_stream(fake):
     get_crop = synthetic_crop(1, CROP)
-    s = fake.session(get_crop, 40)
+    s = FaceTrackSession(fake, get_crop, 40)
     frames = s.iter_frames()
     next(frames)
     s.close()
@@ -290,7 +291,7 @@ def test_model_errors_propagate_to_all_waiting_threads_without_caching(fake):
             raise RuntimeError("decoder exploded")
 
     restorer = Restorer(Failing(tiny_config()), device="cpu", precision="fp32")
-    s = restorer.session(synthetic_crop(1, CROP), 17)
+    s = FaceTrackSession(restorer, synthetic_crop(1, CROP), 17)
     errors = []
 
     def ask(n):

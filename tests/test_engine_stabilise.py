@@ -14,10 +14,10 @@ import cv2
 import numpy as np
 import pytest
 
-from dvface_plugin.config import DVFaceConfig
-from dvface_plugin.engine.backends import PriorState, TrackRestorer
-from dvface_plugin.engine.stabilise import stabilise
 from dvface_plugin.metrics import detail, flicker
+from dvface_plugin.model.config import DVFaceConfig
+from dvface_plugin.runtime.base import PriorState, TrackRestorer
+from dvface_plugin.runtime.stabilise import stabilise
 
 SIZE = 96
 LEVEL = 1 / 127.5  # one 8-bit level in model units ([-1, 1])

@@ -17,6 +17,7 @@ from skimage import data
 from dvface_plugin import evaluate as E
 from dvface_plugin import face_identity as F
 from dvface_plugin import metrics as M
+from dvface_plugin.commands import eval as eval_command
 from dvface_plugin.media import MediaWriter
 
 SIZE = 256  # dlib's HOG detector needs faces of about 80 px
@@ -135,7 +136,7 @@ class MeanColour:
 
 def eval_json(capsys, *argv: str) -> dict[str, dict]:
     parser = argparse.ArgumentParser()
-    E.register(parser.add_subparsers())
+    eval_command.register(parser.add_subparsers())
     args = parser.parse_args(["eval", *argv, "--offset-search", "0", "--json"])
     assert args.func(args) == 0
     return {r["method"]: r for r in json.loads(capsys.readouterr().out)}
@@ -164,7 +165,7 @@ def test_eval_without_dlib_omits_identity_with_the_reason(clip: Path, capsys,
     assert rows["LQ"]["identity"] is None and rows["LQ"]["detail"] < 0.5
     assert 'pip install "dvface-plugin[eval]"' in rows["LQ"]["omitted"]["identity"]
     parser = argparse.ArgumentParser()
-    E.register(parser.add_subparsers())
+    eval_command.register(parser.add_subparsers())
     args = parser.parse_args(["eval", "--pred", str(folder / "LQ.mkv"),
                               "--gt", str(folder / "GT.mkv"), "--offset-search", "0"])
     assert args.func(args) == 0

@@ -46,9 +46,9 @@ def test_smoke_returns_files_a_run_may_bring_back(smoke: Path) -> None:
 
 def test_returned_shards_merge_into_a_loadable_model(smoke: Path, tmp_path: Path) -> None:
     import torch
-
     import training
-    from dvface_plugin.model import DVFace
+
+    from dvface_plugin.model.dvface import DVFace
 
     folder = training.merge_weights(smoke, tmp_path / "dvface-base")
     model = DVFace.from_pretrained(folder)

@@ -16,6 +16,7 @@ from skimage.metrics import structural_similarity
 
 from dvface_plugin import evaluate as E
 from dvface_plugin import metrics as M
+from dvface_plugin.commands import eval as eval_command
 from dvface_plugin.errors import InputError
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -257,7 +258,7 @@ def test_eval_flat_folders_and_no_reference(bench: Path, tmp_path: Path) -> None
 
 def test_eval_cli_json_and_markdown(bench: Path, capsys) -> None:
     parser = argparse.ArgumentParser()
-    E.register(parser.add_subparsers())
+    eval_command.register(parser.add_subparsers())
     args = parser.parse_args(["eval", "--pred", str(bench / "clipB" / "Flicker.mp4"),
                               str(bench / "clipB" / "Good.mp4"),
                               "--gt", str(bench / "clipB" / "GT.mp4"), "--json"])

@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from dvface_plugin.cli import main as cli_main
-from dvface_plugin.config import DVFaceConfig, FusionConfig, RefinerConfig
+from dvface_plugin.commands.info import PAPER_TOTAL
 from dvface_plugin.errors import InputError, WeightsError
-from dvface_plugin.info import PAPER_TOTAL
-from dvface_plugin.model import CONFIG_NAME, WEIGHTS_NAME, DVFace
+from dvface_plugin.model.config import DVFaceConfig, FusionConfig, RefinerConfig
+from dvface_plugin.model.dvface import CONFIG_NAME, WEIGHTS_NAME, DVFace
 
 
 def make_model(seed: int = 0, refiner: int = 0, **fusion) -> DVFace:

@@ -18,28 +18,27 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import dvface_plugin.onnx_export as onnx_export
-from dvface_plugin import ort_backend
+import dvface_plugin.runtime.onnx_export as onnx_export
 from dvface_plugin.cli import main as cli_main
-from dvface_plugin.config import DVFaceConfig, RefinerConfig
-from dvface_plugin.engine import FaceTrackSession, PriorState, Restorer
-from dvface_plugin.engine.pixels import to_model
+from dvface_plugin.engine import FaceTrackSession
 from dvface_plugin.errors import DVFaceError, InputError, WeightsError
-from dvface_plugin.model import WEIGHTS_NAME, DVFace
-from dvface_plugin.ort_backend import (
+from dvface_plugin.model.config import DVFaceConfig, RefinerConfig
+from dvface_plugin.model.dvface import WEIGHTS_NAME, DVFace
+from dvface_plugin.runtime import onnx_model
+from dvface_plugin.runtime.base import PriorState
+from dvface_plugin.runtime.onnx_format import ENCODE_GRAPH, MANIFEST_NAME, RESTORE_GRAPH, file_sha256
+from dvface_plugin.runtime.onnx_model import (
     CPU,
     CUDA,
-    ENCODE_GRAPH,
-    MANIFEST_NAME,
-    RESTORE_GRAPH,
     TENSORRT,
     OrtModel,
     check_runtime_install,
     ensure_onnx,
-    file_sha256,
     resolve_providers,
     trt_cache_folder,
 )
+from dvface_plugin.runtime.pixels import to_model
+from dvface_plugin.runtime.torch_restorer import Restorer
 
 FRAMES, SIZE = 5, 64
 TOL = 1e-3
@@ -211,7 +210,7 @@ def test_engine_session_on_onnxruntime_matches_torch(exported, ort_model):
     with FaceTrackSession(OrtEngineAdapter(ort_model), video.__getitem__, 40, **opts) as s:
         ort_frames = s.frames(0, 40)
         assert s.stats().windows_computed == len(s.grid.windows) == 10
-    with Restorer(exported[0], device="cpu", precision="fp32").session(video.__getitem__, 40, **opts) as s:
+    with FaceTrackSession(Restorer(exported[0], device="cpu", precision="fp32"), video.__getitem__, 40, **opts) as s:
         torch_frames = s.frames(0, 40)
     assert np.abs(ort_frames - torch_frames).max() < TOL
 
@@ -273,7 +272,7 @@ def test_folder_without_graphs_or_manifest_or_with_a_damaged_graph_is_refused(ex
 def test_unsupported_opset_is_refused(exported, tmp_path):
     import onnxruntime
 
-    if ort_backend.max_supported_opset(onnxruntime) is None:
+    if onnx_model.max_supported_opset(onnxruntime) is None:
         pytest.skip("this onnxruntime build does not expose its operator schemas")
     folder = copy_export(exported[2], tmp_path / "future")
     edit_manifest(folder, opset=999)
@@ -302,7 +301,7 @@ def test_both_onnxruntime_builds_installed_is_refused(exported, monkeypatch):
         check_runtime_install(["onnxruntime", "onnxruntime-gpu"])
     with pytest.raises(DVFaceError, match=r"\[cpu\].*\[gpu\]"):
         check_runtime_install([])
-    monkeypatch.setattr(ort_backend, "installed_runtimes", lambda: ["onnxruntime", "onnxruntime-gpu"])
+    monkeypatch.setattr(onnx_model, "installed_runtimes", lambda: ["onnxruntime", "onnxruntime-gpu"])
     with pytest.raises(DVFaceError, match="several onnxruntime builds"):
         OrtModel(exported[2], providers=[CPU])
 
@@ -330,7 +329,7 @@ def test_tensorrt_cache_folder_changes_with_every_setting(exported):
 def test_tensorrt_options_point_at_the_keyed_cache(ort_model, tmp_path, monkeypatch):
     import onnxruntime
 
-    monkeypatch.setattr(ort_backend, "gpu_name", lambda device_id: f"Test GPU {device_id}, 9.0")
+    monkeypatch.setattr(onnx_model, "gpu_name", lambda device_id: f"Test GPU {device_id}, 9.0")
     trt, cuda, cpu = ort_model._provider_options([TENSORRT, CUDA, CPU], onnxruntime, tmp_path)
     folder = Path(trt["trt_engine_cache_path"])
     assert folder.is_dir() and folder.parent.parent == tmp_path and "Test_GPU_0" in folder.name
@@ -347,7 +346,7 @@ def test_backend_imports_and_runs_without_torch(exported):
     code = (
         "import sys; sys.modules['torch'] = None; sys.modules['diffusers'] = None\n"
         "import numpy as np\n"
-        "from dvface_plugin.ort_backend import OrtModel\n"
+        "from dvface_plugin.runtime.onnx_model import OrtModel\n"
         f"m = OrtModel({str(out)!r}, providers=['CPUExecutionProvider'])\n"
         f"y = m(np.zeros((1, 3, 2, 40, 40), np.float32), 0.5)\n"
         "print(y.shape, 'torch' in sys.modules and sys.modules['torch'] is not None)\n"
@@ -379,7 +378,7 @@ def test_ensure_onnx_exports_once_under_concurrent_first_use(exported, tmp_path,
         calls.append(target)
         time.sleep(0.3)  # long enough for the other threads to reach the lock
         target.mkdir(parents=True)
-        for name in (ort_backend.ENCODE_GRAPH, ort_backend.RESTORE_GRAPH):
+        for name in (ENCODE_GRAPH, RESTORE_GRAPH):
             (target / name).write_bytes(b"")
         manifest = {**shipped, "shape": {"batch": 1, "frames": frames, "height": size, "width": size}}
         (target / MANIFEST_NAME).write_text(json.dumps(manifest))

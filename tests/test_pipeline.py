@@ -16,14 +16,13 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-
 from tiny_models import save_tiny
 
 from dvface_plugin.cli import main
-from dvface_plugin.engine import backends
-from dvface_plugin.engine.restorer import Restorer
 from dvface_plugin.faces import Tracks
 from dvface_plugin.media import MediaWriter, open_media
+from dvface_plugin.model import folders
+from dvface_plugin.runtime.torch_restorer import Restorer
 from dvface_plugin.wholeframe.synthetic import face_positions, synthetic_frames
 
 NTSC = Fraction(24000, 1001)
@@ -303,7 +302,7 @@ def test_unreadable_input_and_unwritable_output_fail_cleanly(two_faces, model_di
 
 def test_missing_model_exits_3_naming_the_fix(two_faces, tmp_path, capsys, monkeypatch):
     out = tmp_path / "o.mkv"
-    monkeypatch.setattr(backends, "MODELS_DIR", tmp_path / "models")  # an install without models/
+    monkeypatch.setattr(folders, "MODELS_DIR", tmp_path / "models")  # an install without models/
     assert main(["restore", str(two_faces), "-o", str(out)]) == 3
     err = capsys.readouterr().err
     assert "dvface-tiny" in err and "--model" in err

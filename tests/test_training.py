@@ -17,14 +17,14 @@ import torch
 from diffusers import AutoencoderKLWan
 
 from dvface_plugin.cli import main as cli_main
-from dvface_plugin.config import DVFaceConfig, RefinerConfig
 from dvface_plugin.errors import InputError
-from dvface_plugin.model import DVFace
-from dvface_plugin.prior import Codebook
-from dvface_plugin.training.data import ClipSampler, photo_to_clip, split
+from dvface_plugin.model.config import DVFaceConfig, RefinerConfig
+from dvface_plugin.model.dvface import DVFace
+from dvface_plugin.model.prior import Codebook
 from dvface_plugin.training.adversarial import Adversary, DiscriminatorConfig
-from dvface_plugin.training.plan import load_plan, run_plan
+from dvface_plugin.training.data import ClipSampler, photo_to_clip, split
 from dvface_plugin.training.losses import PyramidLoss, detail_energy_loss, laplacian, reconstruction_loss, temporal_loss
+from dvface_plugin.training.plan import load_plan, run_plan
 from dvface_plugin.training.quantize import DeadCodeReviver, quantise, usage_loss
 from dvface_plugin.training.restoration_cache import RestorationCache
 from dvface_plugin.training.stages import STAGES

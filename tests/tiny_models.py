@@ -6,8 +6,8 @@ from pathlib import Path
 
 import torch
 
-from dvface_plugin.config import DVFaceConfig
-from dvface_plugin.model import DVFace
+from dvface_plugin.model.config import DVFaceConfig
+from dvface_plugin.model.dvface import DVFace
 
 
 def save_tiny(folder: Path, crop_size: int, *, window: int | None = None, overlap: int | None = None,

@@ -9,10 +9,11 @@ import importlib.util
 
 import numpy as np
 import torch
-
 from context import Run, Skip, guarded
-from dvface_plugin.engine.restorer import Restorer, load_model, resolve_precision
+
+from dvface_plugin.engine import FaceTrackSession
 from dvface_plugin.errors import DVFaceError
+from dvface_plugin.runtime.torch_restorer import Restorer, load_model, resolve_precision
 
 # |model output - CPU fp32| in [-1, 1] units: (max, mean). fp32 with TF32 off agrees to rounding;
 # the half types carry 8 (bf16) or 11 (fp16) mantissa bits through four VAE stages and the DiT.
@@ -81,7 +82,7 @@ def engine_order(ctx: Run) -> dict:
     restorer = Restorer(load_model(), device=ctx.device, precision=precision)
     digests = []
     for order in (range(n), np.random.default_rng(0).permutation(n)):
-        with restorer.session(track.__getitem__, n, crop_size=side) as session:
+        with FaceTrackSession(restorer, track.__getitem__, n, crop_size=side) as session:
             frames_out = {int(f): session.frame(int(f)) for f in order}
         digests.append(hashlib.sha256(b"".join(frames_out[f].tobytes() for f in range(n))).hexdigest()[:16])
     same = digests[0] == digests[1]
@@ -96,7 +97,7 @@ def ort_cuda(ctx: Run, crops: np.ndarray, reference: dict[str, np.ndarray]) -> d
     providers = onnxruntime.get_available_providers()
     if "CUDAExecutionProvider" not in providers:
         return {"status": "skipped", "reason": f"this onnxruntime build has no CUDA provider (has {providers})"}
-    from dvface_plugin.engine.ort_restorer import OrtRestorer
+    from dvface_plugin.runtime.ort_restorer import OrtRestorer
 
     frames, _ = ctx.window
     restorer = OrtRestorer.load(None, device="cuda", precision="fp32")

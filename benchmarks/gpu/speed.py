@@ -5,11 +5,11 @@ peak memory, against the paper's 15.13 s; attention kernels and torch.compile ti
 from __future__ import annotations
 
 import torch
+from context import Run, Skip, guarded, timed
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from context import Run, Skip, guarded, timed
-from dvface_plugin.config import DVFaceConfig
-from dvface_plugin.model import DVFace
+from dvface_plugin.model.config import DVFaceConfig
+from dvface_plugin.model.dvface import DVFace
 
 PAPER_SECONDS_PER_CLIP = 15.13  # method.md: DVFace, 81 frames at 512x512, one step
 ATTENTION = {"flash": SDPBackend.FLASH_ATTENTION, "efficient": SDPBackend.EFFICIENT_ATTENTION, "math": SDPBackend.MATH}

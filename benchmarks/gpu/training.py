@@ -10,15 +10,16 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import pack
 import torch
+from context import Run, Skip
 from safetensors.torch import save_file
 
-import pack
-from context import Run, Skip
 from dvface_plugin.degrade import degrade_clip
-from dvface_plugin.engine.restorer import Restorer, load_model
+from dvface_plugin.engine import restore_track
 from dvface_plugin.metrics import detail, detail_ratio, psnr_y
-from dvface_plugin.model import DVFace
+from dvface_plugin.model.dvface import DVFace
+from dvface_plugin.runtime.torch_restorer import Restorer, load_model
 from dvface_plugin.training.data import is_validation, list_items, load_item
 from dvface_plugin.training.plan import run_plan
 
@@ -92,7 +93,7 @@ def compare(ctx: Run, model: DVFace, data: Path, clips: int = 8) -> dict:
                            ("input", None)):
         psnrs, details, truth = [], [], []
         for lq, hq in pairs:
-            out = lq if restorer is None else _to_u8(restorer.restore(lq))
+            out = lq if restorer is None else _to_u8(restore_track(restorer, lq))
             psnrs += [psnr_y(o, h) for o, h in zip(out, hq)]
             details += [detail(o) for o in out]
             truth += [detail(h) for h in hq]
@@ -131,7 +132,7 @@ def merge_weights(returned: Path, folder: Path) -> Path:
     """A model folder (config.json + dvface.safetensors, fp16) from what a run returned."""
     from safetensors.torch import load_file
 
-    from dvface_plugin.model import CONFIG_NAME, WEIGHTS_NAME
+    from dvface_plugin.model.dvface import CONFIG_NAME, WEIGHTS_NAME
 
     shards = sorted(returned.glob("base-weights-*.safetensors"))
     if not shards:

@@ -15,9 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..engine import WindowCache, open_restorer
+from ..engine import FaceTrackSession, WindowCache
 from ..errors import InputError
 from ..media import MediaWriter, open_media
+from ..runtime.backends import open_restorer
 from .plan import Chunk
 
 PIECE_EXT = ".mkv"
@@ -78,7 +79,8 @@ def render_chunk(restorer, source: str, n_frames: int, chunk: Chunk, piece: Path
         crops = np.stack(list(src.frames(chunk.read_start, chunk.read_stop)))
         if len(crops) != chunk.read_stop - chunk.read_start:
             raise InputError(f"{source} ended before frame {chunk.read_stop}; the file is truncated: re-encode it")
-        session = restorer.session(
+        session = FaceTrackSession(
+            restorer,
             None,
             n_frames,
             get_crops=lambda a, b: crops[a - chunk.read_start : b - chunk.read_start],

@@ -19,12 +19,12 @@ from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 import numpy as np
 
 from ..errors import DVFaceError, InputError
+from ..runtime.pixels import SUPPORTED_DTYPES, from_model
 from .cache import CacheStats, WindowCache
-from .pixels import SUPPORTED_DTYPES, from_model
 from .windows import Window, WindowGrid
 
 if TYPE_CHECKING:
-    from .backends import PriorState, TrackRestorer
+    from ..runtime.base import PriorState, TrackRestorer
 
 DEFAULT_CACHE_BYTES = 1 << 30
 
@@ -319,3 +319,12 @@ def _check_scale(scale: float) -> float:
     if not (math.isfinite(scale) and 0.0 <= scale <= 1.0):
         raise InputError(f"prior_scale (strength) must be in [0, 1], got {scale}")
     return scale
+
+
+def restore_track(restorer: TrackRestorer, crops: np.ndarray, prior_scale: float = 1.0) -> np.ndarray:
+    """Restore a whole in-memory track (N, H, W, 3) through the windowed engine; same dtype out."""
+    crops = np.asarray(crops)
+    if crops.ndim != 4:
+        raise DVFaceError(f"expected a track of crops (N, H, W, 3), got shape {crops.shape}")
+    with FaceTrackSession(restorer, crops.__getitem__, len(crops), crop_size=crops.shape[1:3], prior_scale=prior_scale) as s:
+        return s.frames(0, len(crops))

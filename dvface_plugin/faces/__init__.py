@@ -1,6 +1,7 @@
 """Face analysis and compositing: detect, track, smooth, align, and paste restored faces back.
 
-Pure numpy/OpenCV/onnxruntime logic, shared by the VapourSynth and Nuke front ends.
+Pure numpy/OpenCV/onnxruntime logic, shared by the VapourSynth and Nuke front ends; imports only
+`errors`, never the engine, runtime or model.
 """
 
 from .align import CROP_SIZE, alignment_matrix, ffhq_template, invert_affine, warp_to_crop

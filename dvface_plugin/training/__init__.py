@@ -1,1 +1,3 @@
-"""Training: data, degradation on the fly, the four stages and the loop that runs them."""
+"""Training: data, degradation on the fly, the five stages, the loop that runs one and the plan
+that runs them all. A pipeline over `model` (and `degrade`, `metrics`); the commands are in `commands`.
+"""

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..weights import check_state_dict, read_safetensors
+from ..model.weights import check_state_dict, read_safetensors
 
 
 def reconstruction_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

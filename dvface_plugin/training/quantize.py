@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..prior import Codebook
+from ..model.prior import Codebook
 
 
 def quantise(features: torch.Tensor, codebook: Codebook, beta: float = 0.25):

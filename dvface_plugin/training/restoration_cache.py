@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from ..errors import InputError
-from ..model import DVFace
+from ..model.dvface import DVFace
 from .data import ClipSampler
 
 

@@ -20,8 +20,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import InputError
-from ..model import DVFace
-from ..prior import PriorEncoder
+from ..model.dvface import DVFace
+from ..model.prior import PriorEncoder
 from .adversarial import Adversary
 from .losses import detail_energy_loss, kl_loss, laplacian, perceptual_loss, reconstruction_loss, temporal_loss
 from .quantize import DeadCodeReviver, quantise, usage_loss

@@ -10,7 +10,6 @@ uninterrupted run would have.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import hashlib
 import json
@@ -29,9 +28,9 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from ..config import DVFaceConfig
 from ..errors import InputError
-from ..model import DVFace
+from ..model.config import DVFaceConfig
+from ..model.dvface import DVFace
 from .adversarial import Adversary, DiscriminatorConfig
 from .data import ClipSampler, list_items, split
 from .restoration_cache import RestorationCache
@@ -357,22 +356,3 @@ def _grow(model: DVFace, overrides: dict[str, Any], fresh: list[str], seed: int)
                          'restart that part with "init_fresh" or start it from an earlier stage')
     grown.load_state_dict(old, strict=False)
     return grown
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("train", help="run one training stage (also under torchrun)")
-    parser.add_argument("stage", choices=STAGES)
-    parser.add_argument("--config", required=True, help="training config JSON (see models/train/*.json)")
-    parser.add_argument("--out", help="override the config's output folder")
-    parser.add_argument("--steps", type=int, help="override the number of steps")
-    parser.set_defaults(func=run)
-
-
-def run(args: argparse.Namespace) -> int:
-    config = TrainConfig.load(args.config, out=args.out, steps=args.steps)
-    if config.stage != args.stage:
-        raise InputError(f"{args.config} is a {config.stage!r} config, not {args.stage!r}")
-    summary = Trainer(config).train()
-    if int(os.environ.get("RANK", "0")) == 0:
-        print(json.dumps(summary))
-    return 0

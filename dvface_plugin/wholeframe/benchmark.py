@@ -54,9 +54,9 @@ def parse_size(text: str) -> tuple[int, int]:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from ..config import DVFaceConfig
     from ..media import MediaWriter
-    from ..model import DVFace
+    from ..model.config import DVFaceConfig
+    from ..model.dvface import DVFace
     from .command import restore_whole_frames
     from .synthetic import synthetic_frames
 
@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
         torch.manual_seed(0)
         DVFace(cfg).save_pretrained(folder / "model")
         if args.backend == "ort":
-            from ..onnx_export import export_model_folder
+            from ..runtime.onnx_export import export_model_folder
 
             export_model_folder(folder / "model", folder / "model" / "onnx")
         clip = folder / "in.mp4"

@@ -101,9 +101,9 @@ def _progress(quiet: bool):
 
 def restore_whole_frames(args: argparse.Namespace) -> dict[str, Any]:
     """Run the job the parsed `restore` arguments describe; returns the summary `--json` prints."""
-    from ..engine import open_restorer
     from ..faces import select_tracks
     from ..media import MediaWriter, open_media
+    from ..runtime.backends import open_restorer
     from .compositor import restore_stream
     from .tracksource import default_cache_dir, obtain_tracks
 

@@ -15,10 +15,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..engine import FaceTrackSession, TrackRestorer, WindowCache
+from ..engine import FaceTrackSession, WindowCache
 from ..errors import InputError
 from ..faces import Track, Tracks, paste_faces, warp_to_crop
 from ..media import MediaWriter
+from ..runtime.base import TrackRestorer
 from .stages import StageTimer
 
 
@@ -90,7 +91,8 @@ class TrackRestore:
         # Stored affines map to the analysis' crop size; rescale them to the model's.
         scale = crop_size / tracks_crop_size
         self.matrices = [np.asarray(f.affine, dtype=np.float64) * scale for f in track.faces]
-        self.session: FaceTrackSession = restorer.session(
+        self.session: FaceTrackSession = FaceTrackSession(
+            restorer,
             self._crop,
             len(track.faces),
             first_frame=track.first_frame,

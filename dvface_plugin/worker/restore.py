@@ -134,7 +134,7 @@ class RangeRestorer:
 
     def warm(self) -> None:
         """Import the model code and load the detector ahead of the first request (~5 s on a CPU)."""
-        from .. import model  # noqa: F401 - diffusers and torch imports are the slow part
+        from ..model import dvface  # noqa: F401 - diffusers and torch imports are the slow part
 
         with self._lock:
             self._get_detector()
@@ -163,7 +163,7 @@ class RangeRestorer:
         return self.stats()
 
     def _get_restorer(self, s: RestoreSettings):
-        from ..engine import open_restorer
+        from ..runtime.backends import open_restorer
 
         key = (s.model, s.device, s.precision, s.window)
         if self._restorer_key != key:
@@ -213,6 +213,7 @@ class RangeRestorer:
         before = self.cache.stats()
         tracks, analysis_cached = self._analysis(plates, settings, crop, progress, check)
 
+        from ..engine import FaceTrackSession
         from ..faces import select_tracks, warp_to_crop
 
         chosen = select_tracks(tracks, settings.faces, settings.min_face)
@@ -228,7 +229,8 @@ class RangeRestorer:
                 face = track.at(n)
                 return np.clip(warp_to_crop(plates.display(n), face.affine, crop), 0.0, 1.0)
 
-            session = restorer.session(
+            session = FaceTrackSession(
+                restorer,
                 get_crop, len(track.faces), first_frame=track.first_frame, window=settings.window,
                 overlap=settings.overlap, prior_scale=settings.strength, crop_size=crop, cache=self.cache,
             )

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import torch
 
-from dvface_plugin.config import DVFaceConfig
-from dvface_plugin.model import DVFace
-from dvface_plugin.onnx_export import export_model_folder
+from dvface_plugin.model.config import DVFaceConfig
+from dvface_plugin.model.dvface import DVFace
+from dvface_plugin.runtime.onnx_export import export_model_folder
 
 FRAMES, SIZE = 5, 64
 

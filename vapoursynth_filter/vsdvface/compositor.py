@@ -24,10 +24,10 @@ from typing import Protocol
 
 import numpy as np
 
+from dvface_plugin.engine import FaceTrackSession, WindowCache
 from dvface_plugin.faces import FaceState, Tracks, invert_affine, paste_faces, warp_to_crop
 from dvface_plugin.faces.align import crop_scale, transform_points
-
-from dvface_plugin.engine import FaceTrackSession, TrackRestorer, WindowCache
+from dvface_plugin.runtime.base import TrackRestorer
 
 Box = tuple[int, int, int, int]  # x0, y0, x1, y1 in frame pixels, x1/y1 exclusive
 

@@ -13,10 +13,11 @@ import os
 import threading
 from pathlib import Path
 
-from dvface_plugin.engine.backends import DEFAULT_MODEL, MODELS_DIR, resolve_model_folder
-from dvface_plugin.engine.ort_restorer import OrtRestorer, providers_for
 from dvface_plugin.errors import WeightsError
-from dvface_plugin.ort_backend import CPU, MANIFEST_NAME, OrtModel, ensure_onnx, import_onnxruntime, resolve_providers
+from dvface_plugin.model.folders import DEFAULT_MODEL, MODELS_DIR, resolve_model_folder
+from dvface_plugin.runtime.onnx_format import MANIFEST_NAME
+from dvface_plugin.runtime.onnx_model import CPU, OrtModel, ensure_onnx, import_onnxruntime, resolve_providers
+from dvface_plugin.runtime.ort_restorer import OrtRestorer, providers_for
 
 BACKENDS = ("auto", "cpu", "cuda", "tensorrt")
 MODEL_ENV = "DVFACE_MODEL"

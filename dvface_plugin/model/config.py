@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import WeightsError
+from ..errors import WeightsError
 
 QUERY_SOURCES = ("hidden", "prior_t")
 
@@ -68,7 +68,7 @@ class DVFaceConfig:
     window: int = 17  # engine window in frames (4k+1, so the VAE needs no temporal padding)
     overlap: int = 4  # frames shared by neighbouring windows, cross-faded
     # [ours] flow-guided averaging of each restored frame with this many neighbours each side,
-    # within a window (`engine/stabilise.py`; more than the window holds uses all of it); 0 = off
+    # within a window (`runtime/stabilise.py`; more than the window holds uses all of it); 0 = off
     stabilise: int = 0
     # [ours] x_hat = D(z_hat) + (x_lq - D(z_lq)): add back the detail the VAE cannot represent, so a
     # small VAE does not cap the output's fidelity and a zero velocity returns the input unchanged.

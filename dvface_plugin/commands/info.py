@@ -11,9 +11,9 @@ import platform
 
 import torch
 
-from . import __version__
-from .config import PRESETS, DVFaceConfig
-from .model import DVFace
+from .. import __version__
+from ..model.config import PRESETS, DVFaceConfig
+from ..model.dvface import DVFace
 
 PAPER_TOTAL = 1624.55e6  # DVFace's reported parameter count (Wan2.1-T2V-1.3B backbone)
 

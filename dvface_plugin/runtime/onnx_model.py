@@ -14,7 +14,6 @@ This module imports only the standard library, numpy, onnxruntime and the torch-
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import math
 import os
@@ -28,16 +27,12 @@ from typing import Callable, Iterator, NamedTuple, Sequence
 
 import numpy as np
 
-from . import __version__
-from .config import DVFaceConfig
-from .errors import DVFaceError, InputError, WeightsError
-from .paths import user_cache_dir
+from .. import __version__
+from ..errors import DVFaceError, InputError, WeightsError
+from ..model.config import DVFaceConfig
+from ..paths import user_cache_dir
+from .onnx_format import ENCODE_GRAPH, FORMAT, FORMAT_VERSION, MANIFEST_NAME, RESTORE_GRAPH, file_sha256
 
-FORMAT = "dvface-onnx"
-FORMAT_VERSION = 1
-MANIFEST_NAME = "manifest.json"
-ENCODE_GRAPH = "encode_priors.onnx"
-RESTORE_GRAPH = "restore.onnx"
 SHIPPED_ONNX_DIR = "onnx"  # a model folder may ship its export here
 
 TENSORRT, CUDA, CPU = "TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"
@@ -129,21 +124,6 @@ def resolve_providers(requested: Sequence[str] | str | None, available: Sequence
 # --- files and caches ------------------------------------------------------------------------
 
 
-_SHA_MEMO: dict[tuple, str] = {}
-
-
-def file_sha256(path: Path) -> str:
-    """sha256 of a file, remembered per (path, inode, size, times) in this process: a 1.3B model's weights
-    take seconds to hash, and `ensure_onnx` followed by `OrtModel` would otherwise hash them twice."""
-    stat = os.stat(path)
-    key = (str(Path(path).resolve()), stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
-    if key not in _SHA_MEMO:
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 22), b""):
-                h.update(chunk)
-        _SHA_MEMO[key] = h.hexdigest()
-    return _SHA_MEMO[key]
 
 
 def gpu_name(device_id: int) -> str | None:

@@ -12,7 +12,7 @@ import json
 import sys
 from pathlib import Path
 
-from .errors import InputError
+from ..errors import InputError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -36,10 +36,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .faces import CROP_SIZE
-    from .media import open_media
-    from .wholeframe.stages import StageTimer
-    from .wholeframe.tracksource import default_cache_dir, obtain_tracks
+    from ..faces import CROP_SIZE
+    from ..media import open_media
+    from ..wholeframe.stages import StageTimer
+    from ..wholeframe.tracksource import default_cache_dir, obtain_tracks
 
     out = Path(args.output)
     if out.suffix.lower() != ".json":

@@ -14,9 +14,9 @@ import argparse
 import glob
 from pathlib import Path
 
+from ..batch.manifest import Manifest, file_sha256, job_id
 from ..errors import InputError
 from ..media.formats import VIDEO_EXTENSIONS
-from .manifest import Manifest, file_sha256, job_id
 
 BATCH_DIR = ".dvface-batch"
 
@@ -97,14 +97,15 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--min-face must be >= 0 px, got {args.min_face}")
     if args.aligned and (args.faces != "all" or args.min_face):
         raise InputError("--faces and --min-face choose faces in whole frames; an --aligned clip is one face")
-    from ..config import DVFaceConfig
-    from ..engine import WindowGrid, resolve_model_folder
+    from ..batch.plan import plan_chunks
+    from ..batch.scheduler import tracks_path
+    from ..engine import WindowGrid
     from ..media import open_media
-    from .plan import plan_chunks
-    from .scheduler import tracks_path
+    from ..model.config import DVFaceConfig
+    from ..model.folders import resolve_model_folder
 
     if not args.dry_run:
-        from .scheduler import import_ray
+        from ..batch.scheduler import import_ray
 
         import_ray()  # say how to install Ray before any work
     inputs = expand_inputs(args.inputs)
@@ -145,8 +146,8 @@ def run(args: argparse.Namespace) -> int:
         if tracks is None:
             chunks = plan_chunks(grid, args.chunk_frames)
         else:
+            from ..batch.plan import plan_frame_chunks
             from ..faces import select_tracks
-            from .plan import plan_frame_chunks
 
             chosen = select_tracks(tracks, args.faces, args.min_face)
             chunks = plan_frame_chunks(n, chosen, args.chunk_frames, window, overlap, cfg.vae_temporal_stride)
@@ -158,7 +159,7 @@ def run(args: argparse.Namespace) -> int:
     if args.dry_run:
         print_plan(manifest)
         return 0
-    from .scheduler import run_job
+    from ..batch.scheduler import run_job
 
     outdir.mkdir(parents=True, exist_ok=True)
     manifest.save()

@@ -16,7 +16,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from .errors import WeightsError
+from ..errors import WeightsError
 
 WAN_DOWNLOAD_HINT = (
     "download the diffusers-format Wan2.1 backbone once, e.g. "

@@ -14,7 +14,7 @@ from typing import Iterator
 
 import numpy as np
 
-from .errors import InputError
+from ..errors import InputError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -48,7 +48,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     # Whole-frame restoration (no --aligned): its own options, defined in wholeframe.command.
-    from .wholeframe.command import add_arguments
+    from ..wholeframe.command import add_arguments
 
     add_arguments(parser)
     parser.set_defaults(func=run)
@@ -93,11 +93,12 @@ class StreamedCrops:
 
 def run(args: argparse.Namespace) -> int:
     if not args.aligned:
-        from .wholeframe.command import run as run_whole_frames
+        from ..wholeframe.command import run as run_whole_frames
 
         return run_whole_frames(args)
-    from .engine import WindowCache, open_restorer
-    from .media import MediaWriter, open_media
+    from ..engine import FaceTrackSession, WindowCache
+    from ..media import MediaWriter, open_media
+    from ..runtime.backends import open_restorer
 
     restorer = open_restorer(
         args.model, backend=args.backend, device=args.device, precision=args.precision, window=args.window,
@@ -115,7 +116,8 @@ def run(args: argparse.Namespace) -> int:
             raise InputError(f"{args.input} has no frames")
         window = restorer.config.window if args.window is None else args.window
         crops = StreamedCrops(iter(src), n, window, args.input)
-        session = restorer.session(
+        session = FaceTrackSession(
+            restorer,
             crops,
             n,
             window=window,

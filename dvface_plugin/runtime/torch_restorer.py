@@ -14,11 +14,12 @@ import numpy as np
 import torch
 
 from ..errors import DVFaceError
-from .backends import PriorState, TrackRestorer, resolve_model_folder
+from ..model.folders import resolve_model_folder
+from .base import PriorState, TrackRestorer
 from .pixels import to_model
 
 if TYPE_CHECKING:
-    from ..model import DVFace
+    from ..model.dvface import DVFace
 
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -70,7 +71,7 @@ def resolve_precision(precision: str, device: torch.device) -> str:
 
 def load_model(spec: str | Path | None = None) -> DVFace:
     """A model from a folder (config.json + safetensors) or a bundled name under models/."""
-    from ..model import DVFace
+    from ..model.dvface import DVFace
 
     return DVFace.from_pretrained(resolve_model_folder(spec))
 

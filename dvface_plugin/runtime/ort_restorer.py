@@ -13,8 +13,9 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DVFaceError, WeightsError
-from ..ort_backend import OrtModel, ensure_onnx
-from .backends import PriorState, TrackRestorer, resolve_model_folder
+from ..model.folders import resolve_model_folder
+from .base import PriorState, TrackRestorer
+from .onnx_model import OrtModel, ensure_onnx
 from .pixels import to_model
 
 

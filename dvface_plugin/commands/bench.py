@@ -20,7 +20,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from .errors import InputError
+from ..errors import InputError
 
 PATTERNS = ("sequential", "reverse", "random", "shuffle", "scrub", "split:K")
 
@@ -52,7 +52,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     cache.add_argument("--json", action="store_true", help="print one JSON object")
     cache.set_defaults(func=run_cache)
     # Whole-frame job benchmark, defined with the whole-frame pipeline.
-    from .wholeframe.benchmark import add_parser as add_pipeline_bench
+    from ..wholeframe.benchmark import add_parser as add_pipeline_bench
 
     add_pipeline_bench(sub)
 
@@ -144,9 +144,10 @@ def render(session, order: Iterable[int], threads: int, digests: list) -> None:
 def run_cache(args: argparse.Namespace) -> int:
     import torch
 
-    from .config import DVFaceConfig
-    from .engine import Restorer, WindowCache
-    from .model import DVFace
+    from ..engine import FaceTrackSession, WindowCache
+    from ..model.config import DVFaceConfig
+    from ..model.dvface import DVFace
+    from ..runtime.torch_restorer import Restorer
 
     if args.frames < 1 or args.threads < 1 or args.crop < 1 or args.spread < 0:
         raise InputError("--frames, --threads and --crop must be positive, --spread at least 0")
@@ -159,7 +160,7 @@ def run_cache(args: argparse.Namespace) -> int:
     opts = dict(crop_size=args.crop, window=args.window, overlap=args.overlap)
 
     # One full window, computed once on a scratch cache: its size sets the budget, and it warms up torch.
-    with restorer.session(get_crop, args.frames, **opts) as probe:
+    with FaceTrackSession(restorer, get_crop, args.frames, **opts) as probe:
         probe.frame(0)
         window_bytes = probe.stats().bytes_held - probe.stats().frame_bytes
         n_windows = len(probe.grid.windows)
@@ -168,14 +169,14 @@ def run_cache(args: argparse.Namespace) -> int:
     reference = None
     if not args.no_verify:
         reference = [None] * args.frames
-        with restorer.session(get_crop, args.frames, cache=WindowCache(window_bytes * n_windows), **opts) as s:
+        with FaceTrackSession(restorer, get_crop, args.frames, cache=WindowCache(window_bytes * n_windows), **opts) as s:
             render(s, range(args.frames), 1, reference)
 
     digests: list = [None] * args.frames
     totals = dict(windows_computed=0, priors_computed=0, hits=0, misses=0, frame_hits=0, evictions=0, peak_bytes=0)
     start = time.perf_counter()
     for order in orders:
-        with restorer.session(get_crop, args.frames, cache=WindowCache(budget), **opts) as s:
+        with FaceTrackSession(restorer, get_crop, args.frames, cache=WindowCache(budget), **opts) as s:
             render(s, order, args.threads, digests)
             stats = s.stats()
         for key in totals:

@@ -1,4 +1,4 @@
-"""`dvface export onnx`: the two inference graphs of a DVFace model, for the torch-free backend.
+"""The two inference graphs of a DVFace model, for the torch-free backend (`dvface export onnx`).
 
 The engine caches a window's latent and prior features and re-runs only the backbone when the
 user changes `prior_scale`, so the model is cut at the same place:
@@ -7,7 +7,7 @@ user changes `prior_scale`, so the model is cut at the same place:
     restore.onnx         z, f_s, f_t, prior_scale ()      -> pixels (1, 3, T, H, W) padded
 
 Shapes are fixed (T = config.window, H = W = config.crop_size unless overridden) so TensorRT can
-build one engine per graph; `ort_backend.OrtModel` pads smaller inputs up to them. Graph inputs
+build one engine per graph; `onnx_model.OrtModel` pads smaller inputs up to them. Graph inputs
 and outputs are float32 at either precision: an fp16 export casts inside the graph, so callers
 never handle half floats. The legacy TorchScript exporter cannot export the Wan VAE and DiT
 (`aten::rms_norm`, nearest-exact upsampling), hence `dynamo=True`.
@@ -15,7 +15,6 @@ never handle half floats. The legacy TorchScript exporter cannot export the Wan 
 
 from __future__ import annotations
 
-import argparse
 import copy
 import hashlib
 import json
@@ -28,22 +27,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from . import __version__
-from .engine.backends import resolve_model_folder
-from .errors import InputError
-from .model import WEIGHTS_NAME, DVFace
-from .ort_backend import (
-    ENCODE_GRAPH,
-    FORMAT,
-    FORMAT_VERSION,
-    MANIFEST_NAME,
-    RESTORE_GRAPH,
-    file_sha256,
-)
+from .. import __version__
+from ..errors import InputError
+from ..model.dvface import WEIGHTS_NAME, DVFace
+from .onnx_format import ENCODE_GRAPH, FORMAT, FORMAT_VERSION, MANIFEST_NAME, RESTORE_GRAPH, SHARED_DATA, file_sha256
 
 OPSET = 20  # what torch's dynamo exporter emits by default; TensorRT 10 parses it
-
-SHARED_DATA = "weights.onnx.data"  # both graphs' weights, each tensor once (see share_external_data)
 
 
 class EncodePriorsGraph(nn.Module):
@@ -68,7 +57,7 @@ class RestoreGraph(nn.Module):
     """Latent + priors + prior_scale -> padded pixels, as `DVFace.restore_latent` before cropping.
 
     `DVFace.denoise` range-checks `prior_scale` in Python, which an exported graph cannot do on a
-    tensor input, so the one-step update is written out here; `ort_backend` checks the range.
+    tensor input, so the one-step update is written out here; `onnx_model` checks the range.
     """
 
     def __init__(self, model: DVFace) -> None:
@@ -281,37 +270,3 @@ def export_model_folder(
 
 
 # --- CLI ---------------------------------------------------------------------------------------
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("export", help="export a model for other runtimes", description=__doc__)
-    sub = parser.add_subparsers(dest="format", required=True, metavar="FORMAT")
-    onnx_parser = sub.add_parser(
-        "onnx",
-        help="ONNX graphs + manifest.json for the onnxruntime backend",
-        description="Export encode_priors.onnx and restore.onnx at fixed shapes, with a manifest.json.",
-    )
-    onnx_parser.add_argument("--model", default=None, help="model folder or bundled name (default: the bundled model)")
-    onnx_parser.add_argument("--backbone", default=None, help="diffusers Wan2.1 folder, if the model file lacks it")
-    onnx_parser.add_argument(
-        "-o", "--output", required=True, help="output folder (created; a previous export is replaced)"
-    )
-    onnx_parser.add_argument("--fp16", action="store_true", help="half-precision graphs, for CUDA / TensorRT")
-    onnx_parser.add_argument("--frames", type=int, default=None, help="window length T (default: the config's window)")
-    onnx_parser.add_argument("--size", type=int, default=None, help="crop side H = W (default: the config's crop size)")
-    onnx_parser.set_defaults(func=run)
-
-
-def run(args: argparse.Namespace) -> int:
-    folder = resolve_model_folder(args.model)
-    start = time.perf_counter()
-    manifest = export_model_folder(
-        folder, args.output, frames=args.frames, size=args.size, fp16=args.fp16, backbone=args.backbone
-    )
-    shape = manifest["shape"]
-    print(
-        f"exported {manifest['config_name']} ({manifest['precision']}, opset {manifest['opset']}, "
-        f"{shape['frames']}x{shape['height']}x{shape['width']}) to {args.output} "
-        f"in {time.perf_counter() - start:.1f} s"
-    )
-    return 0

@@ -16,8 +16,8 @@ from typing import Callable
 
 import numpy as np
 
+from ..errors import InputError
 from .bench import print_result
-from .errors import InputError
 
 BACKENDS = ("torch", "ort")
 
@@ -26,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add `model` to the `bench` command registered before this module (see cli.COMMAND_MODULES)."""
     bench = subparsers.choices.get("bench")
     if bench is None:
-        raise RuntimeError("dvface_plugin.model_bench must come after dvface_plugin.bench in COMMAND_MODULES")
+        raise RuntimeError("dvface_plugin.commands.bench_model must come after dvface_plugin.commands.bench in COMMAND_MODULES")
     sub = next(a for a in bench._actions if isinstance(a, argparse._SubParsersAction))
     parser = sub.add_parser("model", help="frames/s of the model per window, torch or onnxruntime", description=__doc__)
     parser.add_argument("--backend", choices=BACKENDS, default="torch")
@@ -66,15 +66,15 @@ def _time(fn: Callable[[], object], repeat: int) -> float:
 def _torch_runner(args: argparse.Namespace, frames: int | None, size: int | None):
     import torch
 
-    from .config import DVFaceConfig
-    from .engine.restorer import PRECISIONS, resolve_device, resolve_precision
-    from .model import DVFace
+    from ..model.config import DVFaceConfig
+    from ..model.dvface import DVFace
+    from ..runtime.torch_restorer import PRECISIONS, resolve_device, resolve_precision
 
     if args.model is None:
         torch.manual_seed(0)
         model = DVFace(DVFaceConfig.preset("tiny"))
     else:
-        from .onnx_export import resolve_model_folder
+        from ..model.folders import resolve_model_folder
 
         model = DVFace.from_pretrained(resolve_model_folder(args.model))
     device = resolve_device(args.device)
@@ -105,14 +105,14 @@ def _torch_runner(args: argparse.Namespace, frames: int | None, size: int | None
 
 
 def _ort_runner(args: argparse.Namespace, frames: int | None, size: int | None):
-    from .ort_backend import OrtModel, ensure_onnx
+    from ..runtime.onnx_model import OrtModel, ensure_onnx
 
     if args.precision not in ("fp32", "fp16"):
         raise InputError(f"--precision {args.precision} is not available for --backend ort; use fp32 or fp16")
     if args.onnx is not None:
         folder = Path(args.onnx)
     elif args.model is not None:
-        from .onnx_export import resolve_model_folder
+        from ..model.folders import resolve_model_folder
 
         folder = ensure_onnx(resolve_model_folder(args.model), fp16=args.precision == "fp16", frames=frames, size=size)
     else:
@@ -142,9 +142,9 @@ def _random_tiny_export(fp16: bool, frames: int | None, size: int | None) -> Pat
     """Export of the seed-0 random tiny model, cached like any model's: its bytes are the same every run."""
     import torch
 
-    from .config import DVFaceConfig
-    from .model import DVFace
-    from .ort_backend import ensure_onnx
+    from ..model.config import DVFaceConfig
+    from ..model.dvface import DVFace
+    from ..runtime.onnx_model import ensure_onnx
 
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory(prefix="dvface-bench-") as tmp:

@@ -29,19 +29,13 @@ import torch.nn.functional as F
 from diffusers.models.transformers.transformer_wan import WanRotaryPosEmbed
 from torch import nn
 
+from ..errors import InputError, WeightsError
 from .backbone import WanBackbone
 from .config import DVFaceConfig
-from .errors import InputError, WeightsError
 from .fusion import ASTF
 from .prior import PriorEncoder, PriorFeatures
 from .refiner import DetailRefiner
-from .weights import (
-    WAN_DOWNLOAD_HINT,
-    check_state_dict,
-    read_diffusers_component,
-    read_safetensors,
-    write_safetensors,
-)
+from .weights import WAN_DOWNLOAD_HINT, check_state_dict, read_diffusers_component, read_safetensors, write_safetensors
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "dvface.safetensors"

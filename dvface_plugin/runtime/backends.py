@@ -1,0 +1,86 @@
+"""How a backend is chosen and opened; imports no torch.
+
+`torch` runs the `DVFace` module (`torch_restorer.Restorer`); `ort` runs its ONNX export on
+onnxruntime (`ort_restorer.OrtRestorer`) and needs neither torch nor diffusers, which is what
+VapourSynth's Python and farm nodes can install.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+from ..errors import DVFaceError
+from ..model.folders import resolve_model_folder
+from .base import TrackRestorer
+
+BACKENDS = ("auto", "torch", "ort")
+
+
+def open_restorer(
+    model: str | Path | None = None,
+    *,
+    backend: str = "auto",
+    device: str = "auto",
+    precision: str = "auto",
+    threads: int | None = None,
+    window: int | None = None,
+    stabilise: int | None = None,
+) -> TrackRestorer:
+    """The restorer for a model name or folder (`auto`: see `choose_backend`).
+
+    threads: the model's intra-op threads (None: the library's default); torch's count is
+    process-wide. window: the window length the caller will use (None: the model's), which
+    `auto` needs because an ONNX export has a fixed window. stabilise: overrides the model's
+    temporal stabilisation radius (None: the model's; see `TrackRestorer.with_stabilise`).
+    """
+    restorer = _open_backend(model, backend, device, precision, threads, window)
+    return restorer if stabilise is None else restorer.with_stabilise(stabilise)
+
+
+def _open_backend(
+    model: str | Path | None, backend: str, device: str, precision: str, threads: int | None, window: int | None
+) -> TrackRestorer:
+    if backend not in BACKENDS:
+        raise DVFaceError(f"backend {backend!r} is not available; choose one of {', '.join(BACKENDS)}")
+    if backend == "auto":
+        backend = choose_backend(model, device, precision, window)
+        if backend == "ort" and device == "auto" and importlib.util.find_spec("torch") is not None:
+            device = "cpu"  # chosen because torch would run on the CPU
+    if backend == "torch":
+        if importlib.util.find_spec("torch") is None:
+            raise DVFaceError("backend 'torch' needs PyTorch, which is not installed; use --backend ort")
+        from .torch_restorer import Restorer
+
+        if threads is not None:
+            import torch
+
+            torch.set_num_threads(threads)
+        return Restorer.load(model, device=device, precision=precision)
+    from .ort_restorer import OrtRestorer
+
+    return OrtRestorer.load(model, device=device, precision=precision, threads=threads)
+
+
+def choose_backend(model: str | Path | None, device: str, precision: str, window: int | None = None) -> str:
+    """What `auto` runs: onnxruntime where torch would run fp32 on the CPU and the model has an export.
+
+    On a CPU onnxruntime runs the bundled model about twice as fast as torch, with the same output
+    to within one 8-bit level (docs/benchmarks.md, "Speed"). It needs an fp32 export of the
+    window used, shipped in the model folder or cached (`dvface export onnx`); auto never exports.
+    Without torch it is always onnxruntime; on a GPU, or for fp16/bf16, torch.
+    """
+    if importlib.util.find_spec("torch") is None:
+        return "ort"
+    from .onnx_model import find_onnx, installed_runtimes
+
+    if precision not in ("auto", "fp32") or len(installed_runtimes()) != 1:
+        return "torch"
+    if device == "auto":
+        import torch
+
+        if torch.cuda.is_available():
+            return "torch"
+    elif device != "cpu":
+        return "torch"
+    return "ort" if find_onnx(resolve_model_folder(model), frames=window) is not None else "torch"

@@ -1,0 +1,85 @@
+"""The restorer interface every backend implements; imports no torch.
+
+A backend turns one window of host crops into cached state (`encode`) and restored crops
+(`decode`), behind one lock. The engine (`dvface_plugin.engine`) drives restorers window by
+window; this module knows nothing of sessions or caches.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import threading
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..errors import DVFaceError, InputError
+from .stabilise import stabilise
+
+if TYPE_CHECKING:
+    from ..model.config import DVFaceConfig
+
+
+@dataclass(frozen=True)
+class PriorState:
+    """What a window's `prior_scale` changes leave untouched: its latent and prior features."""
+
+    latent: Any
+    priors: Any
+
+    @property
+    def nbytes(self) -> int:
+        return self.latent.nbytes + self.priors.nbytes
+
+
+class TrackRestorer(ABC):
+    """Base of the backends: a model behind one lock, restoring aligned face tracks.
+
+    Subclasses set `config`, `identity` (everything that changes outputs, for cache keys),
+    `device`, `precision` and implement `_encode` / `_decode`; the lock is taken here, so hosts' threads may fetch, hash
+    and blend concurrently while model calls run one at a time.
+    """
+
+    config: DVFaceConfig
+    identity: str
+    device: Any  # where it runs: a torch.device, or an onnxruntime execution provider
+    precision: str
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+
+    def encode(self, crops: np.ndarray) -> PriorState:
+        """Latent and prior features of one window of host crops (T, H, W, 3)."""
+        with self._lock:
+            return self._encode(crops)
+
+    def decode(self, state: PriorState, prior_scale: float = 1.0) -> np.ndarray:
+        """Restored window as float32 (T, H, W, 3) in [-1, 1], from cached latent and priors."""
+        with self._lock:
+            out = self._decode(state, prior_scale)
+        if not np.isfinite(out).all():
+            raise DVFaceError(f"the model produced NaN/Inf ({self.identity}); use fp32 precision")
+        return stabilise(out, self.config.stabilise) if self.config.stabilise else out
+
+    def with_stabilise(self, radius: int) -> TrackRestorer:
+        """This restorer with the model config's `stabilise` overridden: frames each side averaged
+        along the optical flow after restoring (0 = off). It shares the model and its lock; the
+        radius is part of `identity`, so a shared window cache never mixes the two. The model's own
+        radius returns this restorer: the same output, so the same cache entries."""
+        if not (isinstance(radius, int) and radius >= 0):
+            raise InputError(f"stabilise must be a whole number of frames >= 0 (0 = off), got {radius!r}")
+        if radius == self.config.stabilise:
+            return self
+        other = copy.copy(self)
+        other.config = dataclasses.replace(self.config, stabilise=radius)
+        other.identity = f"{self.identity}|stabilise={radius}"
+        return other
+
+    @abstractmethod
+    def _encode(self, crops: np.ndarray) -> PriorState: ...
+
+    @abstractmethod
+    def _decode(self, state: PriorState, prior_scale: float) -> np.ndarray: ...
