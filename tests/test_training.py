@@ -23,7 +23,14 @@ from dvface_plugin.model.dvface import DVFace
 from dvface_plugin.model.prior import Codebook
 from dvface_plugin.training.adversarial import Adversary, DiscriminatorConfig
 from dvface_plugin.training.data import ClipSampler, photo_to_clip, split
-from dvface_plugin.training.losses import PyramidLoss, detail_energy_loss, laplacian, reconstruction_loss, temporal_loss
+from dvface_plugin.training.losses import (
+    PyramidLoss,
+    detail_energy_loss,
+    laplacian,
+    reconstruction_loss,
+    temporal_detail_loss,
+    temporal_loss,
+)
 from dvface_plugin.training.plan import load_plan, run_plan
 from dvface_plugin.training.quantize import DeadCodeReviver, quantise, usage_loss
 from dvface_plugin.training.restoration_cache import RestorationCache
@@ -67,6 +74,19 @@ def test_temporal_loss_sees_flicker_that_reconstruction_hides():
     assert reconstruction_loss(steady, target) == pytest.approx(reconstruction_loss(flicker, target))
     assert temporal_loss(steady, target) == 0
     assert temporal_loss(flicker, target) > 0.1
+
+
+def test_temporal_detail_loss_sees_shimmer_the_plain_temporal_loss_barely_sees():
+    gen = torch.Generator().manual_seed(0)
+    target = torch.rand(1, 3, 1, 32, 32, generator=gen).expand(1, 3, 5, 32, 32) * 0.5  # a still face
+    shimmer = target + 0.02 * torch.randn(1, 3, 5, 32, 32, generator=gen)  # fresh fine texture every frame
+    drift = target + torch.linspace(0, 0.08, 5).view(1, 1, 5, 1, 1)  # a slow brightness change
+    assert temporal_detail_loss(target, target) == 0
+    # the plain loss ranks the harmless drift close to the shimmer; the detail band tells them apart
+    assert temporal_detail_loss(shimmer, target) > 20 * temporal_detail_loss(drift, target)
+    assert temporal_loss(shimmer, target) < 2 * temporal_loss(drift, target)
+    one_frame = shimmer[:, :, :1]
+    assert temporal_detail_loss(one_frame, target[:, :, :1]) == 0
 
 
 def test_pyramid_loss_weighs_detail_and_is_zero_on_equal_inputs():
@@ -345,7 +365,7 @@ def test_init_fresh_restarts_a_refiner_of_a_new_shape_and_keeps_the_rest(data_di
 
 
 def test_the_adversarial_refine_stage_trains_the_discriminator_apart_and_resumes_exactly(data_dir, tmp_path):
-    weights = {"per": 0.0, "temp": 1.0, "detail": 1.0, "adv": 0.1}
+    weights = {"per": 0.0, "temp": 1.0, "tdetail": 1.0, "detail": 1.0, "adv": 0.1}
     kw = dict(init_overrides={"refiner": {"channels": 8}}, loss_weights=weights, steps=6,
               discriminator={"channels": 8, "layers": 2})
     straight = Trainer(config(data_dir, tmp_path / "s", "refine", checkpoint_every=3, **kw))
@@ -354,7 +374,8 @@ def test_the_adversarial_refine_stage_trains_the_discriminator_apart_and_resumes
     before = {k: v.clone() for k, v in straight.adversary.net.state_dict().items()}
     straight.train()
     rows = [json.loads(line) for line in (tmp_path / "s" / "log.jsonl").read_text().splitlines()]
-    assert all({"disc", "adv", "detail", "sharpness"} <= set(r) for r in rows if "total" in r)
+    assert all({"disc", "adv", "detail", "tdetail", "sharpness"} <= set(r) for r in rows if "total" in r)
+    assert all(r["tdetail"] > 0 for r in rows if "total" in r)
     assert any(not torch.equal(before[k], v) for k, v in straight.adversary.net.state_dict().items())
 
     interrupted = tmp_path / "i"
@@ -399,7 +420,7 @@ def test_bundled_recipe_files_load_and_chain_stage_to_stage():
     assert {"tiny-vae", "tiny-codebook", "tiny-predict", "tiny-restore", "tiny-restore17", "tiny-refine"} <= set(recipes)
     outputs = {str(Path(c.out) / "model") for c in recipes.values()}
     for name, recipe in recipes.items():
-        assert recipe.init in ("tiny", "base") or recipe.init in outputs, name
+        assert recipe.init in ("tiny", "base") or recipe.init in outputs or recipe.init.startswith("models/"), name
     for plan in plans:  # a plan's stages are recipes, in the order they chain
         stages = [TrainConfig.load(s["config"]) for s in load_plan(plan)]
         assert [s.stage for s in stages] == list(STAGES), plan

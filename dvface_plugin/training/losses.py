@@ -48,6 +48,21 @@ def detail_energy_loss(pred: torch.Tensor, target: torch.Tensor, window: int = 8
     return (energy_a - energy_b).abs().mean()
 
 
+def temporal_detail_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """`temporal_loss` on the Laplacian: fine detail that changes from frame to frame where the
+    ground truth's does not. The plain temporal loss is ruled by the low band, so a refiner can
+    invent fresh texture every frame (shimmer, a higher warping error) at almost no cost there."""
+    if pred.shape[2] < 2:
+        return pred.new_zeros(())
+    return temporal_loss(_high_band(pred), _high_band(target))
+
+
+def _high_band(clip: torch.Tensor) -> torch.Tensor:
+    """(B, C, T, H, W) -> the Laplacian of every frame, same shape."""
+    b, _, t = clip.shape[:3]
+    return laplacian(_frames(clip)).unflatten(0, (b, t)).transpose(1, 2)
+
+
 def kl_loss(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     return 0.5 * (mean.pow(2) + logvar.exp() - 1 - logvar).mean()
 

@@ -6,7 +6,7 @@ everything it does not train, so the optimiser and DDP only ever see the stage's
     codebook  HQ clips: branch stems + C_s, C_t learn to quantise and reconstruct the HQ latent
     predict   LQ clips: stems + T_s, T_t learn to predict the HQ codes (cross-entropy); codebooks frozen
     restore   LQ clips: ASTF + DiT (+ the refiner) learn the one-step restoration; L_rec + L_per + L_temp
-              (+ L_detail and the adversarial term where their weights are set)
+              (+ L_detail, the temporal detail term and the adversarial term where their weights are set)
     refine    only the detail refiner learns, on the frozen restoration's (D(z_hat), r), computed once
               per clip by a RestorationCache; same losses, a small fraction of a restore step's cost
 """
@@ -23,7 +23,15 @@ from ..errors import InputError
 from ..model.dvface import DVFace
 from ..model.prior import PriorEncoder
 from .adversarial import Adversary
-from .losses import detail_energy_loss, kl_loss, laplacian, perceptual_loss, reconstruction_loss, temporal_loss
+from .losses import (
+    detail_energy_loss,
+    kl_loss,
+    laplacian,
+    perceptual_loss,
+    reconstruction_loss,
+    temporal_detail_loss,
+    temporal_loss,
+)
 from .quantize import DeadCodeReviver, quantise, usage_loss
 
 STAGES = ("vae", "codebook", "predict", "restore", "refine")
@@ -139,8 +147,9 @@ class PredictStage(nn.Module):
 
 
 class RestoreStage(nn.Module):
-    """L_rec + L_per + L_temp, plus L_detail (`"detail"` weight) and the adversarial term (`"adv"`
-    weight, with the `Adversary` the trainer attaches); weights left out of a config are 0."""
+    """L_rec + L_per + L_temp, plus L_detail (`"detail"` weight), L_temp on the Laplacian band
+    (`"tdetail"`) and the adversarial term (`"adv"` weight, with the `Adversary` the trainer
+    attaches); weights left out of a config are 0."""
 
     def __init__(self, model: DVFace, weights: dict, perceptual: str | None) -> None:
         super().__init__()
@@ -159,13 +168,14 @@ class RestoreStage(nn.Module):
         return self.losses(self.model.restore_latent(latent, priors, prior_scale=1.0), hq)
 
     def losses(self, out: torch.Tensor, hq: torch.Tensor) -> dict[str, torch.Tensor]:
-        weight = {k: self.w.get(k, 0.0) for k in ("per", "temp", "detail", "adv")}
+        weight = {k: self.w.get(k, 0.0) for k in ("per", "temp", "tdetail", "detail", "adv")}
         zero = out.new_zeros(())
         losses = {
             "rec": reconstruction_loss(out, hq),
             # a zero weight (the refine recipe) skips its term: nothing is spent on it
             "per": self.per(out, hq) if weight["per"] else zero,
             "temp": temporal_loss(out, hq),
+            "tdetail": temporal_detail_loss(out, hq) if weight["tdetail"] else zero,
             "detail": detail_energy_loss(out, hq) if weight["detail"] else zero,
             "adv": self.adversary.generator_loss(out) if weight["adv"] and self.adversary else zero,
         }
