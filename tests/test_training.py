@@ -437,8 +437,9 @@ def test_cli_runs_a_stage_from_a_config_file(data_dir, tmp_path, capsys):
     assert cli_main(["train", "vae", "--config", str(path)]) == 2  # wrong stage for this file
 
 
-def test_two_ranks_under_torchrun_end_with_identical_weights(data_dir, tmp_path):
-    cfg = config(data_dir, tmp_path / "ddp", "codebook", steps=12, revive_every=5)
+@pytest.mark.parametrize("budget", [{}, {"steps": 10**6, "max_seconds": 3.0}], ids=["steps", "clock"])
+def test_two_ranks_under_torchrun_end_with_identical_weights(data_dir, tmp_path, budget):
+    cfg = config(data_dir, tmp_path / "ddp", "codebook", **({"steps": 12, "revive_every": 5} | budget))
     path = tmp_path / "ddp.json"
     path.write_text(json.dumps(cfg.__dict__))
     env = os.environ | {"OMP_NUM_THREADS": "1"}

@@ -35,8 +35,6 @@ def face_window(frames: int, side: int, seed: int = 0) -> np.ndarray:
 def run(ctx: Run) -> dict:
     frames, side = ctx.window
     crops = face_window(frames, side)
-    torch.backends.cuda.matmul.allow_tf32 = False  # compare true fp32, not TF32
-    torch.backends.cudnn.allow_tf32 = False
     reference = _restore(Restorer(load_model(), device="cpu", precision="fp32"), crops)
     result: dict = {"window": [frames, side, side], "precisions": {}, "status": "ok"}
     for precision in TOLERANCES:
@@ -46,7 +44,6 @@ def run(ctx: Run) -> dict:
     ctx.log(f"correctness: engine order {result['engine_order']['status']}")
     result["ort_cuda"] = guarded(ort_cuda, ctx, crops, reference)
     ctx.log(f"correctness: onnxruntime CUDA {result['ort_cuda']['status']}")
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
     checks = [*result["precisions"].values(), result["engine_order"], result["ort_cuda"]]
     if any(c["status"] == "failed" for c in checks):
         result["status"] = "failed"
@@ -58,7 +55,13 @@ def precision_check(ctx: Run, precision: str, crops: np.ndarray, reference: dict
         resolve_precision(precision, ctx.device)
     except DVFaceError as exc:
         raise Skip(str(exc)) from exc
-    out = _restore(Restorer(load_model(), device=ctx.device, precision=precision), crops)
+    tf32 = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    if precision == "fp32":  # compare true fp32, not TF32
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        out = _restore(Restorer(load_model(), device=ctx.device, precision=precision), crops)
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = tf32
     max_tol, mean_tol = TOLERANCES[precision]
     model, engine = (np.abs(out[k] - reference[k]) for k in ("model", "engine"))
     ok = bool(model.max() <= max_tol and model.mean() <= mean_tol and engine.mean() <= mean_tol)

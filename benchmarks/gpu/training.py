@@ -40,6 +40,7 @@ def run(ctx: Run) -> dict:
         minutes = 0.6
     if minutes < 1 and not ctx.smoke:
         raise Skip(f"{ctx.remaining():.0f} s left of the budget: too little to train every stage")
+    torch.backends.cuda.matmul.allow_tf32 = True  # the fp32 recipes train with TF32 matrix products on a GPU
     ctx.log(f"training: {len(list(data.iterdir()))} items, {minutes:.1f} min for all stages")
     stages = run_plan(PLAN, minutes, [str(data)], work / "train", init=ctx.resume,
                       overrides=SMOKE if ctx.smoke else None, log=ctx.log)

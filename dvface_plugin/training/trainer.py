@@ -101,6 +101,7 @@ class Trainer:
     def __init__(self, config: TrainConfig) -> None:
         self.cfg = config
         self.started = time.time()
+        self.elapsed = 0.0  # fraction of max_seconds used, read once a step by `_tick`
         self.distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
         if self.distributed and not dist.is_initialized():
             dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
@@ -173,6 +174,7 @@ class Trainer:
         self.stage.train()
         start = time.time()
         batches = self._batches()
+        self._tick()
         while self.progress() < 1.0:
             lq, hq = next(batches)
             losses = self._losses(lq, hq, self.wrapped)
@@ -186,6 +188,7 @@ class Trainer:
             if self.adversary is not None:
                 losses["disc"] = self.adversary.step(self.stage.last_output, hq.to(self.device))
             self.step += 1
+            self._tick()
             if isinstance(self.stage, CodebookStage) and self.step % self.cfg.revive_every == 0:
                 self._revive_codes()
             if self.step % self.cfg.log_every == 0 or self.progress() >= 1.0:
@@ -217,12 +220,20 @@ class Trainer:
                 ahead.append(pool.submit(self._batch, step))
                 step += 1
 
+    def _tick(self) -> None:
+        """Read the clock once a step. Under DDP every rank takes rank 0's reading, so all of them
+        stop after the same step (a rank that stopped alone would hang the others' all-reduce)."""
+        if self.cfg.max_seconds is None:
+            return
+        elapsed = torch.tensor([(time.time() - self.started) / self.cfg.max_seconds], dtype=torch.float64)
+        if self.distributed:
+            elapsed = elapsed.to(self.device)
+            dist.broadcast(elapsed, src=0)
+        self.elapsed = float(elapsed)
+
     def progress(self) -> float:
         """Fraction of the run done: of `steps`, or of `max_seconds` when that runs out first."""
-        done = self.step / self.cfg.steps
-        if self.cfg.max_seconds is not None:
-            done = max(done, (time.time() - self.started) / self.cfg.max_seconds)
-        return done
+        return max(self.step / self.cfg.steps, self.elapsed)
 
     def learning_rate(self) -> float:
         """The rate for the step about to be taken (`self.step` steps done)."""
