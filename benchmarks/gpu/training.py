@@ -94,17 +94,13 @@ def compare(ctx: Run, model: DVFace, data: Path, clips: int = 8) -> dict:
                            ("input", None)):
         psnrs, details, truth = [], [], []
         for lq, hq in pairs:
-            out = lq if restorer is None else _to_u8(restore_track(restorer, lq))
+            out = lq if restorer is None else restore_track(restorer, lq)  # uint8 in, uint8 out
             psnrs += [psnr_y(o, h) for o, h in zip(out, hq)]
             details += [detail(o) for o in out]
             truth += [detail(h) for h in hq]
         scores[name] = {"psnr": round(float(np.mean([p for p in psnrs if math.isfinite(p)])), 3),
                         "detail": round(detail_ratio(details, truth), 3)}
     return {"status": "ok", "clips": len(pairs), "frames": frames, "side": side, **scores}
-
-
-def _to_u8(frames: np.ndarray) -> np.ndarray:
-    return frames if frames.dtype == np.uint8 else np.clip(np.rint(frames * 255), 0, 255).astype(np.uint8)
 
 
 def write_weights(model: DVFace, out: Path) -> list[str]:
