@@ -19,7 +19,8 @@ class Run:
     minutes: float
     smoke: bool
     data: Path | None = None  # a pack (benchmarks/gpu/pack.py) or a prepared folder
-    resume: Path | None = None  # base weights an earlier run returned
+    resume: Path | None = None  # weights to continue from (a model folder)
+    plan: Path | None = None  # the training plan; None -> models/train/base.json
     started: float = field(default_factory=time.time)
 
     @property

@@ -1,6 +1,7 @@
 """One prepared GPU run: environment, correctness, speed and training in one time budget.
 
     python benchmarks/gpu/run.py --minutes 8 --out OUT --data .gpu/pack [--resume models/dvface-base]
+    python benchmarks/gpu/run.py --only training --plan models/train/tiny-gpu-joint.json --resume models/dvface-tiny ...
     python benchmarks/gpu/run.py --smoke --out OUT      # the CPU rehearsal, tiny shapes, < 3 min
 
 Installs nothing (benchmarks/gpu/README.md says what to carry). Prints one line per step, so a
@@ -68,11 +69,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--minutes", type=float, default=8.0, help="budget for the whole run (default 8)")
     parser.add_argument("--smoke", action="store_true", help="CPU rehearsal: every step, tiny shapes")
     parser.add_argument("--data", type=Path, help="training pack (pack.py) or prepared folder; never benchmark/")
-    parser.add_argument("--resume", type=Path, help="continue training base from these weights (a model folder)")
+    parser.add_argument("--resume", type=Path, help="continue training from these weights (a model folder)")
+    parser.add_argument("--plan", type=Path, help="training plan (default models/train/base.json)")
     parser.add_argument("--only", nargs="+", choices=sorted(SECTIONS), help="run only these sections")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    ctx = Run(out=args.out, minutes=args.minutes, smoke=args.smoke, data=args.data, resume=args.resume)
+    ctx = Run(out=args.out, minutes=args.minutes, smoke=args.smoke, data=args.data, resume=args.resume,
+              plan=args.plan)
     report = {"environment": guarded(environment, ctx)}
     ctx.log(f"environment: {report['environment']}")
     write_report(report, args.out)

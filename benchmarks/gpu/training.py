@@ -1,6 +1,7 @@
-"""Training on the device: the `base` preset through every stage of models/train/base.json in
-the minutes left, on the carried pack; a quick held-out comparison with the bundled model; the
-weights written back as fp16 shards that fit what a run may return."""
+"""Training on the device: a plan (by default the `base` preset through every stage of
+models/train/base.json) in the minutes left, on the carried pack; a quick held-out comparison
+with the bundled model; the weights written back as fp16 shards that fit what a run may return,
+each carrying the model's config, so two runs side by side stay within 8 returned files."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from dvface_plugin.training.plan import run_plan
 ROOT = Path(__file__).resolve().parents[2]
 PLAN = ROOT / "models" / "train" / "base.json"
 SHARD_BYTES = 15 * 2**20  # a returned file may hold 16 MiB
+CONFIG_KEY = "dvface_config_json"  # shard metadata: the model's config as JSON
 RESERVE_S = 45  # kept back for the comparison and writing the weights
 # the CPU rehearsal: small crops and batches, every stage still runs
 SMOKE = {"crop": 64, "frames": 5, "batch_size": 2, "cache_clips": 4, "cache_window": 5, "val_batches": 1,
@@ -42,7 +44,7 @@ def run(ctx: Run) -> dict:
         raise Skip(f"{ctx.remaining():.0f} s left of the budget: too little to train every stage")
     torch.backends.cuda.matmul.allow_tf32 = True  # the fp32 recipes train with TF32 matrix products on a GPU
     ctx.log(f"training: {len(list(data.iterdir()))} items, {minutes:.1f} min for all stages")
-    stages = run_plan(PLAN, minutes, [str(data)], work / "train", init=ctx.resume,
+    stages = run_plan(ctx.plan or PLAN, minutes, [str(data)], work / "train", init=ctx.resume,
                       overrides=SMOKE if ctx.smoke else None, log=ctx.log)
     model_dir = Path(stages[-1]["model"])
     model = DVFace.from_pretrained(model_dir)
@@ -51,11 +53,11 @@ def run(ctx: Run) -> dict:
     files = write_weights(model, ctx.out)
     logs = [json.loads(line) | {"stage": s["stage"]} for s in stages
             for line in (Path(s["model"]).parent / "log.jsonl").read_text().splitlines()]
-    (ctx.out / "train-log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in logs))
     counts = model.parameter_counts()
-    return {"status": "ok", "preset": model.config.name, "parameters_m": round(counts["total"] / 1e6, 1),
+    return {"status": "ok", "plan": str(ctx.plan or PLAN.relative_to(ROOT)), "preset": model.config.name,
+            "parameters_m": round(counts["total"] / 1e6, 1),
             "resumed_from": None if ctx.resume is None else str(ctx.resume), "minutes": round(minutes, 2),
-            "stages": stages, "held_out": comparison, "files": files}
+            "stages": stages, "held_out": comparison, "files": files, "log": logs}
 
 
 def _data(ctx: Run, work: Path) -> Path:
@@ -104,9 +106,9 @@ def compare(ctx: Run, model: DVFace, data: Path, clips: int = 8) -> dict:
 
 
 def write_weights(model: DVFace, out: Path) -> list[str]:
-    """config + fp16 shards of at most SHARD_BYTES (`merge_weights` puts them back together)."""
+    """fp16 shards of at most SHARD_BYTES, each holding the config in its metadata
+    (`merge_weights` puts them back together)."""
     out.mkdir(parents=True, exist_ok=True)
-    model.config.save(out / "base-config.json")
     shards: list[dict[str, torch.Tensor]] = [{}]
     size = 0
     for name, tensor in model.state_dict().items():
@@ -118,24 +120,28 @@ def write_weights(model: DVFace, out: Path) -> list[str]:
             size = 0
         shards[-1][name] = tensor
         size += nbytes
+    config = json.dumps(model.config.to_dict())
     names = []
     for i, shard in enumerate(shards):
-        names.append(f"base-weights-{i + 1:02d}-of-{len(shards):02d}.safetensors")
-        save_file(shard, str(out / names[-1]), metadata={"format": "pt"})
-    return ["base-config.json", *names]
+        names.append(f"{model.config.name}-weights-{i + 1:02d}-of-{len(shards):02d}.safetensors")
+        save_file(shard, str(out / names[-1]), metadata={"format": "pt", CONFIG_KEY: config})
+    return names
 
 
 def merge_weights(returned: Path, folder: Path) -> Path:
     """A model folder (config.json + dvface.safetensors, fp16) from what a run returned."""
+    from safetensors import safe_open
     from safetensors.torch import load_file
 
     from dvface_plugin.model.dvface import CONFIG_NAME, WEIGHTS_NAME
 
-    shards = sorted(returned.glob("base-weights-*.safetensors"))
+    shards = sorted(returned.glob("*-weights-*-of-*.safetensors"))
     if not shards:
-        raise FileNotFoundError(f"no base-weights-*.safetensors in {returned}")
+        raise FileNotFoundError(f"no *-weights-*-of-*.safetensors in {returned}")
+    with safe_open(str(shards[0]), "pt") as f:
+        config = json.loads(f.metadata()[CONFIG_KEY])
     tensors = {k: v for shard in shards for k, v in load_file(str(shard)).items()}
     folder.mkdir(parents=True, exist_ok=True)
-    save_file(tensors, str(folder / WEIGHTS_NAME), metadata={"format": "pt", "dvface_config": "base"})
-    (folder / CONFIG_NAME).write_text((returned / "base-config.json").read_text())
+    save_file(tensors, str(folder / WEIGHTS_NAME), metadata={"format": "pt", "dvface_config": config["name"]})
+    (folder / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
     return folder
