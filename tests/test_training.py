@@ -421,11 +421,11 @@ def test_bundled_recipe_files_load_and_chain_stage_to_stage():
     outputs = {str(Path(c.out) / "model") for c in recipes.values()}
     for name, recipe in recipes.items():
         assert recipe.init in ("tiny", "base") or recipe.init in outputs or recipe.init.startswith("models/"), name
-    for plan in plans:  # a plan's stages are recipes, in the order they chain
-        stages = [TrainConfig.load(s["config"]) for s in load_plan(plan)]
-        assert [s.stage for s in stages] == list(STAGES), plan
-        assert all(str(Path(a.out) / "model") == b.init for a, b in zip(stages, stages[1:])), plan
         assert recipe.frames % 4 == 1 and "benchmark" not in " ".join(recipe.data), name
+    for plan in plans:  # a plan's stages are recipes, in the order they chain: all of them, or the last few
+        stages = [TrainConfig.load(s["config"]) for s in load_plan(plan)]
+        assert [s.stage for s in stages] == list(STAGES)[-len(stages):], plan
+        assert all(str(Path(a.out) / "model") == b.init for a, b in zip(stages, stages[1:])), plan
 
 
 def test_cli_runs_a_stage_from_a_config_file(data_dir, tmp_path, capsys):
