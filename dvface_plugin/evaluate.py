@@ -17,7 +17,9 @@ is better, < 0.6 = same person; needs `pip install "dvface-plugin[eval]"`, else 
 The reference is the ground truth with ``--gt``; without it, the clip's input: the method named
 ``--ref`` (default LQ) in the same clip folder, or a video file given to ``--ref`` for a single
 clip. The reference's own row has detail 1 and identity 0; methods are offset-searched against
-it. ``--json`` rows also hold ``detail_var``, the mean Laplacian variance itself.
+it. ``--json`` rows also hold ``detail_var``, the mean Laplacian variance itself. Stripes is the
+share of the face's high-band spectrum on the two frequency axes (metrics.py): a painted lattice
+raises detail and stripes together, real texture detail alone.
 
 Each clip is decoded once per pass and frames are streamed, so memory does not grow with clip
 length; the ground-truth flow is computed once per clip and shared by every method.
@@ -54,13 +56,14 @@ from .metrics import (
     psnr_luma,
     rgb_to_y,
     ssim_luma,
+    stripe_share,
 )
 
 VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".y4m"}
 OFFSET_FRAMES = 40  # leading frames used to find the temporal offset
 OFFSET_SIZE = 128  # offset search runs on frames downscaled to this size
 IDENTITY_STEP = 8  # identity is scored on reference frames t with t % 8 == 0 (dlib is slow)
-METRIC_KEYS = ("psnr", "ssim", "ewarp", "flicker", "detail", "identity", "akd")
+METRIC_KEYS = ("psnr", "ssim", "ewarp", "flicker", "detail", "stripes", "identity", "akd")
 
 
 def _read_frames(path: Path) -> Iterator[np.ndarray]:
@@ -167,6 +170,7 @@ class _Scorer:
     psnr: list[float] = field(default_factory=list)
     ssim: list[float] = field(default_factory=list)
     detail: dict[int, float] = field(default_factory=dict)  # by this clip's frame index
+    stripes: list[float] = field(default_factory=list)
     identity: list[float] = field(default_factory=list)
     faces: dict[int, tuple[Box, np.ndarray] | None] = field(default_factory=dict)  # as reference
     akd: list[float] = field(default_factory=list)
@@ -244,6 +248,7 @@ def _result(s: _Scorer, ref: _Scorer | None, paired: bool, models: FaceModels) -
         "flicker": s.flicker.value,
         "detail": detail_ratio([v for v, _ in pairs], [r for _, r in pairs]) if pairs else None,
         "detail_var": float(np.mean(list(s.detail.values()))) if s.detail else None,
+        "stripes": float(np.nanmean(s.stripes)) if any(map(math.isfinite, s.stripes)) else None,
         "identity": (0.0 if faces else None) if own else
                     (float(np.mean(s.identity)) if s.identity else None),
         "akd": float(np.mean(s.akd)) if s.akd else None,
@@ -286,6 +291,7 @@ def evaluate_clip(gt: Video, preds: list[Video], max_shift: int = 2,
             reference.warp.update(prev_gt, gt_frame, flow, mask)
         reference.flicker.update(gt_frame)
         reference.detail[t] = detail(gt_frame)
+        reference.stripes.append(stripe_share(gt_frame))
         _reference_face(reference, t, gt_frame, models)
         reference.next_index = t + 1
         for s in scorers:
@@ -306,6 +312,7 @@ def evaluate_clip(gt: Video, preds: list[Video], max_shift: int = 2,
                 s.warp.update(s.prev, frame, flow, mask)
             s.flicker.update(frame)
             s.detail[j] = detail(frame)
+            s.stripes.append(stripe_share(frame))
             _identity(s, frame, reference, t, models)
             if models.landmarks is not None:
                 s.akd.append(keypoint_distance(models.landmarks.landmarks(frame),
@@ -331,6 +338,7 @@ def _score_alone(video: Video, models: FaceModels, ref: _Scorer | None = None,
             scorer.warp.update(scorer.prev, frame, flow, mask)
         scorer.flicker.update(frame)
         scorer.detail[j] = detail(frame)
+        scorer.stripes.append(stripe_share(frame))
         if is_ref:
             _reference_face(scorer, j, frame, models)
         elif ref is not None:
@@ -388,7 +396,8 @@ def _fmt(value: Any, digits: int) -> str:
 COLUMNS = (("clip", "clip", 0), ("method", "method", 0), ("offset", "offset", 0),
            ("frames", "frames", 0), ("psnr", "PSNR", 2), ("ssim", "SSIM", 4),
            ("ewarp", "E*warp (1e-3)", 3), ("flicker", "flicker", 3),
-           ("detail", "detail", 2), ("identity", "identity", 3), ("akd", "AKD", 4))
+           ("detail", "detail", 2), ("stripes", "stripes", 3), ("identity", "identity", 3),
+           ("akd", "AKD", 4))
 
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:

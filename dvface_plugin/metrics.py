@@ -27,6 +27,12 @@ Conventions, chosen to match the face-restoration literature:
   8-bit levels) over the centre half of the crop (rows and columns H/4..3H/4, the face; the
   crop's own border is reflected, so nothing outside it counts). Clips report the mean over
   frames as a ratio to the reference clip's mean over the same frames: below 1 is softer.
+* Stripes: of the same face centre's high band (Hann-windowed power spectrum of the Y, radius
+  above STRIPE_BAND cycles per pixel), the share within one frequency bin of the two axes,
+  averaged over frames. Periodic horizontal and vertical stripes, the lattice a generator can
+  paint where its input holds no detail, sit there and raise it towards 1; faces and their
+  degraded inputs stay near 0.05 to 0.15. Detail counts the lattice as detail, so read a detail
+  gain together with this.
 * Identity: Euclidean distance between dlib face descriptors (``face_identity``); lower is
   closer, and dlib treats < 0.6 as the same person.
 
@@ -49,6 +55,7 @@ from .errors import InputError, WeightsError
 SSIM_WINDOW = 11
 SSIM_SIGMA = 1.5
 FLICKER_GRID = 8
+STRIPE_BAND = 0.15  # cycles per pixel: the high band the stripe share is taken of
 
 
 def as_float01(frame: np.ndarray) -> np.ndarray:
@@ -278,6 +285,22 @@ def detail(frame: np.ndarray) -> float:
     h, w = y.shape
     centre = np.ascontiguousarray(y[h // 4:3 * h // 4, w // 4:3 * w // 4])
     return float(cv2.Laplacian(centre, cv2.CV_64F).var())
+
+
+def stripe_share(frame: np.ndarray) -> float:
+    """Share of the face centre's high-band spectral energy on the two frequency axes (see
+    module docstring): a stripe lattice, which `detail` cannot tell from real texture."""
+    y = rgb_to_y(frame)
+    h, w = y.shape
+    centre = y[h // 4:3 * h // 4, w // 4:3 * w // 4]
+    centre = (centre - centre.mean()) * np.outer(np.hanning(centre.shape[0]), np.hanning(centre.shape[1]))
+    power = np.abs(np.fft.fft2(centre)) ** 2
+    fy = np.fft.fftfreq(centre.shape[0])[:, None]
+    fx = np.fft.fftfreq(centre.shape[1])[None, :]
+    high = np.hypot(fy, fx) > STRIPE_BAND
+    axes = (np.abs(fy) <= 1 / centre.shape[0]) | (np.abs(fx) <= 1 / centre.shape[1])
+    total = power[high].sum()
+    return float(power[high & axes].sum() / total) if total > 0 else math.nan
 
 
 def detail_ratio(values: Sequence[float], reference: Sequence[float]) -> float:

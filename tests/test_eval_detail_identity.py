@@ -76,6 +76,25 @@ def test_detail_ratio() -> None:
     assert math.isnan(M.detail_ratio([1.0], [0.0]))
 
 
+def lattice(frame: np.ndarray, period: int = 3, amplitude: float = 12.0) -> np.ndarray:
+    """The face with fine vertical and horizontal stripes painted on, as a generator does."""
+    yy, xx = np.mgrid[:frame.shape[0], :frame.shape[1]]
+    stripes = amplitude * (np.cos(2 * np.pi * xx / period) + np.cos(2 * np.pi * yy / period))
+    return np.clip(frame + stripes[..., None], 0, 255).astype(np.uint8)
+
+
+def test_stripes_rise_with_a_painted_lattice_and_not_with_sharpening() -> None:
+    face = cv2.GaussianBlur(aligned_face(SIZE), (0, 0), 1.5)
+    base = M.stripe_share(face)
+    assert base < 0.3
+    assert M.stripe_share(sharpen(face)) < 0.3  # real texture made crisper: detail up, stripes not
+    painted = lattice(face)
+    assert M.stripe_share(painted) > 0.6 and M.detail(painted) > 1.5 * M.detail(face)
+    noise = np.clip(face + np.random.default_rng(0).normal(0, 6, face.shape), 0, 255).astype(np.uint8)
+    assert M.stripe_share(noise) < 0.3  # isotropic grain spreads over every direction
+    assert math.isnan(M.stripe_share(np.full((32, 32, 3), 90, np.uint8)))
+
+
 # --------------------------------------------------------------------------- identity
 
 
@@ -151,6 +170,7 @@ def test_eval_json_paired_detail_and_identity(clip: Path, ident: F.FaceIdentity,
     assert lq["detail"] < 0.5 < 1.5 < sharp["detail"]
     assert lq["detail"] == pytest.approx(lq["detail_var"] / gt["detail_var"])
     assert (gt["detail"], gt["identity"]) == (1.0, 0.0)
+    assert all(0 < row["stripes"] < 0.5 for row in (lq, sharp, gt))
     assert 0.0 < lq["identity"] < F.SAME_PERSON and "identity" not in lq["omitted"]
 
 

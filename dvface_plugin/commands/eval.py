@@ -20,7 +20,7 @@ def _notes(rows: list[dict[str, Any]]) -> list[str]:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "eval", help="score restored clips: PSNR, SSIM, E_warp, flicker, detail, identity",
+        "eval", help="score restored clips: PSNR, SSIM, E_warp, flicker, detail, stripes, identity",
         description=evaluate_module.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--pred", type=Path, nargs="+", action="extend", required=True,
                    help="restored video(s) or folder(s) of clips; repeatable")
@@ -69,6 +69,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"\nE*warp: warping error x1e-3 ([0,1] RGB, DIS flow from {mode}); "
               "flicker: mean |median change| of 8x8-cell luma, 8-bit levels; "
               f"detail: Laplacian variance of the face centre / {ref}'s (1 = as sharp); "
+              "stripes: share of the face centre's high band on the frequency axes (a painted "
+              "lattice; faces ~0.05-0.15); "
               f"identity: dlib face-descriptor distance to {ref} on every "
               f"{IDENTITY_STEP}th frame (lower is better, < 0.6 same person); "
               f"offset s: frame t+s is compared with {ref} frame t.")
