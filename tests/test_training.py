@@ -21,6 +21,7 @@ from dvface_plugin.errors import InputError
 from dvface_plugin.model.config import DVFaceConfig, RefinerConfig
 from dvface_plugin.model.dvface import DVFace
 from dvface_plugin.model.prior import Codebook
+from dvface_plugin.metrics import stripe_share
 from dvface_plugin.training.adversarial import Adversary, DiscriminatorConfig
 from dvface_plugin.training.data import ClipSampler, photo_to_clip, split
 from dvface_plugin.training.losses import (
@@ -28,6 +29,7 @@ from dvface_plugin.training.losses import (
     detail_energy_loss,
     laplacian,
     reconstruction_loss,
+    stripe_loss,
     temporal_detail_loss,
     temporal_loss,
 )
@@ -87,6 +89,30 @@ def test_temporal_detail_loss_sees_shimmer_the_plain_temporal_loss_barely_sees()
     assert temporal_loss(shimmer, target) < 2 * temporal_loss(drift, target)
     one_frame = shimmer[:, :, :1]
     assert temporal_detail_loss(one_frame, target[:, :, :1]) == 0
+
+
+def test_stripe_loss_penalises_a_painted_lattice_and_training_on_it_removes_it():
+    gen = torch.Generator().manual_seed(0)
+    smooth = torch.nn.functional.avg_pool2d(torch.rand(4, 3, 64, 64, generator=gen), 5, 1, 2)
+    target = (smooth * 2 - 1).unsqueeze(2)  # (B, 3, 1, H, W), a soft texture in [-1, 1]
+    yy, xx = torch.meshgrid(torch.arange(64.0), torch.arange(64.0), indexing="ij")
+    lattice = 0.05 * (torch.cos(2 * torch.pi * xx / 3) + torch.cos(2 * torch.pi * yy / 3))
+    grain = 0.05 * torch.randn(target.shape, generator=gen)
+    assert stripe_loss(target, target) == 0
+    assert stripe_loss(target + lattice, target) > 10 * stripe_loss(target + grain, target)
+
+    def share(clip: torch.Tensor) -> float:
+        frame = ((clip[0, :, 0].permute(1, 2, 0) + 1) * 127.5).clamp(0, 255).round().byte().numpy()
+        return stripe_share(frame)
+
+    pred = (target + lattice).clone().requires_grad_(True)
+    before = share(pred.detach())
+    optimiser = torch.optim.Adam([pred], lr=0.01)
+    for _ in range(30):
+        optimiser.zero_grad()
+        stripe_loss(pred, target).backward()
+        optimiser.step()
+    assert share(pred.detach()) < 0.5 * before
 
 
 def test_pyramid_loss_weighs_detail_and_is_zero_on_equal_inputs():
@@ -365,7 +391,7 @@ def test_init_fresh_restarts_a_refiner_of_a_new_shape_and_keeps_the_rest(data_di
 
 
 def test_the_adversarial_refine_stage_trains_the_discriminator_apart_and_resumes_exactly(data_dir, tmp_path):
-    weights = {"per": 0.0, "temp": 1.0, "tdetail": 1.0, "detail": 1.0, "adv": 0.1}
+    weights = {"per": 0.0, "temp": 1.0, "tdetail": 1.0, "detail": 1.0, "stripes": 1.0, "adv": 0.1}
     kw = dict(init_overrides={"refiner": {"channels": 8}}, loss_weights=weights, steps=6,
               discriminator={"channels": 8, "layers": 2})
     straight = Trainer(config(data_dir, tmp_path / "s", "refine", checkpoint_every=3, **kw))
@@ -374,7 +400,7 @@ def test_the_adversarial_refine_stage_trains_the_discriminator_apart_and_resumes
     before = {k: v.clone() for k, v in straight.adversary.net.state_dict().items()}
     straight.train()
     rows = [json.loads(line) for line in (tmp_path / "s" / "log.jsonl").read_text().splitlines()]
-    assert all({"disc", "adv", "detail", "tdetail", "sharpness"} <= set(r) for r in rows if "total" in r)
+    assert all({"disc", "adv", "detail", "tdetail", "stripes", "sharpness"} <= set(r) for r in rows if "total" in r)
     assert all(r["tdetail"] > 0 for r in rows if "total" in r)
     assert any(not torch.equal(before[k], v) for k, v in straight.adversary.net.state_dict().items())
 

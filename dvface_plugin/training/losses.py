@@ -1,4 +1,5 @@
-"""Training losses: L_rec, L_per, L_temp and L_detail of the restoration stage, plus the VAE's KL term.
+"""Training losses: L_rec, L_per, L_temp, L_detail and the stripe penalty of the restoration stage,
+plus the VAE's KL term.
 
 Clips are (B, 3, T, H, W) in [-1, 1].
 """
@@ -11,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..metrics import STRIPE_BAND
 from ..model.weights import check_state_dict, read_safetensors
 
 
@@ -61,6 +63,24 @@ def _high_band(clip: torch.Tensor) -> torch.Tensor:
     """(B, C, T, H, W) -> the Laplacian of every frame, same shape."""
     b, _, t = clip.shape[:3]
     return laplacian(_frames(clip)).unflatten(0, (b, t)).transpose(1, 2)
+
+
+def stripe_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """High-band power on the two frequency axes above the ground truth's, over the truth's whole
+    high band (per frame, Hann-windowed, channels averaged): the horizontal and vertical stripe
+    lattice a generator paints where its input holds no detail. The detail and adversarial losses
+    both reward that lattice; this term does not (`metrics.stripe_share` measures it)."""
+    a, b = _frames(pred).mean(1), _frames(target).mean(1)  # (N, H, W)
+    h, w = a.shape[-2:]
+    window = torch.outer(torch.hann_window(h, periodic=False, dtype=a.dtype, device=a.device),
+                         torch.hann_window(w, periodic=False, dtype=a.dtype, device=a.device))
+    power = [torch.fft.fft2((x - x.mean((-2, -1), keepdim=True)) * window).abs().pow(2) for x in (a, b)]
+    fy = torch.fft.fftfreq(h, device=a.device)[:, None].abs()
+    fx = torch.fft.fftfreq(w, device=a.device)[None, :].abs()
+    high = torch.hypot(fy, fx) > STRIPE_BAND
+    axes = high & ((fy <= 1 / h) | (fx <= 1 / w))
+    excess = (power[0] * axes).sum((-2, -1)) - (power[1] * axes).sum((-2, -1))
+    return (F.relu(excess) / ((power[1] * high).sum((-2, -1)) + 1e-6)).mean()
 
 
 def kl_loss(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:

@@ -6,7 +6,8 @@ everything it does not train, so the optimiser and DDP only ever see the stage's
     codebook  HQ clips: branch stems + C_s, C_t learn to quantise and reconstruct the HQ latent
     predict   LQ clips: stems + T_s, T_t learn to predict the HQ codes (cross-entropy); codebooks frozen
     restore   LQ clips: ASTF + DiT (+ the refiner) learn the one-step restoration; L_rec + L_per + L_temp
-              (+ L_detail, the temporal detail term and the adversarial term where their weights are set)
+              (+ L_detail, the temporal detail term, the stripe penalty and the adversarial term where
+              their weights are set)
     refine    only the detail refiner learns, on the frozen restoration's (D(z_hat), r), computed once
               per clip by a RestorationCache; same losses, a small fraction of a restore step's cost
 """
@@ -29,6 +30,7 @@ from .losses import (
     laplacian,
     perceptual_loss,
     reconstruction_loss,
+    stripe_loss,
     temporal_detail_loss,
     temporal_loss,
 )
@@ -148,7 +150,7 @@ class PredictStage(nn.Module):
 
 class RestoreStage(nn.Module):
     """L_rec + L_per + L_temp, plus L_detail (`"detail"` weight), L_temp on the Laplacian band
-    (`"tdetail"`) and the adversarial term (`"adv"` weight, with the `Adversary` the trainer
+    (`"tdetail"`), the stripe penalty (`"stripes"`) and the adversarial term (`"adv"` weight, with the `Adversary` the trainer
     attaches); weights left out of a config are 0."""
 
     def __init__(self, model: DVFace, weights: dict, perceptual: str | None) -> None:
@@ -168,7 +170,7 @@ class RestoreStage(nn.Module):
         return self.losses(self.model.restore_latent(latent, priors, prior_scale=1.0), hq)
 
     def losses(self, out: torch.Tensor, hq: torch.Tensor) -> dict[str, torch.Tensor]:
-        weight = {k: self.w.get(k, 0.0) for k in ("per", "temp", "tdetail", "detail", "adv")}
+        weight = {k: self.w.get(k, 0.0) for k in ("per", "temp", "tdetail", "detail", "stripes", "adv")}
         zero = out.new_zeros(())
         losses = {
             "rec": reconstruction_loss(out, hq),
@@ -177,6 +179,7 @@ class RestoreStage(nn.Module):
             "temp": temporal_loss(out, hq),
             "tdetail": temporal_detail_loss(out, hq) if weight["tdetail"] else zero,
             "detail": detail_energy_loss(out, hq) if weight["detail"] else zero,
+            "stripes": stripe_loss(out, hq) if weight["stripes"] else zero,
             "adv": self.adversary.generator_loss(out) if weight["adv"] and self.adversary else zero,
         }
         total = losses["rec"]
