@@ -18,10 +18,10 @@ from diffusers import AutoencoderKLWan
 
 from dvface_plugin.cli import main as cli_main
 from dvface_plugin.errors import InputError
+from dvface_plugin.metrics import stripe_share
 from dvface_plugin.model.config import DVFaceConfig, RefinerConfig
 from dvface_plugin.model.dvface import DVFace
 from dvface_plugin.model.prior import Codebook
-from dvface_plugin.metrics import stripe_share
 from dvface_plugin.training.adversarial import Adversary, DiscriminatorConfig
 from dvface_plugin.training.data import ClipSampler, photo_to_clip, split
 from dvface_plugin.training.losses import (
