@@ -48,7 +48,7 @@ def restore(lq: Path, out: Path, model: str, stabilise: int | None) -> None:
         return
     start = time.perf_counter()
     extra = ["--stabilise", str(stabilise)] if stabilise is not None else []
-    dvface("restore", "--aligned", str(lq), "-o", str(out), "--model", model, "--quiet", *extra)
+    dvface("restore", "--aligned", str(lq), "-o", str(out), "--model", model, "--quiet", "--overwrite", *extra)
     wall = time.perf_counter() - start
     with open_media(out) as media:
         n = media.frame_count

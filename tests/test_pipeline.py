@@ -300,6 +300,43 @@ def test_unreadable_input_and_unwritable_output_fail_cleanly(two_faces, model_di
     assert sorted(p.name for p in tmp_path.iterdir()) == ["garbage.mp4"]
 
 
+def test_an_existing_output_is_refused_unless_overwrite(two_faces, model_dir, tmp_path, capsys):
+    out, mask, frames = tmp_path / "out.mkv", tmp_path / "matte.mkv", tmp_path / "f_%04d.png"
+    out.write_bytes(b"an earlier render")
+    for argv in (["--aligned"], []):  # both paths refuse before opening the model or the input
+        assert main(["restore", str(two_faces), "-o", str(out), "--model", str(tmp_path / "none"), *argv]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "out.mkv already exists" in err and "--overwrite (-y)" in err
+    (tmp_path / "f_0007.png").write_bytes(b"an earlier frame")
+    assert main(["restore", str(two_faces), "-o", str(frames), "--model", str(model_dir)]) == 2
+    assert "1 frames of" in capsys.readouterr().err
+    mask.write_bytes(b"an earlier matte")
+    assert main(["restore", str(two_faces), "-o", str(tmp_path / "new.mkv"), "--mask-out", str(mask),
+                 "--model", str(model_dir)]) == 2
+    assert "matte.mkv already exists" in capsys.readouterr().err
+    assert out.read_bytes() == b"an earlier render" and mask.read_bytes() == b"an earlier matte"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f_0007.png", "matte.mkv", "out.mkv"]
+    code, summary = restore(two_faces, out, model_dir, "-y", "--faces", "1", capsys=capsys)
+    assert code == 0 and summary["frames"] == N and open_media(out).frame_count == N
+
+
+def test_a_faces_typo_fails_before_any_decoding(tmp_path, model_dir, capsys, monkeypatch):
+    import dvface_plugin.media as media
+
+    def never(*args, **kwargs):
+        raise AssertionError("the input was opened before --faces was checked")
+
+    monkeypatch.setattr(media, "open_media", never)
+    out = tmp_path / "o.mkv"
+    assert main(["restore", str(tmp_path / "in.mkv"), "-o", str(out), "--faces", "1,two",
+                 "--model", str(model_dir)]) == 2
+    assert "not one of all, largest, center" in capsys.readouterr().err
+    assert main(["restore", str(tmp_path / "in.mkv"), "-o", str(out), "--faces", ",",
+                 "--model", str(model_dir)]) == 2
+    assert "names no track ids" in capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_missing_model_exits_3_naming_the_fix(two_faces, tmp_path, capsys, monkeypatch):
     out = tmp_path / "o.mkv"
     monkeypatch.setattr(folders, "MODELS_DIR", tmp_path / "models")  # an install without models/

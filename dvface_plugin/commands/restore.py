@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections import deque
+from pathlib import Path
 from typing import Iterator
 
 import numpy as np
@@ -25,6 +26,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("input", metavar="IN", help="video file, image sequence (shot_%%04d.png) or folder")
     parser.add_argument("-o", "--output", required=True, metavar="OUT", help="output video or image sequence")
+    parser.add_argument("-y", "--overwrite", action="store_true",
+                        help="replace OUT (and --mask-out) if it exists; without it an existing output is refused")
     parser.add_argument("--aligned", action="store_true", help="IN holds aligned face crops, restored as one track")
     parser.add_argument("--model", default=None, help="model folder, or a bundled model name (default: dvface-tiny)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
@@ -91,7 +94,21 @@ class StreamedCrops:
             )
 
 
+def check_outputs(args: argparse.Namespace) -> None:
+    """Refuse, before any work, an output that is the input or that exists without --overwrite."""
+    from ..media import existing_output
+
+    outputs = [args.output] + ([args.mask_out] if getattr(args, "mask_out", None) is not None else [])
+    if Path(args.output).resolve() == Path(args.input).resolve():
+        raise InputError(f"OUT is IN ({args.input}); write the result to another file")
+    for path in outputs if not args.overwrite else []:
+        found = existing_output(path)
+        if found:
+            raise InputError(f"{found}; pass --overwrite (-y) to replace it, or name another output")
+
+
 def run(args: argparse.Namespace) -> int:
+    check_outputs(args)
     if not args.aligned:
         from ..wholeframe.command import run as run_whole_frames
 

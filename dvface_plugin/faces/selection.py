@@ -19,6 +19,23 @@ def _centre_distance(track: Track, tracks: Tracks) -> float:
     return float(np.linalg.norm(mids - centre, axis=1).mean())
 
 
+def parse_faces(faces: str) -> str | frozenset[int]:
+    """A policy name, or the set of track ids of "1,3"; checked before any decoding so a typo
+    costs nothing."""
+    spec = faces.strip().lower()
+    if spec in POLICIES:
+        return spec
+    try:
+        ids = frozenset(int(part) for part in spec.split(",") if part.strip())
+    except ValueError:
+        raise InputError(
+            f"faces={faces!r} is not one of {', '.join(POLICIES)} or a list of track ids like '1,3'"
+        ) from None
+    if not ids:
+        raise InputError(f"faces={faces!r} names no track ids")
+    return ids
+
+
 def select_tracks(tracks: Tracks, faces: str = "all", min_face: float = 0.0) -> Tracks:
     """A copy of `tracks` keeping only the chosen faces.
 
@@ -29,7 +46,7 @@ def select_tracks(tracks: Tracks, faces: str = "all", min_face: float = 0.0) -> 
     """
     if min_face < 0:
         raise InputError(f"min_face must be >= 0 px, got {min_face}")
-    spec = faces.strip().lower()
+    spec = parse_faces(faces)
     kept = [t for t in tracks.tracks if t.median_size >= min_face]
     if spec == "all":
         chosen = kept
@@ -38,20 +55,12 @@ def select_tracks(tracks: Tracks, faces: str = "all", min_face: float = 0.0) -> 
     elif spec == "center":
         chosen = [min(kept, key=lambda t: (_centre_distance(t, tracks), t.id))] if kept else []
     else:
-        try:
-            ids = {int(part) for part in spec.split(",") if part.strip()}
-        except ValueError:
-            raise InputError(
-                f"faces={faces!r} is not one of {', '.join(POLICIES)} or a list of track ids like '1,3'"
-            ) from None
-        if not ids:
-            raise InputError(f"faces={faces!r} names no track ids")
         known = {t.id for t in tracks.tracks}
-        unknown = sorted(ids - known)
+        unknown = sorted(spec - known)
         if unknown:
             raise InputError(
                 f"faces={faces!r}: no track with id {', '.join(map(str, unknown))}; "
                 f"this clip has track ids {sorted(known) or 'none (no faces found)'}"
             )
-        chosen = [t for t in kept if t.id in ids]
+        chosen = [t for t in kept if t.id in spec]
     return dataclasses.replace(tracks, tracks=chosen)

@@ -10,7 +10,7 @@ and OpenEXR under one interface; imports only `errors` of dvface_plugin.
 
 from .formats import OutputSpec, output_spec, parse_fps
 from .reader import ImageSource, MediaSource, VideoSource, open_media
-from .writer import MediaWarning, MediaWriter
+from .writer import MediaWarning, MediaWriter, existing_output
 
 __all__ = ["ImageSource", "MediaSource", "MediaWarning", "MediaWriter", "OutputSpec",
-           "VideoSource", "open_media", "output_spec", "parse_fps"]
+           "VideoSource", "existing_output", "open_media", "output_spec", "parse_fps"]

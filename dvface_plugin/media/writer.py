@@ -24,7 +24,7 @@ from ..errors import InputError
 from .formats import OutputSpec, output_spec, parse_fps
 from .pixels import depth_class, rgb_to_dtype, rgb_to_frame
 from .reader import MediaSource
-from .sequences import READ_EXTENSIONS, encode_image, existing_frames, image_codec
+from .sequences import READ_EXTENSIONS, encode_image, existing_frames, image_codec, parse_pattern
 
 # FFmpeg colour enums (AVCOL_*): BT.709 is the tag written when the source gives none.
 _BT709 = 1
@@ -44,6 +44,16 @@ def _discard(path: str) -> None:
         shutil.rmtree(path, ignore_errors=True)
     elif os.path.exists(path):
         os.unlink(path)
+
+
+def existing_output(path: str | Path) -> str | None:
+    """What already lies where an output would go (a file, or frames of a sequence pattern), or
+    None: a command refuses before any work rather than replacing someone's render."""
+    pattern = parse_pattern(path)
+    if pattern is None:
+        return f"{path} already exists" if os.path.lexists(path) else None
+    frames = existing_frames(pattern) if pattern.folder.is_dir() else {}
+    return f"{len(frames)} frames of {pattern.display} already exist" if frames else None
 
 
 class MediaWriter:

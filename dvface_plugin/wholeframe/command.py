@@ -27,7 +27,8 @@ EXIT_CODES_HELP = f"""\
 exit codes:
   {EXIT_OK}    done (also when no face was found: the output is then the unchanged input, with a warning)
   {EXIT_INPUT}    bad arguments or input: unreadable or unsupported file, no frames, frames changing size,
-       output not writable or unable to keep the input's bit depth, tracks file not for this input
+       output not writable, already there without --overwrite, or unable to keep the input's bit depth,
+       --faces not a policy or id list, tracks file not for this input
   {EXIT_MODEL}    model or weights missing or unusable (--model), or the face detector model missing
   {EXIT_INTERRUPTED}  interrupted (Ctrl-C)
 Whatever the exit code, OUT (and --mask-out) exist only if the whole job succeeded."""
@@ -71,17 +72,18 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _check_args(args: argparse.Namespace) -> None:
+    from ..faces import parse_faces
+
     if not 0.0 <= args.strength <= 1.0:
         raise InputError(f"--strength must be in [0, 1], got {args.strength}")
     if args.min_face < 0:
         raise InputError(f"--min-face must be >= 0 px, got {args.min_face}")
     if args.force_tracks and args.tracks is None:
         raise InputError("--force-tracks only applies with --tracks FILE")
-    out = Path(args.output).resolve()
-    if out == Path(args.input).resolve():
-        raise InputError(f"OUT is IN ({args.input}); write the result to another file")
-    if args.mask_out is not None and Path(args.mask_out).resolve() in (out, Path(args.input).resolve()):
+    if args.mask_out is not None and Path(args.mask_out).resolve() in (Path(args.output).resolve(),
+                                                                       Path(args.input).resolve()):
         raise InputError("--mask-out must name a file other than IN and OUT")
+    parse_faces(args.faces)  # a typo fails now, not after minutes of face analysis
 
 
 def _warn(message: str) -> None:
