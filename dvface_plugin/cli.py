@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 
 from .errors import DVFaceError
 
@@ -67,12 +68,23 @@ def _unavailable(sub: argparse._SubParsersAction, command: str, package: str) ->
     sub.add_parser(command, help=f"(needs {package})", add_help=False).set_defaults(func=run, unavailable=True)
 
 
+def _warning_printer(command: str):
+    """Warnings (a lossy step allowed, stale frames left in a folder) as one line in the command's
+    own voice, not Python's file:line format with a source line."""
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        print(f"dvface {command}: warning: {message}", file=sys.stderr if file is None else file)
+
+    return show
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser(_command(argv))
     args, extra = parser.parse_known_args(argv)
     if extra and not getattr(args, "unavailable", False):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    previous, warnings.showwarning = warnings.showwarning, _warning_printer(args.command)
     try:
         return int(args.func(args) or 0)
     except DVFaceError as exc:
@@ -81,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"dvface {args.command}: interrupted", file=sys.stderr)
         return 130
+    finally:
+        warnings.showwarning = previous
 
 
 if __name__ == "__main__":

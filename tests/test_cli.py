@@ -48,3 +48,23 @@ def test_a_command_whose_package_is_missing_says_what_to_install(monkeypatch, ca
     monkeypatch.setattr(cli.importlib, "import_module", without_torch)
     assert cli.main(["train", "restore", "--config", "x.json"]) != 0
     assert "needs torch" in capsys.readouterr().err
+
+
+def test_warnings_print_as_one_line_in_the_commands_voice(monkeypatch, capsys):
+    import warnings
+
+    from dvface_plugin.commands import info
+    from dvface_plugin.media import MediaWarning
+
+    def run(args) -> int:
+        warnings.warn("10-bit source written as 8-bit (--allow-bit-depth-loss)", MediaWarning, stacklevel=2)
+        return 0
+
+    monkeypatch.setattr(info, "run", run)
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        before = warnings.showwarning
+        assert cli.main(["info"]) == 0
+        assert warnings.showwarning is before  # put back for the caller
+    err = capsys.readouterr().err
+    assert err == "dvface info: warning: 10-bit source written as 8-bit (--allow-bit-depth-loss)\n"
