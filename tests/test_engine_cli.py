@@ -125,3 +125,21 @@ def test_bench_cache_split_costs_at_most_one_window_per_split_point(capsys):
     assert 0 <= result["extra_windows"] <= 3
     with pytest.raises(SystemExit):
         main(["bench"])
+
+
+def test_fps_times_an_image_sequence_and_a_video_refuses_it(tmp_path, model_dir, capsys):
+    rng = np.random.default_rng(0)
+    clip = rng.integers(0, 255, (5, CROP, CROP, 3), dtype=np.uint8)
+    frames = tmp_path / "crop_%03d.png"
+    write_clip(frames, clip, 8)
+    out = tmp_path / "out.mkv"
+    assert main(["restore", "--aligned", str(frames), "-o", str(out), "--model", str(model_dir), "--quiet",
+                 "--fps", "24000/1001"]) == 0
+    assert (open_media(out).fps, open_media(out).frame_count) == (Fraction(24000, 1001), 5)
+    video = tmp_path / "clip.mkv"
+    write_clip(video, clip, 8, fps=Fraction(25))
+    again = tmp_path / "again.mkv"
+    assert main(["restore", "--aligned", str(video), "-o", str(again), "--model", str(model_dir),
+                 "--fps", "30"]) == 2  # a video keeps its own rate: never retimed
+    assert "applies only to numbered image sequences" in capsys.readouterr().err
+    assert not again.exists()

@@ -29,6 +29,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("-y", "--overwrite", action="store_true",
                         help="replace OUT (and --mask-out) if it exists; without it an existing output is refused")
     parser.add_argument("--aligned", action="store_true", help="IN holds aligned face crops, restored as one track")
+    parser.add_argument("--fps", default=None, metavar="RATE",
+                        help="frame rate of an image-sequence IN, e.g. 25 or 24000/1001 (default 24); "
+                        "a video keeps its own and refuses this")
     parser.add_argument("--model", default=None, help="model folder, or a bundled model name (default: dvface-tiny)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
     parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "fp16", "bf16"))
@@ -122,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
         stabilise=args.stabilise,
     )
     size = restorer.config.crop_size
-    with open_media(args.input) as src:
+    with open_media(args.input, sequence_fps=args.fps) as src:
         n = src.frame_count
         if (src.width, src.height) != (size, size):
             raise InputError(

@@ -359,6 +359,9 @@ def open_media(path: str | Path, *, sequence_fps: Fraction | int | str | None = 
         return source
     if not path.is_file():
         raise InputError(f"{path} does not exist; check the path.")
+    if sequence_fps is not None:  # a video keeps its own timing, and a photo has none: never retime
+        raise InputError(f"{path} is not an image sequence; a frame rate (--fps) applies only to numbered "
+                         "image sequences such as shot_%04d.png, so leave it out")
     if path.suffix.lower() in READ_EXTENSIONS:
         return ImageSource([path], [0], None, fps)
     return VideoSource(path)

@@ -113,7 +113,7 @@ def restore_whole_frames(args: argparse.Namespace) -> dict[str, Any]:
     started = time.perf_counter()
     timer = StageTimer()
     progress = _progress(args.quiet)
-    with open_media(args.input) as src, ExitStack() as stack:
+    with open_media(args.input, sequence_fps=args.fps) as src, ExitStack() as stack:
         n_frames = src.frame_count
         if n_frames < 1:
             raise InputError(f"{args.input} has no frames")
