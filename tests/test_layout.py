@@ -17,7 +17,7 @@ LAYERS = [
     {"engine", "faces", "media", "degrade", "colour", "face_identity"},
     {"runtime"},
     {"model"},
-    {"metrics", "errors", "paths", "__init__"},
+    {"metrics", "errors", "paths", "processes", "__init__"},
 ]
 
 

@@ -338,6 +338,26 @@ def test_failed_write_leaves_no_partial_output(tmp_path, target, exc_type):
     assert list(out_dir.iterdir()) == []
 
 
+def test_partials_of_a_killed_run_of_the_same_output_are_removed_and_no_others(tmp_path):
+    import os
+
+    dead = 999_999_999  # above any pid_max: no such process
+    killed = tmp_path / f".out.partial-{dead}-0a1b.mkv"
+    live = tmp_path / f".out.partial-{os.getpid()}-2c3d.mkv"  # another writer of out.mkv, still running
+    other = tmp_path / f".other.partial-{dead}-4e5f.mkv"  # a killed run of another output
+    killed_frames = tmp_path / f".seq_dvface.partial-{dead}-6a7b"
+    for path in (killed, live, other):
+        path.write_bytes(b"half a clip")
+    killed_frames.mkdir()
+    (killed_frames / "seq_0001.png").write_bytes(b"half a frame")
+    write_all(tmp_path / "out.mkv", gradient_frames(2), fps=25)
+    assert not killed.exists() and live.exists() and other.exists()
+    with MediaWriter(tmp_path / "seq_%04d.png", fps=25, width=W, height=H) as writer:
+        writer.write(gradient_frames(1)[0])
+    assert not killed_frames.exists() and (tmp_path / "seq_0001.png").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, other.name, "out.mkv", "seq_0001.png"])
+
+
 def test_failed_write_keeps_previous_output_intact(tmp_path):
     target = write_all(tmp_path / "out.mkv", gradient_frames(3), fps=25)
     before = target.read_bytes()

@@ -1,5 +1,5 @@
 """Media I/O: video files, image sequences and photos in and out at full bit depth. PyAV, OpenCV
-and OpenEXR under one interface; imports only `errors` of dvface_plugin.
+and OpenEXR under one interface; imports only `errors` and `processes` of dvface_plugin.
 
     src = open_media("shot.mov")          # or "shot_%04d.exr", a folder, "face.png"
     with MediaWriter("out.mkv", fps=src.fps, width=src.width, height=src.height,

@@ -7,6 +7,7 @@ clip that looks finished. Audio is remuxed packet by packet (never re-encoded).
 
 from __future__ import annotations
 
+import glob
 import os
 import secrets
 import shutil
@@ -21,6 +22,7 @@ import av
 import numpy as np
 
 from ..errors import InputError
+from ..processes import process_alive
 from .formats import OutputSpec, output_spec, parse_fps
 from .pixels import depth_class, rgb_to_dtype, rgb_to_frame
 from .reader import MediaSource
@@ -44,6 +46,21 @@ def _discard(path: str) -> None:
         shutil.rmtree(path, ignore_errors=True)
     elif os.path.exists(path):
         os.unlink(path)
+
+
+PARTIAL_TAG = ".partial-"  # .<stem>.partial-<pid>-<token><suffix>: a MediaWriter's output until it closes
+
+
+def remove_stale_partials(folder: Path, stem: str, suffix: str) -> int:
+    """Delete this output's partials (`stem` + PARTIAL_TAG + pid ... + `suffix`) whose writing
+    process no longer runs; returns how many."""
+    removed = 0
+    for entry in folder.glob(glob.escape(stem + PARTIAL_TAG) + "*"):
+        pid = entry.name[len(stem + PARTIAL_TAG):].split("-", 1)[0]
+        if entry.name.endswith(suffix) and pid.isdigit() and not process_alive(int(pid)):
+            _discard(str(entry))
+            removed += 1
+    return removed
 
 
 def existing_output(path: str | Path) -> str | None:
@@ -96,11 +113,17 @@ class MediaWriter:
         self._start_number = (start_number if start_number is not None
                               else int(self._metadata.get("first_frame", 1)))
         target = self.spec.path
+        # Partials carry the writer's pid: those of a killed run of this output are removed here,
+        # never one a live process still writes.
         if self.spec.kind == "sequence":
-            self._tmp = tempfile.mkdtemp(dir=self.spec.pattern.folder, prefix=".dvface-partial-")
+            stem, folder, suffix = f".{self.spec.pattern.prefix}dvface", self.spec.pattern.folder, ""
+            remove_stale_partials(folder, stem, suffix)
+            self._tmp = tempfile.mkdtemp(dir=folder, prefix=f"{stem}{PARTIAL_TAG}{os.getpid()}-")
         else:
+            stem, suffix = f".{target.stem}", target.suffix
+            remove_stale_partials(target.parent, stem, suffix)
             # Not mkstemp: its 0600 mode would survive the rename; this honours the umask.
-            self._tmp = str(target.parent / f".{target.stem}.{secrets.token_hex(4)}.partial{target.suffix}")
+            self._tmp = str(target.parent / f"{stem}{PARTIAL_TAG}{os.getpid()}-{secrets.token_hex(4)}{suffix}")
             os.close(os.open(self._tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
         self._finalizer = weakref.finalize(self, _discard, self._tmp)
         try:

@@ -17,7 +17,7 @@ import numpy as np
 import OpenEXR
 
 from ..errors import InputError
-from .transport import process_alive
+from ..processes import process_alive
 
 MATTE_CHANNEL = "dvface.matte"
 PARTIAL_TAG = ".dvface-partial-"

@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any, Callable, Protocol
 
 from ..errors import DVFaceError, InputError
+from ..processes import process_alive
 from . import protocol, transport
 from .protocol import ConnectionClosed, ProtocolError
-from .transport import process_alive
 
 VERSION = 1
 

@@ -100,12 +100,4 @@ def unlink(address: str) -> None:
         Path(rest).unlink(missing_ok=True)
 
 
-def process_alive(pid: int) -> bool:
-    """Whether process `pid` exists (a process of another user counts as alive)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
     return True
