@@ -26,7 +26,13 @@ from ..processes import process_alive
 from .formats import OutputSpec, output_spec, parse_fps
 from .pixels import depth_class, rgb_to_dtype, rgb_to_frame
 from .reader import MediaSource
-from .sequences import READ_EXTENSIONS, encode_image, existing_frames, image_codec, parse_pattern
+from .sequences import (
+    READ_EXTENSIONS,
+    encode_image,
+    existing_frames,
+    image_codec,
+    parse_pattern,
+)
 
 # FFmpeg colour enums (AVCOL_*): BT.709 is the tag written when the source gives none.
 _BT709 = 1
