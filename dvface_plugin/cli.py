@@ -12,7 +12,7 @@ import importlib
 import sys
 import warnings
 
-from .errors import DVFaceError
+from .errors import IO_EXIT_CODE, DVFaceError, os_error_message
 
 # (module, the command it adds or extends) in the order `dvface --help` lists them.
 COMMAND_MODULES = [
@@ -90,6 +90,9 @@ def main(argv: list[str] | None = None) -> int:
     except DVFaceError as exc:
         print(f"dvface {args.command}: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:  # the storage, not the input: nothing half-written is left (atomic writers)
+        print(f"dvface {args.command}: error: {os_error_message(exc)}", file=sys.stderr)
+        return IO_EXIT_CODE
     except KeyboardInterrupt:
         print(f"dvface {args.command}: interrupted", file=sys.stderr)
         return 130

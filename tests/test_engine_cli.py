@@ -143,3 +143,29 @@ def test_fps_times_an_image_sequence_and_a_video_refuses_it(tmp_path, model_dir,
                  "--fps", "30"]) == 2  # a video keeps its own rate: never retimed
     assert "applies only to numbered image sequences" in capsys.readouterr().err
     assert not again.exists()
+
+
+def test_io_failures_are_one_line_exit_4_and_leave_nothing(tmp_path, model_dir, capsys, monkeypatch):
+    import errno
+
+    clip = np.random.default_rng(1).integers(0, 255, (9, CROP, CROP, 3), dtype=np.uint8)
+    src = tmp_path / "in.mkv"
+    write_clip(src, clip, 8)
+    unwritable = "/proc/dvface-out.mkv"  # a folder that exists but takes no new files
+    assert main(["restore", "--aligned", str(src), "-o", unwritable, "--model", str(model_dir), "--quiet"]) == 4
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"dvface restore: error: {unwritable}: ")
+
+    writes = []
+
+    def disk_full(self, frame):
+        writes.append(frame)
+        if len(writes) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device", str(self.spec.path))
+
+    monkeypatch.setattr(MediaWriter, "write", disk_full)
+    out = tmp_path / "out.mkv"
+    assert main(["restore", "--aligned", str(src), "-o", str(out), "--model", str(model_dir), "--quiet"]) == 4
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "out.mkv: No space left on device" in err and "Traceback" not in err
+    assert [p.name for p in tmp_path.iterdir()] == ["in.mkv"]  # no output, no partial

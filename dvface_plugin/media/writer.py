@@ -121,16 +121,19 @@ class MediaWriter:
         target = self.spec.path
         # Partials carry the writer's pid: those of a killed run of this output are removed here,
         # never one a live process still writes.
-        if self.spec.kind == "sequence":
-            stem, folder, suffix = f".{self.spec.pattern.prefix}dvface", self.spec.pattern.folder, ""
-            remove_stale_partials(folder, stem, suffix)
-            self._tmp = tempfile.mkdtemp(dir=folder, prefix=f"{stem}{PARTIAL_TAG}{os.getpid()}-")
-        else:
-            stem, suffix = f".{target.stem}", target.suffix
-            remove_stale_partials(target.parent, stem, suffix)
-            # Not mkstemp: its 0600 mode would survive the rename; this honours the umask.
-            self._tmp = str(target.parent / f"{stem}{PARTIAL_TAG}{os.getpid()}-{secrets.token_hex(4)}{suffix}")
-            os.close(os.open(self._tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+        try:
+            if self.spec.kind == "sequence":
+                stem, folder, suffix = f".{self.spec.pattern.prefix}dvface", self.spec.pattern.folder, ""
+                remove_stale_partials(folder, stem, suffix)
+                self._tmp = tempfile.mkdtemp(dir=folder, prefix=f"{stem}{PARTIAL_TAG}{os.getpid()}-")
+            else:
+                stem, suffix = f".{target.stem}", target.suffix
+                remove_stale_partials(target.parent, stem, suffix)
+                # Not mkstemp: its 0600 mode would survive the rename; this honours the umask.
+                self._tmp = str(target.parent / f"{stem}{PARTIAL_TAG}{os.getpid()}-{secrets.token_hex(4)}{suffix}")
+                os.close(os.open(self._tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+        except OSError as exc:  # named after the output the user asked for, not our hidden partial
+            raise OSError(exc.errno, exc.strerror, str(target)) from None
         self._finalizer = weakref.finalize(self, _discard, self._tmp)
         try:
             if self.spec.kind == "video":

@@ -15,7 +15,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, Iterator
 
-from ..errors import InputError
+from ..errors import IO_EXIT_CODE, InputError
 from .stages import STAGES, StageTimer
 
 EXIT_OK = 0
@@ -30,6 +30,7 @@ exit codes:
        output not writable, already there without --overwrite, or unable to keep the input's bit depth,
        --faces not a policy or id list, tracks file not for this input
   {EXIT_MODEL}    model or weights missing or unusable (--model), or the face detector model missing
+  {IO_EXIT_CODE}    reading or writing failed in the system (folder gone, no permission, disk full)
   {EXIT_INTERRUPTED}  interrupted (Ctrl-C)
 Whatever the exit code, OUT (and --mask-out) exist only if the whole job succeeded."""
 
