@@ -218,6 +218,25 @@ def test_edited_tracks_file_is_used(two_faces, model_dir, tmp_path, capsys):
         assert not np.array_equal(before[n, rows, cols], after[n, rows, cols])
 
 
+def test_track_preview_shows_each_id_with_its_face(two_faces, tmp_path, capsys):
+    import cv2
+
+    from dvface_plugin.faces import warp_to_crop
+
+    tracks_file, previews = tmp_path / "tracks.json", tmp_path / "previews"
+    assert main(["track", str(two_faces), "-o", str(tracks_file), "--quiet", "--preview", str(previews)]) == 0
+    tracks = Tracks.load(tracks_file)
+    assert sorted(p.name for p in previews.iterdir()) == [f"track_{t.id}.png" for t in tracks]
+    frames = decoded(two_faces)
+    for track in tracks:
+        face = track.faces[len(track.faces) // 2]
+        expected = warp_to_crop(frames[face.frame], face.affine * (256 / tracks.crop_size), 256)
+        shown = cv2.imread(str(previews / f"track_{track.id}.png"))[..., ::-1]
+        assert shown.shape == (256, 256, 3) and np.array_equal(shown, expected)
+    assert main(["track", str(two_faces), "-o", str(tmp_path / "t2.json"), "--preview", str(previews)]) == 2
+    assert "already holds track previews" in capsys.readouterr().err
+
+
 def test_tracks_file_of_other_pixels_is_refused_unless_forced(two_faces, model_dir, tmp_path, capsys):
     other = write_video(tmp_path / "other.mkv", synthetic_frames(N, W, H, faces=2, face_px=FACE_PX, seed=3))
     tracks_file = tmp_path / "other.json"

@@ -12,7 +12,13 @@ import json
 import sys
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from ..errors import InputError
+
+if TYPE_CHECKING:
+    from ..faces import Tracks
+    from ..media import MediaSource
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -30,6 +36,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="crop size the stored affines map to (default 512; restore rescales to its model's)")
     parser.add_argument("--no-cache", action="store_true",
                         help="analyse IN again instead of reusing the tracks cache that restore shares")
+    parser.add_argument("--preview", type=Path, default=None, metavar="DIR",
+                        help="also write DIR/track_<id>.png, each track's face in its middle frame, to see which "
+                        "id is which face")
     parser.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
@@ -46,6 +55,8 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"{out.name}: the tracks file must be a .json file")
     if not out.parent.is_dir():
         raise InputError(f"output folder {out.parent} does not exist; create it first")
+    if args.preview is not None and args.preview.is_dir() and any(args.preview.glob("track_*.png")):
+        raise InputError(f"{args.preview} already holds track previews; empty it or choose another folder")
     crop_size = CROP_SIZE if args.crop_size is None else args.crop_size
     if crop_size < 16:
         raise InputError(f"--crop-size must be at least 16 px, got {crop_size}")
@@ -62,6 +73,8 @@ def run(args: argparse.Namespace) -> int:
 
         found = obtain_tracks(src, timer, crop_size, progress=progress,
                               cache_dir=None if args.no_cache else default_cache_dir())
+        if args.preview is not None:
+            write_previews(src, found.tracks, args.preview)
     tracks = found.tracks
     try:
         tracks.save(out)
@@ -82,3 +95,31 @@ def run(args: argparse.Namespace) -> int:
         print(f"track {row['id']}: frames {row['first_frame']}-{row['last_frame']} ({row['frames']}), "
               f"median face {row['median_size']:g} px")
     return 0
+
+
+PREVIEW_SIZE = 256
+
+
+def write_previews(src: MediaSource, tracks: Tracks, folder: Path) -> list[Path]:
+    """DIR/track_<id>.png: each track's aligned face in its middle frame, 8-bit, PREVIEW_SIZE px."""
+    import cv2
+    import numpy as np
+
+    from ..faces import warp_to_crop
+
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for track in tracks:
+        face = track.faces[len(track.faces) // 2]
+        frame = src.read(face.frame)
+        if frame.dtype == np.uint16:
+            frame = (frame.astype(np.float32) / 257.0).round().astype(np.uint8)
+        elif frame.dtype != np.uint8:
+            frame = (np.clip(frame, 0.0, 1.0) * 255.0).round().astype(np.uint8)
+        matrix = face.affine * (PREVIEW_SIZE / tracks.crop_size)
+        crop = warp_to_crop(frame, matrix, PREVIEW_SIZE)
+        path = folder / f"track_{track.id}.png"
+        if not cv2.imwrite(str(path), np.ascontiguousarray(crop[..., ::-1])):
+            raise InputError(f"cannot write {path}; check that the folder is writable")
+        written.append(path)
+    return written
