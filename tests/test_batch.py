@@ -249,3 +249,13 @@ def test_batch_refuses_face_choice_for_aligned_clips_and_shared_stems(clips, mod
     assert main(batch_args([clips[0], twin], model_dir, tmp_path / "out")) == 2
     assert "separate jobs" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_batch_refuses_a_variable_frame_rate_input_before_any_work(clips, model_dir, tmp_path, capsys):
+    from test_engine_cli import variable_rate_clip
+
+    vfr = variable_rate_clip(tmp_path / "vfr.mp4")
+    assert main(batch_args([clips[0], vfr], model_dir, tmp_path / "out")) == 2
+    err = capsys.readouterr().err
+    assert "vfr.mp4 has variable frame timing" in err and "--allow-retime" in err
+    assert not list((tmp_path / "out").glob("*.mkv"))  # not even the constant-rate clip was restored

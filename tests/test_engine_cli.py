@@ -169,3 +169,36 @@ def test_io_failures_are_one_line_exit_4_and_leave_nothing(tmp_path, model_dir, 
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "out.mkv: No space left on device" in err and "Traceback" not in err
     assert [p.name for p in tmp_path.iterdir()] == ["in.mkv"]  # no output, no partial
+
+
+def variable_rate_clip(path, n=12):
+    """An mp4 whose frames last 40 ms, then 100 ms: variable frame timing."""
+    import av
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width = stream.height = CROP
+        stream.pix_fmt = "yuv420p"
+        stream.time_base = Fraction(1, 1000)
+        t = 0
+        for i in range(n):
+            frame = av.VideoFrame.from_ndarray(np.full((CROP, CROP, 3), 10 * i, np.uint8), format="rgb24")
+            frame.pts, frame.time_base = t, Fraction(1, 1000)
+            t += 40 if i < n // 2 else 100
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    return path
+
+
+def test_variable_frame_rate_is_refused_not_retimed_unless_allowed(tmp_path, model_dir, capsys):
+    src = variable_rate_clip(tmp_path / "vfr.mp4")
+    assert open_media(src).metadata.get("variable_frame_rate")
+    out = tmp_path / "out.mkv"
+    argv = ["restore", "--aligned", str(src), "-o", str(out), "--model", str(model_dir), "--quiet"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "variable frame timing" in err and "--allow-retime" in err and err.count("\n") == 1
+    assert not out.exists()
+    frames = tmp_path / "f_%03d.png"  # a sequence has no timing to lose
+    assert main(["restore", "--aligned", str(src), "-o", str(frames), "--model", str(model_dir), "--quiet"]) == 0
+    assert main([*argv, "--allow-retime"]) == 0 and open_media(out).frame_count == 12

@@ -128,6 +128,7 @@ def assemble(source: str, pieces: list[str], output: Path, options: dict) -> Non
         audio_from=src,
         metadata=src.metadata,
         allow_bit_depth_loss=options["allow_bit_depth_loss"],
+        allow_retime=options["allow_retime"],
     ) as writer:
         for piece in pieces:
             if writer.copy_video_from(piece):  # FFV1 output: the pieces' packets, not re-encoded

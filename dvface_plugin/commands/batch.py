@@ -56,6 +56,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "face (0 = off; default: the model's)")
     parser.add_argument("--codec", default=None, help="output codec (default: chosen from --ext)")
     parser.add_argument("--allow-bit-depth-loss", action="store_true", help="allow an output with fewer bits than IN")
+    parser.add_argument("--allow-retime", action="store_true",
+                        help="write variable-frame-rate inputs at their average rate (refused without this)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
 
@@ -100,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
     from ..batch.plan import plan_chunks
     from ..batch.scheduler import tracks_path
     from ..engine import WindowGrid
-    from ..media import open_media
+    from ..media import check_constant_rate, open_media
     from ..model.config import DVFaceConfig
     from ..model.folders import resolve_model_folder
 
@@ -124,7 +126,8 @@ def run(args: argparse.Namespace) -> int:
     options = {"model": str(model), "backend": args.backend, "device": args.device, "precision": args.precision,
                "window": window, "overlap": overlap, "strength": args.strength, "stabilise": stabilise,
                "codec": args.codec,
-               "allow_bit_depth_loss": args.allow_bit_depth_loss, "threads": args.threads_per_worker,
+               "allow_bit_depth_loss": args.allow_bit_depth_loss,
+               "allow_retime": args.allow_retime, "threads": args.threads_per_worker,
                "aligned": args.aligned, "faces": args.faces, "min_face": args.min_face}
     settings = {**{k: v for k, v in options.items() if k != "device"}, "chunk_frames": args.chunk_frames,
                 "ext": args.ext}
@@ -135,6 +138,7 @@ def run(args: argparse.Namespace) -> int:
             n = media.frame_count
             if n < 1:
                 raise InputError(f"{src} has no frames")
+            check_constant_rate(media.metadata, Path(src).name, args.allow_retime)  # before any work
             if args.aligned and (media.width, media.height) != (cfg.crop_size, cfg.crop_size):
                 raise InputError(f"{src} is {media.width}x{media.height}; --aligned needs "
                                  f"{cfg.crop_size}x{cfg.crop_size} aligned face crops for this model")

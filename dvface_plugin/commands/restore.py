@@ -52,6 +52,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--allow-bit-depth-loss", action="store_true", help="allow an output format with fewer bits than IN"
     )
+    parser.add_argument(
+        "--allow-retime", action="store_true",
+        help="write a variable-frame-rate IN to a video at its average rate (refused without this: frames would be retimed)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     # Whole-frame restoration (no --aligned): its own options, defined in wholeframe.command.
     from ..wholeframe.command import add_arguments
@@ -157,6 +161,7 @@ def run(args: argparse.Namespace) -> int:
             audio_from=src,
             metadata=src.metadata,
             allow_bit_depth_loss=args.allow_bit_depth_loss,
+            allow_retime=args.allow_retime,
         ) as writer:
             for frame in _progress(session.iter_frames(), n, args.quiet):
                 writer.write(frame)

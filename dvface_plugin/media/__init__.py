@@ -10,7 +10,7 @@ and OpenEXR under one interface; imports only `errors` and `processes` of dvface
 
 from .formats import OutputSpec, output_spec, parse_fps
 from .reader import ImageSource, MediaSource, VideoSource, open_media
-from .writer import MediaWarning, MediaWriter, existing_output
+from .writer import MediaWarning, MediaWriter, check_constant_rate, existing_output
 
 __all__ = ["ImageSource", "MediaSource", "MediaWarning", "MediaWriter", "OutputSpec",
-           "VideoSource", "existing_output", "open_media", "output_spec", "parse_fps"]
+           "VideoSource", "check_constant_rate", "existing_output", "open_media", "output_spec", "parse_fps"]

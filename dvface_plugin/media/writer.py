@@ -69,6 +69,15 @@ def remove_stale_partials(folder: Path, stem: str, suffix: str) -> int:
     return removed
 
 
+def check_constant_rate(metadata: Mapping, name: str, allow_retime: bool = False) -> None:
+    """Refuse to write a variable-frame-rate source (`metadata` of its MediaSource) to a video
+    file, which would play every frame for the same time: a silent retime."""
+    if metadata.get("variable_frame_rate") and not allow_retime:
+        raise InputError(f"the source of {name} has variable frame timing, which a constant-rate output would "
+                         "retime; convert it first (ffmpeg -i IN -fps_mode cfr OUT), write an image sequence, "
+                         "or pass --allow-retime to accept the retime")
+
+
 def existing_output(path: str | Path) -> str | None:
     """What already lies where an output would go (a file, or frames of a sequence pattern), or
     None: a command refuses before any work rather than replacing someone's render."""
@@ -86,6 +95,7 @@ class MediaWriter:
     float); lossy depth reductions raise unless `allow_bit_depth_loss` is set. Float frames
     written to integer outputs are taken as [0, 1] and clipped. `metadata` may be a source's
     `metadata`: its `timecode`, `tags`, `color` and `first_frame` are carried over.
+    A variable-frame-rate source's metadata is refused for a video file unless `allow_retime`.
     `start_number` overrides the first frame number of a sequence (default: the metadata's
     `first_frame`, else 1). `audio_from` copies every audio stream of that file untouched.
     """
@@ -94,7 +104,7 @@ class MediaWriter:
                  width: int, height: int, bit_depth: int = 8, codec: str | None = None,
                  audio_from: str | Path | MediaSource | None = None,
                  metadata: Mapping | None = None, allow_bit_depth_loss: bool = False,
-                 start_number: int | None = None,
+                 allow_retime: bool = False, start_number: int | None = None,
                  encoder_options: Mapping[str, str] | None = None) -> None:
         self.spec: OutputSpec = output_spec(path, codec, bit_depth,
                                             allow_bit_depth_loss=allow_bit_depth_loss)
@@ -108,6 +118,7 @@ class MediaWriter:
         self._options = {**self.spec.options, **(encoder_options or {})}
         self._closed = False
         if self.spec.kind == "video":
+            check_constant_rate(self._metadata, self.spec.path.name, allow_retime)
             if fps is None:
                 raise InputError(f"{self.spec.path.name}: video output needs a frame rate (fps=...); "
                                  f"pass the source's fps to keep its timing.")

@@ -123,13 +123,13 @@ def restore_whole_frames(args: argparse.Namespace) -> dict[str, Any]:
         writer = stack.enter_context(MediaWriter(
             args.output, fps=src.fps or None, width=src.width, height=src.height,
             bit_depth=src.source_bits, codec=args.codec, audio_from=src, metadata=src.metadata,
-            allow_bit_depth_loss=args.allow_bit_depth_loss,
+            allow_bit_depth_loss=args.allow_bit_depth_loss, allow_retime=args.allow_retime,
         ))
         mask_writer = None
         if args.mask_out is not None:
             mask_writer = stack.enter_context(MediaWriter(
                 args.mask_out, fps=src.fps or None, width=src.width, height=src.height, bit_depth=16,
-                allow_bit_depth_loss=True, metadata=src.metadata,
+                allow_bit_depth_loss=True, metadata=src.metadata, allow_retime=args.allow_retime,
             ))
         restorer = open_restorer(
             args.model, backend=args.backend, device=args.device, precision=args.precision, window=args.window,
