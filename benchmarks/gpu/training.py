@@ -133,6 +133,7 @@ def merge_weights(returned: Path, folder: Path) -> Path:
     from safetensors import safe_open
     from safetensors.torch import load_file
 
+    from dvface_plugin.model.config import DVFaceConfig
     from dvface_plugin.model.dvface import CONFIG_NAME, WEIGHTS_NAME
 
     shards = sorted(returned.glob("*-weights-*-of-*.safetensors"))
@@ -143,5 +144,5 @@ def merge_weights(returned: Path, folder: Path) -> Path:
     tensors = {k: v for shard in shards for k, v in load_file(str(shard)).items()}
     folder.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(folder / WEIGHTS_NAME), metadata={"format": "pt", "dvface_config": config["name"]})
-    (folder / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
+    DVFaceConfig.from_dict(config).save(folder / CONFIG_NAME)
     return folder

@@ -105,11 +105,12 @@ def check_outputs(args: argparse.Namespace) -> None:
     """Refuse, before any work, an output that is the input or that exists without --overwrite."""
     from ..media import existing_output
 
-    outputs = [args.output] + ([args.mask_out] if getattr(args, "mask_out", None) is not None else [])
     if Path(args.output).resolve() == Path(args.input).resolve():
         raise InputError(f"OUT is IN ({args.input}); write the result to another file")
-    for path in outputs if not args.overwrite else []:
-        found = existing_output(path)
+    if args.overwrite:
+        return
+    for path in (args.output, getattr(args, "mask_out", None)):
+        found = existing_output(path) if path is not None else None
         if found:
             raise InputError(f"{found}; pass --overwrite (-y) to replace it, or name another output")
 

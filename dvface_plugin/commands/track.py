@@ -11,7 +11,6 @@ import argparse
 import json
 import sys
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 from ..errors import InputError
@@ -102,24 +101,19 @@ PREVIEW_SIZE = 256
 
 def write_previews(src: MediaSource, tracks: Tracks, folder: Path) -> list[Path]:
     """DIR/track_<id>.png: each track's aligned face in its middle frame, 8-bit, PREVIEW_SIZE px."""
-    import cv2
     import numpy as np
 
     from ..faces import warp_to_crop
+    from ..media import MediaWriter
+    from ..media.pixels import rgb_to_dtype
 
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     for track in tracks:
         face = track.faces[len(track.faces) // 2]
-        frame = src.read(face.frame)
-        if frame.dtype == np.uint16:
-            frame = (frame.astype(np.float32) / 257.0).round().astype(np.uint8)
-        elif frame.dtype != np.uint8:
-            frame = (np.clip(frame, 0.0, 1.0) * 255.0).round().astype(np.uint8)
-        matrix = face.affine * (PREVIEW_SIZE / tracks.crop_size)
-        crop = warp_to_crop(frame, matrix, PREVIEW_SIZE)
-        path = folder / f"track_{track.id}.png"
-        if not cv2.imwrite(str(path), np.ascontiguousarray(crop[..., ::-1])):
-            raise InputError(f"cannot write {path}; check that the folder is writable")
-        written.append(path)
+        frame = rgb_to_dtype(src.read(face.frame), np.uint8)
+        crop = warp_to_crop(frame, face.affine * (PREVIEW_SIZE / tracks.crop_size), PREVIEW_SIZE)
+        written.append(folder / f"track_{track.id}.png")
+        with MediaWriter(written[-1], width=PREVIEW_SIZE, height=PREVIEW_SIZE) as writer:
+            writer.write(crop)
     return written

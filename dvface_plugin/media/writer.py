@@ -22,7 +22,7 @@ import av
 import numpy as np
 
 from ..errors import InputError
-from ..processes import process_alive
+from ..processes import remove_orphans
 from .formats import OutputSpec, output_spec, parse_fps
 from .pixels import depth_class, rgb_to_dtype, rgb_to_frame
 from .reader import MediaSource
@@ -60,20 +60,15 @@ PARTIAL_TAG = ".partial-"  # .<stem>.partial-<pid>-<token><suffix>: a MediaWrite
 def remove_stale_partials(folder: Path, stem: str, suffix: str) -> int:
     """Delete this output's partials (`stem` + PARTIAL_TAG + pid ... + `suffix`) whose writing
     process no longer runs; returns how many."""
-    removed = 0
-    for entry in folder.glob(glob.escape(stem + PARTIAL_TAG) + "*"):
-        pid = entry.name[len(stem + PARTIAL_TAG):].split("-", 1)[0]
-        if entry.name.endswith(suffix) and pid.isdigit() and not process_alive(int(pid)):
-            _discard(str(entry))
-            removed += 1
-    return removed
+    candidates = folder.glob(glob.escape(stem + PARTIAL_TAG) + "*")
+    return remove_orphans((p for p in candidates if p.name.endswith(suffix)), PARTIAL_TAG)
 
 
-def check_constant_rate(metadata: Mapping, name: str, allow_retime: bool = False) -> None:
+def check_constant_rate(metadata: Mapping, source: str, allow_retime: bool = False) -> None:
     """Refuse to write a variable-frame-rate source (`metadata` of its MediaSource) to a video
     file, which would play every frame for the same time: a silent retime."""
     if metadata.get("variable_frame_rate") and not allow_retime:
-        raise InputError(f"the source of {name} has variable frame timing, which a constant-rate output would "
+        raise InputError(f"{source} has variable frame timing, which a constant-rate output would "
                          "retime; convert it first (ffmpeg -i IN -fps_mode cfr OUT), write an image sequence, "
                          "or pass --allow-retime to accept the retime")
 
@@ -118,7 +113,7 @@ class MediaWriter:
         self._options = {**self.spec.options, **(encoder_options or {})}
         self._closed = False
         if self.spec.kind == "video":
-            check_constant_rate(self._metadata, self.spec.path.name, allow_retime)
+            check_constant_rate(self._metadata, f"the source of {self.spec.path.name}", allow_retime)
             if fps is None:
                 raise InputError(f"{self.spec.path.name}: video output needs a frame rate (fps=...); "
                                  f"pass the source's fps to keep its timing.")

@@ -150,8 +150,8 @@ class PredictStage(nn.Module):
 
 class RestoreStage(nn.Module):
     """L_rec + L_per + L_temp, plus L_detail (`"detail"` weight), L_temp on the Laplacian band
-    (`"tdetail"`), the stripe penalty (`"stripes"`) and the adversarial term (`"adv"` weight, with the `Adversary` the trainer
-    attaches); weights left out of a config are 0."""
+    (`"tdetail"`), the stripe penalty (`"stripes"`) and the adversarial term (`"adv"`, with the
+    `Adversary` the trainer attaches); weights left out of a config are 0."""
 
     def __init__(self, model: DVFace, weights: dict, perceptual: str | None) -> None:
         super().__init__()

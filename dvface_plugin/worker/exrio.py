@@ -17,7 +17,7 @@ import numpy as np
 import OpenEXR
 
 from ..errors import InputError
-from ..processes import process_alive
+from ..processes import remove_orphans
 
 MATTE_CHANNEL = "dvface.matte"
 PARTIAL_TAG = ".dvface-partial-"
@@ -89,12 +89,6 @@ def write_exr(path: str | Path, frame: ExrFrame, matte: np.ndarray | None = None
 
 def remove_stale_partials(folder: Path) -> int:
     """Delete partial frames left by worker processes that no longer run; returns how many."""
-    removed = 0
-    for entry in folder.glob(f".*{PARTIAL_TAG}*"):
-        pid_part = entry.name.split(PARTIAL_TAG, 1)[1].split("-", 1)[0]
-        if pid_part.isdigit() and not process_alive(int(pid_part)):
-            entry.unlink(missing_ok=True)
-            removed += 1
-    return removed
+    return remove_orphans(folder.glob(f".*{PARTIAL_TAG}*"), PARTIAL_TAG)
 
 
