@@ -1,9 +1,12 @@
 """The `dvface` command. Each subcommand lives in its own module exposing `register(subparsers)`,
 which adds an argparse parser whose `func` default runs the command and returns an exit code.
 
-Only the modules of the command being run are imported: `dvface restore` on onnxruntime needs
-neither torch nor diffusers, and importing them (through `info`, `train`, `export`) cost about
-6 s of a 40 s restore of a 49-frame clip here. `dvface --help`, or no command, imports them all."""
+Command modules import only the standard library and light parts of the core at the top; torch,
+diffusers and ray are imported inside the commands that use them. So `dvface --help` and every
+argument error answer in well under a second, `dvface restore` on onnxruntime never pays for
+torch's import (seconds), and a torch-free install lists every command and says what to install
+when one needs torch. Only the modules of the command being run are imported.
+"""
 
 from __future__ import annotations
 
@@ -30,8 +33,9 @@ COMMAND_MODULES = [
     ("dvface_plugin.commands.batch", "batch"),
 ]
 
-# Packages a torch-free install (the onnxruntime backend: VapourSynth, farm nodes) does not have.
-OPTIONAL_PACKAGES = ("torch", "diffusers", "onnxscript")
+# Packages of the `torch` extra, which the core install (the onnxruntime backend: VapourSynth,
+# farm nodes, `pip install dvface-plugin[cpu]`) does not have: the commands that import them say so.
+TORCH_EXTRA = ("torch", "diffusers", "onnxscript", "safetensors")
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
@@ -42,15 +46,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     for module_name, name in COMMAND_MODULES:
         if command in known and name != command:
             continue
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name not in OPTIONAL_PACKAGES:
-                raise
-            if name not in sub.choices:
-                _unavailable(sub, name, exc.name)
-            continue
-        module.register(sub)
+        importlib.import_module(module_name).register(sub)
     return parser
 
 
@@ -59,13 +55,13 @@ def _command(argv: list[str]) -> str | None:
     return next((word for word in argv if not word.startswith("-")), None)
 
 
-def _unavailable(sub: argparse._SubParsersAction, command: str, package: str) -> None:
-    """A command whose module needs a package this environment lacks: it says so when run."""
-
-    def run(args: argparse.Namespace) -> int:
-        raise DVFaceError(f"this command needs {package}, which is not installed here (pip install {package})")
-
-    sub.add_parser(command, help=f"(needs {package})", add_help=False).set_defaults(func=run, unavailable=True)
+def missing_extra_message(package: str) -> str:
+    """What to install when a command imports a package of the `torch` extra that is absent."""
+    return (
+        f"this command needs {package}, which this install lacks: pip install \"dvface-plugin[torch]\" "
+        "(from a checkout: pip install -e \".[torch]\"; on a CPU-only machine install torch==2.13.0 first, "
+        "see README.md)"
+    )
 
 
 def _warning_printer(command: str):
@@ -81,15 +77,18 @@ def _warning_printer(command: str):
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser(_command(argv))
-    args, extra = parser.parse_known_args(argv)
-    if extra and not getattr(args, "unavailable", False):
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args = parser.parse_args(argv)
     previous, warnings.showwarning = warnings.showwarning, _warning_printer(args.command)
     try:
         return int(args.func(args) or 0)
     except DVFaceError as exc:
         print(f"dvface {args.command}: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except ModuleNotFoundError as exc:
+        if exc.name not in TORCH_EXTRA:
+            raise
+        print(f"dvface {args.command}: error: {missing_extra_message(exc.name)}", file=sys.stderr)
+        return 2
     except OSError as exc:  # the storage, not the input: nothing half-written is left (atomic writers)
         print(f"dvface {args.command}: error: {os_error_message(exc)}", file=sys.stderr)
         return IO_EXIT_CODE

@@ -3,6 +3,7 @@ run in a process where torch and diffusers cannot be imported."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from dvface_plugin.engine import FaceTrackSession, WindowCache, restore_track
 from dvface_plugin.media import MediaWriter, open_media
 from dvface_plugin.model.config import DVFaceConfig
 from dvface_plugin.model.dvface import DVFace
+from dvface_plugin.runtime import backends
 from dvface_plugin.runtime.backends import choose_backend, open_restorer
 from dvface_plugin.runtime.onnx_model import ensure_onnx
 from dvface_plugin.runtime.ort_restorer import OrtRestorer
@@ -67,7 +69,7 @@ def test_ort_engine_is_order_independent(model_dir):
 
 def test_auto_runs_onnxruntime_where_torch_would_run_fp32_on_a_cpu(model_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("DVFACE_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(backends, "cuda_device_present", lambda: False)
     assert choose_backend(model_dir, "auto", "auto") == "ort"
     assert choose_backend(model_dir, "cpu", "fp32") == "ort"
     restorer = open_restorer(model_dir, threads=1)
@@ -77,7 +79,7 @@ def test_auto_runs_onnxruntime_where_torch_would_run_fp32_on_a_cpu(model_dir, tm
     assert choose_backend(model_dir, "cpu", "bf16") == "torch"
     assert choose_backend(model_dir, "cuda", "auto") == "torch"
     assert choose_backend(model_dir, "cpu", "auto", window=WINDOW + 4) == "torch"  # the export's window is fixed
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(backends, "cuda_device_present", lambda: True)
     assert choose_backend(model_dir, "auto", "auto") == "torch"
 
 
@@ -99,6 +101,57 @@ def test_auto_runs_torch_when_the_export_is_missing_or_stale(model_dir, tmp_path
 def run_without_torch(args: list[str]) -> subprocess.CompletedProcess:
     code = NO_TORCH + f"from dvface_plugin.cli import main; sys.exit(main({args!r}))"
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+
+
+def test_auto_picks_onnxruntime_on_a_cpu_without_importing_torch(model_dir):
+    """torch is installed here, but asking it for a GPU costs seconds of import: auto must not."""
+    code = ("import sys; from dvface_plugin.runtime.backends import choose_backend; "
+            f"print(choose_backend({str(model_dir)!r}, 'auto', 'auto', {WINDOW}), 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "CUDA_VISIBLE_DEVICES": ""}).stdout
+    assert out.strip() == "ort False"
+
+
+class FakeNVML:
+    """libnvidia-ml's three calls that `cuda_device_present` makes."""
+
+    def __init__(self, init: int = 0, count: int = 1) -> None:
+        self.init, self.count, self.shut = init, count, False
+
+    def nvmlInit_v2(self) -> int:
+        return self.init
+
+    def nvmlDeviceGetCount_v2(self, pointer) -> int:
+        pointer._obj.value = self.count
+        return 0
+
+    def nvmlShutdown(self) -> int:
+        self.shut = True
+        return 0
+
+
+@pytest.mark.parametrize(("nvml", "visible", "present"), [
+    (FakeNVML(count=2), None, True),
+    (FakeNVML(count=0), None, False),
+    (FakeNVML(init=9), None, False),  # NVML_ERROR_DRIVER_NOT_LOADED
+    (FakeNVML(count=2), "", False),
+    (FakeNVML(count=2), "-1", False),
+    (None, None, False),  # no NVIDIA driver installed
+])
+def test_cuda_probe_asks_the_driver_not_torch(monkeypatch, nvml, visible, present):
+    def load(name):
+        if nvml is None:
+            raise OSError(f"{name}: cannot open shared object file")
+        return nvml
+
+    monkeypatch.setattr(backends.ctypes, "CDLL", load)
+    if visible is None:
+        monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    else:
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", visible)
+    assert backends.cuda_device_present() is present
+    if nvml is not None and nvml.init == 0 and visible is None:
+        assert nvml.shut  # NVML is shut down again
 
 
 def test_aligned_restore_runs_without_torch(model_dir, tmp_path):

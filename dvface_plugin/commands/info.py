@@ -9,29 +9,32 @@ import argparse
 import json
 import platform
 
-import torch
-
 from .. import __version__
-from ..model.config import PRESETS, DVFaceConfig
-from ..model.dvface import DVFace
+from ..model.config import PRESETS
 
 PAPER_TOTAL = 1624.55e6  # DVFace's reported parameter count (Wan2.1-T2V-1.3B backbone)
 
 
 def preset_counts(name: str) -> dict[str, int]:
+    import torch
+
+    from ..model.config import DVFaceConfig
+    from ..model.dvface import DVFace
+
     with torch.device("meta"):
         model = DVFace(DVFaceConfig.preset(name))
     return model.parameter_counts()
 
 
 def collect() -> dict:
-    import diffusers
+    import torch
+    from diffusers import __version__ as diffusers_version
 
     return {
         "dvface": __version__,
         "python": platform.python_version(),
         "torch": torch.__version__,
-        "diffusers": diffusers.__version__,
+        "diffusers": diffusers_version,
         "cuda_available": torch.cuda.is_available(),
         "cuda_devices": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())],
         "presets": {name: preset_counts(name) for name in PRESETS},

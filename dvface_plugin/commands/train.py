@@ -7,8 +7,7 @@ import json
 import os
 
 from ..errors import InputError
-from ..training.stages import STAGES
-from ..training.trainer import TrainConfig, Trainer
+from ..training import STAGES
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -21,6 +20,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..training.trainer import TrainConfig, Trainer
+
     config = TrainConfig.load(args.config, out=args.out, steps=args.steps)
     if config.stage != args.stage:
         raise InputError(f"{args.config} is a {config.stage!r} config, not {args.stage!r}")

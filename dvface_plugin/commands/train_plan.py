@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..training.plan import run_plan
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("train-plan", help="train every stage of a model in one time budget")
@@ -19,6 +17,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..training.plan import run_plan
+
     summaries = run_plan(args.plan, args.minutes, args.data, args.out, init=args.init)
     print(json.dumps(summaries))
     return 0

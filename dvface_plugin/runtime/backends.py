@@ -7,7 +7,10 @@ VapourSynth's Python and farm nodes can install.
 
 from __future__ import annotations
 
+import ctypes
 import importlib.util
+import os
+import sys
 from pathlib import Path
 
 from ..errors import DVFaceError
@@ -77,10 +80,34 @@ def choose_backend(model: str | Path | None, device: str, precision: str, window
     if precision not in ("auto", "fp32") or len(installed_runtimes()) != 1:
         return "torch"
     if device == "auto":
-        import torch
-
-        if torch.cuda.is_available():
+        if cuda_device_present():
             return "torch"
     elif device != "cpu":
         return "torch"
     return "ort" if find_onnx(resolve_model_folder(model), frames=window) is not None else "torch"
+
+
+def cuda_device_present() -> bool:
+    """Whether the NVIDIA driver sees a GPU this process may use, asked through NVML.
+
+    Importing torch to ask costs seconds on every start, and `auto` runs onnxruntime on a CPU
+    anyway. NVML counts devices without creating a CUDA context, so a later fork (Ray, the
+    worker) stays safe. CUDA_VISIBLE_DEVICES set empty or to -1 hides every device, as in CUDA.
+    """
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None and visible.strip() in ("", "-1"):
+        return False
+    names = ("nvml.dll",) if sys.platform == "win32" else ("libnvidia-ml.so.1", "libnvidia-ml.so")
+    for name in names:
+        try:
+            nvml = ctypes.CDLL(name)
+        except OSError:
+            continue
+        if nvml.nvmlInit_v2() != 0:
+            return False
+        try:
+            count = ctypes.c_uint(0)
+            return nvml.nvmlDeviceGetCount_v2(ctypes.byref(count)) == 0 and count.value > 0
+        finally:
+            nvml.nvmlShutdown()
+    return False

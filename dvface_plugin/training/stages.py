@@ -23,6 +23,7 @@ from torch import nn
 from ..errors import InputError
 from ..model.dvface import DVFace
 from ..model.prior import PriorEncoder
+from . import STAGES
 from .adversarial import Adversary
 from .losses import (
     detail_energy_loss,
@@ -35,8 +36,6 @@ from .losses import (
     temporal_loss,
 )
 from .quantize import DeadCodeReviver, quantise, usage_loss
-
-STAGES = ("vae", "codebook", "predict", "restore", "refine")
 
 
 def _train_only(model: nn.Module, *trainable: nn.Module) -> None:
