@@ -202,3 +202,28 @@ def test_variable_frame_rate_is_refused_not_retimed_unless_allowed(tmp_path, mod
     frames = tmp_path / "f_%03d.png"  # a sequence has no timing to lose
     assert main(["restore", "--aligned", str(src), "-o", str(frames), "--model", str(model_dir), "--quiet"]) == 0
     assert main([*argv, "--allow-retime"]) == 0 and open_media(out).frame_count == 12
+
+
+def test_frames_range_equals_the_same_frames_of_a_whole_run_on_sequence_numbers(tmp_path, model_dir, capsys):
+    """--frames names an image sequence's frames by its file numbers; the preview is the final render's."""
+    clip = np.random.default_rng(5).integers(0, 256, (23, CROP, CROP, 3), dtype=np.uint8)
+    folder = tmp_path / "seq"
+    folder.mkdir()
+    with MediaWriter(folder / "face_%04d.png", width=CROP, height=CROP, start_number=1001) as w:
+        for frame in clip:
+            w.write(frame)
+    src = str(folder / "face_%04d.png")
+    whole, part = tmp_path / "whole.mkv", tmp_path / "part" / "p_%04d.png"
+    part.parent.mkdir()
+    assert main(["restore", "--aligned", src, "-o", str(whole), "--model", str(model_dir), "--quiet"]) == 0
+    assert main(["restore", "--aligned", src, "-o", str(part), "--model", str(model_dir), "--quiet",
+                 "--frames", "1009-1013"]) == 0
+    assert sorted(p.name for p in part.parent.iterdir()) == [f"p_{n}.png" for n in range(1009, 1014)]
+    got = np.stack(list(open_media(part.parent)))
+    assert np.array_equal(got, np.stack(list(open_media(whole)))[8:13])
+    for bad, why in [("1013-1009", "comes after"), ("990-1000", "frames are 1001-1023"), ("9", "not a range")]:
+        out = tmp_path / f"bad_{bad}.mkv"
+        assert main(["restore", "--aligned", src, "-o", str(out), "--model", str(model_dir), "--quiet",
+                     "--frames", bad]) == 2
+        err = capsys.readouterr().err
+        assert why in err and err.count("\n") == 1 and not out.exists()

@@ -182,6 +182,32 @@ def test_one_track_restores_exactly_like_in_the_full_job(full_run, two_faces, mo
         assert np.array_equal(one[n, rows, cols], before[n, rows, cols])
 
 
+def test_frames_range_is_the_same_frames_of_the_full_job_with_its_audio_and_matte(full_run, two_faces, model_dir,
+                                                                                tmp_path, capsys):
+    """A --frames preview shows exactly what the whole render will, with the audio of those frames."""
+    _, _, full_out, full_mask = full_run
+    out, mask = tmp_path / "part.mkv", tmp_path / "part_matte.mkv"
+    code, summary = restore(two_faces, out, model_dir, "--frames", "5-8", "--mask-out", str(mask), capsys=capsys)
+    assert code == 0 and summary["frames"] == 4 and summary["faces_per_frame"] == [2] * 4
+    assert np.array_equal(decoded(out), decoded(full_out)[5:9])
+    assert np.array_equal(decoded(mask), decoded(full_mask)[5:9])
+    with av.open(str(out)) as container:
+        stamps = [p.pts * p.time_base for p in container.demux(container.streams.audio[0]) if p.size]
+    assert min(stamps) >= 0 and 4 / NTSC - 0.05 < max(stamps) < 4 / NTSC + 0.03  # cut to the 4 frames' time
+
+
+def test_frames_range_carries_the_timecode_forward(model_dir, tmp_path, capsys):
+    src, out = tmp_path / "tc.mov", tmp_path / "tc_out.mov"
+    with MediaWriter(src, fps=25, width=W, height=H, codec="prores",
+                     metadata={"timecode": "01:00:00:00"}) as w:
+        for frame in synthetic_frames(N, W, H, faces=0):
+            w.write(frame)
+    code, _ = restore(src, out, model_dir, "--frames", "10-", capsys=capsys)
+    assert code == 0
+    with open_media(out) as restored:
+        assert restored.frame_count == 2 and restored.metadata["timecode"] == "01:00:00:10"
+
+
 def test_tracks_are_cached_and_reanalysed_when_the_input_changes(model_dir, tmp_path, capsys):
     src = write_video(tmp_path / "shot.mkv", synthetic_frames(5, 320, 240, faces=1, face_px=150))
     code, first = restore(src, tmp_path / "a.mkv", model_dir, capsys=capsys)

@@ -20,6 +20,7 @@ from itertools import pairwise
 
 from ..engine.windows import WindowGrid
 from ..faces import Tracks
+from ..wholeframe.compositor import read_span
 
 
 @dataclass(frozen=True)
@@ -70,14 +71,5 @@ def plan_frame_chunks(n_frames: int, tracks: Tracks, chunk_frames: int, window: 
     if chunk_frames < 1:
         raise ValueError(f"chunk_frames must be >= 1, got {chunk_frames}")
     bounds = [*range(0, n_frames, chunk_frames), n_frames]
-    chunks = []
-    for i, (a, b) in enumerate(pairwise(bounds)):
-        lo, hi = a, b
-        for track in tracks:
-            s, e = max(a, track.first_frame), min(b, track.last_frame + 1)
-            if s < e:
-                grid = WindowGrid(len(track.faces), window, overlap, quantum)
-                t_lo, t_hi = grid.input_span(s - track.first_frame, e - track.first_frame)
-                lo, hi = min(lo, t_lo + track.first_frame), max(hi, t_hi + track.first_frame)
-        chunks.append(Chunk(i, a, b, lo, hi))
-    return chunks
+    return [Chunk(i, a, b, *read_span(tracks, a, b, window, overlap, quantum))
+            for i, (a, b) in enumerate(pairwise(bounds))]

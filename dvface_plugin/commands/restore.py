@@ -32,6 +32,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--fps", default=None, metavar="RATE",
                         help="frame rate of an image-sequence IN, e.g. 25 or 24000/1001 (default 24); "
                         "a video keeps its own and refuses this")
+    parser.add_argument("--frames", default=None, metavar="A-B",
+                        help="write only frames A to B, inclusive (A- = to the end), e.g. to preview: a video's "
+                        "frames count from 0, an image sequence's by its file numbers; they equal the same "
+                        "frames of a whole run, and the timecode, sequence numbers and audio follow")
     parser.add_argument("--model", default=None, help="model folder, or a bundled model name (default: dvface-tiny)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
     parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "fp16", "bf16"))
@@ -122,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
 
         return run_whole_frames(args)
     from ..engine import FaceTrackSession, WindowCache
-    from ..media import MediaWriter, open_media
+    from ..media import MediaWriter, open_media, parse_frame_range
     from ..runtime.backends import open_restorer
 
     restorer = open_restorer(
@@ -139,6 +143,8 @@ def run(args: argparse.Namespace) -> int:
             )
         if n < 1:
             raise InputError(f"{args.input} has no frames")
+        trim = None if args.frames is None else parse_frame_range(args.frames, n, src.metadata.get("first_frame", 0))
+        start, stop = trim or (0, n)
         window = restorer.config.window if args.window is None else args.window
         crops = StreamedCrops(iter(src), n, window, args.input)
         session = FaceTrackSession(
@@ -163,10 +169,12 @@ def run(args: argparse.Namespace) -> int:
             metadata=src.metadata,
             allow_bit_depth_loss=args.allow_bit_depth_loss,
             allow_retime=args.allow_retime,
+            trim=trim,
         ) as writer:
-            for frame in _progress(session.iter_frames(), n, args.quiet):
+            for frame in _progress(session.iter_frames(start, stop), stop - start, args.quiet):
                 writer.write(frame)
-            crops.check_exhausted()
+            if trim is None:
+                crops.check_exhausted()
     return 0
 
 

@@ -26,6 +26,7 @@ from ..processes import remove_orphans
 from .formats import OutputSpec, output_spec, parse_fps
 from .pixels import depth_class, rgb_to_dtype, rgb_to_frame
 from .reader import MediaSource
+from .trim import advance_timecode
 from .sequences import (
     READ_EXTENSIONS,
     encode_image,
@@ -93,6 +94,9 @@ class MediaWriter:
     A variable-frame-rate source's metadata is refused for a video file unless `allow_retime`.
     `start_number` overrides the first frame number of a sequence (default: the metadata's
     `first_frame`, else 1). `audio_from` copies every audio stream of that file untouched.
+    `trim = (start, stop)` says the output holds only frames [start, stop) of that source (a
+    `--frames` preview): its timecode and sequence numbers start at frame `start`'s, and the audio
+    is cut to those frames' time, to the nearest audio packet.
     """
 
     def __init__(self, path: str | Path, fps: Fraction | int | float | str | None = None, *,
@@ -100,6 +104,7 @@ class MediaWriter:
                  audio_from: str | Path | MediaSource | None = None,
                  metadata: Mapping | None = None, allow_bit_depth_loss: bool = False,
                  allow_retime: bool = False, start_number: int | None = None,
+                 trim: tuple[int, int] | None = None,
                  encoder_options: Mapping[str, str] | None = None) -> None:
         self.spec: OutputSpec = output_spec(path, codec, bit_depth,
                                             allow_bit_depth_loss=allow_bit_depth_loss)
@@ -122,8 +127,10 @@ class MediaWriter:
         else:
             self.fps = parse_fps(fps) if fps else Fraction(0)
             self._warn_dropped_audio(audio_from)
+        self._trim = trim
+        offset = trim[0] if trim else 0
         self._start_number = (start_number if start_number is not None
-                              else int(self._metadata.get("first_frame", 1)))
+                              else int(self._metadata.get("first_frame", 1)) + offset)
         target = self.spec.path
         # Partials carry the writer's pid: those of a killed run of this output are removed here,
         # never one a live process still writes.
@@ -194,7 +201,8 @@ class MediaWriter:
         self._video = stream
         timecode = self._metadata.get("timecode")
         if timecode:
-            stream.metadata["timecode"] = str(timecode)
+            offset = self._trim[0] if self._trim else 0
+            stream.metadata["timecode"] = advance_timecode(str(timecode), offset, self.fps)
         for key, value in (self._metadata.get("tags") or {}).items():
             self._container.metadata[str(key)] = str(value)
         self._audio_in = None
@@ -224,6 +232,9 @@ class MediaWriter:
                                  f".mkv or .mov to keep it untouched.") from exc
         self._audio_map = mapping
         self._audio_packets = self._audio_in.demux(*self._audio_in.streams.audio)
+        # Source seconds [begin, end) of the audio this output carries.
+        start, stop = self._trim or (0, None)
+        self._audio_span = (Fraction(start) / self.fps, None if stop is None else Fraction(stop) / self.fps)
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -309,9 +320,20 @@ class MediaWriter:
             if packet.dts is None and packet.pts is None:
                 continue  # demuxer flush packet
             stamp = packet.pts if packet.pts is not None else packet.dts
-            if until is not None and stamp * packet.time_base >= until:
+            begin, end = self._audio_span
+            seconds = stamp * packet.time_base
+            if seconds < begin:
+                continue  # before a trimmed output's first frame
+            if end is not None and seconds >= end:
+                self._close_audio_input()  # after its last frame: the rest is not needed
+                return
+            if until is not None and seconds - begin >= until:
                 self._pending = packet
                 return
+            if begin:
+                shift = round(begin / packet.time_base)
+                packet.pts = None if packet.pts is None else packet.pts - shift
+                packet.dts = None if packet.dts is None else packet.dts - shift
             packet.stream = self._audio_map[packet.stream.index]
             self._container.mux(packet)
 

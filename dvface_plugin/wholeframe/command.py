@@ -105,9 +105,9 @@ def _progress(quiet: bool):
 def restore_whole_frames(args: argparse.Namespace) -> dict[str, Any]:
     """Run the job the parsed `restore` arguments describe; returns the summary `--json` prints."""
     from ..faces import select_tracks
-    from ..media import MediaWriter, open_media
+    from ..media import MediaWriter, open_media, parse_frame_range
     from ..runtime.backends import open_restorer
-    from .compositor import restore_stream
+    from .compositor import read_span, restore_stream
     from .tracksource import default_cache_dir, obtain_tracks
 
     _check_args(args)
@@ -118,18 +118,21 @@ def restore_whole_frames(args: argparse.Namespace) -> dict[str, Any]:
         n_frames = src.frame_count
         if n_frames < 1:
             raise InputError(f"{args.input} has no frames")
+        trim = (None if args.frames is None
+                else parse_frame_range(args.frames, n_frames, src.metadata.get("first_frame", 0)))
+        start, stop = trim or (0, n_frames)
         # Writers open first: every refusal about the output (folder, codec, depth, size, audio)
         # comes before the slow part. They write to hidden partial files until closed.
         writer = stack.enter_context(MediaWriter(
             args.output, fps=src.fps or None, width=src.width, height=src.height,
             bit_depth=src.source_bits, codec=args.codec, audio_from=src, metadata=src.metadata,
-            allow_bit_depth_loss=args.allow_bit_depth_loss, allow_retime=args.allow_retime,
+            allow_bit_depth_loss=args.allow_bit_depth_loss, allow_retime=args.allow_retime, trim=trim,
         ))
         mask_writer = None
         if args.mask_out is not None:
             mask_writer = stack.enter_context(MediaWriter(
                 args.mask_out, fps=src.fps or None, width=src.width, height=src.height, bit_depth=16,
-                allow_bit_depth_loss=True, metadata=src.metadata, allow_retime=args.allow_retime,
+                allow_bit_depth_loss=True, metadata=src.metadata, allow_retime=args.allow_retime, trim=trim,
             ))
         restorer = open_restorer(
             args.model, backend=args.backend, device=args.device, precision=args.precision, window=args.window,
@@ -151,11 +154,17 @@ def restore_whole_frames(args: argparse.Namespace) -> dict[str, Any]:
         elif not len(chosen):
             _warn(f"none of the {len(tracks)} face tracks matches --faces {args.faces} --min-face "
                   f"{args.min_face:g}; the output is the unchanged input")
+        frames, span = src.frames(), None
+        if trim is not None:  # decode only what the range's windows read; tracks still span the clip
+            config = restorer.config
+            lo, hi = read_span(chosen, start, stop, config.window if args.window is None else args.window,
+                               config.overlap if args.overlap is None else args.overlap, config.vae_temporal_stride)
+            frames, span = src.frames(lo, hi), (lo, start, stop)
         result = restore_stream(
-            src.frames(), chosen, restorer, writer, timer,
+            frames, chosen, restorer, writer, timer,
             name=Path(args.input).name, strength=args.strength, window=args.window,
             overlap=args.overlap, mask_writer=mask_writer,
-            progress=lambda indices: progress(indices, "restoring", tracks.frame_count),
+            progress=lambda indices: progress(indices, "restoring", stop - start), span=span,
         )
         with timer.stage("encode"):  # flushing the encoders' look-ahead and the rename count too
             stack.close()

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..engine import FaceTrackSession, WindowCache
+from ..engine import FaceTrackSession, WindowCache, WindowGrid
 from ..errors import InputError
 from ..faces import Track, Tracks, paste_faces, warp_to_crop
 from ..media import MediaWriter
@@ -127,6 +127,19 @@ class TrackRestore:
     def close(self) -> None:
         self.session.close()
         self._outputs = None
+
+
+def read_span(tracks: Tracks, start: int, stop: int, window: int, overlap: int, quantum: int) -> tuple[int, int]:
+    """Host frames [lo, hi) that writing frames [start, stop) decodes: those frames and every
+    frame the windows of their faces read (each track on its own grid, as `TrackRestore` runs it)."""
+    lo, hi = start, stop
+    for track in tracks:
+        s, e = max(start, track.first_frame), min(stop, track.last_frame + 1)
+        if s < e:
+            grid = WindowGrid(len(track.faces), window, overlap, quantum)
+            t_lo, t_hi = grid.input_span(s - track.first_frame, e - track.first_frame)
+            lo, hi = min(lo, t_lo + track.first_frame), max(hi, t_hi + track.first_frame)
+    return lo, hi
 
 
 @dataclass
