@@ -170,6 +170,19 @@ def test_split_sessions_equal_the_whole_clip_and_cost_one_window_per_split(fake)
     assert computed <= len(whole.grid.windows) + 3
 
 
+@pytest.mark.parametrize(("start", "stop"), [(0, 60), (20, 41), (59, 60)])
+def test_on_window_reports_each_window_the_model_runs_and_model_frames_foresees_them(fake, start, stop):
+    """A progress bar counts model work: the plan and what is reported must agree, window by window."""
+    reported = []
+    with FaceTrackSession(fake, synthetic_crop(4, CROP), 60, cache=WindowCache(0), first_frame=100,
+                          on_window=reported.append) as s:
+        planned = s.model_frames(100 + start, 100 + stop)
+        s.frames(100 + start, 100 + stop)
+        assert s.stats().windows_computed == len(reported)
+    lengths = [w.stop - w.start for w in s.grid.windows_for(start, stop)]
+    assert reported == lengths and sum(reported) == planned > stop - start - 1
+
+
 def test_first_frame_offsets_host_numbers_without_moving_the_grid(fake):
     get_crop = synthetic_crop(2, CROP)
     with FaceTrackSession(fake, get_crop, 40) as plain:

@@ -208,6 +208,20 @@ def test_frames_range_carries_the_timecode_forward(model_dir, tmp_path, capsys):
         assert restored.frame_count == 2 and restored.metadata["timecode"] == "01:00:00:10"
 
 
+def test_progress_counts_face_crops_through_the_model_and_names_the_backend(two_faces, model_dir, tmp_path, capsys):
+    """The restore bar counts model work over both tracks and ends full; the backend is named."""
+    import re
+
+    out = tmp_path / "progress.mkv"
+    assert main(["restore", str(two_faces), "-o", str(out), "--model", str(model_dir), *ENGINE]) == 0
+    err = capsys.readouterr().err
+    assert "dvface restore: 2 of 2 face tracks, on torch on cpu (fp32)" in err
+    counts = [(int(a), int(b)) for a, b in re.findall(r"restoring:[^|]*\|[^|]*\| *(\d+)/(\d+) \[", err)]
+    done, total = counts[-1]
+    assert done == total >= 2 * N and {b for _, b in counts} == {total}  # one steady total from the start
+    assert "crop/s" in err or "s/crop" in err
+
+
 def test_tracks_are_cached_and_reanalysed_when_the_input_changes(model_dir, tmp_path, capsys):
     src = write_video(tmp_path / "shot.mkv", synthetic_frames(5, 320, 240, faces=1, face_px=150))
     code, first = restore(src, tmp_path / "a.mkv", model_dir, capsys=capsys)

@@ -127,7 +127,8 @@ def run(args: argparse.Namespace) -> int:
         return run_whole_frames(args)
     from ..engine import FaceTrackSession, WindowCache
     from ..media import MediaWriter, open_media, parse_frame_range
-    from ..runtime.backends import open_restorer
+    from ..runtime.backends import describe, open_restorer
+    from ..wholeframe.command import crops_bar
 
     restorer = open_restorer(
         args.model, backend=args.backend, device=args.device, precision=args.precision, window=args.window,
@@ -147,6 +148,7 @@ def run(args: argparse.Namespace) -> int:
         start, stop = trim or (0, n)
         window = restorer.config.window if args.window is None else args.window
         crops = StreamedCrops(iter(src), n, window, args.input)
+        bar = None
         session = FaceTrackSession(
             restorer,
             crops,
@@ -157,6 +159,7 @@ def run(args: argparse.Namespace) -> int:
             # One forward pass computes each window once and holds the (at most two) windows a frame
             # needs itself; a cache would only keep windows that are never asked for again.
             cache=WindowCache(0),
+            on_window=lambda frames: bar.update(frames) if bar is not None else None,
         )
         with session, MediaWriter(
             args.output,
@@ -171,17 +174,15 @@ def run(args: argparse.Namespace) -> int:
             allow_retime=args.allow_retime,
             trim=trim,
         ) as writer:
-            for frame in _progress(session.iter_frames(start, stop), stop - start, args.quiet):
-                writer.write(frame)
+            if not args.quiet:
+                print(f"dvface restore: {stop - start} aligned crops, on {describe(restorer)}", file=sys.stderr)
+                bar = crops_bar(session.model_frames(start, stop))
+            try:
+                for frame in session.iter_frames(start, stop):
+                    writer.write(frame)
+            finally:
+                if bar is not None:
+                    bar.close()
             if trim is None:
                 crops.check_exhausted()
     return 0
-
-
-def _progress(frames: Iterator[np.ndarray], total: int, quiet: bool) -> Iterator[np.ndarray]:
-    """A progress bar on stderr (stdout may carry data)."""
-    if quiet:
-        return frames
-    from tqdm import tqdm
-
-    return tqdm(frames, total=total, unit="frame", file=sys.stderr, dynamic_ncols=True)

@@ -60,6 +60,7 @@ class FaceTrackSession:
         crop_size: int | tuple[int, int] | None = None,
         cache: WindowCache | None = None,
         cache_bytes: int = DEFAULT_CACHE_BYTES,
+        on_window: Callable[[int], None] | None = None,
     ) -> None:
         if (get_crop is None) == (get_crops is None):
             raise ValueError("pass exactly one of get_crop and get_crops")
@@ -82,6 +83,7 @@ class FaceTrackSession:
         self._owns_cache = cache is None
         self._get_crop = get_crop
         self._get_crops = get_crops
+        self._on_window = on_window  # called with a window's frame count each time the model runs one
         self._weights = [self.grid.weights(i) for i in range(len(self.grid.windows))]
         self._dtype: np.dtype | None = None
         self._lock = threading.Lock()
@@ -218,6 +220,14 @@ class FaceTrackSession:
                 frame = self._blend(f, rows, dtype)
                 self.cache.put(self._frame_key(f, digests, scale), frame, frame.nbytes, kind="frame")
 
+    def model_frames(self, start: int | None = None, stop: int | None = None) -> int:
+        """Crops the model runs to render host frames [start, stop) without a cache: the length of
+        every window they touch. What a progress bar counts, since windows, not frames, cost time."""
+        first = self.first_frame
+        start = first if start is None else start
+        stop = first + self.n_frames if stop is None else stop
+        return sum(w.stop - w.start for w in self.grid.windows_for(start - first, stop - first))
+
     def input_span(self, start: int, stop: int) -> tuple[int, int]:
         """Host frames [lo, hi) whose crops are read to render host frames [start, stop)."""
         lo, hi = self.grid.input_span(start - self.first_frame, stop - self.first_frame)
@@ -252,6 +262,8 @@ class FaceTrackSession:
             state = self.cache.get_or_compute(("prior", digest), compute_priors, kind="prior")
             y = restorer.decode(state, scale)
             y.flags.writeable = False  # shared by every reader of the cache
+            if self._on_window is not None:
+                self._on_window(len(crops))
             return y, y.nbytes
 
         return self.cache.get_or_compute(("window", digest, scale), compute_window, kind="window")

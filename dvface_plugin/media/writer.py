@@ -232,9 +232,8 @@ class MediaWriter:
                                  f".mkv or .mov to keep it untouched.") from exc
         self._audio_map = mapping
         self._audio_packets = self._audio_in.demux(*self._audio_in.streams.audio)
-        # Source seconds [begin, end) of the audio this output carries.
-        start, stop = self._trim or (0, None)
-        self._audio_span = (Fraction(start) / self.fps, None if stop is None else Fraction(stop) / self.fps)
+        # Source seconds [begin, end) of the audio a trimmed output carries (None: all of it, as it is).
+        self._audio_span = None if self._trim is None else tuple(Fraction(f) / self.fps for f in self._trim)
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -320,13 +319,14 @@ class MediaWriter:
             if packet.dts is None and packet.pts is None:
                 continue  # demuxer flush packet
             stamp = packet.pts if packet.pts is not None else packet.dts
-            begin, end = self._audio_span
             seconds = stamp * packet.time_base
-            if seconds < begin:
-                continue  # before a trimmed output's first frame
-            if end is not None and seconds >= end:
-                self._close_audio_input()  # after its last frame: the rest is not needed
-                return
+            begin, end = self._audio_span or (0, None)
+            if self._audio_span is not None:
+                if begin and seconds < begin:
+                    continue  # before the first frame (from frame 0 on, the codec's priming too)
+                if seconds >= end:
+                    self._close_audio_input()  # after the last frame: the rest is not needed
+                    return
             if until is not None and seconds - begin >= until:
                 self._pending = packet
                 return

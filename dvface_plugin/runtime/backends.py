@@ -65,6 +65,13 @@ def _open_backend(
     return OrtRestorer.load(model, device=device, precision=precision, threads=threads)
 
 
+def describe(restorer: TrackRestorer) -> str:
+    """Which backend, device and precision run the model, as a user reads it."""
+    device = {"CPUExecutionProvider": "CPU", "CUDAExecutionProvider": "CUDA",
+              "TensorrtExecutionProvider": "TensorRT"}.get(str(restorer.device), str(restorer.device))
+    return f"{restorer.backend} on {device} ({restorer.precision})"
+
+
 def choose_backend(model: str | Path | None, device: str, precision: str, window: int | None = None) -> str:
     """What `auto` runs: onnxruntime where torch would run fp32 on the CPU and the model has an export.
 

@@ -38,11 +38,12 @@ class PriorState:
 class TrackRestorer(ABC):
     """Base of the backends: a model behind one lock, restoring aligned face tracks.
 
-    Subclasses set `config`, `identity` (everything that changes outputs, for cache keys),
+    Subclasses set `backend`, `config`, `identity` (everything that changes outputs, for cache keys),
     `device`, `precision` and implement `_encode` / `_decode`; the lock is taken here, so hosts' threads may fetch, hash
     and blend concurrently while model calls run one at a time.
     """
 
+    backend: str  # "torch" or "onnxruntime", as users name them
     config: DVFaceConfig
     identity: str
     device: Any  # where it runs: a torch.device, or an onnxruntime execution provider

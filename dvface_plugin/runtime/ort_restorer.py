@@ -32,6 +32,8 @@ def providers_for(device: str) -> tuple[list[str] | None, int]:
 
 
 class OrtRestorer(TrackRestorer):
+    backend = "onnxruntime"
+
     def __init__(self, model: OrtModel) -> None:
         super().__init__()
         self.model = model

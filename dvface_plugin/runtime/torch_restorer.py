@@ -79,6 +79,8 @@ def load_model(spec: str | Path | None = None) -> DVFace:
 class Restorer(TrackRestorer):
     """The torch backend: owns a `DVFace` module on a device at a precision."""
 
+    backend = "torch"
+
     def __init__(self, model: DVFace, *, device: str | torch.device = "auto", precision: str = "auto") -> None:
         super().__init__()
         self.device = resolve_device(device)

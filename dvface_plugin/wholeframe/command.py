@@ -102,11 +102,20 @@ def _progress(quiet: bool):
     return wrap
 
 
+def crops_bar(total: int):
+    """The restore stage's bar: face crops through the model, the work that takes the time, with
+    an ETA from the average rate so far (tqdm's default smoothing swings with every window)."""
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc="restoring", unit="crop", file=sys.stderr, dynamic_ncols=True, leave=False,
+                smoothing=0)
+
+
 def restore_whole_frames(args: argparse.Namespace) -> dict[str, Any]:
     """Run the job the parsed `restore` arguments describe; returns the summary `--json` prints."""
     from ..faces import select_tracks
     from ..media import MediaWriter, open_media, parse_frame_range
-    from ..runtime.backends import open_restorer
+    from ..runtime.backends import describe, open_restorer
     from .compositor import read_span, restore_stream
     from .tracksource import default_cache_dir, obtain_tracks
 
@@ -154,6 +163,9 @@ def restore_whole_frames(args: argparse.Namespace) -> dict[str, Any]:
         elif not len(chosen):
             _warn(f"none of the {len(tracks)} face tracks matches --faces {args.faces} --min-face "
                   f"{args.min_face:g}; the output is the unchanged input")
+        elif not args.quiet:
+            print(f"dvface restore: {len(chosen)} of {len(tracks)} face tracks, on {describe(restorer)}",
+                  file=sys.stderr)
         frames, span = src.frames(), None
         if trim is not None:  # decode only what the range's windows read; tracks still span the clip
             config = restorer.config
@@ -164,7 +176,7 @@ def restore_whole_frames(args: argparse.Namespace) -> dict[str, Any]:
             frames, chosen, restorer, writer, timer,
             name=Path(args.input).name, strength=args.strength, window=args.window,
             overlap=args.overlap, mask_writer=mask_writer,
-            progress=lambda indices: progress(indices, "restoring", stop - start), span=span,
+            progress=None if args.quiet else crops_bar, span=span,
         )
         with timer.stage("encode"):  # flushing the encoders' look-ahead and the rename count too
             stack.close()
@@ -190,6 +202,7 @@ def _summary(args, src, found, chosen, result, timer, restorer, wall: float) -> 
         ],
         "faces_per_frame": result.faces_per_frame,
         "max_frames_held": result.max_frames_held,
+        "backend": restorer.backend,
         "device": str(restorer.device),
         "precision": restorer.precision,
         "seconds": {**timer.summary(), "wall": round(wall, 4)},

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -82,6 +83,7 @@ class TrackRestore:
         window: int | None,
         overlap: int | None,
         frames_range: tuple[int, int] | None = None,
+        on_window: Callable[[int], None] | None = None,
     ) -> None:
         self.track = track
         self._range = frames_range  # host frames [start, stop) of this track to restore (default: all)
@@ -103,6 +105,7 @@ class TrackRestore:
             # Frames are asked for once, in order: the session's own two held windows are all it
             # needs, and a cache would keep windows nobody asks for again.
             cache=WindowCache(0),
+            on_window=on_window,
         )
         self._outputs: Iterator[np.ndarray] | None = None
 
@@ -116,6 +119,10 @@ class TrackRestore:
             if crop.dtype == np.float32:  # scene-referred floats above 1 would be refused by the model
                 np.clip(crop, 0.0, 1.0, out=crop)
             return crop
+
+    def model_frames(self) -> int:
+        """Crops the model runs for this track's frames in the range."""
+        return self.session.model_frames(*(self._range or (None, None)))
 
     def next_face(self) -> np.ndarray:
         """The restored crop of the next frame of this track (frames are taken in order)."""
@@ -140,6 +147,14 @@ def read_span(tracks: Tracks, start: int, stop: int, window: int, overlap: int, 
             t_lo, t_hi = grid.input_span(s - track.first_frame, e - track.first_frame)
             lo, hi = min(lo, t_lo + track.first_frame), max(hi, t_hi + track.first_frame)
     return lo, hi
+
+
+class ProgressBar(Protocol):
+    """What `restore_stream` reports to (a tqdm bar fits)."""
+
+    def update(self, n: int) -> object: ...
+
+    def close(self) -> None: ...
 
 
 @dataclass
@@ -168,7 +183,7 @@ def restore_stream(
     window: int | None = None,
     overlap: int | None = None,
     mask_writer: MediaWriter | None = None,
-    progress: Callable[[Iterator[int]], Iterator[int]] | None = None,
+    progress: Callable[[int], ProgressBar] | None = None,
     span: tuple[int, int, int] | None = None,
 ) -> StreamResult:
     """Restore every face of `tracks` in `frames` and write each frame (and its matte) in order.
@@ -179,28 +194,32 @@ def restore_stream(
     `span = (first, start, stop)` writes only frames [start, stop) from `frames` that begin at host
     frame `first` (a `dvface batch` chunk and its warm-up): each track's session still runs on the
     track's whole window grid, so the frames equal those of a whole-clip run.
+
+    `progress(total)` opens a bar counted in face crops through the model, the work that takes
+    the time (`total` over all tracks), which this advances as each window is restored.
     """
     n_frames = tracks.frame_count
     first, start, stop = span or (0, 0, n_frames)
     ahead = FrameLookahead(timer.iterate(frames, "decode"), n_frames, name, first)
     crop_size = restorer.config.crop_size
+    bar = None
     restores = [
         TrackRestore(
             restorer, track, ahead, timer,
             crop_size=crop_size, tracks_crop_size=tracks.crop_size,
             strength=strength, window=window, overlap=overlap,
             frames_range=(max(start, track.first_frame), min(stop, track.last_frame + 1)),
+            on_window=lambda frames: bar.update(frames) if bar is not None else None,
         )
         for track in tracks
         if track.first_frame < stop and track.last_frame >= start
     ]
+    if progress is not None:
+        bar = progress(sum(item.model_frames() for item in restores))
     faces_per_frame: list[int] = []
     max_held = 0
-    indices: Iterator[int] = iter(range(start, stop))
-    if progress is not None:
-        indices = progress(indices)
     try:
-        for n in indices:
+        for n in range(start, stop):
             frame = ahead.get(n)
             faces = []
             for item in restores:
@@ -225,4 +244,6 @@ def restore_stream(
     finally:
         for item in restores:
             item.close()
+        if bar is not None:
+            bar.close()
     return StreamResult(faces_per_frame, max_held)
