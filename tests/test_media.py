@@ -190,6 +190,24 @@ def test_hdr_colour_tags_and_matrix_follow_the_source(tmp_path):
         assert np.abs(after.astype(int) - before).mean() < 200
 
 
+@pytest.mark.parametrize("out_ext", [".mp4", ".mov", ".mkv"])
+def test_untagged_colour_stays_untagged_and_decodes_to_the_same_colours(tmp_path, out_ext):
+    """An untagged source must not come out claiming BT.709: at SD size players would then use
+    another matrix than the one the source decodes with, and shift every colour."""
+    frames = gradient_frames(3)
+    src = open_media(make_clip(tmp_path / "sd.mp4", frames, Fraction(25)))
+    assert set(src.metadata["color"].values()) <= {0, 2}  # nothing tagged
+    decoded = list(src)
+    out = write_all(tmp_path / f"out{out_ext}", decoded, fps=src.fps, metadata=src.metadata)
+    with av.open(str(out)) as container:
+        ctx = container.streams.video[0].codec_context
+        tags = (ctx.color_primaries, ctx.color_trc, ctx.colorspace)
+    assert tags[:2] == (2, 2) and tags[2] in (0, 2)  # unspecified, or RGB for an RGB codec
+    for before, after in zip(decoded, open_media(out), strict=True):  # ProRes comes back 16-bit
+        after = after.astype(np.float64) / (257 if after.dtype == np.uint16 else 1)
+        assert np.abs(after - before).mean() < 3
+
+
 # -- depth and lossless round trips ----------------------------------------------------------
 
 @pytest.mark.parametrize("dtype, bits", [(np.uint8, 8), (np.uint16, 16)])

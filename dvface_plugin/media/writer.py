@@ -24,7 +24,7 @@ import numpy as np
 from ..errors import InputError
 from ..processes import remove_orphans
 from .formats import OutputSpec, output_spec, parse_fps
-from .pixels import depth_class, rgb_to_dtype, rgb_to_frame
+from .pixels import depth_class, matrix_for, rgb_to_dtype, rgb_to_frame
 from .reader import MediaSource
 from .trim import advance_timecode
 from .sequences import (
@@ -35,12 +35,12 @@ from .sequences import (
     parse_pattern,
 )
 
-# FFmpeg colour enums (AVCOL_*): BT.709 is the tag written when the source gives none.
-_BT709 = 1
+# FFmpeg colour enums (AVCOL_*). A tag the source leaves unspecified stays unspecified: the
+# writer never claims a colour space it was not told.
 _AVCOL_SPC_RGB = 0
+_AVCOL_UNSPECIFIED = 2
 _AVCOL_RANGE_MPEG = 1
-_UNSET = (None, 0, 2, 3)  # reserved / unspecified primaries and transfer values
-_MATRIX_BY_TAG = {5: "ITU601", 6: "SMPTE170M", 7: "SMPTE240M", 9: "BT2020", 10: "BT2020"}
+_UNSET = (None, 0, 2, 3)  # reserved / unspecified values
 _FRAME_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32))
 
 
@@ -186,12 +186,15 @@ class MediaWriter:
         ctx = stream.codec_context
         color = self._metadata.get("color") or {}
         primaries, trc = color.get("color_primaries"), color.get("color_trc")
-        ctx.color_primaries = _BT709 if primaries in _UNSET else primaries
-        ctx.color_trc = _BT709 if trc in _UNSET else trc
+        ctx.color_primaries = _AVCOL_UNSPECIFIED if primaries in _UNSET else primaries
+        ctx.color_trc = _AVCOL_UNSPECIFIED if trc in _UNSET else trc
         if spec.pix_fmt.startswith("yuv"):
+            # The matrix the reader decoded with (an untagged source's guessed by frame height, as
+            # players guess it), so an untagged output decodes back to the same colours.
             tag = color.get("colorspace")
-            self._matrix = _MATRIX_BY_TAG.get(tag, "ITU709")
-            ctx.colorspace = tag if tag in _MATRIX_BY_TAG else _BT709
+            tag = _AVCOL_UNSPECIFIED if tag in _UNSET or tag == _AVCOL_SPC_RGB else tag
+            self._matrix = matrix_for(tag, self.height)
+            ctx.colorspace = tag
             ctx.color_range = _AVCOL_RANGE_MPEG
         else:
             self._matrix = "ITU709"
@@ -244,6 +247,7 @@ class MediaWriter:
         rgb = self._validated(frame)
         if self.spec.kind == "video":
             video_frame = rgb_to_frame(rgb, self.spec.pix_fmt, self._matrix)
+            video_frame.colorspace = self._video.codec_context.colorspace  # encoders that tag from the frame
             video_frame.pts = self.frames_written
             video_frame.time_base = self._frame_time_base
             for packet in self._video.encode(video_frame):
