@@ -222,6 +222,50 @@ def test_progress_counts_face_crops_through_the_model_and_names_the_backend(two_
     assert "crop/s" in err or "s/crop" in err
 
 
+def yuv_clip(path: Path, frames, pix_fmt: str = "yuv420p") -> Path:
+    """An H.264 clip encoded with plain PyAV, as cameras and web video come: YUV 4:2:0, lossy."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = W, H, pix_fmt
+        for i, frame in enumerate(frames):
+            video = av.VideoFrame.from_ndarray(frame, format="rgb24").reformat(format=pix_fmt)
+            video.pts = i
+            for packet in stream.encode(video):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    return path
+
+
+def planes(path: Path) -> list[list[np.ndarray]]:
+    """Every frame's samples, plane by plane, as the decoder gives them (no RGB conversion)."""
+    with av.open(str(path)) as container:
+        return [[np.frombuffer(p, np.uint8).reshape(p.height, -1)[:, :p.width].copy() for p in frame.planes]
+                for frame in container.decode(video=0)]
+
+
+def test_a_yuv_source_keeps_its_format_and_every_sample_outside_the_mattes(model_dir, tmp_path, capsys):
+    """The plate must come back as the source decodes: same pixel format, same samples around the faces."""
+    src = yuv_clip(tmp_path / "camera.mp4", synthetic_frames(N, W, H, faces=2, face_px=FACE_PX))
+    out, mask = tmp_path / "out.mkv", tmp_path / "matte.mkv"
+    code, summary = restore(src, out, model_dir, "--mask-out", str(mask), capsys=capsys)
+    assert code == 0 and sum(summary["faces_per_frame"]) > 0
+    with av.open(str(out)) as container:
+        assert container.streams.video[0].codec_context.pix_fmt == "yuv420p"
+    before, after, matte = planes(src), planes(out), decoded(mask)[..., 0] > 0
+    assert len(before) == len(after) == N
+    for n in range(N):
+        luma_outside = ~matte[n]
+        chroma_outside = ~matte[n].reshape(H // 2, 2, W // 2, 2).any(axis=(1, 3))
+        for k, outside in enumerate((luma_outside, chroma_outside, chroma_outside)):
+            assert np.array_equal(before[n][k][outside], after[n][k][outside]), (n, k)
+        assert not np.array_equal(before[n][0][~luma_outside], after[n][0][~luma_outside])
+    rgb = tmp_path / "rgb.mkv"  # RGB stays available
+    assert restore(src, rgb, model_dir, "--codec", "ffv1rgb", capsys=capsys)[0] == 0
+    with av.open(str(rgb)) as container:
+        assert container.streams.video[0].codec_context.pix_fmt == "bgr0"
+
+
 def test_tracks_are_cached_and_reanalysed_when_the_input_changes(model_dir, tmp_path, capsys):
     src = write_video(tmp_path / "shot.mkv", synthetic_frames(5, 320, 240, faces=1, face_px=150))
     code, first = restore(src, tmp_path / "a.mkv", model_dir, capsys=capsys)

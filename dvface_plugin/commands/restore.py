@@ -52,7 +52,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="average each restored face with N frames each side along the optical flow, against flicker "
         "(default: the model's, 2 for dvface-tiny; 0 = off)",
     )
-    parser.add_argument("--codec", default=None, help="output codec (default: chosen from OUT's extension)")
+    parser.add_argument("--codec", default=None,
+                        help="output codec: h264, h265, prores, prores4444, ffv1 (in a YUV source's own format) "
+                        "or ffv1rgb (default: chosen from OUT's extension: .mkv ffv1, .mov prores, .mp4 h264)")
     parser.add_argument(
         "--allow-bit-depth-loss", action="store_true", help="allow an output format with fewer bits than IN"
     )

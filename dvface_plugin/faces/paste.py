@@ -138,7 +138,9 @@ def paste_faces(
             face = match_colour(face, to_float(warp_to_crop(frame, matrix, size)), crop_mask)
         alpha = _to_frame(crop_mask, matrix, roi, is_matte=True)
         np.clip(alpha, 0.0, 1.0, out=alpha)
-        alpha[alpha < 1e-6] = 0.0  # below any visible change; keeps "matte == 0" meaning untouched
+        # Below one step of a 16-bit matte (and any visible change): "matte == 0" means untouched,
+        # in the matte a host reads as much as in the pixels.
+        alpha[alpha < 1 / 65535] = 0.0
         face_px = _to_frame(face, matrix, roi, is_matte=False)
         x0, y0, x1, y1 = roi
         plate = to_float(out[y0:y1, x0:x1])

@@ -28,13 +28,19 @@ _VIDEO_CODECS: dict[str, tuple[str, list[tuple[int, str, int]], bool]] = {
     "prores": ("prores_ks", [(99, "yuv422p10le", 10)], False),
     "prores4444": ("prores_ks", [(99, "yuv444p10le", 10)], False),
     "ffv1": ("ffv1", [(8, "bgr0", 8), (99, "gbrp16le", 16)], True),
+    "ffv1rgb": ("ffv1", [(8, "bgr0", 8), (99, "gbrp16le", 16)], True),
 }
+# Planar YUV formats FFV1 stores as they are: a source decoded to one of these is written in it
+# (codec ffv1, the .mkv default), so samples outside the faces can be copied bit for bit.
+# `ffv1rgb` writes RGB instead.
+FFV1_SOURCE_FORMATS = {f"yuv{s}p{d}": bits for s in ("420", "422", "444")
+                       for d, bits in (("", 8), ("10le", 10), ("12le", 12), ("16le", 16))}
 _CODEC_ALIASES = {"hevc": "h265", "x265": "h265", "avc": "h264", "x264": "h264",
-                  "prores_hq": "prores", "prores422": "prores"}
+                  "prores_hq": "prores", "prores422": "prores", "rgb": "ffv1rgb"}
 _CONTAINER_CODECS = {
     ".mp4": ("h264", ("h264", "h265")),
     ".mov": ("prores", ("prores", "prores4444", "h264", "h265")),
-    ".mkv": ("ffv1", ("ffv1", "h264", "h265", "prores", "prores4444")),
+    ".mkv": ("ffv1", ("ffv1", "ffv1rgb", "h264", "h265", "prores", "prores4444")),
 }
 # extension -> (encoder, [(max input bits, pix_fmt, bits kept)])
 _IMAGE_CODECS: dict[str, tuple[str, list[tuple[int, str, int]]]] = {
@@ -114,13 +120,14 @@ def _check_writable(folder: Path) -> None:
 
 
 def output_spec(path: str | Path, codec: str | None = None, input_bit_depth: int = 8, *,
-                allow_bit_depth_loss: bool = False) -> OutputSpec:
+                allow_bit_depth_loss: bool = False, source_pix_fmt: str | None = None) -> OutputSpec:
     """Validate an output choice and resolve encoder, pixel format and depth.
 
     `input_bit_depth` is the number of significant bits of the frames to be written
     (8, 10, 12, 16, or 32 for float). Choices that would keep fewer bits raise
     `InputError` naming a format that keeps them, unless `allow_bit_depth_loss` is set,
-    in which case the spec carries a warning instead.
+    in which case the spec carries a warning instead. `source_pix_fmt`: the source's decoded
+    format, kept by codec ffv1 when it is one of `FFV1_SOURCE_FORMATS`.
     """
     path = Path(path)
     if not (1 <= input_bit_depth <= 16 or input_bit_depth == 32):
@@ -145,6 +152,8 @@ def output_spec(path: str | Path, codec: str | None = None, input_bit_depth: int
                              f"{', '.join(e for e, (_, a) in _CONTAINER_CODECS.items() if name in a)}.")
         encoder, table, lossless = _VIDEO_CODECS[name]
         pix_fmt, kept = _pick(table, input_bit_depth)
+        if name == "ffv1" and source_pix_fmt in FFV1_SOURCE_FORMATS:
+            pix_fmt, kept = source_pix_fmt, FFV1_SOURCE_FORMATS[source_pix_fmt]
         options.update(_ENCODER_OPTIONS.get(encoder, {}))
         if name.startswith("prores"):
             options["profile"] = "4444" if name == "prores4444" else "hq"

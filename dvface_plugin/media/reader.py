@@ -43,7 +43,8 @@ class MediaSource(ABC):
     `width`, `height`, `bit_depth` (8, 16 or 32 = float: the array depth handed out),
     `source_bits` (significant bits in the file, e.g. 10 for yuv420p10le; pass this as the
     writer's `bit_depth` to keep exactly what the source had), `dtype`, `is_photo`,
-    `has_audio`, `metadata` (dict; `timecode`, `tags`, `color`, `first_frame` when known).
+    `has_audio`, `metadata` (dict; `timecode`, `tags`, `color`, `first_frame` when known),
+    `pix_fmt` (a video's decoded pixel format, e.g. yuv420p; None for images).
     """
 
     path: Path
@@ -51,6 +52,7 @@ class MediaSource(ABC):
     width: int
     height: int
     source_bits: int
+    pix_fmt: str | None = None
     is_photo: bool = False
     has_audio: bool = False
     metadata: dict
@@ -124,6 +126,7 @@ class VideoSource(MediaSource):
                 raise InputError(f"{path.name} holds no decodable video frames; re-export the clip.")
             self.width, self.height = first.width, first.height
             self.source_bits = format_bits(first.format)
+            self.pix_fmt = first.format.name
             self.fps, variable = _frame_rate(stream, path)
             # MP4/MOV sample tables list every frame without reading data; entries an edit
             # list discards are not shown, so they are not counted. Other containers are
@@ -141,7 +144,7 @@ class VideoSource(MediaSource):
             container.close()
         self._pts_index: list[int] | None = None
         self._packet_count: int | None = None
-        self._cursor: Iterator[np.ndarray] | None = None
+        self._cursor: Iterator[av.VideoFrame] | None = None
         self._cursor_next = -1
         self._lock = threading.Lock()
 
@@ -218,9 +221,17 @@ class VideoSource(MediaSource):
         # The count costs a demux pass on some containers: only check it when seeking.
         if start:
             start, stop = self._range(start, stop)
+        colorspace = self.metadata["color"]["colorspace"]
+        return (frame_to_rgb(frame, self.bit_depth, colorspace) for frame in self._generate(start, stop))
+
+    def decoded_frames(self, start: int = 0, stop: int | None = None) -> Iterator[av.VideoFrame]:
+        """Frames [start, stop) as the decoder gives them, in `pix_fmt`: what a writer copies
+        samples from so that they stay bit-identical to the source's."""
+        if start:
+            start, stop = self._range(start, stop)
         return self._generate(start, stop)
 
-    def _generate(self, start: int, stop: int | None) -> Iterator[np.ndarray]:
+    def _generate(self, start: int, stop: int | None) -> Iterator[av.VideoFrame]:
         if stop is not None and start >= stop:
             return
         container, stream = self._open()
@@ -242,7 +253,7 @@ class VideoSource(MediaSource):
                         continue
                     target = None
                 self._check_size(frame.width, frame.height, index)
-                yield frame_to_rgb(frame, self.bit_depth, self.metadata["color"]["colorspace"])
+                yield frame
                 index += 1
                 if stop is not None and index >= stop:
                     return
@@ -271,7 +282,7 @@ class VideoSource(MediaSource):
                 raise InputError(f"{self.path.name}: frame {n} could not be decoded "
                                  f"(the file ends early or is damaged).")
             self._cursor_next += 1
-        return frame
+        return frame_to_rgb(frame, self.bit_depth, self.metadata["color"]["colorspace"])
 
     def close(self) -> None:
         with self._lock:

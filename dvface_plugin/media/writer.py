@@ -23,7 +23,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..processes import remove_orphans
-from .formats import OutputSpec, output_spec, parse_fps
+from .formats import FFV1_SOURCE_FORMATS, OutputSpec, output_spec, parse_fps
 from .pixels import depth_class, matrix_for, rgb_to_dtype, rgb_to_frame
 from .reader import MediaSource
 from .trim import advance_timecode
@@ -40,6 +40,7 @@ from .sequences import (
 _AVCOL_SPC_RGB = 0
 _AVCOL_UNSPECIFIED = 2
 _AVCOL_RANGE_MPEG = 1
+_AVCOL_RANGE_JPEG = 2
 _UNSET = (None, 0, 2, 3)  # reserved / unspecified values
 _FRAME_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32))
 
@@ -97,6 +98,10 @@ class MediaWriter:
     `trim = (start, stop)` says the output holds only frames [start, stop) of that source (a
     `--frames` preview): its timecode and sequence numbers start at frame `start`'s, and the audio
     is cut to those frames' time, to the nearest audio packet.
+    `planes_from` (a video source, with codec ffv1) writes the source's own YUV format, and
+    `write(frame, matte)` takes every sample where the matte is 0 from the source's decoded
+    frame, not from `frame`: a frame without faces, and the plate around them, stay bit-identical
+    to the source as any decoder decodes it (an RGB round trip moves about a quarter of them).
     """
 
     def __init__(self, path: str | Path, fps: Fraction | int | float | str | None = None, *,
@@ -104,10 +109,11 @@ class MediaWriter:
                  audio_from: str | Path | MediaSource | None = None,
                  metadata: Mapping | None = None, allow_bit_depth_loss: bool = False,
                  allow_retime: bool = False, start_number: int | None = None,
-                 trim: tuple[int, int] | None = None,
+                 trim: tuple[int, int] | None = None, planes_from: MediaSource | None = None,
                  encoder_options: Mapping[str, str] | None = None) -> None:
-        self.spec: OutputSpec = output_spec(path, codec, bit_depth,
-                                            allow_bit_depth_loss=allow_bit_depth_loss)
+        source_format = _copyable_format(planes_from, width, height)
+        self.spec: OutputSpec = output_spec(path, codec, bit_depth, allow_bit_depth_loss=allow_bit_depth_loss,
+                                            source_pix_fmt=source_format)
         for message in self.spec.warnings:
             warnings.warn(message, MediaWarning, stacklevel=2)
         if not (isinstance(width, int) and isinstance(height, int) and width > 0 and height > 0):
@@ -128,6 +134,9 @@ class MediaWriter:
             self.fps = parse_fps(fps) if fps else Fraction(0)
             self._warn_dropped_audio(audio_from)
         self._trim = trim
+        # Decoded source frames to copy samples from, opened at the first write.
+        self._planes_from = planes_from if source_format and self.spec.pix_fmt == source_format else None
+        self._planes: Iterator[av.VideoFrame] | None = None
         offset = trim[0] if trim else 0
         self._start_number = (start_number if start_number is not None
                               else int(self._metadata.get("first_frame", 1)) + offset)
@@ -240,13 +249,17 @@ class MediaWriter:
 
     # -- writing ---------------------------------------------------------------------------
 
-    def write(self, frame: np.ndarray) -> None:
-        """Append one HxWx3 RGB frame (uint8, uint16 or float32)."""
+    def write(self, frame: np.ndarray, matte: np.ndarray | None = None) -> None:
+        """Append one HxWx3 RGB frame (uint8, uint16 or float32). With `planes_from`, `matte`
+        (HxW, 0 where nothing changed; None: nothing did) says which samples come from `frame`."""
         if self._closed:
             raise InputError("write() after close(): open a new MediaWriter.")
         rgb = self._validated(frame)
         if self.spec.kind == "video":
-            video_frame = rgb_to_frame(rgb, self.spec.pix_fmt, self._matrix)
+            if self._planes_from is not None:
+                video_frame = self._over_source(rgb, matte)
+            else:
+                video_frame = rgb_to_frame(rgb, self.spec.pix_fmt, self._matrix)
             video_frame.colorspace = self._video.codec_context.colorspace  # encoders that tag from the frame
             video_frame.pts = self.frames_written
             video_frame.time_base = self._frame_time_base
@@ -262,6 +275,26 @@ class MediaWriter:
             out = Path(self._tmp) / name if name else Path(self._tmp)
             encode_image(self._image, rgb_to_frame(rgb, self.spec.pix_fmt), out)
         self.frames_written += 1
+
+    def _over_source(self, rgb: np.ndarray, matte: np.ndarray | None) -> av.VideoFrame:
+        """The source's next decoded frame with the samples under `matte` taken from `rgb`."""
+        if self._planes is None:
+            start, stop = self._trim or (0, None)
+            self._planes = self._planes_from.decoded_frames(start, stop)
+        source = next(self._planes, None)
+        if source is None:
+            raise InputError(f"{self._planes_from.path.name} ended after {self.frames_written} frames while "
+                             f"{self.spec.path.name} was being written; the source changed during the run")
+        if matte is None or not (covered := np.asarray(matte) > 0).any():
+            source.pts = None
+            return source
+        out = rgb_to_frame(rgb, self.spec.pix_fmt, self._matrix)
+        dtype = np.dtype(np.uint16 if FFV1_SOURCE_FORMATS[self.spec.pix_fmt] > 8 else np.uint8)
+        for ours, theirs in zip(out.planes, source.planes, strict=True):
+            new, old = _plane_samples(ours, dtype), _plane_samples(theirs, dtype)
+            keep = ~_subsampled(covered, new.shape)
+            new[keep] = old[keep]
+        return out
 
     def copy_video_from(self, path: str | Path) -> bool:
         """Append every frame of the video file `path` without re-encoding, when it holds exactly what
@@ -427,3 +460,31 @@ def _has_audio(source: str | Path | MediaSource | None) -> bool:
             return bool(container.streams.audio)
     except (av.FFmpegError, OSError) as exc:
         raise InputError(f"Cannot read audio from {path}: {exc}.") from exc
+
+
+def _copyable_format(source: MediaSource | None, width: int, height: int) -> str | None:
+    """The source's pixel format when a writer may copy its samples: limited-range planar YUV of
+    this size, with the dimensions its chroma subsampling needs (else the output is RGB)."""
+    pix_fmt = getattr(source, "pix_fmt", None)
+    if pix_fmt not in FFV1_SOURCE_FORMATS or (source.width, source.height) != (width, height):
+        return None
+    if (source.metadata.get("color") or {}).get("color_range") == _AVCOL_RANGE_JPEG:
+        return None
+    if (pix_fmt.startswith(("yuv420", "yuv422")) and width % 2) or (pix_fmt.startswith("yuv420") and height % 2):
+        return None
+    return pix_fmt
+
+
+def _plane_samples(plane: av.video.plane.VideoPlane, dtype: np.dtype) -> np.ndarray:
+    """A writable (rows, columns) view of one plane's samples, without the row padding."""
+    return np.frombuffer(plane, dtype).reshape(plane.height, -1)[:, :plane.width]
+
+
+def _subsampled(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """`mask` on a plane of `shape`: a chroma sample is covered when any pixel it spans is."""
+    fy, fx = -(-mask.shape[0] // shape[0]), -(-mask.shape[1] // shape[1])
+    if (fy, fx) == (1, 1):
+        return mask
+    padded = np.zeros((shape[0] * fy, shape[1] * fx), bool)
+    padded[:mask.shape[0], :mask.shape[1]] = mask
+    return padded.reshape(shape[0], fy, shape[1], fx).any(axis=(1, 3))

@@ -233,7 +233,7 @@ def restore_stream(
                 with timer.stage("paste"):
                     frame, matte = paste_faces(frame, faces)
             with timer.stage("encode"):
-                writer.write(frame)
+                writer.write(frame, matte)
                 if mask_writer is not None:
                     mask_writer.write(matte_rgb(matte, frame.shape[:2]))
             ahead.release_through(n)
