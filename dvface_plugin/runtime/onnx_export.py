@@ -226,8 +226,18 @@ def share_external_data(folder: Path, graphs: list[str], name: str = SHARED_DATA
     for graph, proto in protos.items():
         for old in folder.glob(f"{graph}.*"):
             old.unlink()
+        _strip_trace(proto)
         onnx.save(proto, str(folder / graph))
     return name
+
+
+def _strip_trace(proto) -> None:
+    """Drop the exporter's per-node source traces (stack frames, module paths): about 80 % of each
+    graph file (7.7 of 9.4 MB for dvface-tiny), read by no runtime."""
+    for graph_nodes in [proto.graph.node, *(f.node for f in proto.functions)]:
+        for node in graph_nodes:
+            del node.metadata_props[:]
+            node.doc_string = ""
 
 
 def _replace_folder(new: Path, target: Path) -> None:
