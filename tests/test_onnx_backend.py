@@ -26,7 +26,7 @@ from dvface_plugin.model.config import DVFaceConfig, RefinerConfig
 from dvface_plugin.model.dvface import WEIGHTS_NAME, DVFace
 from dvface_plugin.runtime import onnx_model
 from dvface_plugin.runtime.base import PriorState
-from dvface_plugin.runtime.onnx_format import ENCODE_GRAPH, MANIFEST_NAME, RESTORE_GRAPH, file_sha256
+from dvface_plugin.runtime.onnx_format import ENCODE_GRAPH, MANIFEST_NAME, RESTORE_GRAPH, file_sha256, short_graphs
 from dvface_plugin.runtime.onnx_model import (
     CPU,
     CUDA,
@@ -123,9 +123,10 @@ def test_both_graphs_share_one_data_file_holding_each_tensor_once(exported):
     from onnx import numpy_helper
 
     _, _, out = exported
-    assert sorted(p.name for p in out.iterdir()) == sorted([ENCODE_GRAPH, RESTORE_GRAPH, MANIFEST_NAME, SHARED_DATA])
+    graphs = [ENCODE_GRAPH, RESTORE_GRAPH, *short_graphs(1)]  # a 5-frame export has a 1-frame pair too
+    assert sorted(p.name for p in out.iterdir()) == sorted([*graphs, MANIFEST_NAME, SHARED_DATA])
     referenced, distinct = 0, {}
-    for graph in (ENCODE_GRAPH, RESTORE_GRAPH):
+    for graph in graphs:
         for tensor in onnx.load(str(out / graph)).graph.initializer:
             data = numpy_helper.to_array(tensor).tobytes()
             referenced += len(data)
@@ -139,7 +140,7 @@ def test_graphs_carry_no_exporter_traces(exported):
     """The exporter's per-node stack traces were 80 % of each graph file; no runtime reads them."""
     import onnx
 
-    for name in (ENCODE_GRAPH, RESTORE_GRAPH):
+    for name in (ENCODE_GRAPH, RESTORE_GRAPH, *short_graphs(1)):
         proto = onnx.load(str(exported[2] / name), load_external_data=False)
         assert not any(node.metadata_props or node.doc_string for node in proto.graph.node)
 
@@ -233,6 +234,19 @@ def test_small_clips_are_padded_to_the_export_and_cropped_back(exported, ort_mod
     padded = F.pad(torch.from_numpy(x), (0, SIZE - 60, 0, SIZE - 50, 0, FRAMES - 3), mode="replicate").numpy()
     assert np.abs(out - torch_restore(model, padded, 1.0)[:, :, :3, :50, :60]).max() < TOL
     assert np.abs(out[1:] - ort_model(x[1:], 1.0)).max() < TOL  # batch items are independent
+
+
+def test_a_clip_as_short_as_a_short_pair_runs_on_it_and_equals_torch(exported):
+    """A one-frame clip (a photo, a track's last frame) costs one frame, not a padded window."""
+    model, _, out = exported
+    manifest = json.loads((out / MANIFEST_NAME).read_text())
+    assert list(manifest["short_windows"]) == ["1"]
+    assert manifest["short_windows"]["1"]["encode_priors"]["inputs"][0]["shape"] == [1, 3, 1, SIZE, SIZE]
+    fresh = OrtModel(out, providers=[CPU])
+    x = clip(1, 50, 60, seed=9)
+    padded = F.pad(torch.from_numpy(x), (0, SIZE - 60, 0, SIZE - 50, 0, 0), mode="replicate").numpy()
+    assert np.abs(fresh(x, 0.5) - torch_restore(model, padded, 0.5)[..., :50, :60]).max() < TOL  # no frame padding
+    assert set(fresh._pairs) == {1}  # opened when first needed, the full window's pair untouched
 
 
 def test_clips_larger_than_the_export_are_refused(ort_model):

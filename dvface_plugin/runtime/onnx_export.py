@@ -7,7 +7,9 @@ user changes `prior_scale`, so the model is cut at the same place:
     restore.onnx         z, f_s, f_t, prior_scale ()      -> pixels (1, 3, T, H, W) padded
 
 Shapes are fixed (T = config.window, H = W = config.crop_size unless overridden) so TensorRT can
-build one engine per graph; `onnx_model.OrtModel` pads smaller inputs up to them. Graph inputs
+build one engine per graph; `onnx_model.OrtModel` pads smaller inputs up to them. The pair is
+also exported for every shorter window the VAE takes (1, 5, 9 and 13 frames beside 17), so a
+short clip or a track's short tail runs on the smallest pair that holds it. Graph inputs
 and outputs are float32 at either precision: an fp16 export casts inside the graph, so callers
 never handle half floats. The legacy TorchScript exporter cannot export the Wan VAE and DiT
 (`aten::rms_norm`, nearest-exact upsampling), hence `dynamo=True`.
@@ -22,6 +24,7 @@ import os
 import shutil
 import time
 import uuid
+import warnings
 from pathlib import Path
 
 import torch
@@ -30,7 +33,16 @@ from torch import nn
 from .. import __version__
 from ..errors import InputError
 from ..model.dvface import WEIGHTS_NAME, DVFace
-from .onnx_format import ENCODE_GRAPH, FORMAT, FORMAT_VERSION, MANIFEST_NAME, RESTORE_GRAPH, SHARED_DATA, file_sha256
+from .onnx_format import (
+    ENCODE_GRAPH,
+    FORMAT,
+    FORMAT_VERSION,
+    MANIFEST_NAME,
+    RESTORE_GRAPH,
+    SHARED_DATA,
+    file_sha256,
+    short_graphs,
+)
 
 OPSET = 20  # what torch's dynamo exporter emits by default; TensorRT 10 parses it
 
@@ -123,28 +135,20 @@ def export_onnx(
     if param.dtype != dtype or param.device.type != "cpu":  # export a copy: `.to` would convert the caller's model
         model = copy.deepcopy(model).to(device="cpu", dtype=dtype)
     model = model.eval()
-    pixels = torch.zeros(1, 3, t, h, w)
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = folder.parent / f".{folder.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp"
     tmp.mkdir()  # not mkdtemp: that one is private (0700), the export is an ordinary folder
     try:
-        # example inputs of the restore graph; normal tensors even under a caller's inference_mode (not traceable)
-        with torch.inference_mode(False), torch.no_grad():
-            encoded = EncodePriorsGraph(model)(pixels)
-        state = ["z", "f_s", "f_t"]
-        detail = ["detail"] if model.config.detail_skip else []
-        encode_io = _export(EncodePriorsGraph(model).eval(), (pixels,), tmp / ENCODE_GRAPH, ["pixels"], state + detail)
-        restore_io = _export(
-            RestoreGraph(model).eval(),
-            (*encoded[:3], torch.tensor(1.0), *encoded[3:]),
-            tmp / RESTORE_GRAPH,
-            state + ["prior_scale"] + detail,
-            ["pixels"],
-        )
-        shared = share_external_data(tmp, [ENCODE_GRAPH, RESTORE_GRAPH])
-        for io in (encode_io, restore_io):
+        encode_io, restore_io = _export_pair(model, tmp, (t, h, w), (ENCODE_GRAPH, RESTORE_GRAPH))
+        # Every shorter window the VAE takes (4k+1 frames), so short clips and tails cost in
+        # proportion to their frames instead of a whole padded window.
+        short = {n: _export_pair(model, tmp, (n, h, w), short_graphs(n))
+                 for n in range(1, t, model.config.vae_temporal_stride)}
+        ios = [encode_io, restore_io, *(io for pair in short.values() for io in pair)]
+        shared = share_external_data(tmp, [io["file"] for io in ios])
+        for io in ios:
             io["files"] = [io["file"], shared]
-        opsets = {encode_io.pop("opset"), restore_io.pop("opset")}
+        opsets = {io.pop("opset") for io in ios}
         manifest = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
@@ -158,6 +162,7 @@ def export_onnx(
             "opset": max(opsets),
             "shape": {"batch": 1, "frames": t, "height": h, "width": w},
             "graphs": {"encode_priors": encode_io, "restore": restore_io},
+            "short_windows": {str(n): {"encode_priors": e, "restore": r} for n, (e, r) in short.items()},
             "exporter": {"torch": torch.__version__, "onnxscript": _version("onnxscript"), "dynamo": True},
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
@@ -169,10 +174,30 @@ def export_onnx(
     return manifest
 
 
+def _export_pair(model: DVFace, folder: Path, shape: tuple[int, int, int], names: tuple[str, str]) -> tuple[dict, dict]:
+    """Export the encode and restore graphs for windows of `shape` (T, H, W) into `folder`."""
+    pixels = torch.zeros(1, 3, *shape)
+    # example inputs of the restore graph; normal tensors even under a caller's inference_mode (not traceable)
+    with torch.inference_mode(False), torch.no_grad():
+        encoded = EncodePriorsGraph(model)(pixels)
+    state = ["z", "f_s", "f_t"]
+    detail = ["detail"] if model.config.detail_skip else []
+    encode_io = _export(EncodePriorsGraph(model).eval(), (pixels,), folder / names[0], ["pixels"], state + detail)
+    restore_io = _export(
+        RestoreGraph(model).eval(),
+        (*encoded[:3], torch.tensor(1.0), *encoded[3:]),
+        folder / names[1],
+        state + ["prior_scale"] + detail,
+        ["pixels"],
+    )
+    return encode_io, restore_io
+
+
 def _export(module: nn.Module, args: tuple, path: Path, inputs: list[str], outputs: list[str]) -> dict:
     import onnx
 
-    with torch.inference_mode(False), torch.no_grad():
+    with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # the exporter's own deprecations, not the user's business
         torch.onnx.export(
             module, args, str(path), dynamo=True, opset_version=OPSET, input_names=inputs, output_names=outputs,
             external_data=True, verbose=False,

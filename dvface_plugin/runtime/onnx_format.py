@@ -11,7 +11,13 @@ FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
 ENCODE_GRAPH = "encode_priors.onnx"
 RESTORE_GRAPH = "restore.onnx"
-SHARED_DATA = "weights.onnx.data"  # both graphs' weights, each tensor once (see onnx_export.share_external_data)
+SHARED_DATA = "weights.onnx.data"  # every graph's weights, each tensor once (see onnx_export.share_external_data)
+
+
+def short_graphs(frames: int) -> tuple[str, str]:
+    """File names of the (encode, restore) graphs for windows of `frames` frames, shorter than the
+    export's own: a short clip runs on those instead of being padded to a whole window."""
+    return f"encode_priors_t{frames}.onnx", f"restore_t{frames}.onnx"
 _SHA_MEMO: dict[tuple, str] = {}
 
 

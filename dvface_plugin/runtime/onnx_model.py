@@ -2,10 +2,11 @@
 
 `OrtModel` mirrors `DVFace`'s three inference steps on numpy arrays over the graphs written by
 `dvface export onnx` (see `onnx_export`). The graphs have fixed shapes, so a clip is padded the
-way `DVFace.encode` pads (last frame repeated, edge pixels replicated) up to exactly the exported
-shape and the result is cropped back. Padding beyond the 4k+1 / 32-px minimum changes what the
-model sees, so a window shorter than the exported one is close to, not equal to, the torch result
-on that window; full windows are equal within float tolerance.
+way `DVFace.encode` pads (last frame repeated, edge pixels replicated) up to the smallest exported
+window that holds it (the export's own, or one of its shorter 4k+1-frame pairs) and the result is
+cropped back. Padding beyond the 4k+1 / 32-px minimum changes what the model sees, so a clip
+whose length has no pair of its own (an export without short pairs, or a smaller crop) is close
+to, not equal to, the torch result; otherwise they are equal within float tolerance.
 
 This module imports only the standard library, numpy, onnxruntime and the torch-free `config` and
 `errors`. `ensure_onnx` imports the exporter (and with it torch) only when it has to export.
@@ -14,6 +15,7 @@ This module imports only the standard library, numpy, onnxruntime and the torch-
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import math
 import os
@@ -329,6 +331,7 @@ class OrtLatent:
     width: int
     priors: OrtPriors
     detail: np.ndarray | None = None
+    window: int = 0  # frames of the graph pair that encoded it (0: the export's own window)
 
     @property
     def nbytes(self) -> int:
@@ -384,6 +387,12 @@ class OrtModel:
             session_options.intra_op_num_threads = int(threads)
         self._encode = self._session(ort, ENCODE_GRAPH, names, options, session_options)
         self._restore = self._session(ort, RESTORE_GRAPH, names, options, session_options)
+        # Graph pairs of shorter windows, opened the first time a clip that short comes.
+        self._open = functools.partial(self._session, ort, names=names, options=options,
+                                       session_options=session_options)
+        self._short = {int(n): (g["encode_priors"]["file"], g["restore"]["file"])
+                       for n, g in self.manifest.get("short_windows", {}).items()}
+        self._pairs: dict[int, tuple] = {}
         self.providers: list[str] = self._encode.get_providers()
         if providers is not None:
             dropped = [n for n in names if n not in self.providers]
@@ -407,12 +416,14 @@ class OrtModel:
                 f"{t}x{h}x{w}; export again with `dvface export onnx --frames {max(frames, t)} --size "
                 f"{max(height, width, h)}` (rounded up to the model's multiples) or restore it in windows"
             )
-        x = np.pad(x, ((0, 0), (0, 0), (0, t - frames), (0, h - height), (0, w - width)), mode="edge")
-        runs = [self._encode.run(None, {"pixels": x[i : i + 1]}) for i in range(b)]
+        window = min((n for n in self._short if n >= frames), default=0)
+        encode = self._pair(window)[0]
+        x = np.pad(x, ((0, 0), (0, 0), (0, (window or t) - frames), (0, h - height), (0, w - width)), mode="edge")
+        runs = [encode.run(None, {"pixels": x[i : i + 1]}) for i in range(b)]
         z, f_s, f_t, *detail = (np.concatenate(parts) for parts in zip(*runs))
         multiple = self.config.spatial_multiple
         priors = OrtPriors(f_s, f_t, (h // multiple, w // multiple))
-        return OrtLatent(z, frames, height, width, priors, detail[0] if detail else None)
+        return OrtLatent(z, frames, height, width, priors, detail[0] if detail else None, window)
 
     def encode_priors(self, latent: OrtLatent) -> OrtPriors:
         return latent.priors
@@ -423,8 +434,9 @@ class OrtModel:
         if not (math.isfinite(scale) and 0.0 <= scale <= 1.0):
             raise InputError(f"prior_scale must be in [0, 1], got {prior_scale}")
         scale_in = np.array(scale, dtype=np.float32)
+        restore = self._pair(latent.window)[1]
         outs = [
-            self._restore.run(
+            restore.run(
                 None,
                 {
                     "z": latent.z[i : i + 1],
@@ -446,6 +458,14 @@ class OrtModel:
     def weights_digest(self) -> str:
         """The exported torch model's `weights_digest()`: the same weights give the same identity."""
         return self.manifest["weights_digest"]
+
+    def _pair(self, window: int) -> tuple:
+        """The (encode, restore) sessions for windows of `window` frames (0: the export's own)."""
+        if not window:
+            return self._encode, self._restore
+        if window not in self._pairs:
+            self._pairs[window] = tuple(self._open(name) for name in self._short[window])
+        return self._pairs[window]
 
     # --- setup ---------------------------------------------------------------------------------
 
@@ -503,6 +523,8 @@ class OrtModel:
 
     def _session(self, ort, graph: str, names: list[str], options: list[dict], session_options):
         path = self.folder / graph
+        if not path.is_file():
+            raise WeightsError(f"{path} not found: the ONNX export in {self.folder} is incomplete; export it again")
         try:
             return ort.InferenceSession(
                 str(path), sess_options=session_options, providers=names, provider_options=options
