@@ -26,6 +26,7 @@ COMMAND_MODULES = [
     ("dvface_plugin.commands.eval", "eval"),
     ("dvface_plugin.commands.restore", "restore"),
     ("dvface_plugin.commands.track", "track"),
+    ("dvface_plugin.commands.report", "report"),
     ("dvface_plugin.commands.bench", "bench"),
     ("dvface_plugin.commands.serve", "serve"),
     ("dvface_plugin.commands.export", "export"),

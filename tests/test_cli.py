@@ -10,7 +10,7 @@ import pytest
 
 from dvface_plugin import cli
 
-ALL = {name for _, name in cli.COMMAND_MODULES}  # info, prepare, train, ..., batch: ten commands
+ALL = {name for _, name in cli.COMMAND_MODULES}  # info, prepare, train, ..., batch
 
 
 def test_restore_imports_neither_torch_nor_diffusers():
@@ -25,7 +25,7 @@ def test_restore_imports_neither_torch_nor_diffusers():
 def test_no_or_unknown_command_lists_every_command(command):
     parser = cli.build_parser(cli._command([command] if command else []))
     sub = next(a for a in parser._actions if a.dest == "command")
-    assert len(ALL) == 11 and set(sub.choices) == ALL
+    assert len(ALL) == 12 and set(sub.choices) == ALL
 
 
 def test_one_command_alone_and_bench_keeps_its_model_benchmark():

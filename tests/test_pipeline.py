@@ -266,6 +266,39 @@ def test_a_yuv_source_keeps_its_format_and_every_sample_outside_the_mattes(model
         assert container.streams.video[0].codec_context.pix_fmt == "bgr0"
 
 
+def test_report_shows_every_track_with_its_crops_plots_and_toggle(full_run, two_faces, model_dir, tmp_path, capsys):
+    """`dvface report`: a static page and its JSON, from the shot and its restoration."""
+    import re
+
+    _, _, out, _ = full_run
+    folder = tmp_path / "qc"
+    assert main(["report", str(two_faces), str(out), "-o", str(folder), "--crop-size", str(CROP)]) == 0
+    report = json.loads((folder / "report.json").read_text())
+    assert report["shot"]["frames"] == N and report["frames_without_restored_face"] == []
+    assert [(t["id"], t["first_frame"], t["last_frame"], t["restored"]) for t in report["tracks"]] == \
+        [(1, 0, N - 1, True), (2, 0, N - 1, True)]
+    for track in report["tracks"]:
+        assert len(track["detail"]) == N and len(track["flicker_restored"]) == len(track["flicker_input"]) == N - 1
+        assert [p["frame"] for p in track["thumbs"]] == [0, 3, 6, 8, 11] and track["full"]["frame"] == (N - 1) // 2
+    page = (folder / "index.html").read_text()
+    assert "<script" not in page and page.count("<svg") >= 4 and "Track 2: frames 0-11, restored" in page
+    images = re.findall(r'src="([^"]+)"', page)
+    assert len(images) == 2 * (2 * 5 + 2) and all((folder / name).is_file() for name in images)
+    # a shot where only face 2 was restored says so, frame by frame
+    one = tmp_path / "one.mkv"
+    assert restore(two_faces, one, model_dir, "--faces", "2", capsys=capsys)[0] == 0
+    assert main(["report", str(two_faces), str(one), "-o", str(folder), "--crop-size", str(CROP)]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert main(["report", str(two_faces), str(one), "-o", str(folder), "--crop-size", str(CROP), "-y"]) == 0
+    report = json.loads((folder / "report.json").read_text())
+    assert [t["restored"] for t in report["tracks"]] == [False, True]
+    assert "Track 1: frames 0-11, <span class=\"warn\">not restored</span>" in (folder / "index.html").read_text()
+    # and straight from the restore
+    code, summary = restore(two_faces, tmp_path / "with_qc.mkv", model_dir, "--report", str(tmp_path / "qc2"),
+                            capsys=capsys)
+    assert code == 0 and json.loads((tmp_path / "qc2" / "report.json").read_text())["shot"]["frames"] == N
+
+
 def test_tracks_are_cached_and_reanalysed_when_the_input_changes(model_dir, tmp_path, capsys):
     src = write_video(tmp_path / "shot.mkv", synthetic_frames(5, 320, 240, faces=1, face_px=150))
     code, first = restore(src, tmp_path / "a.mkv", model_dir, capsys=capsys)

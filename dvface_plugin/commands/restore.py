@@ -123,6 +123,8 @@ def check_outputs(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     check_outputs(args)
+    if args.aligned and args.report is not None:
+        raise InputError("--report needs whole frames: a clip of --aligned crops has no face tracks to report")
     if not args.aligned:
         from ..wholeframe.command import run as run_whole_frames
 

@@ -56,12 +56,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--mask-out", type=Path, default=None, metavar="PATH",
                        help="also write the face matte, 16-bit grey where the format allows "
                             "(matte_%%04d.png, .tif sequence, or .mkv/.mov video)")
+    group.add_argument("--report", type=Path, default=None, metavar="DIR",
+                       help="also write a QC page of the result to DIR/index.html (see `dvface report`)")
     group.add_argument("--json", action="store_true",
                        help="print a JSON summary on stdout (frames, tracks, faces per frame, seconds per stage)")
 
 
 def run(args: argparse.Namespace) -> int:
     summary = restore_whole_frames(args)  # WeightsError -> exit 3 through the CLI's DVFaceError handler
+    if args.report is not None:
+        from ..report import build_report
+        from .tracksource import default_cache_dir
+
+        build_report(args.input, args.output, args.report, crop_size=summary["crop_size"],
+                     cache_dir=None if args.no_cache else default_cache_dir())
     if args.json:
         print(json.dumps(summary))
     elif not args.quiet:
@@ -85,6 +93,8 @@ def _check_args(args: argparse.Namespace) -> None:
                                                                        Path(args.input).resolve()):
         raise InputError("--mask-out must name a file other than IN and OUT")
     parse_faces(args.faces)  # a typo fails now, not after minutes of face analysis
+    if args.report is not None and (Path(args.report) / "report.json").exists() and not args.overwrite:
+        raise InputError(f"{args.report} already holds a report; pass --overwrite (-y) to replace it")
 
 
 def _warn(message: str) -> None:
@@ -204,6 +214,7 @@ def _summary(args, src, found, chosen, result, timer, restorer, wall: float) -> 
         "faces_per_frame": result.faces_per_frame,
         "max_frames_held": result.max_frames_held,
         "backend": restorer.backend,
+        "crop_size": restorer.config.crop_size,
         "device": str(restorer.device),
         "precision": restorer.precision,
         "seconds": {**timer.summary(), "wall": round(wall, 4)},

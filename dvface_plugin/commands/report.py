@@ -1,0 +1,41 @@
+"""`dvface report IN RESTORED -o DIR`: arguments, then `report.build_report`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..errors import InputError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "report",
+        help="a QC page of a restored shot: every face track's crops, detail, flicker and identity",
+        description="Write DIR/index.html (static: open it in any browser) and DIR/report.json: the shot, "
+        "each face track with thumbnails across it, a full-frame input/restored toggle and plots over time "
+        "of detail, flicker and identity distance (where dlib is installed), and the frames where no face "
+        "was restored and why.",
+    )
+    parser.add_argument("input", metavar="IN", help="the clip that was restored")
+    parser.add_argument("restored", metavar="RESTORED", help="its restoration (same frames and size)")
+    parser.add_argument("-o", "--output", required=True, metavar="DIR", help="report folder (created)")
+    parser.add_argument("-y", "--overwrite", action="store_true", help="replace a report already in DIR")
+    parser.add_argument("--crop-size", type=int, default=512,
+                        help="the model's crop size, so the cached face tracks of the restore are reused (default 512)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..report import build_report
+    from ..wholeframe.tracksource import default_cache_dir
+
+    out = Path(args.output)
+    if (out / "report.json").exists() and not args.overwrite:
+        raise InputError(f"{out} already holds a report; pass --overwrite (-y) to replace it, or name another folder")
+    report = build_report(args.input, args.restored, out, crop_size=args.crop_size, cache_dir=default_cache_dir())
+    restored = sum(t["restored"] for t in report["tracks"])
+    print(f"dvface report: {len(report['tracks'])} face tracks ({restored} restored) -> {out / 'index.html'}",
+          file=sys.stderr)
+    return 0

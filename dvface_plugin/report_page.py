@@ -1,0 +1,89 @@
+"""The QC report as one static HTML page: no script, no server, no network; opening the file is
+enough. Plots are inline SVG; the input/restored comparison is a CSS toggle (a checkbox)."""
+
+from __future__ import annotations
+
+import html
+import math
+from pathlib import Path
+
+PLOT_W, PLOT_H = 560, 120
+STYLE = """
+body { font: 14px system-ui, sans-serif; margin: 24px; background: #1d1f21; color: #ddd; }
+h1, h2 { font-weight: 600; } table { border-collapse: collapse; } td, th { padding: 2px 10px 2px 0; text-align: left; }
+section { border-top: 1px solid #444; margin-top: 24px; padding-top: 8px; }
+.strip img { width: 128px; height: 128px; margin: 0 2px 0 0; }
+.strip figure { display: inline-block; margin: 0 12px 8px 0; } figcaption { font-size: 12px; color: #aaa; }
+svg { background: #26282b; } .legend { font-size: 12px; color: #aaa; }
+.toggle input { display: none; } .toggle label { cursor: pointer; display: inline-block; }
+.toggle .restored { display: none; } .toggle input:checked ~ label .restored { display: block; }
+.toggle input:checked ~ label .input { display: none; } .toggle img { max-width: 100%; }
+.warn { color: #e8a33d; }
+"""
+
+
+def write_page(path: Path, report: dict) -> None:
+    """`report` as built by `report.build_report`, written as `path` (images beside it)."""
+    shot = report["shot"]
+    rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in shot.items())
+    tracks = "".join(_track(t, shot["identity_measured"]) for t in report["tracks"]) or "<p>No face track.</p>"
+    gaps = "".join(f"<li>frames {g['first']}-{g['last']}: {html.escape(g['why'])}</li>"
+                   for g in report["frames_without_restored_face"]) or "<li>none</li>"
+    path.write_text(f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>dvface report: {html.escape(Path(shot['input']).name)}</title>
+<style>{STYLE}</style></head><body>
+<h1>dvface report: {html.escape(Path(shot['input']).name)}</h1>
+<table>{rows}</table>
+<section><h2>Frames without a restored face</h2><ul>{gaps}</ul></section>
+{tracks}
+<p class="legend">Made in {report['seconds']} s by dvface report.</p>
+</body></html>
+""")
+
+
+def _track(t: dict, identity_measured: bool) -> str:
+    state = "restored" if t["restored"] else '<span class="warn">not restored</span>'
+    strip = "".join(
+        f'<figure><img src="{p["input"]}" alt="input frame {p["frame"]}"><img src="{p["restored"]}" '
+        f'alt="restored frame {p["frame"]}"><figcaption>frame {p["frame"]}: input | restored</figcaption></figure>'
+        for p in t["thumbs"])
+    full = ""
+    if t["full"]:
+        f = t["full"]
+        full = (f'<div class="toggle"><input type="checkbox" id="t{t["id"]}"><label for="t{t["id"]}">'
+                f'<img class="input" src="{f["input"]}" alt="input frame {f["frame"]}">'
+                f'<img class="restored" src="{f["restored"]}" alt="restored frame {f["frame"]}">'
+                f'</label><p class="legend">frame {f["frame"]}: click the picture to switch input / restored</p></div>')
+    first = t["first_frame"]
+    plots = [_plot("detail, restored over input (1 = as sharp)", [(first + i, v) for i, v in enumerate(t["detail"])], None),
+             _plot("flicker (8-bit levels): input grey, restored blue",
+                   [(first + 1 + i, v) for i, v in enumerate(t["flicker_restored"])],
+                   [(first + 1 + i, v) for i, v in enumerate(t["flicker_input"])])]
+    if identity_measured:
+        plots.append(_plot("identity distance to the input (same person below 0.6)", t["identity"], None)
+                     if t["identity"] else '<p class="legend">identity: no face found by dlib in these crops</p>')
+    return (f'<section><h2>Track {t["id"]}: frames {first}-{t["last_frame"]}, {state}</h2>'
+            f'<div class="strip">{strip}</div>{full}{"".join(plots)}</section>')
+
+
+def _plot(title: str, points: list, grey: list | None) -> str:
+    """A line plot of (frame, value) points as inline SVG, with an optional grey reference line."""
+    series = [s for s in (grey, points) if s]
+    values = [v for s in series for _, v in s if math.isfinite(v)]
+    if not values:
+        return f'<p class="legend">{html.escape(title)}: no value</p>'
+    frames = [f for s in series for f, _ in s]
+    f0, f1 = min(frames), max(frames)
+    top = max(values) * 1.1 or 1.0
+
+    def line(s: list, colour: str) -> str:
+        xy = " ".join(f"{8 + (PLOT_W - 16) * ((f - f0) / (f1 - f0) if f1 > f0 else 0.5):.1f},"
+                      f"{PLOT_H - 16 - (PLOT_H - 28) * v / top:.1f}" for f, v in s if math.isfinite(v))
+        return f'<polyline fill="none" stroke="{colour}" stroke-width="1.5" points="{xy}"/>'
+
+    lines = (line(grey, "#888") if grey else "") + line(points, "#5aa0e6")
+    return (f'<figure><svg width="{PLOT_W}" height="{PLOT_H}" role="img" aria-label="{html.escape(title)}">'
+            f'<text x="8" y="14" fill="#aaa" font-size="12">{html.escape(title)}; max {max(values):.3g}</text>'
+            f'<text x="8" y="{PLOT_H - 2}" fill="#777" font-size="11">frame {f0}</text>'
+            f'<text x="{PLOT_W - 8}" y="{PLOT_H - 2}" fill="#777" font-size="11" text-anchor="end">frame {f1}</text>'
+            f'{lines}</svg></figure>')
