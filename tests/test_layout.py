@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "dvface_plugin"
 # each layer may import the layers after it, never those before it
 LAYERS = [
     {"cli", "commands"},
-    {"batch", "worker", "wholeframe", "training", "evaluate"},
+    {"batch", "worker", "report", "wholeframe", "training", "evaluate"},
     {"engine", "faces", "media", "degrade", "colour", "face_identity"},
     {"runtime"},
     {"model"},

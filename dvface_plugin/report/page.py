@@ -23,7 +23,7 @@ svg { background: #26282b; } .legend { font-size: 12px; color: #aaa; }
 
 
 def write_page(path: Path, report: dict) -> None:
-    """`report` as built by `report.build_report`, written as `path` (images beside it)."""
+    """`report` as built by `build.build_report`, written as `path` (images beside it)."""
     shot = report["shot"]
     rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in shot.items())
     tracks = "".join(_track(t, shot["identity_measured"]) for t in report["tracks"]) or "<p>No face track.</p>"

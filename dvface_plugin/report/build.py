@@ -3,7 +3,7 @@
 One forward pass over the input and the restored clip together cuts every face track's aligned
 crop from both, measures it per frame (detail against the input's, flicker, identity distance
 every 8th frame where dlib's descriptor is installed), keeps thumbnails across each track and one
-full frame pair, and writes `report.json` plus a static `index.html` (`report_page`) into a
+full frame pair, and writes `report.json` plus a static `index.html` (`page`) into a
 folder. Tracks come from the same cached analysis `dvface restore` uses, so ids match
 `dvface track`. A track whose crops are identical in both clips was not restored.
 """
@@ -17,11 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError
-from .faces import Track, warp_to_crop
-from .media import MediaWriter, open_media
-from .media.pixels import rgb_to_dtype
-from .metrics import brightness_cells, descriptor_distance, detail
+from ..errors import InputError
+from ..faces import Track, warp_to_crop
+from ..media import MediaWriter, open_media
+from ..media.pixels import rgb_to_dtype
+from ..metrics import brightness_cells, descriptor_distance, detail
+from .page import write_page
 
 QC_CROP = 256  # px of the aligned crops measured and shown: the detail measure needs no more
 THUMBS = 5  # thumbnails across each track
@@ -46,10 +47,9 @@ class TrackReport:
 def build_report(input_path: str | Path, restored_path: str | Path, out_dir: str | Path, *,
                  crop_size: int = 512, cache_dir: Path | None = None) -> dict:
     """Measure the shot, write `out_dir/report.json`, `index.html` and images; return the report."""
-    from .face_identity import IdentityUnavailable, load_face_identity
-    from .report_page import write_page
-    from .wholeframe.stages import StageTimer
-    from .wholeframe.tracksource import obtain_tracks
+    from ..face_identity import IdentityUnavailable, load_face_identity
+    from ..wholeframe.stages import StageTimer
+    from ..wholeframe.tracksource import obtain_tracks
 
     started = time.perf_counter()
     out = Path(out_dir)
