@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 from contextlib import redirect_stdout
 from fractions import Fraction
 from pathlib import Path
@@ -297,6 +298,37 @@ def test_report_shows_every_track_with_its_crops_plots_and_toggle(full_run, two_
     code, summary = restore(two_faces, tmp_path / "with_qc.mkv", model_dir, "--report", str(tmp_path / "qc2"),
                             capsys=capsys)
     assert code == 0 and json.loads((tmp_path / "qc2" / "report.json").read_text())["shot"]["frames"] == N
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None,
+                    reason="chromium is not installed: `apt-get install chromium` (Debian; .ci/run does it) to render the report")
+def test_report_page_renders_every_image_in_a_browser(full_run, two_faces, tmp_path):
+    """Headless Chromium opens index.html from disk; each thumbnail is found on the screenshot."""
+    import subprocess
+
+    import cv2
+
+    _, _, out, _ = full_run
+    folder = tmp_path / "qc"
+    assert main(["report", str(two_faces), str(out), "-o", str(folder), "--crop-size", str(CROP)]) == 0
+    shot = tmp_path / "page.png"
+    run = subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                          "--force-device-scale-factor=1", "--window-size=1280,3000", f"--screenshot={shot}",
+                          "--enable-logging=stderr", "--v=0", (folder / "index.html").as_uri()],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0 and shot.is_file(), run.stderr[-2000:]
+    assert "CONSOLE" not in run.stderr and "Uncaught" not in run.stderr
+    page = cv2.imread(str(shot))
+    report = json.loads((folder / "report.json").read_text())
+    names = [p[k] for t in report["tracks"] for p in t["thumbs"] for k in ("input", "restored")]
+    found = {}
+    for name in names:
+        thumb = cv2.resize(cv2.imread(str(folder / name)), (128, 128), interpolation=cv2.INTER_AREA)
+        _, score, _, where = cv2.minMaxLoc(cv2.matchTemplate(page, thumb, cv2.TM_CCOEFF_NORMED))
+        assert score > 0.9, (name, score)
+        found[name] = where
+    # each in a place of its own: a missing image's best match would be a neighbouring thumbnail's
+    assert len(set(found.values())) == len(names)
 
 
 def test_tracks_are_cached_and_reanalysed_when_the_input_changes(model_dir, tmp_path, capsys):

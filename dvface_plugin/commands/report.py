@@ -24,6 +24,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("-y", "--overwrite", action="store_true", help="replace a report already in DIR")
     parser.add_argument("--crop-size", type=int, default=512,
                         help="the model's crop size, so the cached face tracks of the restore are reused (default 512)")
+    parser.add_argument("--tracks", type=Path, default=None, metavar="FILE",
+                        help="the face tracks file the restore was given (see `dvface restore --tracks`)")
+    parser.add_argument("--force-tracks", action="store_true",
+                        help="use --tracks even though it was made from other pixels, as `dvface restore` allows")
     parser.set_defaults(func=run)
 
 
@@ -34,7 +38,8 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.output)
     if (out / "report.json").exists() and not args.overwrite:
         raise InputError(f"{out} already holds a report; pass --overwrite (-y) to replace it, or name another folder")
-    report = build_report(args.input, args.restored, out, crop_size=args.crop_size, cache_dir=default_cache_dir())
+    report = build_report(args.input, args.restored, out, crop_size=args.crop_size, cache_dir=default_cache_dir(),
+                          tracks_file=args.tracks, check_digest=not args.force_tracks)
     restored = sum(t["restored"] for t in report["tracks"])
     print(f"dvface report: {len(report['tracks'])} face tracks ({restored} restored) -> {out / 'index.html'}",
           file=sys.stderr)

@@ -45,8 +45,11 @@ class TrackReport:
 
 
 def build_report(input_path: str | Path, restored_path: str | Path, out_dir: str | Path, *,
-                 crop_size: int = 512, cache_dir: Path | None = None) -> dict:
-    """Measure the shot, write `out_dir/report.json`, `index.html` and images; return the report."""
+                 crop_size: int = 512, cache_dir: Path | None = None, tracks_file: Path | None = None,
+                 check_digest: bool = True) -> dict:
+    """Measure the shot, write `out_dir/report.json`, `index.html` and images; return the report.
+
+    `tracks_file`: the (hand-edited) tracks the restore was given, instead of the cached analysis."""
     from ..face_identity import IdentityUnavailable, load_face_identity
     from ..wholeframe.stages import StageTimer
     from ..wholeframe.tracksource import obtain_tracks
@@ -59,7 +62,8 @@ def build_report(input_path: str | Path, restored_path: str | Path, out_dir: str
                 f"{restored_path} ({res.frame_count} frames of {res.width}x{res.height}) is not a restoration of "
                 f"{input_path} ({src.frame_count} frames of {src.width}x{src.height}); give the clip it was made from")
         out.mkdir(parents=True, exist_ok=True)
-        tracks = obtain_tracks(src, StageTimer(), crop_size, cache_dir=cache_dir).tracks
+        tracks = obtain_tracks(src, StageTimer(), crop_size, tracks_file=tracks_file, check_digest=check_digest,
+                               cache_dir=cache_dir).tracks
         try:
             identity = load_face_identity()
         except IdentityUnavailable:

@@ -69,7 +69,8 @@ def run(args: argparse.Namespace) -> int:
         from .tracksource import default_cache_dir
 
         build_report(args.input, args.output, args.report, crop_size=summary["crop_size"],
-                     cache_dir=None if args.no_cache else default_cache_dir())
+                     cache_dir=None if args.no_cache else default_cache_dir(), tracks_file=args.tracks,
+                     check_digest=not args.force_tracks)
     if args.json:
         print(json.dumps(summary))
     elif not args.quiet:
