@@ -136,6 +136,11 @@ def test_batch_outputs_are_bit_identical_to_whole_clip_restores(ray_local, clips
     assert all(c["runs"] == 1 for e in files.values() for c in e["chunks"])
     assert sorted(p.name for p in outdir.iterdir()) == [".dvface-batch", "alpha.mkv", "beta.mkv"]
     assert [p.name for p in next((outdir / ".dvface-batch").iterdir()).iterdir()] == ["manifest.json"]
+    for name, faces in (("two", 2), ("enters", 1)):  # --report: a QC page per file, from the job's own tracks
+        report = json.loads((tmp_path / "qc" / name / "report.json").read_text())
+        assert len(report["tracks"]) == faces and all(t["restored"] for t in report["tracks"])
+    assert json.loads((tmp_path / "qc" / "enters" / "report.json").read_text())["frames_without_restored_face"] == \
+        [{"first": 0, "last": 2, "why": "no face detected"}]
 
 
 def test_interrupted_job_resumes_without_redoing_chunks(ray_local, clips, model_dir, references, tmp_path,
@@ -228,7 +233,8 @@ def test_whole_frame_batch_is_bit_identical_to_dvface_restore(ray_local, tmp_pat
         sources.append(src)
     outdir = tmp_path / "out"
     assert main(["batch", *map(str, sources), "-o", str(outdir), "--model", str(model), "--quiet",
-                 "--chunk-frames", "4", "--workers", "2", "--threads-per-worker", str(torch.get_num_threads())]) == 0
+                 "--chunk-frames", "4", "--workers", "2", "--threads-per-worker", str(torch.get_num_threads()),
+                 "--report", str(tmp_path / "qc")]) == 0
     for name in shots:
         out = open_media(outdir / f"{name}.mkv")
         assert out.fps == Fraction(24000, 1001)
@@ -237,6 +243,11 @@ def test_whole_frame_batch_is_bit_identical_to_dvface_restore(ray_local, tmp_pat
     assert all(e["state"] == "done" and len(e["chunks"]) >= 3 for e in files.values())
     assert all(c["runs"] == 1 for e in files.values() for c in e["chunks"])
     assert [p.name for p in next((outdir / ".dvface-batch").iterdir()).iterdir()] == ["manifest.json"]
+    for name, faces in (("two", 2), ("enters", 1)):  # --report: a QC page per file, from the job's own tracks
+        report = json.loads((tmp_path / "qc" / name / "report.json").read_text())
+        assert len(report["tracks"]) == faces and all(t["restored"] for t in report["tracks"])
+    assert json.loads((tmp_path / "qc" / "enters" / "report.json").read_text())["frames_without_restored_face"] == \
+        [{"first": 0, "last": 2, "why": "no face detected"}]
 
 
 def test_batch_refuses_face_choice_for_aligned_clips_and_shared_stems(clips, model_dir, tmp_path, capsys):

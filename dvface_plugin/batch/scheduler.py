@@ -32,13 +32,15 @@ def import_ray():
 
 
 def run_job(manifest: Manifest, options: dict, *, workers: int, gpus_per_worker: float,
-            address: str | None, quiet: bool) -> int:
-    """Render every pending chunk and join every finished file; returns the frames rendered."""
+            address: str | None, quiet: bool, report_dir: Path | None = None) -> int:
+    """Render every pending chunk and join every finished file; returns the frames rendered.
+
+    `report_dir`: a QC page per whole-frame file as it completes, in report_dir/<stem>/."""
     ray = import_ray()
     todo = [(src, c) for src, e in manifest.files.items() if e["state"] != "done"
             for c in e["chunks"] if c["state"] != "done"]
     for src in [s for s, e in manifest.files.items() if e["state"] != "done"]:
-        _finish_if_complete(manifest, src, options)
+        _finish_if_complete(manifest, src, options, report_dir)
     if not todo:
         return 0
     if not ray.is_initialized():
@@ -85,7 +87,7 @@ def run_job(manifest: Manifest, options: dict, *, workers: int, gpus_per_worker:
                 os.kill(os.getpid(), signal.SIGKILL)
             done_frames += c["stop"] - c["start"]
             progress.update(c["stop"] - c["start"])
-            _finish_if_complete(manifest, src, options)
+            _finish_if_complete(manifest, src, options, report_dir)
             if todo:
                 submit(actor)
     finally:
@@ -108,7 +110,7 @@ def tracks_path(manifest: Manifest, src: str) -> Path:
     return manifest.path.parent / "tracks" / f"{Path(src).stem}-{entry['sha256'][:8]}.json"
 
 
-def _finish_if_complete(manifest: Manifest, src: str, options: dict) -> None:
+def _finish_if_complete(manifest: Manifest, src: str, options: dict, report_dir: Path | None) -> None:
     entry = manifest.files[src]
     if any(c["state"] != "done" for c in entry["chunks"]):
         return
@@ -117,6 +119,10 @@ def _finish_if_complete(manifest: Manifest, src: str, options: dict) -> None:
     shutil.rmtree(Path(entry["chunks"][0]["piece"]).parent, ignore_errors=True)
     if not options["aligned"]:
         tracks = tracks_path(manifest, src)
+        if report_dir is not None:  # with the tracks the chunks were restored with, before they go
+            from ..report import build_report
+
+            build_report(src, entry["output"], report_dir / Path(src).stem, tracks_file=tracks)
         tracks.unlink(missing_ok=True)
         if not any(tracks.parent.iterdir()):
             tracks.parent.rmdir()

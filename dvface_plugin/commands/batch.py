@@ -58,6 +58,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--allow-bit-depth-loss", action="store_true", help="allow an output with fewer bits than IN")
     parser.add_argument("--allow-retime", action="store_true",
                         help="write variable-frame-rate inputs at their average rate (refused without this)")
+    parser.add_argument("--report", type=Path, default=None, metavar="DIR",
+                        help="whole frames: also write a QC page per file to DIR/<stem>/index.html (see `dvface report`)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
 
@@ -99,6 +101,8 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--min-face must be >= 0 px, got {args.min_face}")
     if args.aligned and (args.faces != "all" or args.min_face):
         raise InputError("--faces and --min-face choose faces in whole frames; an --aligned clip is one face")
+    if args.aligned and args.report is not None:
+        raise InputError("--report needs whole frames: a clip of --aligned crops has no face tracks to report")
     from ..batch.plan import plan_chunks
     from ..batch.scheduler import tracks_path
     from ..engine import WindowGrid
@@ -168,7 +172,8 @@ def run(args: argparse.Namespace) -> int:
     outdir.mkdir(parents=True, exist_ok=True)
     manifest.save()
     run_job(manifest, options, workers=args.workers, gpus_per_worker=args.gpus_per_worker,
-            address=args.address, quiet=args.quiet)
+            address=args.address, quiet=args.quiet,
+            report_dir=None if args.report is None else args.report.expanduser().resolve())
     return 0
 
 
