@@ -136,11 +136,6 @@ def test_batch_outputs_are_bit_identical_to_whole_clip_restores(ray_local, clips
     assert all(c["runs"] == 1 for e in files.values() for c in e["chunks"])
     assert sorted(p.name for p in outdir.iterdir()) == [".dvface-batch", "alpha.mkv", "beta.mkv"]
     assert [p.name for p in next((outdir / ".dvface-batch").iterdir()).iterdir()] == ["manifest.json"]
-    for name, faces in (("two", 2), ("enters", 1)):  # --report: a QC page per file, from the job's own tracks
-        report = json.loads((tmp_path / "qc" / name / "report.json").read_text())
-        assert len(report["tracks"]) == faces and all(t["restored"] for t in report["tracks"])
-    assert json.loads((tmp_path / "qc" / "enters" / "report.json").read_text())["frames_without_restored_face"] == \
-        [{"first": 0, "last": 2, "why": "no face detected"}]
 
 
 def test_interrupted_job_resumes_without_redoing_chunks(ray_local, clips, model_dir, references, tmp_path,
