@@ -171,11 +171,10 @@ class MediaWriter:
 
     def _check_chroma_size(self) -> None:
         pix = self.spec.pix_fmt
-        odd_w = self.width % 2 and (pix.startswith(("yuv420", "yuv422")))
-        odd_h = self.height % 2 and pix.startswith("yuv420")
-        if odd_w or odd_h:
+        odd = _odd_for_chroma(pix, self.width, self.height)
+        if odd:
             raise InputError(f"{self.spec.path.name}: {self.spec.encoder} ({pix}) needs an even "
-                             f"{'width' if odd_w else 'height'}, the frames are "
+                             f"{odd}, the frames are "
                              f"{self.width}x{self.height}; crop or pad by one pixel, or write "
                              f".mkv (FFV1), which takes any size.")
 
@@ -286,14 +285,15 @@ class MediaWriter:
             raise InputError(f"{self._planes_from.path.name} ended after {self.frames_written} frames while "
                              f"{self.spec.path.name} was being written; the source changed during the run")
         if matte is None or not (covered := np.asarray(matte) > 0).any():
-            source.pts = None
             return source
         out = rgb_to_frame(rgb, self.spec.pix_fmt, self._matrix)
         dtype = np.dtype(np.uint16 if FFV1_SOURCE_FORMATS[self.spec.pix_fmt] > 8 else np.uint8)
+        keep: dict[tuple[int, int], np.ndarray] = {}  # per plane shape: U and V share theirs
         for ours, theirs in zip(out.planes, source.planes, strict=True):
             new, old = _plane_samples(ours, dtype), _plane_samples(theirs, dtype)
-            keep = ~_subsampled(covered, new.shape)
-            new[keep] = old[keep]
+            if new.shape not in keep:
+                keep[new.shape] = ~_subsampled(covered, new.shape)
+            new[keep[new.shape]] = old[keep[new.shape]]
         return out
 
     def copy_video_from(self, path: str | Path) -> bool:
@@ -465,14 +465,20 @@ def _has_audio(source: str | Path | MediaSource | None) -> bool:
 def _copyable_format(source: MediaSource | None, width: int, height: int) -> str | None:
     """The source's pixel format when a writer may copy its samples: limited-range planar YUV of
     this size, with the dimensions its chroma subsampling needs (else the output is RGB)."""
-    pix_fmt = getattr(source, "pix_fmt", None)
-    if pix_fmt not in FFV1_SOURCE_FORMATS or (source.width, source.height) != (width, height):
+    if source is None or source.pix_fmt not in FFV1_SOURCE_FORMATS or (source.width, source.height) != (width, height):
         return None
     if (source.metadata.get("color") or {}).get("color_range") == _AVCOL_RANGE_JPEG:
         return None
-    if (pix_fmt.startswith(("yuv420", "yuv422")) and width % 2) or (pix_fmt.startswith("yuv420") and height % 2):
-        return None
-    return pix_fmt
+    return None if _odd_for_chroma(source.pix_fmt, width, height) else source.pix_fmt
+
+
+def _odd_for_chroma(pix_fmt: str, width: int, height: int) -> str | None:
+    """"width" or "height" when chroma subsampling in `pix_fmt` needs it even and it is odd."""
+    if width % 2 and pix_fmt.startswith(("yuv420", "yuv422")):
+        return "width"
+    if height % 2 and pix_fmt.startswith("yuv420"):
+        return "height"
+    return None
 
 
 def _plane_samples(plane: av.video.plane.VideoPlane, dtype: np.dtype) -> np.ndarray:

@@ -80,8 +80,9 @@ def build_report(input_path: str | Path, restored_path: str | Path, out_dir: str
                 matrix = np.asarray(track.faces[n - track.first_frame].affine, np.float64) * scale
                 crop_a, crop_b = (_u8(warp_to_crop(f, matrix, QC_CROP)) for f in (a, b))
                 report.restored |= not np.array_equal(crop_a, crop_b)
-                _measure(report, n, crop_a, crop_b, previous.get(track.id), identity)
-                previous[track.id] = (brightness_cells(crop_a), brightness_cells(crop_b))
+                cells = (brightness_cells(crop_a), brightness_cells(crop_b))
+                _measure(report, n, crop_a, crop_b, cells, previous.get(track.id), identity)
+                previous[track.id] = cells
                 if n in picks[track.id]:
                     report.thumbs.append(_save_pair(out, f"track{track.id}_f{n}", n, crop_a, crop_b))
                 if n == (track.first_frame + track.last_frame) // 2:
@@ -103,13 +104,13 @@ def build_report(input_path: str | Path, restored_path: str | Path, out_dir: str
 
 
 def _measure(report: TrackReport, n: int, crop_a: np.ndarray, crop_b: np.ndarray,
-             previous: tuple[np.ndarray, np.ndarray] | None, identity) -> None:
+             cells: tuple[np.ndarray, np.ndarray], previous: tuple[np.ndarray, np.ndarray] | None, identity) -> None:
+    """One frame of a track: detail ratio, flicker against the previous frame's cells, identity."""
     reference = detail(crop_a)
     report.detail.append(round(detail(crop_b) / reference, 4) if reference > 0 else float("nan"))
     if previous is not None:
-        for cells_before, crop, series in ((previous[0], crop_a, report.flicker_input),
-                                           (previous[1], crop_b, report.flicker_restored)):
-            series.append(round(abs(float(np.median(brightness_cells(crop) - cells_before))), 4))
+        for now, before, series in zip(cells, previous, (report.flicker_input, report.flicker_restored)):
+            series.append(round(abs(float(np.median(now - before))), 4))
     if identity is not None and (n - report.first_frame) % IDENTITY_EVERY == 0:
         boxes = [identity.face_box(c) for c in (crop_a, crop_b)]
         if all(boxes):

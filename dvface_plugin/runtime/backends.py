@@ -67,8 +67,10 @@ def _open_backend(
 
 def describe(restorer: TrackRestorer) -> str:
     """Which backend, device and precision run the model, as a user reads it."""
-    device = {"CPUExecutionProvider": "CPU", "CUDAExecutionProvider": "CUDA",
-              "TensorrtExecutionProvider": "TensorRT"}.get(str(restorer.device), str(restorer.device))
+    from .onnx_model import PROVIDER_ALIASES
+
+    device = next((alias for alias, name in PROVIDER_ALIASES.items() if name == str(restorer.device)),
+                  str(restorer.device))  # an execution provider by the name --device takes
     return f"{restorer.backend} on {device} ({restorer.precision})"
 
 
