@@ -297,7 +297,9 @@ def test_report_shows_every_track_with_its_crops_plots_and_toggle(full_run, two_
     # and straight from the restore
     code, summary = restore(two_faces, tmp_path / "with_qc.mkv", model_dir, "--report", str(tmp_path / "qc2"),
                             capsys=capsys)
-    assert code == 0 and json.loads((tmp_path / "qc2" / "report.json").read_text())["shot"]["frames"] == N
+    shot = json.loads((tmp_path / "qc2" / "report.json").read_text())["shot"]
+    assert code == 0 and shot["frames"] == N and shot["backend"] == "torch" and shot["faces"] == "all"
+    assert shot["restore_seconds"] == summary["seconds"]["wall"]
 
 
 @pytest.mark.skipif(shutil.which("chromium") is None,

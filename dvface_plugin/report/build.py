@@ -46,10 +46,11 @@ class TrackReport:
 
 def build_report(input_path: str | Path, restored_path: str | Path, out_dir: str | Path, *,
                  crop_size: int = 512, cache_dir: Path | None = None, tracks_file: Path | None = None,
-                 check_digest: bool = True) -> dict:
+                 check_digest: bool = True, run: dict | None = None) -> dict:
     """Measure the shot, write `out_dir/report.json`, `index.html` and images; return the report.
 
-    `tracks_file`: the (hand-edited) tracks the restore was given, instead of the cached analysis."""
+    `tracks_file`: the (hand-edited) tracks the restore was given, instead of the cached analysis.
+    `run`: how the restore ran (model, backend, device, settings, seconds), when the caller knows."""
     from ..face_identity import IdentityUnavailable, load_face_identity
     from ..wholeframe.stages import StageTimer
     from ..wholeframe.tracksource import obtain_tracks
@@ -90,9 +91,10 @@ def build_report(input_path: str | Path, restored_path: str | Path, out_dir: str
         summary = {
             "input": str(input_path), "restored": str(restored_path),
             "frames": src.frame_count, "fps": str(src.fps), "width": src.width, "height": src.height,
-            "pix_fmt": getattr(src, "pix_fmt", None), "bit_depth": src.source_bits,
-            "restored_pix_fmt": getattr(res, "pix_fmt", None), "restored_bit_depth": res.source_bits,
+            "pix_fmt": src.pix_fmt, "bit_depth": src.source_bits,
+            "restored_pix_fmt": res.pix_fmt, "restored_bit_depth": res.source_bits,
             "identity_measured": identity is not None,
+            **(run or {}),
         }
         frames_without = _frames_without_faces(src.frame_count, tracks, reports)
     report = {"shot": summary, "tracks": [asdict(r) for r in reports.values()],

@@ -65,12 +65,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     summary = restore_whole_frames(args)  # WeightsError -> exit 3 through the CLI's DVFaceError handler
     if args.report is not None:
+        from ..model.folders import DEFAULT_MODEL
         from ..report import build_report
         from .tracksource import default_cache_dir
 
+        run = {"model": str(args.model or DEFAULT_MODEL), "backend": summary["backend"], "device": summary["device"],
+               "precision": summary["precision"], "strength": args.strength, "faces": args.faces,
+               "min_face": args.min_face, "stabilise": "model's" if args.stabilise is None else args.stabilise,
+               "restore_seconds": summary["seconds"]["wall"]}
         build_report(args.input, args.output, args.report, crop_size=summary["crop_size"],
                      cache_dir=None if args.no_cache else default_cache_dir(), tracks_file=args.tracks,
-                     check_digest=not args.force_tracks)
+                     check_digest=not args.force_tracks, run=run)
     if args.json:
         print(json.dumps(summary))
     elif not args.quiet:
