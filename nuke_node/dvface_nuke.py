@@ -132,6 +132,9 @@ def create_node() -> nuke.Node:
     _knob(group, nuke.Boolean_Knob("unpremultiply", "unpremultiply"), "divide by alpha before restoring",
           value=True)
     _knob(group, nuke.Boolean_Knob("colour_match", "match plate colour"), value=True)
+    _knob(group, nuke.Boolean_Knob("write_report", "write QC report"), "with each restore, write a QC page "
+          "(index.html: every face's crops, detail, flicker and identity over time) to the work folder's "
+          "report-FIRST-LAST folder; the panel links to it", value=False)
     _knob(group, nuke.File_Knob("work_dir", "work folder"), f"where input and restored EXRs go; empty: "
           f"${WORK_DIR_ENV} or the temp folder. Farm renders need a folder every machine sees")
     _knob(group, _button("restore", "Restore range", "restore_clicked"))
@@ -141,6 +144,7 @@ def create_node() -> nuke.Node:
     _knob(group, nuke.String_Knob("disabled_tracks", "disabled tracks"), hidden=True)
     _knob(group, nuke.Multiline_Eval_String_Knob("tracks_json", "tracks"), hidden=True, value="[]")
     _knob(group, nuke.String_Knob("restored_range", "restored range"), hidden=True)
+    _knob(group, nuke.String_Knob("report_path", "QC report"), hidden=True)
     group["status"].setEnabled(False)
     group["knobChanged"].setValue("import dvface_nuke\ndvface_nuke.knob_changed(nuke.thisNode(), nuke.thisKnob())")
     with group:
@@ -226,6 +230,11 @@ def work_dir(node: nuke.Node) -> Path:
     return Path(base) / script / node.name()
 
 
+def report_dir(node: nuke.Node, first: int, last: int) -> Path | None:
+    """Where the restore of first..last writes its QC page, when the node asks for one."""
+    return work_dir(node) / f"report-{first}-{last}" if node["write_report"].value() else None
+
+
 def output_pattern(node: nuke.Node) -> Path:
     return work_dir(node) / "restored" / f"{node.name()}.####.exr"
 
@@ -269,6 +278,7 @@ class RestoreJob:
         self.restore = restore
         self.source = source
         self.output = output_pattern(node)
+        self.report = report_dir(node, *restore)
         self.settings = settings(node)
         self.result: dict[str, Any] | None = None
         self.error: str | None = None
@@ -284,7 +294,8 @@ class RestoreJob:
         try:
             self.result = client().restore(str(self.source), self.frames, str(self.output), self.settings,
                                            restore=self.restore, job=self.id,
-                                           on_event=lambda event: self._on_event(event, task))
+                                           on_event=lambda event: self._on_event(event, task),
+                                           report=None if self.report is None else str(self.report))
         except WorkerCancelled:
             self.cancelled = True
             self.error = "cancelled"
@@ -404,14 +415,16 @@ def _finish(node_name: str, job_id: str) -> None:
     node.node("dvface_switch")["which"].setValue(1)
     node["tracks_json"].setValue(json.dumps(r["tracks"]))
     node["restored_range"].setValue(f"{lo}-{hi}")
+    node["report_path"].setValue(r.get("report") or "")
     computed = r["computed"]
     windows = computed["windows"]
     node["status"].setValue(f"restored {lo}-{hi}: {windows} window{'' if windows == 1 else 's'} computed, "
-                            f"{computed['cache_hits']} from cache")
+                            f"{computed['cache_hits']} from cache" + ("; QC report written" if r.get("report") else ""))
     _panel_call(node_name, "set_running", False)
     _panel_call(node_name, "set_status", node["status"].value())
     _panel_call(node_name, "set_tracks", r["tracks"])
     _panel_call(node_name, "set_cache", r["cache"])
+    _panel_call(node_name, "set_report", r.get("report"))
 
 
 def _show_event(node_name: str, event: dict[str, Any]) -> None:
@@ -507,6 +520,7 @@ class PanelKnob:
         panel.set_status(node["status"].value())
         running = _running_client()
         panel.set_worker(running.pid if running is not None else None)
+        panel.set_report(node["report_path"].value() or None)
         self.updateValue()
         return panel
 

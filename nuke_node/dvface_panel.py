@@ -1,13 +1,14 @@
 """The DVFace panel shown inside the node's properties (PySide6; no Nuke calls in here).
 
 It only displays what it is told (worker status, progress with frame numbers, the face tracks,
-cache usage) and emits signals for what the artist asks (cancel, a track on/off, refresh the
+cache usage, a link to the last QC report) and emits signals for what the artist asks (cancel, a track on/off, refresh the
 cache numbers); `dvface_nuke.PanelKnob` wires those to the node and feeds it, from Nuke's main
 thread, the events the worker thread receives.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from PySide6 import QtCore, QtWidgets
@@ -47,6 +48,9 @@ class DVFacePanel(QtWidgets.QWidget):
         self.cache_bar.setTextVisible(False)
         self.refresh_button = QtWidgets.QPushButton("Refresh")
         self.refresh_button.clicked.connect(self.refreshRequested)
+        self.report_label = QtWidgets.QLabel("")
+        self.report_label.setOpenExternalLinks(True)  # opens index.html in the system's browser
+        self.report_label.setVisible(False)
 
         progress_row = QtWidgets.QHBoxLayout()
         progress_row.addWidget(self.progress, 1)
@@ -59,6 +63,7 @@ class DVFacePanel(QtWidgets.QWidget):
         layout.addLayout(progress_row)
         layout.addWidget(self.frame_label)
         layout.addWidget(self.status_label)
+        layout.addWidget(self.report_label)
         layout.addWidget(QtWidgets.QLabel("faces (untick to leave a face as it is):"))
         layout.addWidget(self.tracks)
         layout.addLayout(cache_row)
@@ -71,6 +76,13 @@ class DVFacePanel(QtWidgets.QWidget):
 
     def set_status(self, text: str) -> None:
         self.status_label.setText(text)
+
+    def set_report(self, index: str | None) -> None:
+        """The last restore's QC page (index.html), or None when it wrote none."""
+        self.report_label.setVisible(bool(index))
+        if index:
+            url = QtCore.QUrl.fromLocalFile(index).toString()
+            self.report_label.setText(f'<a href="{url}">QC report</a> of the restored range: {Path(index).parent.name}')
 
     def set_running(self, running: bool) -> None:
         self.cancel_button.setEnabled(running)

@@ -1,5 +1,6 @@
 """The DVFaceRestore node end to end on the behavioural fake `nuke`, with a real worker process."""
 
+import json
 import sys
 import threading
 from pathlib import Path
@@ -187,7 +188,11 @@ def test_terminal_session_restores_a_farm_chunk_without_qt_or_threads(env, resto
     final = nuke.nodes.Write(file=str(root / "final" / "shot.####.exr"), file_type="exr",
                              datatype="32 bit float", channels="rgba", create_directories=True)
     final.setInput(0, node)
+    node["write_report"].setValue(True)  # each farm chunk writes the QC page of its own frames
     assert dvface_farm.run(FIRST + 1, FIRST + 2, write="Write1") == ["DVFaceRestore1"]
+    report = root / "farm" / f"report-{FIRST + 1}-{FIRST + 2}"
+    assert node["report_path"].value() == str(report / "index.html") and "QC report written" in node["status"].value()
+    assert json.loads((report / "report.json").read_text())["shot"]["frame_range"] == f"{FIRST + 1}-{FIRST + 2}"
     assert nuke.main_thread_calls == [] and nuke.ProgressTask.instances == []
     assert sorted(p.name for p in (root / "final").iterdir()) == [f"shot.{FIRST + 1}.exr", f"shot.{FIRST + 2}.exr"]
     assert not any(p.name.startswith("input-") for p in (root / "farm").iterdir())  # private input removed

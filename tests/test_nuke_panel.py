@@ -74,7 +74,8 @@ def script(tmp_path):
     read = nuke.nodes.Read(file=source, first=FIRST, last=LAST, raw=True)
     node = dvface_nuke.create_node()
     node.setInput(0, read)
-    for knob, value in (("model", model), ("device", "cpu"), ("work_dir", str(tmp_path / "work"))):
+    for knob, value in (("model", model), ("device", "cpu"), ("work_dir", str(tmp_path / "work")),
+                        ("write_report", True)):
         node[knob].setValue(value)
     yield node, client
     dvface_nuke.set_client(None)
@@ -104,6 +105,10 @@ def test_panel_in_the_node_follows_a_restore_and_cancels_the_next(qtbot, script)
     assert panel.status_label.text().startswith(f"restored {FIRST}-{LAST}")
     assert panel.tracks.topLevelItemCount() == 1 and "MiB" in panel.cache_label.text()
     assert f"pid {client.pid}" in panel.worker_label.text()
+    index = Path(node["report_path"].value())
+    assert index.is_file() and index.parent.name == f"report-{FIRST}-{LAST}"
+    assert panel.report_label.isVisibleTo(panel) and QtCore.QUrl.fromLocalFile(str(index)).toString() in \
+        panel.report_label.text()
     SCREENSHOT.parent.mkdir(exist_ok=True)
     panel.grab().save(str(SCREENSHOT))
     assert SCREENSHOT.stat().st_size > 1000

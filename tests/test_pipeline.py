@@ -302,6 +302,39 @@ def test_report_shows_every_track_with_its_crops_plots_and_toggle(full_run, two_
     assert shot["restore_seconds"] == summary["seconds"]["wall"]
 
 
+def test_report_of_a_range_names_skipped_tracks_and_marks_interpolated_frames(full_run, two_faces, model_dir,
+                                                                               tmp_path, capsys):
+    """`restore --frames --faces --report`: the page covers the range, says why a face was left out,
+    and marks the frames where a track was interpolated rather than detected."""
+    code, _ = restore(two_faces, tmp_path / "part.mkv", model_dir, "--frames", "3-8", "--faces", "2",
+                      "--report", str(tmp_path / "qc"), capsys=capsys)
+    report = json.loads((tmp_path / "qc" / "report.json").read_text())
+    assert code == 0 and report["shot"]["frame_range"] == "3-8" and report["shot"]["frames"] == 6
+    assert [(t["id"], t["first_frame"], t["last_frame"], t["restored"], t["left_out"]) for t in report["tracks"]] \
+        == [(1, 3, 8, False, "not chosen by faces=2"), (2, 3, 8, True, "")]
+    assert all(len(t["detail"]) == 6 and t["thumbs"][0]["frame"] == 3 for t in report["tracks"])
+    assert "not restored</span>: not chosen by faces=2" in (tmp_path / "qc" / "index.html").read_text()
+    # a tracks file where detection failed on frames 4-5 of face 1: the plots mark them
+    tracks_file = tmp_path / "tracks.json"
+    assert main(["track", str(two_faces), "-o", str(tracks_file), "--quiet"]) == 0
+    data = json.loads(tracks_file.read_text())
+    for face in data["tracks"][0]["faces"]:
+        if face["frame"] in (4, 5):
+            face["score"] = None
+    tracks_file.write_text(json.dumps(data))
+    _, _, out, _ = full_run
+    assert main(["report", str(two_faces), str(out), "-o", str(tmp_path / "qc2"), "--crop-size", str(CROP),
+                 "--tracks", str(tracks_file), "--min-face", "1"]) == 0
+    report = json.loads((tmp_path / "qc2" / "report.json").read_text())
+    assert [t["lost"] for t in report["tracks"]] == [[4, 5], []]
+    page = (tmp_path / "qc2" / "index.html").read_text()
+    plots = 3 if report["shot"]["identity_measured"] else 2  # detail, flicker (and identity): both frames in each
+    assert page.count('class="lost"') == 2 * plots and "2 frames where the face was not detected" in page and "(4-5)" in page
+    # the restored clip must match the range it is said to hold
+    assert main(["report", str(two_faces), str(out), "-o", str(tmp_path / "qc3"), "--frames", "3-8"]) == 2
+    assert "--frames it was restored with" in capsys.readouterr().err
+
+
 @pytest.mark.skipif(shutil.which("chromium") is None,
                     reason="chromium is not installed: `apt-get install chromium` (Debian; .ci/run does it) to render the report")
 def test_report_page_renders_every_image_in_a_browser(full_run, two_faces, tmp_path):

@@ -6,7 +6,7 @@ import numpy as np
 import OpenEXR
 import pytest
 
-from dvface_plugin.worker.client import WorkerCancelled, WorkerClient
+from dvface_plugin.worker.client import WorkerCancelled, WorkerClient, WorkerError
 from dvface_plugin.worker.exrio import MATTE_CHANNEL
 from dvface_plugin.worker.restore import RestoreSettings
 from dvface_plugin.errors import InputError
@@ -123,6 +123,39 @@ def test_stabilise_changes_only_faces_and_keeps_its_own_cache_entries(setup, fir
     assert again["computed"]["windows"] == 0
     plain = client.restore(source, (FIRST, LAST), str(root / "out" / "r.####.exr"), settings(model, stabilise=0))
     assert plain["computed"]["windows"] == 0  # the model's own radius (0 here): its cached windows
+
+
+def test_a_qc_report_of_a_sub_range_is_written_beside_the_frames_and_named_in_the_reply(setup, first_run):
+    """The host asks for a report: the page covers the restored frames by their host numbers, shows
+    the frames as the model saw them, names a face switched off, and is renamed into place whole."""
+    import json
+
+    client, source, model, root = setup
+    (root / "qc").mkdir()
+    done = client.restore(source, (FIRST, LAST), str(root / "qc" / "r.####.exr"), settings(model),
+                          restore=(FIRST + 1, LAST), report=str(root / "qc" / "report"))
+    assert done["report"] == str(root / "qc" / "report" / "index.html") and done["computed"]["windows"] == 0
+    report = json.loads((root / "qc" / "report" / "report.json").read_text())
+    assert report["shot"]["frame_range"] == f"{FIRST + 1}-{LAST}" and report["shot"]["frames"] == COUNT - 1
+    assert "display sRGB" in report["shot"]["images"] and report["shot"]["backend"].startswith("torch on cpu")
+    [track] = report["tracks"]
+    assert (track["first_frame"], track["last_frame"], track["restored"]) == (FIRST + 1, LAST, True)
+    assert len(track["detail"]) == COUNT - 1 and track["thumbs"][0]["frame"] == FIRST + 1
+    assert all((root / "qc" / "report" / p[k]).is_file() for p in track["thumbs"] for k in ("input", "restored"))
+    assert not [p for p in (root / "qc").iterdir() if p.name.startswith(".")]  # no partial folder left
+    off = client.restore(source, (FIRST, LAST), str(root / "qc" / "r.####.exr"), settings(model, disabled=[1]),
+                         report=str(root / "qc" / "report"))  # replaces the earlier report
+    report = json.loads((root / "qc" / "report" / "report.json").read_text())
+    assert report["tracks"][0]["left_out"] == "switched off in the host's track list"
+    assert report["frames_without_restored_face"] == [
+        {"first": FIRST, "last": LAST, "why": "track 1 switched off in the host's track list"}]
+    assert off["report"] and not report["tracks"][0]["restored"]
+    (root / "precious").mkdir()
+    (root / "precious" / "notes.txt").write_text("not ours")
+    with pytest.raises(WorkerError, match="is not a dvface report"):
+        client.restore(source, (FIRST, LAST), str(root / "qc" / "r.####.exr"), settings(model),
+                       report=str(root / "precious"))
+    assert (root / "precious" / "notes.txt").read_text() == "not ours"
 
 
 def test_a_killed_worker_is_restarted_and_the_range_completes(setup, first_run):

@@ -122,7 +122,8 @@ def _finish_if_complete(manifest: Manifest, src: str, options: dict, report_dir:
         if report_dir is not None:  # with the tracks the chunks were restored with, before they go
             from ..report import build_report
 
-            build_report(src, entry["output"], report_dir / Path(src).stem, tracks_file=tracks)
+            build_report(src, entry["output"], report_dir / Path(src).stem, tracks_file=tracks,
+                         faces=options["faces"], min_face=options["min_face"])
         tracks.unlink(missing_ok=True)
         if not any(tracks.parent.iterdir()):
             tracks.parent.rmdir()

@@ -28,6 +28,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="the face tracks file the restore was given (see `dvface restore --tracks`)")
     parser.add_argument("--force-tracks", action="store_true",
                         help="use --tracks even though it was made from other pixels, as `dvface restore` allows")
+    parser.add_argument("--frames", metavar="A-B", default=None,
+                        help="the range a `dvface restore --frames A-B` restored (RESTORED holds only those frames)")
+    parser.add_argument("--faces", default=None,
+                        help="the restore's --faces, so tracks it left out are named with the reason")
+    parser.add_argument("--min-face", type=float, default=0.0, help="the restore's --min-face (px)")
     parser.set_defaults(func=run)
 
 
@@ -39,7 +44,8 @@ def run(args: argparse.Namespace) -> int:
     if (out / "report.json").exists() and not args.overwrite:
         raise InputError(f"{out} already holds a report; pass --overwrite (-y) to replace it, or name another folder")
     report = build_report(args.input, args.restored, out, crop_size=args.crop_size, cache_dir=default_cache_dir(),
-                          tracks_file=args.tracks, check_digest=not args.force_tracks)
+                          tracks_file=args.tracks, check_digest=not args.force_tracks, frames=args.frames,
+                          faces=args.faces, min_face=args.min_face)
     restored = sum(t["restored"] for t in report["tracks"])
     print(f"dvface report: {len(report['tracks'])} face tracks ({restored} restored) -> {out / 'index.html'}",
           file=sys.stderr)

@@ -8,7 +8,7 @@ from .align import CROP_SIZE, alignment_matrix, ffhq_template, invert_affine, wa
 from .analysis import TrackingSettings, analysis_settings, analyze, frames_digest
 from .detector import CenterFaceDetector, Detection, FaceDetector
 from .paste import face_mask, paste_faces
-from .selection import parse_faces, select_tracks
+from .selection import left_out_reasons, parse_faces, select_tracks
 from .smoothing import SmoothingSettings
 from .trackdata import FaceState, Track, Tracks
 
@@ -29,6 +29,7 @@ __all__ = [
     "ffhq_template",
     "frames_digest",
     "invert_affine",
+    "left_out_reasons",
     "paste_faces",
     "parse_faces",
     "select_tracks",

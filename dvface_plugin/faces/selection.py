@@ -64,3 +64,11 @@ def select_tracks(tracks: Tracks, faces: str = "all", min_face: float = 0.0) -> 
             )
         chosen = [t for t in kept if t.id in spec]
     return dataclasses.replace(tracks, tracks=chosen)
+
+
+def left_out_reasons(tracks: Tracks, faces: str = "all", min_face: float = 0.0) -> dict[int, str]:
+    """Why `select_tracks` drops each track it drops, by track id: the QC report names the reason."""
+    chosen = {t.id for t in select_tracks(tracks, faces, min_face)}
+    return {t.id: (f"smaller than the minimum face size (median {t.median_size:.0f} px < {min_face:g} px)"
+                   if t.median_size < min_face else f"not chosen by faces={faces}")
+            for t in tracks if t.id not in chosen}

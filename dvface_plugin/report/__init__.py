@@ -1,5 +1,5 @@
 """QC reports of restored shots (`dvface report`): `build` measures, `page` writes the HTML."""
 
-from .build import build_report
+from .build import ShotReport, build_report
 
-__all__ = ["build_report"]
+__all__ = ["ShotReport", "build_report"]

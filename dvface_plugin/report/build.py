@@ -1,11 +1,13 @@
 """A QC report of one restored shot (`dvface report`): what a supervisor signs off by looking.
 
-One forward pass over the input and the restored clip together cuts every face track's aligned
-crop from both, measures it per frame (detail against the input's, flicker, identity distance
-every 8th frame where dlib's descriptor is installed), keeps thumbnails across each track and one
-full frame pair, and writes `report.json` plus a static `index.html` (`page`) into a
-folder. Tracks come from the same cached analysis `dvface restore` uses, so ids match
-`dvface track`. A track whose crops are identical in both clips was not restored.
+`ShotReport` is filled frame by frame with input/restored pairs: by `build_report`, one pass over
+the input and the restored clip together, or by the restore's own loop (the compositing-host
+worker, which hands over the frames in the model's display sRGB). For each face track it cuts the
+aligned crop from both, measures it per frame (detail against the input's, flicker, identity
+distance every 8th frame where dlib's descriptor is installed), keeps thumbnails across the track
+and one full frame pair, and writes `report.json` plus a static `index.html` (`page`). Tracks come
+from the same cached analysis `dvface restore` uses, so ids match `dvface track`. A track whose
+crops are identical in both clips was not restored.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from ..faces import Track, warp_to_crop
+from ..faces import Tracks, warp_to_crop
 from ..media import MediaWriter, open_media
 from ..media.pixels import rgb_to_dtype
 from ..metrics import brightness_cells, descriptor_distance, detail
@@ -33,9 +35,11 @@ FULL_WIDTH = 960  # px: the full-frame pair is scaled down to this width
 @dataclass
 class TrackReport:
     id: int
-    first_frame: int
+    first_frame: int  # frame numbers as the host names them, within the reported range
     last_frame: int
     restored: bool
+    left_out: str = ""  # why the restore skipped this track, where the caller said
+    lost: list[int] = field(default_factory=list)  # frames where the face was not detected (position interpolated)
     detail: list[float] = field(default_factory=list)  # per frame: restored crop's over the input's
     flicker_input: list[float] = field(default_factory=list)  # per frame: |median cell change| from the last
     flicker_restored: list[float] = field(default_factory=list)
@@ -44,65 +48,128 @@ class TrackReport:
     full: dict | None = None  # the middle frame, full size: {"frame", "input", "restored"}
 
 
+class ShotReport:
+    """A report of clip frames [start, stop) filled one input/restored frame pair at a time.
+
+    `first_number`: the host's number of clip frame 0 (an image sequence's first file number), so
+    the page names frames as the host does. `left_out`: why the restore skipped a track, by id,
+    where the caller knows (else the page gives the possible reasons)."""
+
+    def __init__(self, out_dir: str | Path, tracks: Tracks, span: tuple[int, int], *, first_number: int = 0,
+                 left_out: dict[int, str] | None = None) -> None:
+        from ..face_identity import IdentityUnavailable, load_face_identity
+
+        self.out = Path(out_dir)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.start, self.stop = span
+        self.number = first_number
+        self.left_out = left_out or {}
+        try:
+            self.identity = load_face_identity()
+        except IdentityUnavailable:
+            self.identity = None
+        self.tracks = [t for t in tracks if t.first_frame < self.stop and t.last_frame >= self.start]
+        self.scale = QC_CROP / tracks.crop_size
+        self.reports: dict[int, TrackReport] = {}
+        self.picks: dict[int, set[int]] = {}
+        for t in self.tracks:
+            lo, hi = max(t.first_frame, self.start), min(t.last_frame, self.stop - 1)
+            lost = [f.frame + first_number for f in t.faces if f.score is None and lo <= f.frame <= hi]
+            self.reports[t.id] = TrackReport(t.id, lo + first_number, hi + first_number, restored=False,
+                                             left_out=self.left_out.get(t.id, ""), lost=lost)
+            self.picks[t.id] = _spread(lo, hi)
+        self.previous: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self.started = time.perf_counter()
+
+    def add(self, n: int, source: np.ndarray, restored: np.ndarray) -> None:
+        """Clip frame `n` of the input and of its restoration (any RGB dtype the media module uses)."""
+        if not self.start <= n < self.stop:
+            return
+        for track in self.tracks:
+            face = track.at(n)
+            if face is None:
+                continue
+            report, name = self.reports[track.id], n + self.number
+            matrix = np.asarray(face.affine, np.float64) * self.scale
+            crop_a, crop_b = (_u8(warp_to_crop(f, matrix, QC_CROP)) for f in (source, restored))
+            report.restored |= not np.array_equal(crop_a, crop_b)
+            cells = (brightness_cells(crop_a), brightness_cells(crop_b))
+            _measure(report, name, crop_a, crop_b, cells, self.previous.get(track.id), self.identity)
+            self.previous[track.id] = cells
+            if n in self.picks[track.id]:
+                report.thumbs.append(_save_pair(self.out, f"track{track.id}_f{name}", name, crop_a, crop_b))
+            if name == (report.first_frame + report.last_frame) // 2:
+                report.full = _save_pair(self.out, f"track{track.id}_full", name, _fit(source), _fit(restored))
+
+    def finish(self, shot: dict) -> dict:
+        """Write report.json and index.html; `shot` describes the source and the run."""
+        report = {"shot": {**shot, "identity_measured": self.identity is not None},
+                  "tracks": [asdict(r) for r in self.reports.values()],
+                  "frames_without_restored_face": self._frames_without_faces(),
+                  "seconds": round(time.perf_counter() - self.started, 2)}
+        (self.out / "report.json").write_text(json.dumps(report, indent=1) + "\n")
+        write_page(self.out / "index.html", report)
+        return report
+
+    def _frames_without_faces(self) -> list[dict]:
+        """Runs of frames where no face was restored, and why."""
+        runs: list[dict] = []
+        for n in range(self.start, self.stop):
+            here = [t for t in self.tracks if t.at(n) is not None]
+            if not here:
+                why = "no face detected"
+            elif any(self.reports[t.id].restored for t in here):
+                continue
+            else:
+                why = "; ".join(f"track {t.id} " + (self.reports[t.id].left_out or "not restored (left out by the "
+                                                    "faces choice or the minimum face size)") for t in here)
+            name = n + self.number
+            if runs and runs[-1]["why"] == why and runs[-1]["last"] == name - 1:
+                runs[-1]["last"] = name
+            else:
+                runs.append({"first": name, "last": name, "why": why})
+        return runs
+
+
 def build_report(input_path: str | Path, restored_path: str | Path, out_dir: str | Path, *,
                  crop_size: int = 512, cache_dir: Path | None = None, tracks_file: Path | None = None,
-                 check_digest: bool = True, run: dict | None = None) -> dict:
+                 check_digest: bool = True, frames: str | None = None, faces: str | None = None,
+                 min_face: float = 0.0, run: dict | None = None) -> dict:
     """Measure the shot, write `out_dir/report.json`, `index.html` and images; return the report.
 
     `tracks_file`: the (hand-edited) tracks the restore was given, instead of the cached analysis.
+    `frames`: the "A-B" range a `restore --frames` wrote (the restored clip holds only those).
+    `faces`, `min_face`: the restore's choice of tracks, so skipped tracks are named with the reason.
     `run`: how the restore ran (model, backend, device, settings, seconds), when the caller knows."""
-    from ..face_identity import IdentityUnavailable, load_face_identity
+    from ..faces import left_out_reasons
+    from ..media import parse_frame_range
     from ..wholeframe.stages import StageTimer
     from ..wholeframe.tracksource import obtain_tracks
 
-    started = time.perf_counter()
-    out = Path(out_dir)
     with open_media(input_path) as src, open_media(restored_path) as res:
-        if (src.frame_count, src.width, src.height) != (res.frame_count, res.width, res.height):
+        first_number = src.metadata.get("first_frame", 0)
+        start, stop = (0, src.frame_count) if frames is None else parse_frame_range(frames, src.frame_count,
+                                                                                   first_number)
+        if (stop - start, src.width, src.height) != (res.frame_count, res.width, res.height):
+            within = "" if frames is None else f" frames {frames} of"
             raise InputError(
-                f"{restored_path} ({res.frame_count} frames of {res.width}x{res.height}) is not a restoration of "
-                f"{input_path} ({src.frame_count} frames of {src.width}x{src.height}); give the clip it was made from")
-        out.mkdir(parents=True, exist_ok=True)
+                f"{restored_path} ({res.frame_count} frames of {res.width}x{res.height}) is not a restoration of"
+                f"{within} {input_path} ({stop - start} frames of {src.width}x{src.height}); give the clip it was "
+                f"made from" + ("" if frames is None else " and the --frames it was restored with"))
         tracks = obtain_tracks(src, StageTimer(), crop_size, tracks_file=tracks_file, check_digest=check_digest,
                                cache_dir=cache_dir).tracks
-        try:
-            identity = load_face_identity()
-        except IdentityUnavailable:
-            identity = None
-        reports = {t.id: TrackReport(t.id, t.first_frame, t.last_frame, restored=False) for t in tracks}
-        scale = QC_CROP / tracks.crop_size
-        picks = {t.id: _spread(t.first_frame, t.last_frame) for t in tracks}
-        previous: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-        for n, (a, b) in enumerate(zip(src.frames(), res.frames(), strict=True)):
-            for track in tracks:
-                if not track.first_frame <= n <= track.last_frame:
-                    continue
-                report = reports[track.id]
-                matrix = np.asarray(track.faces[n - track.first_frame].affine, np.float64) * scale
-                crop_a, crop_b = (_u8(warp_to_crop(f, matrix, QC_CROP)) for f in (a, b))
-                report.restored |= not np.array_equal(crop_a, crop_b)
-                cells = (brightness_cells(crop_a), brightness_cells(crop_b))
-                _measure(report, n, crop_a, crop_b, cells, previous.get(track.id), identity)
-                previous[track.id] = cells
-                if n in picks[track.id]:
-                    report.thumbs.append(_save_pair(out, f"track{track.id}_f{n}", n, crop_a, crop_b))
-                if n == (track.first_frame + track.last_frame) // 2:
-                    report.full = _save_pair(out, f"track{track.id}_full", n, _fit(a), _fit(b))
-        summary = {
+        left_out = None if faces is None and not min_face else left_out_reasons(tracks, faces or "all", min_face)
+        shot = ShotReport(out_dir, tracks, (start, stop), first_number=first_number, left_out=left_out)
+        for n, (a, b) in enumerate(zip(src.frames(start, stop), res.frames(), strict=True), start):
+            shot.add(n, a, b)
+        return shot.finish({
             "input": str(input_path), "restored": str(restored_path),
-            "frames": src.frame_count, "fps": str(src.fps), "width": src.width, "height": src.height,
+            "frames": stop - start, "frame_range": f"{start + first_number}-{stop - 1 + first_number}",
+            "fps": str(src.fps), "width": src.width, "height": src.height,
             "pix_fmt": src.pix_fmt, "bit_depth": src.source_bits,
             "restored_pix_fmt": res.pix_fmt, "restored_bit_depth": res.source_bits,
-            "identity_measured": identity is not None,
             **(run or {}),
-        }
-        frames_without = _frames_without_faces(src.frame_count, tracks, reports)
-    report = {"shot": summary, "tracks": [asdict(r) for r in reports.values()],
-              "frames_without_restored_face": frames_without,
-              "seconds": round(time.perf_counter() - started, 2)}
-    (out / "report.json").write_text(json.dumps(report, indent=1) + "\n")
-    write_page(out / "index.html", report)
-    return report
+        })
 
 
 def _measure(report: TrackReport, n: int, crop_a: np.ndarray, crop_b: np.ndarray,
@@ -145,26 +212,3 @@ def _save_pair(out: Path, stem: str, n: int, a: np.ndarray, b: np.ndarray) -> di
         with MediaWriter(out / names[key], width=image.shape[1], height=image.shape[0]) as writer:
             writer.write(image)
     return {"frame": n, **names}
-
-
-def _frames_without_faces(n_frames: int, tracks, reports: dict[int, TrackReport]) -> list[dict]:
-    """Runs of frames where no face was restored, and why."""
-    reasons: list[str] = []
-    for n in range(n_frames):
-        here: list[Track] = [t for t in tracks if t.first_frame <= n <= t.last_frame]
-        if not here:
-            reasons.append("no face detected")
-        elif not any(reports[t.id].restored for t in here):
-            ids = ", ".join(str(t.id) for t in here)
-            reasons.append(f"track {ids} not restored (left out by --faces or --min-face)")
-        else:
-            reasons.append("")
-    runs: list[dict] = []
-    for n, why in enumerate(reasons):
-        if not why:
-            continue
-        if runs and runs[-1]["why"] == why and runs[-1]["last"] == n - 1:
-            runs[-1]["last"] = n
-        else:
-            runs.append({"first": n, "last": n, "why": why})
-    return runs

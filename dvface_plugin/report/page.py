@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import math
+from collections.abc import Sequence
 from pathlib import Path
 
 PLOT_W, PLOT_H = 560, 120
@@ -43,6 +44,8 @@ def write_page(path: Path, report: dict) -> None:
 
 def _track(t: dict, identity_measured: bool) -> str:
     state = "restored" if t["restored"] else '<span class="warn">not restored</span>'
+    if t["left_out"]:
+        state += f': {html.escape(t["left_out"])}'
     strip = "".join(
         f'<figure><img src="{p["input"]}" alt="input frame {p["frame"]}"><img src="{p["restored"]}" '
         f'alt="restored frame {p["frame"]}"><figcaption>frame {p["frame"]}: input | restored</figcaption></figure>'
@@ -54,20 +57,37 @@ def _track(t: dict, identity_measured: bool) -> str:
                 f'<img class="input" src="{f["input"]}" alt="input frame {f["frame"]}">'
                 f'<img class="restored" src="{f["restored"]}" alt="restored frame {f["frame"]}">'
                 f'</label><p class="legend">frame {f["frame"]}: click the picture to switch input / restored</p></div>')
-    first = t["first_frame"]
-    plots = [_plot("detail, restored over input (1 = as sharp)", [(first + i, v) for i, v in enumerate(t["detail"])], None),
+    first, lost = t["first_frame"], t["lost"]
+    plots = [_plot("detail, restored over input (1 = as sharp)", [(first + i, v) for i, v in enumerate(t["detail"])],
+                   None, lost),
              _plot("flicker (8-bit levels): input grey, restored blue",
                    [(first + 1 + i, v) for i, v in enumerate(t["flicker_restored"])],
-                   [(first + 1 + i, v) for i, v in enumerate(t["flicker_input"])])]
+                   [(first + 1 + i, v) for i, v in enumerate(t["flicker_input"])], lost)]
     if identity_measured:
-        plots.append(_plot("identity distance to the input (same person below 0.6)", t["identity"], None)
+        plots.append(_plot("identity distance to the input (same person below 0.6)", t["identity"], None, lost)
                      if t["identity"] else '<p class="legend">identity: no face found by dlib in these crops</p>')
+    if lost:
+        plots.append(f'<p class="legend"><span class="warn">orange marks</span>: {len(lost)} frame'
+                     f'{"" if len(lost) == 1 else "s"} where the face was not detected and its position was '
+                     f'interpolated ({html.escape(_runs(lost))}); check these first</p>')
     return (f'<section><h2>Track {t["id"]}: frames {first}-{t["last_frame"]}, {state}</h2>'
             f'<div class="strip">{strip}</div>{full}{"".join(plots)}</section>')
 
 
-def _plot(title: str, points: list, grey: list | None) -> str:
-    """A line plot of (frame, value) points as inline SVG, with an optional grey reference line."""
+def _runs(frames: list[int]) -> str:
+    """Ascending frame numbers as "3-7, 12"."""
+    runs: list[list[int]] = []
+    for f in frames:
+        if runs and f == runs[-1][1] + 1:
+            runs[-1][1] = f
+        else:
+            runs.append([f, f])
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
+
+
+def _plot(title: str, points: list, grey: list | None, marks: Sequence[int] = ()) -> str:
+    """A line plot of (frame, value) points as inline SVG, with an optional grey reference line and
+    orange marks at `marks` (frames where the track was interpolated)."""
     series = [s for s in (grey, points) if s]
     values = [v for s in series for _, v in s if math.isfinite(v)]
     if not values:
@@ -76,12 +96,16 @@ def _plot(title: str, points: list, grey: list | None) -> str:
     f0, f1 = min(frames), max(frames)
     top = max(values) * 1.1 or 1.0
 
+    def x(f: int) -> float:
+        return 8 + (PLOT_W - 16) * ((f - f0) / (f1 - f0) if f1 > f0 else 0.5)
+
     def line(s: list, colour: str) -> str:
-        xy = " ".join(f"{8 + (PLOT_W - 16) * ((f - f0) / (f1 - f0) if f1 > f0 else 0.5):.1f},"
-                      f"{PLOT_H - 16 - (PLOT_H - 28) * v / top:.1f}" for f, v in s if math.isfinite(v))
+        xy = " ".join(f"{x(f):.1f},{PLOT_H - 16 - (PLOT_H - 28) * v / top:.1f}" for f, v in s if math.isfinite(v))
         return f'<polyline fill="none" stroke="{colour}" stroke-width="1.5" points="{xy}"/>'
 
-    lines = (line(grey, "#888") if grey else "") + line(points, "#5aa0e6")
+    ticks = "".join(f'<line class="lost" x1="{x(f):.1f}" x2="{x(f):.1f}" y1="20" y2="{PLOT_H - 16}" '
+                    f'stroke="#e8a33d" stroke-opacity="0.5"/>' for f in marks if f0 <= f <= f1)
+    lines = ticks + (line(grey, "#888") if grey else "") + line(points, "#5aa0e6")
     return (f'<figure><svg width="{PLOT_W}" height="{PLOT_H}" role="img" aria-label="{html.escape(title)}">'
             f'<text x="8" y="14" fill="#aaa" font-size="12">{html.escape(title)}; max {max(values):.3g}</text>'
             f'<text x="8" y="{PLOT_H - 2}" fill="#777" font-size="11">frame {f0}</text>'

@@ -75,7 +75,8 @@ def run(args: argparse.Namespace) -> int:
                "restore_seconds": summary["seconds"]["wall"]}
         build_report(args.input, args.output, args.report, crop_size=summary["crop_size"],
                      cache_dir=None if args.no_cache else default_cache_dir(), tracks_file=args.tracks,
-                     check_digest=not args.force_tracks, run=run)
+                     check_digest=not args.force_tracks, frames=args.frames, faces=args.faces,
+                     min_face=args.min_face, run=run)
     if args.json:
         print(json.dumps(summary))
     elif not args.quiet:

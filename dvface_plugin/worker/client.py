@@ -195,16 +195,20 @@ class WorkerClient:
         restore: tuple[int, int] | None = None,
         job: str | None = None,
         on_event: EventCallback | None = None,
+        report: str | None = None,
     ) -> dict[str, Any]:
         """Restore frames and return the worker's "done" reply; restarts a dead worker and redoes the range.
 
         on_event receives every progress event, plus {"event": "restarted"} after a restart.
+        report: a folder for a QC page of the restored range (`dvface report`'s), replaced if present.
         """
         job = job or uuid.uuid4().hex
         request = {"op": "restore", "job": job, "input": input, "frames": list(frames), "output": output,
                    "settings": settings or {}}
         if restore is not None:
             request["restore"] = list(restore)
+        if report is not None:
+            request["report"] = report
         attempts = 0
         while True:
             self.ensure_running()

@@ -16,10 +16,11 @@ Requests (client -> worker), one per connection; every request carries the sessi
     {"op": "restore", "token": T, "job": J,
      "input": "/plates/in.####.exr", "frames": [first, last],   # the whole input sequence
      "restore": [lo, hi],                                         # optional sub-range of it
-     "output": "/out/restored.####.exr", "settings": {...}}     # see restore.RestoreSettings
+     "output": "/out/restored.####.exr", "settings": {...},     # see restore.RestoreSettings
+     "report": "/out/report"}                                     # optional: a QC page of [lo, hi] there
         -> {"event": "accepted", "job": J}
            {"event": "progress", "stage", "frame", "done", "total"}   (any number)
-           {"event": "done", "frames": [lo, hi], "written", "output", "tracks": [...],
+           {"event": "done", "frames": [lo, hi], "written", "output", "report" (index.html or null), "tracks": [...],
             "analysis_cached", "computed": {"windows", "cache_hits", "priors"}, "cache": {...}}
            or {"event": "error", "code", "message"}
 
@@ -126,6 +127,8 @@ def check_request(message: dict[str, Any]) -> str:
             raise ProtocolError("bad_request", "restore 'settings' must be an object")
         if not isinstance(message.get("job", ""), str):
             raise ProtocolError("bad_request", "restore 'job' must be a string")
+        if not isinstance(message.get("report") or "", str):
+            raise ProtocolError("bad_request", "restore 'report' must be a folder path (a string) or null")
     return op
 
 

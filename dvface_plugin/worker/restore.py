@@ -13,7 +13,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import secrets
+import shutil
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -24,7 +28,7 @@ import numpy as np
 from ..colour import ColourSettings, from_display, to_display
 from ..errors import DVFaceError, InputError
 from ..media.sequences import FramePattern, parse_pattern
-from .exrio import ExrFrame, read_exr, remove_stale_partials, write_exr
+from .exrio import PARTIAL_TAG, ExrFrame, read_exr, remove_stale_partials, write_exr
 
 Progress = Callable[[dict[str, Any]], None]
 ANALYSES_KEPT = 8
@@ -186,6 +190,7 @@ class RangeRestorer:
             return self._restore(request, progress, cancelled)
 
     def _restore(self, request: dict[str, Any], progress: Progress, cancelled: Callable[[], bool]) -> dict[str, Any]:
+        started = time.perf_counter()
         settings = RestoreSettings.from_dict(request.get("settings", {}))
         in_pattern, out_pattern = _pattern(request["input"], "input"), _pattern(request["output"], "output")
         first, last = request["frames"]
@@ -200,6 +205,13 @@ class RangeRestorer:
         if not out_pattern.folder.is_dir():
             raise InputError(f"output folder {out_pattern.folder} does not exist; create it or pick another")
         remove_stale_partials(out_pattern.folder)
+        report = Path(request["report"]) if request.get("report") else None
+        if report is not None and not report.parent.is_dir():
+            raise InputError(f"report folder's parent {report.parent} does not exist; create it or pick another")
+        if report is not None and report.exists() and not (report / "report.json").is_file() and (
+                not report.is_dir() or any(report.iterdir())):
+            raise InputError(f"{report} exists and is not a dvface report (no report.json): it would be replaced; "
+                             f"pick another report folder")
 
         def check() -> None:
             if cancelled():
@@ -236,8 +248,18 @@ class RangeRestorer:
             )
             sessions.append(session)
             iterators[track.id] = (track, session.iter_frames(start, stop))
+        shot = None
+        if report is not None:
+            shot = _start_report(report, tracks, (a, b + 1), first, settings)
         try:
-            written = self._composite(plates, out_pattern, a, b, first, iterators, settings, progress, check)
+            written = self._composite(plates, out_pattern, a, b, first, iterators, settings, progress, check, shot)
+            if shot is not None:
+                _finish_report(shot, report, in_pattern, out_pattern, (lo, hi), plates, settings, restorer,
+                               time.perf_counter() - started)
+        except BaseException:
+            if shot is not None:
+                shutil.rmtree(shot.out, ignore_errors=True)
+            raise
         finally:
             for session in sessions:
                 session.close()
@@ -247,6 +269,7 @@ class RangeRestorer:
             "frames": [lo, hi],
             "written": written,
             "output": out_pattern.display,
+            "report": None if report is None else str(report / "index.html"),
             "analysis_cached": analysis_cached,
             "computed": {
                 "windows": after.windows_computed - before.windows_computed,
@@ -295,7 +318,7 @@ class RangeRestorer:
         self._analyses.put(key, tracks)
         return tracks, False
 
-    def _composite(self, plates, out_pattern, a, b, first, iterators, s, progress, check) -> int:
+    def _composite(self, plates, out_pattern, a, b, first, iterators, s, progress, check, shot) -> int:
         from ..faces import paste_faces
 
         total = b - a + 1
@@ -307,15 +330,50 @@ class RangeRestorer:
                 if track.first_frame <= n <= track.last_frame and track.at(n) is not None:
                     faces.append((next(frames), track.at(n).affine))
             height, width = plate.rgb.shape[:2]
+            display = plates.display(n, plate) if faces or shot is not None else None
             if faces:
-                display = plates.display(n, plate)
                 display_out, matte = paste_faces(display, faces, colour_match=s.colour_match)
                 rgb = from_display(plate.rgb, plate.alpha, display, display_out, matte, s.colour)
             else:
-                rgb, matte = plate.rgb, np.zeros((height, width), np.float32)
+                display_out, rgb, matte = display, plate.rgb, np.zeros((height, width), np.float32)
+            if shot is not None:
+                shot.add(n, display, display_out)
             write_exr(out_pattern.path(first + n), ExrFrame(rgb, plate.alpha, plate.pixel_aspect), matte)
             progress({"event": "progress", "stage": "restore", "frame": first + n, "done": k + 1, "total": total})
         return total
+
+
+def _start_report(report: Path, tracks, span: tuple[int, int], first: int, s: RestoreSettings):
+    """A QC report filled while compositing, in a hidden folder renamed into place when complete."""
+    from ..faces import left_out_reasons
+    from ..report import ShotReport
+
+    remove_stale_partials(report.parent)
+    left_out = left_out_reasons(tracks, s.faces, s.min_face)
+    known = {t.id for t in tracks}
+    left_out.update({i: "switched off in the host's track list" for i in s.disabled if i in known and i not in left_out})
+    partial = report.parent / f".{report.name}{PARTIAL_TAG}{os.getpid()}-{secrets.token_hex(4)}"
+    return ShotReport(partial, tracks, span, first_number=first, left_out=left_out)
+
+
+def _finish_report(shot, report: Path, in_pattern: FramePattern, out_pattern: FramePattern,
+                   frames: tuple[int, int], plates: "_Plates", s: RestoreSettings, restorer, seconds: float) -> None:
+    from ..runtime.backends import describe
+
+    plate = plates.plate(0)
+    shot.finish({
+        "input": in_pattern.display, "restored": out_pattern.display, "frames": frames[1] - frames[0] + 1,
+        "frame_range": f"{frames[0]}-{frames[1]}", "fps": s.fps,
+        "width": plate.rgb.shape[1], "height": plate.rgb.shape[0], "alpha": plate.alpha is not None,
+        "images": f"the model's display sRGB, converted from the plate as {s.colour.transfer} "
+                  f"(highlights {s.colour.highlights}); the plate keeps its own values",
+        "model": s.model or "bundled default", "backend": describe(restorer), "strength": s.strength,
+        "faces": s.faces, "min_face": s.min_face, "disabled_tracks": list(s.disabled),
+        "stabilise": "model's" if s.stabilise is None else s.stabilise, "restore_seconds": round(seconds, 2),
+    })
+    if report.exists():
+        shutil.rmtree(report)
+    os.replace(shot.out, report)
 
 
 def _pattern(path: str, what: str) -> FramePattern:
