@@ -86,3 +86,64 @@ def test_bad_settings_name_the_choices():
         ColourSettings(knee=1.5)
     with pytest.raises(InputError, match="alpha"):
         to_display(np.zeros((4, 4, 3), np.float32), np.zeros((3, 3), np.float32), ColourSettings())
+
+
+ocio = pytest.importorskip("PyOpenColorIO", reason="OpenColorIO is a core dependency; install dvface-plugin")
+
+
+def ocio_convert(rgb: np.ndarray, source: str, target: str) -> np.ndarray:
+    """What a studio tool would do: the built-in ACES studio config's processor, applied directly."""
+    config = ocio.Config.CreateFromFile("ocio://studio-config-latest")
+    out = np.array(rgb, np.float32, order="C")
+    config.getProcessor(source, target).getOptimizedCPUProcessor(ocio.OPTIMIZATION_LOSSLESS).applyRGB(out)
+    return out
+
+
+def test_an_acescg_plate_goes_to_the_model_through_ocio_and_only_the_change_comes_back():
+    settings = ColourSettings(colorspace="ACEScg", ocio="ocio://studio-config-latest", unpremultiply=False)
+    rgb, _ = hdr_plate()
+    display = to_display(rgb, None, settings)
+    expected = np.clip(np.nan_to_num(ocio_convert(rgb, "ACEScg", "sRGB Encoded Rec.709 (sRGB)"), nan=0.0,
+                                      posinf=1.0, neginf=0.0), 0.0, 1.0)
+    np.testing.assert_allclose(display, expected, atol=1e-6)
+    restored = display.copy()
+    restored[10:20, 10:20] = rng.uniform(0.2, 0.8, (10, 10, 3))  # a restorer's face, in display sRGB
+    matte = np.zeros(rgb.shape[:2], np.float32)
+    matte[10:20, 10:20] = 1.0
+    # a face within the display gamut (nothing clipped for the model): there the result is OCIO's
+    rgb[10:20, 10:20] = ocio_convert(rng.uniform(0.05, 0.95, (10, 10, 3)), "sRGB Encoded Rec.709 (sRGB)", "ACEScg")
+    display = to_display(rgb, None, settings)
+    restored[matte == 0] = display[matte == 0]
+    out = from_display(rgb, None, display, restored, matte, settings)
+    outside = matte == 0
+    assert out[outside].tobytes() == rgb[outside].tobytes()  # NaN, inf and values above 1 included
+    np.testing.assert_allclose(out[10:20, 10:20], ocio_convert(restored[10:20, 10:20], "sRGB Encoded Rec.709 (sRGB)",
+                                                               "ACEScg"), rtol=1e-5, atol=1e-6)
+    assert np.abs(out[10:20, 10:20] - rgb[10:20, 10:20]).max() > 0.05  # the face did change
+
+
+def test_the_linear_shorthand_is_ocios_rec709_and_the_curves_only_stand_in_without_ocio(monkeypatch):
+    from dvface_plugin import colour
+
+    x = np.float32([[[0.0, 0.002, 0.18], [0.5, 1.0, 6.0]]])
+    assert colour.encoding(ColourSettings()).description.startswith("Linear Rec.709 (sRGB) (OCIO")
+    # OCIO's toe slope is the exact continuation of the power segment (12.9232 rather than 12.92)
+    np.testing.assert_allclose(colour.encoding(ColourSettings()).encode(x), srgb_encode(x), rtol=1e-6, atol=1e-5)
+    colour._encoding.cache_clear()
+    monkeypatch.setitem(__import__("sys").modules, "PyOpenColorIO", None)  # as if not installed
+    try:
+        assert "OpenColorIO not installed" in colour.encoding(ColourSettings()).description
+        with pytest.raises(InputError, match="needs OpenColorIO: pip install opencolorio"):
+            ColourSettings(colorspace="ACEScg")
+    finally:
+        colour._encoding.cache_clear()
+
+
+def test_unknown_colour_spaces_and_configs_are_refused_with_what_would_do():
+    with pytest.raises(InputError, match=r"'ACES cg' is not in the OCIO config .*valid names: .*ACEScg, "):
+        ColourSettings(colorspace="ACES cg")
+    with pytest.raises(InputError, match="cannot load the OCIO config '/nowhere/config.ocio'"):
+        ColourSettings(colorspace="ACEScg", ocio="/nowhere/config.ocio")
+    with pytest.raises(InputError, match="without the plate's colour space"):
+        ColourSettings(ocio="ocio://studio-config-latest")
+    assert ColourSettings(colorspace="srgb_tx").colorspace == "srgb_tx"  # aliases resolve as OCIO resolves them

@@ -335,6 +335,53 @@ def test_report_of_a_range_names_skipped_tracks_and_marks_interpolated_frames(fu
     assert "--frames it was restored with" in capsys.readouterr().err
 
 
+def test_an_acescg_exr_plate_is_restored_in_the_models_srgb_and_keeps_every_other_value(model_dir, tmp_path,
+                                                                                        capsys):
+    """`restore --colorspace ACEScg`: faces are found and restored as the model sees them (OCIO to
+    sRGB); outside the mattes every float is the plate's own, highlights above 1 included; inside
+    them the result is the same restoration as that of the sRGB clip, converted back with OCIO."""
+    ocio = pytest.importorskip("PyOpenColorIO")
+    config = ocio.Config.CreateFromFile("ocio://studio-config-latest")
+
+    def convert(rgb, source, target):
+        out = np.array(rgb, np.float32, order="C")
+        config.getProcessor(source, target).getOptimizedCPUProcessor(ocio.OPTIMIZATION_LOSSLESS).applyRGB(out)
+        return out
+
+    srgb_frames = [f.astype(np.float32) / 255 for f in synthetic_frames(N, W, H, faces=2, face_px=FACE_PX)]
+    plates = [convert(f, "sRGB Encoded Rec.709 (sRGB)", "ACEScg") for f in srgb_frames]
+    for plate in plates:
+        plate[:20, :40] = [6.0, 3.5, -0.25]  # a highlight and a negative: no display shows them
+    for name, frames in (("srgb", srgb_frames), ("aces", plates)):
+        with MediaWriter(tmp_path / f"{name}_%04d.exr", width=W, height=H, bit_depth=32) as writer:
+            for frame in frames:
+                writer.write(frame)
+    tracks = tmp_path / "tracks.json"  # found as the model sees the plate, and its digest is of those frames
+    assert main(["track", str(tmp_path / "aces_%04d.exr"), "-o", str(tracks), "--colorspace", "ACEScg",
+                 "--quiet", "--crop-size", str(CROP)]) == 0
+    capsys.readouterr()
+    code, summary = restore(tmp_path / "aces_%04d.exr", tmp_path / "out_%04d.exr", model_dir, "--colorspace",
+                            "ACEScg", "--tracks", str(tracks), "--mask-out", str(tmp_path / "matte_%04d.png"),
+                            capsys=capsys)
+    assert code == 0 and len(summary["tracks"]) == 2 and all(t["restored"] for t in summary["tracks"])
+    assert restore(tmp_path / "srgb_%04d.exr", tmp_path / "ref_%04d.exr", model_dir, "--tracks", str(tracks),
+                   "--force-tracks", capsys=capsys)[0] == 0  # the same faces, from the sRGB clip
+    with open_media(tmp_path / "out_%04d.exr") as out, open_media(tmp_path / "ref_%04d.exr") as ref, \
+            open_media(tmp_path / "matte_%04d.png") as mattes:
+        for plate, restored, reference, matte in zip(plates, out, ref, mattes, strict=True):
+            matte = matte[..., 0]
+            assert restored[matte == 0].tobytes() == plate[matte == 0].tobytes()
+            full = matte == 65535
+            assert full.sum() > 1000 and np.abs(restored - plate)[full].max() > 1e-2  # the faces changed
+            np.testing.assert_allclose(restored[full], convert(reference, "sRGB Encoded Rec.709 (sRGB)",
+                                                               "ACEScg")[full], rtol=1e-4, atol=1e-4)
+    assert main(["restore", str(tmp_path / "aces_%04d.exr"), "-o", str(tmp_path / "x_%04d.exr"),
+                 "--colorspace", "ACES CG"]) == 2
+    err = capsys.readouterr().err
+    assert "'ACES CG' is not in the OCIO config" in err and "ACEScg, " in err and "Traceback" not in err
+    assert not list(tmp_path.glob("x_*"))
+
+
 @pytest.mark.skipif(shutil.which("chromium") is None,
                     reason="chromium is not installed: `apt-get install chromium` (Debian; .ci/run does it) to render the report")
 def test_report_page_renders_every_image_in_a_browser(full_run, two_faces, tmp_path):

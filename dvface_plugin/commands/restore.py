@@ -125,6 +125,8 @@ def run(args: argparse.Namespace) -> int:
     check_outputs(args)
     if args.aligned and args.report is not None:
         raise InputError("--report needs whole frames: a clip of --aligned crops has no face tracks to report")
+    if args.aligned and args.colorspace is not None:
+        raise InputError("--colorspace needs whole frames: --aligned crops are already in the model's display sRGB")
     if not args.aligned:
         from ..wholeframe.command import run as run_whole_frames
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import InputError
+from ..wholeframe import platecolour
 
 if TYPE_CHECKING:
     from ..faces import Tracks
@@ -38,6 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--preview", type=Path, default=None, metavar="DIR",
                         help="also write DIR/track_<id>.png, each track's face in its middle frame, to see which "
                         "id is which face")
+    platecolour.add_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
@@ -56,11 +58,13 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"output folder {out.parent} does not exist; create it first")
     if args.preview is not None and args.preview.is_dir() and any(args.preview.glob("track_*.png")):
         raise InputError(f"{args.preview} already holds track previews; empty it or choose another folder")
+    colour = platecolour.settings(args)
     crop_size = CROP_SIZE if args.crop_size is None else args.crop_size
     if crop_size < 16:
         raise InputError(f"--crop-size must be at least 16 px, got {crop_size}")
     timer = StageTimer()
-    with open_media(args.input) as src:
+    with open_media(args.input) as plates:
+        src = platecolour.viewed(plates, colour)  # faces are found, and previews shown, as the model sees them
         total = src.frame_count
 
         def progress(frames, desc):

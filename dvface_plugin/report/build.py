@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..colour import ColourSettings
 from ..errors import InputError
 from ..faces import Tracks, warp_to_crop
 from ..media import MediaWriter, open_media
@@ -134,19 +135,22 @@ class ShotReport:
 def build_report(input_path: str | Path, restored_path: str | Path, out_dir: str | Path, *,
                  crop_size: int = 512, cache_dir: Path | None = None, tracks_file: Path | None = None,
                  check_digest: bool = True, frames: str | None = None, faces: str | None = None,
-                 min_face: float = 0.0, run: dict | None = None) -> dict:
+                 min_face: float = 0.0, colour: ColourSettings | None = None, run: dict | None = None) -> dict:
     """Measure the shot, write `out_dir/report.json`, `index.html` and images; return the report.
 
     `tracks_file`: the (hand-edited) tracks the restore was given, instead of the cached analysis.
     `frames`: the "A-B" range a `restore --frames` wrote (the restored clip holds only those).
     `faces`, `min_face`: the restore's choice of tracks, so skipped tracks are named with the reason.
+    `colour`: the plates' colour space (`restore --colorspace`): both clips are seen in display sRGB.
     `run`: how the restore ran (model, backend, device, settings, seconds), when the caller knows."""
     from ..faces import left_out_reasons
     from ..media import parse_frame_range
+    from ..wholeframe.platecolour import viewed
     from ..wholeframe.stages import StageTimer
     from ..wholeframe.tracksource import obtain_tracks
 
-    with open_media(input_path) as src, open_media(restored_path) as res:
+    with open_media(input_path) as src_plates, open_media(restored_path) as res_plates:
+        src, res = viewed(src_plates, colour), viewed(res_plates, colour)
         first_number = src.metadata.get("first_frame", 0)
         start, stop = (0, src.frame_count) if frames is None else parse_frame_range(frames, src.frame_count,
                                                                                    first_number)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ..errors import IO_EXIT_CODE, InputError
+from . import platecolour
 from .stages import STAGES, StageTimer
 
 EXIT_OK = 0
@@ -56,6 +57,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--mask-out", type=Path, default=None, metavar="PATH",
                        help="also write the face matte, 16-bit grey where the format allows "
                             "(matte_%%04d.png, .tif sequence, or .mkv/.mov video)")
+    platecolour.add_arguments(group)
     group.add_argument("--report", type=Path, default=None, metavar="DIR",
                        help="also write a QC page of the result to DIR/index.html (see `dvface report`)")
     group.add_argument("--json", action="store_true",
@@ -76,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
         build_report(args.input, args.output, args.report, crop_size=summary["crop_size"],
                      cache_dir=None if args.no_cache else default_cache_dir(), tracks_file=args.tracks,
                      check_digest=not args.force_tracks, frames=args.frames, faces=args.faces,
-                     min_face=args.min_face, run=run)
+                     min_face=args.min_face, colour=platecolour.settings(args), run=run)
     if args.json:
         print(json.dumps(summary))
     elif not args.quiet:
@@ -134,9 +136,11 @@ def restore_whole_frames(args: argparse.Namespace) -> dict[str, Any]:
     from ..media import MediaWriter, open_media, parse_frame_range
     from ..runtime.backends import describe, open_restorer
     from .compositor import read_span, restore_stream
+    from .platecolour import PlateRoundTrip
     from .tracksource import default_cache_dir, obtain_tracks
 
     _check_args(args)
+    colour = platecolour.settings(args)
     started = time.perf_counter()
     timer = StageTimer()
     progress = _progress(args.quiet)
@@ -166,7 +170,7 @@ def restore_whole_frames(args: argparse.Namespace) -> dict[str, Any]:
             stabilise=args.stabilise,
         )
         found = obtain_tracks(
-            src,
+            platecolour.viewed(src, colour),  # faces are found as the model sees them
             timer,
             restorer.config.crop_size,
             tracks_file=args.tracks,
@@ -190,6 +194,9 @@ def restore_whole_frames(args: argparse.Namespace) -> dict[str, Any]:
             lo, hi = read_span(chosen, start, stop, config.window if args.window is None else args.window,
                                config.overlap if args.overlap is None else args.overlap, config.vae_temporal_stride)
             frames, span = src.frames(lo, hi), (lo, start, stop)
+        if colour is not None:
+            writer = PlateRoundTrip(colour, writer)
+            frames = writer.frames(frames, span[0] if span else 0, start)
         result = restore_stream(
             frames, chosen, restorer, writer, timer,
             name=Path(args.input).name, strength=args.strength, window=args.window,
