@@ -1,11 +1,17 @@
 """The DVFaceRestore node: a Group built from Python that restores faces through the DVFace worker.
 
 Nuke has no Python pixel operator, so a restore is a batch step started by a button:
-1. the node's input range is rendered to float EXR with a temporary Write (`nuke.execute`, main
-   thread, from the button callback; never from knobChanged);
+1. the node's input range, converted by an OCIOColorSpace (`dvface_to_model`) from the input's
+   colour space to the model's sRGB-encoded Rec.709 of the script's OCIO config, is rendered to
+   float EXR with a temporary Write (`nuke.execute`, main thread, from the button callback; never
+   from knobChanged);
 2. the worker (`dvface serve`, its own Python environment, started on first use) restores the
-   range and writes float EXR with the face matte as channel `dvface.matte`;
-3. a Read inside the group shows the result; a Switch passes the input through until then.
+   range and writes float EXR with the face matte as channel `dvface.matte` and `dvface.changed`,
+   1 exactly where it changed a pixel;
+3. a Read inside the group (`dvface_read`) brings the result back, an OCIOColorSpace
+   (`dvface_from_model`) converts it to the input's colour space, and a Keymix (`dvface_keymix`)
+   takes it only where `dvface.changed` is 1, so every other pixel is the input's own; a Switch
+   (`dvface_switch`) passes the input through until the first restore.
 In the GUI step 2 runs on a background thread that talks to Nuke only through
 `nuke.executeInMainThread`; in terminal and farm sessions (`nuke -t`, `nuke -x`, no GUI) the
 same path runs synchronously, without Qt.
@@ -32,8 +38,12 @@ from dvface_plugin.worker.client import PYTHON_ENV, WorkerCancelled, WorkerClien
 
 NODE_CLASS = "DVFaceRestore"
 WORK_DIR_ENV = "DVFACE_WORK_DIR"
-TRANSFERS = {"scene-linear": "linear", "sRGB": "srgb"}
 STABILISE_CHOICES = ["model", "off", "1", "2", "3", "4"]
+# The model's colour space under the names configs give it, and the worker's changed-pixel channel;
+# the same as dvface_plugin.colour.MODEL_SPACES and worker.exrio.CHANGED_CHANNEL, which Nuke's
+# Python cannot import (numpy, OpenEXR).
+MODEL_SPACES = ("sRGB Encoded Rec.709 (sRGB)", "srgb_tx", "sRGB - Texture", "Utility - sRGB - Texture", "sRGB")
+CHANGED_CHANNEL = "dvface.changed"
 
 _client: WorkerClient | None = None
 _client_lock = threading.Lock()
@@ -109,6 +119,22 @@ def create_node() -> nuke.Node:
     name = _unique_name(NODE_CLASS)
     group = nuke.nodes.Group()
     group.setName(name)
+    with group:
+        inp = nuke.nodes.Input(name="Input1")
+        to_model = nuke.nodes.OCIOColorSpace(name="dvface_to_model")  # colour spaces set by each Restore
+        to_model.setInput(0, inp)
+        read = nuke.nodes.Read(name="dvface_read", raw=True, before="black", after="black", on_error="black")
+        from_model = nuke.nodes.OCIOColorSpace(name="dvface_from_model")
+        from_model.setInput(0, read)
+        keymix = nuke.nodes.Keymix(name="dvface_keymix", channels="all", maskChannel=CHANGED_CHANNEL)
+        keymix.setInput(0, inp)
+        keymix.setInput(1, from_model)
+        keymix.setInput(2, read)
+        switch = nuke.nodes.Switch(name="dvface_switch", which=0)
+        switch.setInput(0, inp)
+        switch.setInput(1, keymix)
+        out = nuke.nodes.Output(name="Output1")
+        out.setInput(0, switch)
     _knob(group, nuke.Tab_Knob("dvface", "DVFace"))
     _knob(group, nuke.PyCustom_Knob("panel", "", "__import__('dvface_nuke').PanelKnob(nuke.thisNode())"))
     _knob(group, nuke.File_Knob("model", "model"), "model folder (config.json + dvface.safetensors) or a name "
@@ -124,8 +150,10 @@ def create_node() -> nuke.Node:
     _knob(group, nuke.Enumeration_Knob("stabilise", "stabilise", STABILISE_CHOICES),
           "flow-guided temporal stabilisation: frames each side averaged with every restored face, against "
           "residual flicker; 'model' uses the model's own setting")
-    _knob(group, nuke.Enumeration_Knob("colourspace", "input colourspace", list(TRANSFERS)),
-          "scene-linear plates are converted to the model's sRGB and back; sRGB plates go as they are")
+    _knob(group, nuke.Enumeration_Knob("colourspace", "input colourspace", to_model["in_colorspace"].values()),
+          "the input's colour space in the script's OCIO config (default: the working space); the node converts "
+          "it to the model's sRGB-encoded Rec.709 and the restored faces back, from the next Restore on",
+          value=nuke.root()["workingSpaceLUT"].value())
     _knob(group, nuke.Enumeration_Knob("highlights", "values above 1", ["clip", "soft"]),
           "how the model's copy squeezes highlights; the plate's own values above 1 are kept either way")
     _knob(group, nuke.Double_Knob("knee", "soft knee"), value=0.8)
@@ -147,20 +175,13 @@ def create_node() -> nuke.Node:
     _knob(group, nuke.String_Knob("report_path", "QC report"), hidden=True)
     group["status"].setEnabled(False)
     group["knobChanged"].setValue("import dvface_nuke\ndvface_nuke.knob_changed(nuke.thisNode(), nuke.thisKnob())")
-    with group:
-        inp = nuke.nodes.Input(name="Input1")
-        read = nuke.nodes.Read(name="dvface_read", raw=True, before="black", after="black", on_error="black")
-        switch = nuke.nodes.Switch(name="dvface_switch", which=0)
-        switch.setInput(0, inp)
-        switch.setInput(1, read)
-        out = nuke.nodes.Output(name="Output1")
-        out.setInput(0, switch)
     knob_changed(group, group["highlights"])
     return group
 
 
 def knob_changed(node: nuke.Node, knob: nuke.Knob) -> None:
-    """Panel-only tidying: shows and enables knobs. Never renders or rewires (Nuke forbids it here)."""
+    """Panel-only tidying: shows and enables knobs, lists the config's colour spaces. Never renders or rewires
+    (Nuke forbids it here)."""
     name = knob.name()
     if name in ("highlights", "showPanel"):
         node["knee"].setVisible(node["highlights"].value() == "soft")
@@ -168,6 +189,8 @@ def knob_changed(node: nuke.Node, knob: nuke.Knob) -> None:
         manual = not node["use_input_range"].value()
         node["first_frame"].setEnabled(manual)
         node["last_frame"].setEnabled(manual)
+    if name == "showPanel":  # the script's OCIO config may have changed since the node was made
+        node["colourspace"].setValues(node.node("dvface_to_model")["in_colorspace"].values())
 
 
 def is_dvface(node: nuke.Node) -> bool:
@@ -213,12 +236,40 @@ def settings(node: nuke.Node) -> dict[str, Any]:
         "colour_match": bool(node["colour_match"].value()),
         "fps": float(nuke.root()["fps"].value()),
         "colour": {
-            "transfer": TRANSFERS[node["colourspace"].value()],
+            "transfer": "srgb",  # dvface_to_model already converted the input to the model's space
             "highlights": node["highlights"].value(),
             "knee": float(node["knee"].value()),
             "unpremultiply": bool(node["unpremultiply"].value()),
         },
     }
+
+
+def model_space(names: list[str]) -> str:
+    """The config's name for the model's space, sRGB-encoded Rec.709: the first of MODEL_SPACES it has."""
+    found = next((n for n in MODEL_SPACES if n in names), None)
+    if found is None:
+        raise DVFaceNukeError(f"the script's OCIO config has no sRGB-encoded Rec.709 colour space (one of "
+                              f"{', '.join(MODEL_SPACES)}), which the model works in; use a config that has one")
+    return found
+
+
+def set_colour_spaces(node: nuke.Node) -> None:
+    """Point the group's OCIOColorSpace nodes from the input's space to the model's and back.
+
+    Done by each Restore, before rendering: the knob may name a space the script's config no longer has.
+    """
+    to_model, from_model = node.node("dvface_to_model"), node.node("dvface_from_model")
+    names = to_model["in_colorspace"].values()
+    plate = node["colourspace"].value()
+    if plate not in names:
+        raise DVFaceNukeError(f"{node.name()}: input colourspace {plate!r} is not in the script's OCIO config; "
+                              f"choose one of {', '.join(names)}")
+    model = model_space(names)
+    unpremult = "rgba.alpha" if node["unpremultiply"].value() else "none"
+    for ocio, source, target in ((to_model, plate, model), (from_model, model, plate)):
+        ocio["in_colorspace"].setValue(source)
+        ocio["out_colorspace"].setValue(target)
+        ocio["unpremult"].setValue(unpremult)
 
 
 def work_dir(node: nuke.Node) -> Path:
@@ -246,7 +297,7 @@ def input_pattern(node: nuke.Node) -> Path:
 
 
 def render_input(node: nuke.Node, first: int, last: int) -> Path:
-    """Render the node's input to float EXR with a temporary Write (main thread only)."""
+    """Render the node's input, in the model's colour space, to float EXR with a temporary Write (main thread only)."""
     inp = node.input(0)
     if inp is None:
         raise DVFaceNukeError(f"{node.name()}: connect an input to restore")
@@ -257,7 +308,7 @@ def render_input(node: nuke.Node, first: int, last: int) -> Path:
     with node:
         write = nuke.nodes.Write(file=str(pattern), file_type="exr", datatype="32 bit float",
                                  compression="Zip (1 scanline)", channels=channels, raw=True)
-        write.setInput(0, node.node("Input1"))
+        write.setInput(0, node.node("dvface_to_model"))
     try:
         nuke.execute(write, first, last)
     finally:
@@ -364,6 +415,7 @@ def start_restore(node: nuke.Node, first: int | None = None, last: int | None = 
     if not frames[0] <= restore[0] <= restore[1] <= frames[1]:
         raise DVFaceNukeError(f"frames {restore[0]}-{restore[1]} lie outside {node.name()}'s range "
                               f"{frames[0]}-{frames[1]}")
+    set_colour_spaces(node)
     client()  # fails here, before any rendering, when no worker environment is set up
     source = render_input(node, *frames)
     job = RestoreJob(node, frames, restore, source)

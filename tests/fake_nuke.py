@@ -1,9 +1,12 @@
 """A behavioural stand-in for Nuke's `nuke` module, enough to drive the DVFace node without a licence.
 
 It models what the node relies on and the rules real Nuke enforces, so breaking one fails a test:
-- a node graph (Read, Write, Group with Input/Output, Switch) that really evaluates pixels: Read
-  loads EXR channels (layer.channel names such as rgba.red or dvface.matte), Write's `execute`
-  writes the EXR files a real Write would (rgb/rgba, 32-bit float or 16-bit half);
+- a node graph (Read, Write, Group with Input/Output, Switch, OCIOColorSpace, Keymix) that really
+  evaluates pixels: Read loads EXR channels (layer.channel names such as rgba.red or dvface.matte),
+  Write's `execute` writes the EXR files a real Write would (rgb/rgba, 32-bit float or 16-bit half);
+- OCIO colour management as a script sees it: the root's config (`customOCIOConfigPath`, else
+  $OCIO, else OpenColorIO's built-in studio config), its working space (`workingSpaceLUT`), colour
+  space menus that list the config's names, and OCIOColorSpace converting with OpenColorIO itself;
 - knobs with values, unknown knob names rejected like Nuke's constructors do;
 - `execute` only on the main thread and never inside knobChanged;
 - `executeInMainThread*` refuse to run on the main thread (they hang in Nuke) and queue work that
@@ -14,6 +17,8 @@ It models what the node relies on and the rules real Nuke enforces, so breaking 
 from __future__ import annotations
 
 import contextlib
+import functools
+import os
 import queue
 import re
 import threading
@@ -23,9 +28,12 @@ from typing import Any, Callable
 
 import numpy as np
 import OpenEXR
+import PyOpenColorIO as OCIO
 
 GUI = True
 INVISIBLE = 0x400
+BUILTIN_OCIO_CONFIG = "ocio://studio-config-latest"
+RGB = ["rgba.red", "rgba.green", "rgba.blue"]
 messages: list[str] = []
 menus: dict[str, "Menu"] = {}
 
@@ -155,12 +163,33 @@ class Enumeration_Knob(Knob):
     def values(self) -> list[str]:
         return list(self._values)
 
+    def setValues(self, values: list[str]) -> None:
+        self._values = list(values)
+
     def _coerce(self, value: Any) -> str:
+        values = self.values()
         if isinstance(value, int) and not isinstance(value, bool):
-            value = self._values[value]
-        if value not in self._values:
-            raise ValueError(f"{self._name}: {value!r} is not one of {self._values}")
+            value = values[value]
+        if value not in values:
+            raise ValueError(f"{self._name}: {value!r} is not one of {values}")
         return value
+
+
+class _ColourSpaceKnob(Enumeration_Knob):
+    """An OCIO colour-space menu (the root's working space, OCIOColorSpace's in/out): it lists the
+    script's current config, and its default, the scene_linear role, reads as the space the role names."""
+
+    def __init__(self, name: str, label: str | None = None) -> None:
+        Knob.__init__(self, name, label, "scene_linear")
+
+    def values(self) -> list[str]:
+        return list(ocio_config(self.node).getColorSpaceNames())
+
+    def value(self) -> str:
+        config = ocio_config(self.node)
+        return config.getRoleColorSpace(self._value) if config.hasRole(self._value) else self._value
+
+    getValue = value
 
 
 class PyScript_Knob(Knob):
@@ -217,10 +246,16 @@ _CLASS_KNOBS: dict[str, dict[str, Callable[[str], Knob]]] = {
     "Output": {},
     "Dot": {},
     "NoOp": {},
-    "Root": {"first_frame": Int_Knob, "last_frame": Int_Knob, "fps": Double_Knob, "name": File_Knob},
+    "OCIOColorSpace": {"in_colorspace": _ColourSpaceKnob, "out_colorspace": _ColourSpaceKnob,
+                       "unpremult": lambda n: Enumeration_Knob(n, n, ["none", "rgba.alpha"])},
+    "Keymix": {"channels": lambda n: Enumeration_Knob(n, n, ["all", "rgba"]),
+               "maskChannel": lambda n: String_Knob(n, n, "rgba.alpha"), "invertMask": Boolean_Knob,
+               "mix": lambda n: Double_Knob(n, n, 1.0)},
+    "Root": {"first_frame": Int_Knob, "last_frame": Int_Knob, "fps": Double_Knob, "name": File_Knob,
+             "customOCIOConfigPath": File_Knob, "workingSpaceLUT": _ColourSpaceKnob},
 }
 _COMMON_KNOBS = {"name": String_Knob, "label": String_Knob, "disable": Boolean_Knob, "knobChanged": String_Knob,
-                 "tile_color": Int_Knob}
+                 "tile_color": Int_Knob, "showPanel": Boolean_Knob}
 
 
 class Node:
@@ -444,7 +479,71 @@ class Write(Node):
         return path
 
 
-_CLASSES: dict[str, type[Node]] = {"Group": Group, "Input": Input, "Switch": Switch, "Read": Read, "Write": Write}
+def ocio_config(node: Node) -> OCIO.Config:
+    """The OCIO config of `node`'s script: the root's custom config path, else $OCIO, else the built-in one."""
+    root = node
+    while root.parent is not None:
+        root = root.parent
+    return _load_config(root["customOCIOConfigPath"].value() or os.environ.get("OCIO") or BUILTIN_OCIO_CONFIG)
+
+
+@functools.lru_cache(maxsize=8)
+def _load_config(path: str) -> OCIO.Config:
+    return OCIO.Config.CreateFromFile(path)
+
+
+class OCIOColorSpace(Node):
+    """Converts rgb from in_colorspace to out_colorspace with the config's CPU processor; other channels pass.
+
+    With unpremult = rgba.alpha, rgb is divided by alpha before and multiplied after (where alpha > 0).
+    """
+
+    def render(self, frame: int) -> dict[str, np.ndarray]:
+        planes = dict(super().render(frame))
+        shape = next(iter(planes.values())).shape
+        rgb = np.stack([planes.get(c, np.zeros(shape, np.float32)) for c in RGB], axis=-1).astype(np.float32)
+        a = planes["rgba.alpha"][..., None] if self["unpremult"].value() == "rgba.alpha" else None
+        if a is not None:
+            rgb = np.where(a > 0, rgb / np.where(a > 0, a, np.float32(1)), rgb)
+        rgb = np.ascontiguousarray(rgb, np.float32)
+        processor = ocio_config(self).getProcessor(self["in_colorspace"].value(), self["out_colorspace"].value())
+        processor.getDefaultCPUProcessor().applyRGB(rgb)  # in place
+        if a is not None:
+            rgb = np.where(a > 0, rgb * a, rgb)
+        planes.update({c: np.ascontiguousarray(rgb[..., k], np.float32) for k, c in enumerate(RGB)})
+        return planes
+
+
+class Keymix(Node):
+    """B (input 0) with A (input 1) mixed in by the mask input's (input 2) `maskChannel`.
+
+    As in Nuke, an unconnected mask input is black (the output is B), a channel an input lacks is 0,
+    and only the chosen channels that A has are mixed; B's others pass. Where mask * mix is 0 the
+    output holds B's values and where it is 1 A's, exactly (no arithmetic on them).
+    """
+
+    def render(self, frame: int) -> dict[str, np.ndarray]:
+        b = super().render(frame)
+        a_node, mask_node = self.input(1), self.input(2)
+        if a_node is None:
+            raise RuntimeError(f"{self.fullName()}: input A not connected")
+        a = a_node.render(frame)
+        zeros = np.zeros(next(iter(b.values())).shape, np.float32)
+        mask = mask_node.render(frame).get(self["maskChannel"].value(), zeros) if mask_node is not None else zeros
+        if self["invertMask"].value():
+            mask = 1 - mask
+        m = (mask * np.float32(self["mix"].value())).astype(np.float32)
+        mixed = [c for c in a if self["channels"].value() == "all" or c.startswith("rgba.")]
+        out = dict(b)
+        for c in mixed:
+            under = b.get(c, zeros)
+            blend = under + (a[c] - under) * m
+            out[c] = np.where(m == 0, under, np.where(m == 1, a[c], blend)).astype(np.float32)
+        return out
+
+
+_CLASSES: dict[str, type[Node]] = {"Group": Group, "Input": Input, "Switch": Switch, "Read": Read, "Write": Write,
+                                   "OCIOColorSpace": OCIOColorSpace, "Keymix": Keymix}
 
 
 def _current_group() -> Group:

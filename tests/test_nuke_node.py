@@ -6,6 +6,8 @@ import threading
 from pathlib import Path
 
 import numpy as np
+import OpenEXR
+import PyOpenColorIO as OCIO
 import pytest
 
 import fake_nuke
@@ -16,13 +18,19 @@ sys.path.insert(0, str(NUKE_NODE))
 
 import dvface_farm  # noqa: E402
 import dvface_nuke  # noqa: E402
-from dvface_plates import COUNT, FIRST, read_channels, tiny_model, write_sequence  # noqa: E402
+from dvface_plates import COUNT, FIRST, plate, read_channels, tiny_model, write_sequence  # noqa: E402
+from dvface_plugin import colour  # noqa: E402
+from dvface_plugin.worker import exrio  # noqa: E402
 from dvface_plugin.worker.client import WorkerClient  # noqa: E402
 from dvface_plugin.worker.restore import RestoreSettings  # noqa: E402
 
 nuke = fake_nuke
 LAST = FIRST + COUNT - 1
-RGBA = ["rgba.red", "rgba.green", "rgba.blue", "rgba.alpha"]
+RGB = ["rgba.red", "rgba.green", "rgba.blue"]
+RGBA = RGB + ["rgba.alpha"]
+STUDIO = "ocio://studio-config-latest"
+LINEAR_709 = "Linear Rec.709 (sRGB)"  # the test plates' colour space
+SRGB = "sRGB Encoded Rec.709 (sRGB)"  # the model's, in the studio config
 
 
 @pytest.fixture(scope="module")
@@ -36,16 +44,32 @@ def env(tmp_path_factory):
     dvface_nuke.set_client(None)
 
 
-def build(env, gui=True, work="work"):
-    root, model, source, _ = env
+def build(env, gui=True, work="work", source=None, colourspace=LINEAR_709, config=STUDIO):
+    """A script (OCIO `config`, whatever $OCIO says) reading `source` (default: the linear Rec.709 plates)."""
+    root, model, plates, _ = env
     nuke.reset(gui=gui)
-    read = nuke.nodes.Read(file=source, first=FIRST, last=LAST, raw=True)
+    nuke.root()["customOCIOConfigPath"].setValue(config)
+    read = nuke.nodes.Read(file=source or plates, first=FIRST, last=LAST, raw=True)
     node = dvface_nuke.create_node()
     node.setInput(0, read)
     node["model"].setValue(model)
     node["device"].setValue("cpu")
     node["work_dir"].setValue(str(root / work))
+    node["colourspace"].setValue(colourspace)
     return read, node
+
+
+def ocio(rgb, alpha, source, target, config=STUDIO):
+    """OpenColorIO's conversion of premultiplied rgb planes, straight (unpremultiplied) where alpha > 0."""
+    cpu = OCIO.Config.CreateFromFile(config).getProcessor(source, target).getDefaultCPUProcessor()
+    a = alpha[..., None]
+    straight = np.ascontiguousarray(np.where(a > 0, rgb / np.where(a > 0, a, np.float32(1)), rgb), np.float32)
+    cpu.applyRGB(straight)
+    return np.where(a > 0, straight * a, straight)
+
+
+def stack(planes, names):
+    return np.stack([planes[c] for c in names], axis=-1)
 
 
 def click_and_wait(node, on_event=None):
@@ -78,7 +102,14 @@ def test_node_builds_as_a_group_that_passes_its_input_through(env):
     read, node = build(env)
     assert node.Class() == "Group" and node.name() == "DVFaceRestore1" and dvface_nuke.is_dvface(node)
     inside = {n.name(): n.Class() for n in node.nodes()}
-    assert inside == {"Input1": "Input", "dvface_read": "Read", "dvface_switch": "Switch", "Output1": "Output"}
+    assert inside == {"Input1": "Input", "dvface_to_model": "OCIOColorSpace", "dvface_read": "Read",
+                      "dvface_from_model": "OCIOColorSpace", "dvface_keymix": "Keymix", "dvface_switch": "Switch",
+                      "Output1": "Output"}
+    keymix = node.node("dvface_keymix")  # B = the input, A = the restore converted back, mask = its changed pixels
+    assert [keymix.input(i).name() for i in range(3)] == ["Input1", "dvface_from_model", "dvface_read"]
+    assert (keymix["maskChannel"].value(), keymix["channels"].value()) == ("dvface.changed", "all")
+    assert node.node("dvface_switch").input(1) is keymix and node.node("dvface_to_model").input(0).name() == "Input1"
+    assert dvface_nuke.MODEL_SPACES == colour.MODEL_SPACES and dvface_nuke.CHANGED_CHANNEL == exrio.CHANGED_CHANNEL
     for knob in ("model", "device", "strength", "faces", "first_frame", "last_frame", "window", "stabilise",
                  "colourspace", "highlights", "unpremultiply", "restore", "cancel", "clear_cache", "panel"):
         assert node.knob(knob) is not None, knob
@@ -118,6 +149,10 @@ def test_restore_button_renders_the_input_and_reads_back_the_restored_range(env,
     assert [n.Class() for n in node.nodes()].count("Write") == 0  # and it was removed again
     inputs = sorted((root / "work" / "input").iterdir())
     assert len(inputs) == COUNT and set(read_channels(inputs[0])) == {"R", "G", "B", "A"}
+    assert dvface_nuke.settings(node)["colour"]["transfer"] == "srgb"  # converted by the group, not the worker
+    to_model = node.node("dvface_to_model")
+    assert (to_model["in_colorspace"].value(), to_model["out_colorspace"].value(), to_model["unpremult"].value()) \
+        == (LINEAR_709, SRGB, "rgba.alpha")
     outputs = sorted((root / "work" / "restored").glob("*.exr"))
     assert [p.name for p in outputs] == [f"DVFaceRestore1.{n}.exr" for n in range(FIRST, LAST + 1)]
     assert node["status"].value().startswith(f"restored {FIRST}-{LAST}")
@@ -225,6 +260,115 @@ def test_clear_cache_button_empties_the_worker_cache(env, restored):
 def test_worker_environment_comes_from_dvface_python(monkeypatch, tmp_path):
     monkeypatch.setenv("DVFACE_PYTHON", str(tmp_path / "venv" / "bin" / "python"))
     assert dvface_nuke.worker_python() == str(tmp_path / "venv" / "bin" / "python")
+
+
+def write_acescg_sequence(folder):
+    """The test plates converted to ACEScg with OpenColorIO (a matrix, so premultiplied values convert as they are)."""
+    folder.mkdir()
+    cpu = OCIO.Config.CreateFromFile(STUDIO).getProcessor(LINEAR_709, "ACEScg").getDefaultCPUProcessor()
+    for i in range(COUNT):
+        rgb, alpha = plate(i)
+        rgb = np.ascontiguousarray(rgb, np.float32)
+        cpu.applyRGB(rgb)
+        channels = {c: np.ascontiguousarray(rgb[..., k]) for k, c in enumerate("RGB")}
+        channels["A"] = alpha
+        with OpenEXR.File({"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}, channels) as f:
+            f.write(str(folder / f"plate.{FIRST + i:04d}.exr"))
+    return str(folder / "plate.####.exr")
+
+
+@pytest.fixture(scope="module")
+def acescg(env):
+    root, *_ = env
+    read, node = build(env, work="acescg-work", source=write_acescg_sequence(root / "acescg"), colourspace="ACEScg")
+    return read, node, click_and_wait(node)
+
+
+def test_an_acescg_plate_reaches_the_model_as_srgb_and_only_the_face_comes_back(env, acescg):
+    root, *_ = env
+    read, node, job = acescg
+    assert job.error is None, job.error
+    work = root / "acescg-work"
+    for n in (FIRST, LAST):
+        plate_n = read.render(n)
+        sent = nuke.load_exr(work / "input" / f"DVFaceRestore1.{n}.exr")  # what the worker restored from
+        expected = ocio(stack(plate_n, RGB), plate_n["rgba.alpha"], "ACEScg", SRGB)
+        np.testing.assert_allclose(stack(sent, RGB), expected, rtol=1e-5, atol=0)
+        assert sent["rgba.red"].max() > 1.0  # display-referred, values above 1 kept
+        out = node.render(n)
+        matte = out["dvface.matte"]
+        inside = matte > 0
+        assert 0 < inside.mean() < 0.5 and (matte == 1).any()
+        for c in plate_n:  # every channel outside the matte is the input's own, bit for bit
+            assert out[c][~inside].tobytes() == plate_n[c][~inside].tobytes(), c
+        assert out["rgba.red"].max() > 4.0
+        restored = nuke.load_exr(work / "restored" / f"DVFaceRestore1.{n}.exr")
+        back = ocio(stack(restored, RGB), restored["rgba.alpha"], SRGB, "ACEScg")
+        np.testing.assert_allclose(stack(out, RGB)[inside], back[inside], rtol=1e-5, atol=0)
+        assert np.array_equal(out["rgba.alpha"], plate_n["rgba.alpha"])
+        assert np.abs(stack(out, RGB) - stack(plate_n, RGB))[matte > 0.5].max() > 1e-3  # the face did change
+
+
+def test_the_colourspace_knob_lists_the_scripts_config_and_defaults_to_its_working_space(monkeypatch):
+    nuke.reset()
+    nuke.root()["customOCIOConfigPath"].setValue(STUDIO)
+    node = dvface_nuke.create_node()
+    studio = list(OCIO.Config.CreateFromFile(STUDIO).getColorSpaceNames())
+    assert node["colourspace"].values() == studio and "ACEScg" in studio
+    assert node["colourspace"].value() == nuke.root()["workingSpaceLUT"].value() == "ACEScg"
+    assert "colour space" in node["colourspace"].tooltip
+    monkeypatch.setenv("OCIO", "ocio://cg-config-latest")  # without a custom path the script follows $OCIO
+    nuke.reset()
+    cg = list(OCIO.Config.CreateFromFile("ocio://cg-config-latest").getColorSpaceNames())
+    assert dvface_nuke.create_node()["colourspace"].values() == cg != studio
+
+
+def test_an_unknown_colourspace_or_a_config_without_srgb_is_refused_before_rendering(env, tmp_path):
+    _, node = build(env, work="refused", colourspace="ARRI LogC4")
+    nuke.root()["customOCIOConfigPath"].setValue("ocio://cg-config-latest")  # a config without camera spaces
+    nuke.knob_changed(node, "showPanel", True)  # opening the panel lists the config's names again
+    cg = list(OCIO.Config.CreateFromFile("ocio://cg-config-latest").getColorSpaceNames())
+    assert node["colourspace"].values() == cg and node["colourspace"].value() == "ARRI LogC4"
+    node["restore"].execute()
+    [message] = nuke.messages
+    assert "'ARRI LogC4' is not in the script's OCIO config" in message and ", ".join(cg) in message
+    assert "\n" not in message and node["status"].value().startswith("failed:") and nuke.executed == []
+
+    raw = OCIO.Config.CreateRaw()  # "raw" and ACEScg: nothing the model could work in
+    raw.addColorSpace(OCIO.ColorSpace(name="ACEScg"))
+    raw.setRole("scene_linear", "ACEScg")
+    (tmp_path / "no_srgb.ocio").write_text(raw.serialize())
+    _, node = build(env, gui=False, work="refused", colourspace="ACEScg", config=str(tmp_path / "no_srgb.ocio"))
+    with pytest.raises(dvface_nuke.DVFaceNukeError, match="no sRGB-encoded Rec.709 colour space") as refused:
+        node["restore"].execute()
+    assert all(name in str(refused.value) for name in dvface_nuke.MODEL_SPACES) and "\n" not in str(refused.value)
+    assert nuke.executed == []
+
+
+def test_the_fakes_keymix_keeps_b_exactly_outside_the_mask_and_ocio_menus_refuse_unknown_names(tmp_path):
+    def exr(name, planes):
+        with OpenEXR.File({"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage},
+                          {k: np.asarray(v, np.float32).reshape(1, 4) for k, v in planes.items()}) as f:
+            f.write(str(tmp_path / f"{name}.0001.exr"))
+        return nuke.nodes.Read(file=str(tmp_path / f"{name}.####.exr"), first=1, last=1)
+
+    nuke.reset()
+    b = exr("b", {"R": [np.nan, -1, 7, 2], "G": [0, 0, 0, 0], "B": [0, 0, 0, 0], "A": [1, 1, 1, 1]})
+    a = exr("a", {"R": [5, 5, 5, 5], "G": [1, 1, 1, 1], "B": [1, 1, 1, 1], "dvface.changed": [0, 0, 0.5, 1]})
+    keymix = nuke.nodes.Keymix(maskChannel="dvface.changed", channels="rgba")
+    keymix.setInput(0, b)
+    keymix.setInput(1, a)
+    assert keymix.render(1)["rgba.red"].tobytes() == b.render(1)["rgba.red"].tobytes()  # no mask input: black
+    keymix.setInput(2, a)
+    out = keymix.render(1)
+    assert out["rgba.red"][0, :2].tobytes() == b.render(1)["rgba.red"][0, :2].tobytes()  # NaN and -1 kept
+    assert out["rgba.red"][0, 2:].tolist() == [6.0, 5.0] and "dvface.changed" not in out
+    assert out["rgba.alpha"].tolist() == [[1, 1, 1, 1]]  # A has no alpha: B's passes
+    keymix["mix"].setValue(0.5)
+    assert keymix.render(1)["rgba.red"][0, 2:].tolist() == [6.5, 3.5]
+    convert = nuke.nodes.OCIOColorSpace(in_colorspace="ACEScg", out_colorspace=LINEAR_709)
+    with pytest.raises(ValueError, match="not one of"):
+        convert["out_colorspace"].setValue("sRGB Gamma 9")
 
 
 def test_the_fake_enforces_nukes_threading_and_knobchanged_rules(env):

@@ -7,7 +7,7 @@ import OpenEXR
 import pytest
 
 from dvface_plugin.worker.client import WorkerCancelled, WorkerClient, WorkerError
-from dvface_plugin.worker.exrio import MATTE_CHANNEL
+from dvface_plugin.worker.exrio import CHANGED_CHANNEL, MATTE_CHANNEL
 from dvface_plugin.worker.restore import RestoreSettings
 from dvface_plugin.errors import InputError
 from dvface_plugin.colour import ColourSettings
@@ -56,9 +56,10 @@ def test_range_is_restored_with_a_matte_and_progress_names_frames(setup, first_r
     assert events[0]["event"] == "accepted" and ("analyse", FIRST) in restored
     for n in range(FIRST, LAST + 1):
         out = out_frame(root, n)
-        assert set(out) == {"R", "G", "B", "A", MATTE_CHANNEL}
+        assert set(out) == {"R", "G", "B", "A", MATTE_CHANNEL, CHANGED_CHANNEL}
         matte = out[MATTE_CHANNEL]
         assert 0.01 < (matte > 0).mean() < 0.5 and matte.max() == pytest.approx(1.0, abs=1e-3)
+        assert np.array_equal(out[CHANGED_CHANNEL], (matte > 0).astype(np.float32))  # exactly 1 or 0
     assert not list((root / "out").glob(".*"))  # no partial files left behind
 
 

@@ -1,7 +1,9 @@
 """OpenEXR frames with alpha and extra channels, for the compositing-host round trip.
 
 The media module reads RGB only; a host plate also has alpha, and the worker hands back the face
-matte as a named channel (`dvface.matte`, which Nuke shows as layer "dvface", channel "matte").
+matte as a named channel (`dvface.matte`, which Nuke shows as layer "dvface", channel "matte"), and
+with it `dvface.changed`: 1 exactly where the worker changed the plate (matte > 0), 0 elsewhere, so
+a host can take the restored pixels there and its own everywhere else (a Keymix in Nuke).
 Files are written to a hidden temporary name in the target folder and renamed into place, so a
 reader (or a worker killed mid-frame) never sees a half-written frame.
 """
@@ -20,6 +22,7 @@ from ..errors import InputError
 from ..processes import remove_orphans
 
 MATTE_CHANNEL = "dvface.matte"
+CHANGED_CHANNEL = "dvface.changed"
 PARTIAL_TAG = ".dvface-partial-"
 
 
@@ -65,13 +68,14 @@ def read_exr(path: str | Path) -> ExrFrame:
 
 
 def write_exr(path: str | Path, frame: ExrFrame, matte: np.ndarray | None = None) -> None:
-    """Float32, lossless ZIP; renamed into place only once complete."""
+    """Float32, lossless ZIP; renamed into place only once complete. A matte comes with its changed mask."""
     path = Path(path)
     channels = {c: np.ascontiguousarray(frame.rgb[..., i], np.float32) for i, c in enumerate("RGB")}
     if frame.alpha is not None:
         channels["A"] = np.ascontiguousarray(frame.alpha, np.float32)
     if matte is not None:
         channels[MATTE_CHANNEL] = np.ascontiguousarray(matte, np.float32)
+        channels[CHANGED_CHANNEL] = (np.asarray(matte) > 0).astype(np.float32)  # colour.from_display's rule
     header = {
         "compression": OpenEXR.ZIP_COMPRESSION,
         "type": OpenEXR.scanlineimage,

@@ -25,7 +25,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..colour import ColourSettings, from_display, to_display
+from ..colour import ColourSettings, encoding, from_display, to_display
 from ..errors import DVFaceError, InputError
 from ..media.sequences import FramePattern, parse_pattern
 from .exrio import PARTIAL_TAG, ExrFrame, read_exr, remove_stale_partials, write_exr
@@ -365,7 +365,7 @@ def _finish_report(shot, report: Path, in_pattern: FramePattern, out_pattern: Fr
         "input": in_pattern.display, "restored": out_pattern.display, "frames": frames[1] - frames[0] + 1,
         "frame_range": f"{frames[0]}-{frames[1]}", "fps": s.fps,
         "width": plate.rgb.shape[1], "height": plate.rgb.shape[0], "alpha": plate.alpha is not None,
-        "images": f"the model's display sRGB, converted from the plate as {s.colour.transfer} "
+        "images": f"the model's display sRGB, converted by the worker from {encoding(s.colour).description} "
                   f"(highlights {s.colour.highlights}); the plate keeps its own values",
         "model": s.model or "bundled default", "backend": describe(restorer), "strength": s.strength,
         "faces": s.faces, "min_face": s.min_face, "disabled_tracks": list(s.disabled),
