@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 import torch
 import torch.nn.functional as F
@@ -436,3 +437,44 @@ def test_bench_model_reports_consistent_rates(exported, capsys):
     assert (eager["frames"], eager["size"], eager["device"]) == (FRAMES, SIZE, "cpu")
     assert cli_main(["bench", "model", "--backend", "ort", "--onnx", str(out), "--frames", "9"]) == 2
     assert "differ from the export" in capsys.readouterr().err
+
+
+def test_flops_are_counted_from_the_graph_shapes(tmp_path):
+    """A Conv3d, a ConvTranspose, a batched MatMul and a Gemm whose FLOPs are known by hand."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    from dvface_plugin.runtime.onnx_flops import graph_flops
+
+    rng = np.random.default_rng(0)
+    inits = [numpy_helper.from_array(rng.standard_normal(shape).astype(np.float32), name) for name, shape in (
+        ("w3", (8, 4, 3, 3, 3)), ("wt", (8, 2, 2, 2)), ("m", (2, 6, 5)), ("g", (5, 7)))]
+    nodes = [helper.make_node("Conv", ["x", "w3"], ["c"], pads=[1] * 6),  # (1, 8, 5, 16, 16)
+             helper.make_node("Reshape", ["c", "s"], ["c2"]),  # (1, 8, 80, 16)
+             helper.make_node("ConvTranspose", ["c2", "wt"], ["t"], strides=[2, 2]),  # (1, 2, 160, 32)
+             helper.make_node("MatMul", ["a", "m"], ["mm"]),  # (2, 3, 6) x (2, 6, 5)
+             helper.make_node("Gemm", ["b", "g"], ["gm"], transA=1)]  # (5, 4)^T x (5, 7)
+    inits.append(numpy_helper.from_array(np.array([1, 8, 80, 16], np.int64), "s"))
+    graph = helper.make_graph(nodes, "flops", [
+        helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 5, 16, 16]),
+        helper.make_tensor_value_info("a", TensorProto.FLOAT, [2, 3, 6]),
+        helper.make_tensor_value_info("b", TensorProto.FLOAT, [5, 4])],
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in ("t", "mm", "gm")], inits)
+    path = tmp_path / "flops.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    conv = 2 * (8 * 5 * 16 * 16) * (4 * 27)
+    transposed = 2 * (8 * 80 * 16) * (2 * 4)
+    assert graph_flops(path) == conv + transposed + 2 * (2 * 3 * 5) * 6 + 2 * (4 * 7) * 5
+
+
+def test_bench_reads_the_models_rate_against_the_cores_and_times_int8_copies(exported, capsys):
+    _, _, out = exported
+    assert cli_main(["bench", "model", "--backend", "ort", "--onnx", str(out), "--repeat", "1", "--threads", "1",
+                     "--compare-int8", "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["gflop_per_crop"] > 0 and r["matmul_peak_gflops"] > 0
+    assert r["fraction_of_peak"] == pytest.approx(r["gflop_per_crop"] * r["fps"] / r["matmul_peak_gflops"])
+    for key in ("int8", "int8_matmul_only"):
+        assert r[f"{key}_crops_per_s"] > 0 and r[f"{key}_speedup"] == pytest.approx(
+            r[f"{key}_crops_per_s"] / r["fp32_crops_per_s"])
+        assert 0 < r[f"{key}_mean_diff_levels"] <= r[f"{key}_max_diff_levels"]  # int8 is not the fp32 graph
+    assert cli_main(["bench", "model", "--backend", "torch", "--compare-int8"]) == 2

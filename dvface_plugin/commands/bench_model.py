@@ -3,6 +3,9 @@
 Times the two calls the engine makes per window: encode (latent + priors, once per window) and
 restore (backbone + decode, again on every `prior_scale` change), on a synthetic clip. Without
 `--model` it uses the tiny preset with seed-0 random weights: it measures speed, not quality.
+On onnxruntime it also counts the graphs' FLOPs and measures a large MatMul in the same process,
+so the model's GFLOP/s reads as a fraction of what the cores reach; `--compare-int8` times
+dynamically quantised int8 copies of the graphs against them in the same run.
 """
 
 from __future__ import annotations
@@ -37,6 +40,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--device", default="auto", help="torch: auto | cpu | cuda[:N]")
     parser.add_argument("--precision", default="fp32", help="torch: fp32 | fp16 | bf16; ort: fp32 | fp16 (export)")
     parser.add_argument("--providers", default=None, help="ort: comma-separated providers (default: TensorRT>CUDA>CPU)")
+    parser.add_argument("--threads", type=int, default=None, help="ort: intra-op threads (default: one per core)")
+    parser.add_argument("--compare-int8", action="store_true",
+                        help="ort: also time int8 copies of the graphs (Conv+MatMul, and MatMul only) and their "
+                             "output difference in 8-bit levels")
     parser.add_argument("--repeat", type=int, default=3, help="timed runs after one warm-up (default 3)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(func=run)
@@ -118,7 +125,7 @@ def _ort_runner(args: argparse.Namespace, frames: int | None, size: int | None):
     else:
         folder = _random_tiny_export(args.precision == "fp16", frames, size)
     providers = [p.strip() for p in args.providers.split(",")] if args.providers else None
-    model = OrtModel(folder, providers=providers)
+    model = OrtModel(folder, providers=providers, threads=args.threads)
     if frames not in (None, model.shape[0]) or size not in (None, model.shape[1]):
         raise InputError(
             f"--frames {frames} --size {size} differ from the export in {folder} "
@@ -132,10 +139,11 @@ def _ort_runner(args: argparse.Namespace, frames: int | None, size: int | None):
         state["latent"] = model.encode(x)
         state["priors"] = model.encode_priors(state["latent"])
 
-    def restore() -> None:
-        model.restore_latent(state["latent"], state["priors"], 0.5)
+    def restore() -> np.ndarray:
+        return model.restore_latent(state["latent"], state["priors"], 0.5)
 
-    return encode, restore, frames, size, {"providers": model.providers, "precision": model.precision}
+    return encode, restore, frames, size, {"providers": model.providers, "precision": model.precision,
+                                           "folder": folder}
 
 
 def _random_tiny_export(fp16: bool, frames: int | None, size: int | None) -> Path:
@@ -155,8 +163,11 @@ def _random_tiny_export(fp16: bool, frames: int | None, size: int | None) -> Pat
 def run(args: argparse.Namespace) -> int:
     if args.repeat < 1:
         raise InputError(f"--repeat must be at least 1, got {args.repeat}")
+    if args.backend != "ort" and (args.compare_int8 or args.threads is not None):
+        raise InputError("--compare-int8 and --threads are for --backend ort")
     runner = _torch_runner if args.backend == "torch" else _ort_runner
     encode, restore, frames, size, info = runner(args, args.frames, args.size)
+    folder = info.pop("folder", None)
     t_encode = _time(encode, args.repeat)
     t_restore = _time(restore, args.repeat)
     result = {
@@ -170,5 +181,46 @@ def run(args: argparse.Namespace) -> int:
         "fps": frames / (t_encode + t_restore),
         "fps_restore_only": frames / t_restore,
     }
+    if folder is not None:
+        result.update(_flops(folder, frames, t_encode + t_restore, args.threads))
+    if args.compare_int8:
+        result.update(_compare_int8(args, folder, frames, encode, restore, t_encode + t_restore))
     print_result(result, args.json)
     return 0
+
+
+def _flops(folder: Path, frames: int, window_s: float, threads: int | None) -> dict:
+    from ..runtime.onnx_flops import export_flops, matmul_peak_gflops
+
+    flops = export_flops(folder)
+    achieved = flops / window_s / 1e9
+    peak = matmul_peak_gflops(threads)
+    return {"gflop_per_crop": flops / frames / 1e9, "gflops_achieved": achieved, "matmul_peak_gflops": peak,
+            "fraction_of_peak": achieved / peak}
+
+
+def _compare_int8(args: argparse.Namespace, folder: Path, frames: int, encode, restore, window_s: float) -> dict:
+    """fp32 and int8 copies of the same graphs, timed in this process on the same clip."""
+    from ..runtime.onnx_flops import quantize_export
+    from ..runtime.onnx_model import OrtModel
+
+    encode()
+    reference = restore()
+    result = {"fp32_crops_per_s": frames / window_s}
+    with tempfile.TemporaryDirectory(prefix="dvface-int8-") as tmp:
+        for key, ops in (("int8", ("Conv", "MatMul")), ("int8_matmul_only", ("MatMul",))):
+            model = OrtModel(quantize_export(folder, Path(tmp) / key, ops), providers=args.providers,
+                             threads=args.threads)
+            x = synthetic_clip(frames, model.shape[1])
+            state = {}
+
+            def run_int8() -> None:
+                state["latent"] = model.encode(x)
+                state["out"] = model.restore_latent(state["latent"], state["latent"].priors, 0.5)
+
+            seconds = _time(run_int8, args.repeat)
+            levels = np.abs(state["out"] - reference) * 127.5  # [-1, 1] -> 8-bit levels
+            result.update({f"{key}_crops_per_s": frames / seconds, f"{key}_speedup": window_s / seconds,
+                           f"{key}_mean_diff_levels": float(levels.mean()),
+                           f"{key}_max_diff_levels": float(levels.max())})
+    return result

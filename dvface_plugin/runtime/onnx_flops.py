@@ -1,0 +1,104 @@
+"""What a DVFace ONNX export costs and what it could cost: FLOPs counted from the graphs, and
+dynamically quantised int8 copies of them, for `dvface bench model`.
+
+FLOPs are 2 x multiply-adds of Conv, ConvTranspose, MatMul and Gemm nodes, from the shapes ONNX
+shape inference gives the (statically shaped) graph; every other op is memory-bound and left out.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .onnx_format import ENCODE_GRAPH, MANIFEST_NAME, RESTORE_GRAPH
+
+COUNTED = ("Conv", "ConvTranspose", "MatMul", "Gemm")
+
+
+def graph_flops(path: str | Path) -> int:
+    """FLOPs of one run of the graph at `path` (its external weights are not read)."""
+    import onnx
+
+    model = onnx.shape_inference.infer_shapes(onnx.load(str(path), load_external_data=False))
+    shapes: dict[str, list[int]] = {t.name: list(t.dims) for t in model.graph.initializer}
+    for info in (*model.graph.value_info, *model.graph.input, *model.graph.output):
+        shapes[info.name] = [d.dim_value for d in info.type.tensor_type.shape.dim]
+    total = 0
+    for node in model.graph.node:
+        if node.op_type not in COUNTED:
+            continue
+        a, b, out = shapes.get(node.input[0]), shapes.get(node.input[1]), shapes.get(node.output[0])
+        if not (a and b and out) or 0 in (*a, *b, *out):
+            raise ValueError(f"{path}: node {node.name} ({node.op_type}) has no static shape; cannot count its FLOPs")
+        if node.op_type == "Conv":  # weight (Cout, Cin/groups, *kernel): every output sums Cin/groups x kernel
+            total += 2 * int(np.prod(out)) * int(np.prod(b[1:]))
+        elif node.op_type == "ConvTranspose":  # weight (Cin, Cout/groups, *kernel): every input scatters
+            total += 2 * int(np.prod(a)) * int(np.prod(b[1:]))
+        else:
+            transposed = any(attr.name == "transA" and attr.i for attr in node.attribute)
+            total += 2 * int(np.prod(out)) * (a[-2] if transposed else a[-1])
+    return total
+
+
+def export_flops(folder: Path) -> int:
+    """FLOPs of one window through an export's main graph pair (encode + priors, restore)."""
+    return graph_flops(folder / ENCODE_GRAPH) + graph_flops(folder / RESTORE_GRAPH)
+
+
+def quantize_export(folder: Path, out: Path, op_types: tuple[str, ...]) -> Path:
+    """A copy of the export's main graph pair with `op_types` dynamically quantised to int8.
+
+    Dynamic: weights are int8 in the file, activations are quantised per run from their own range,
+    so no calibration data is needed."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    out.mkdir(parents=True, exist_ok=True)
+    root = logging.getLogger()
+    level, root.level = root.level, logging.ERROR  # the quantiser logs advice to the root logger
+    try:
+        for name in (ENCODE_GRAPH, RESTORE_GRAPH):
+            staged = out / f"staged-{name}"  # the quantiser wants the weights beside the graph it reads
+            onnx.save(onnx.load(str(folder / name)), str(staged), save_as_external_data=True,
+                      location=f"{staged.name}.data")
+            # Conv weights as uint8: onnxruntime's ConvInteger kernel takes no int8 weights.
+            quantize_dynamic(str(staged), str(out / name), op_types_to_quantize=list(op_types),
+                             weight_type=QuantType.QUInt8 if "Conv" in op_types else QuantType.QInt8,
+                             use_external_data_format=True)
+    finally:
+        root.setLevel(level)
+    manifest = json.loads((folder / MANIFEST_NAME).read_text())
+    manifest.pop("short_windows", None)
+    manifest.pop("weights_sha256", None)  # int8 weights: no longer the safetensors file's
+    manifest["precision"] = "int8"
+    (out / MANIFEST_NAME).write_text(json.dumps(manifest, indent=1))
+    return out
+
+
+def matmul_peak_gflops(threads: int | None = None, size: int = 2048, repeat: int = 5) -> float:
+    """fp32 GFLOP/s of one large MatMul on onnxruntime's CPU provider, with the model's thread count:
+    what these cores reach on the densest kernel, so a model's rate reads as a fraction of it."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph([helper.make_node("MatMul", ["a", "b"], ["c"])], "peak",
+                              [helper.make_tensor_value_info(n, TensorProto.FLOAT, [size, size]) for n in "ab"],
+                              [helper.make_tensor_value_info("c", TensorProto.FLOAT, [size, size])])
+    options = ort.SessionOptions()
+    if threads is not None:
+        options.intra_op_num_threads = threads
+    session = ort.InferenceSession(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+                                   .SerializeToString(), options, providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(0)
+    feed = {n: rng.standard_normal((size, size), dtype=np.float32) for n in "ab"}
+    session.run(None, feed)
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        session.run(None, feed)
+        best = min(best, time.perf_counter() - start)
+    return 2 * size**3 / best / 1e9
