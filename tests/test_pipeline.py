@@ -221,6 +221,8 @@ def test_progress_counts_face_crops_through_the_model_and_names_the_backend(two_
     done, total = counts[-1]
     assert done == total >= 2 * N and {b for _, b in counts} == {total}  # one steady total from the start
     assert "crop/s" in err or "s/crop" in err
+    written = [(int(a), int(b)) for a, b in re.findall(r"writing:[^|]*\|[^|]*\| *(\d+)/(\d+) \[", err)]
+    assert written[-1] == (N, N) and {b for _, b in written} == {N}  # frames out, on a bar of their own
 
 
 def yuv_clip(path: Path, frames, pix_fmt: str = "yuv420p") -> Path:
@@ -284,7 +286,9 @@ def test_report_shows_every_track_with_its_crops_plots_and_toggle(full_run, two_
     page = (folder / "index.html").read_text()
     assert "<script" not in page and page.count("<svg") >= 4 and "Track 2: frames 0-11, restored" in page
     images = re.findall(r'src="([^"]+)"', page)
-    assert len(images) == 2 * (2 * 5 + 2) and all((folder / name).is_file() for name in images)
+    assert len(images) == 2 * (2 * 5 + 3) and all((folder / name).is_file() for name in images)
+    with open_media(folder / report["tracks"][0]["full"]["matte"]) as matte:  # the faces, and nothing else
+        assert 0.01 < (matte.read(0)[..., 0] > 0).mean() < 0.3
     # a shot where only face 2 was restored says so, frame by frame
     one = tmp_path / "one.mkv"
     assert restore(two_faces, one, model_dir, "--faces", "2", capsys=capsys)[0] == 0

@@ -46,7 +46,7 @@ class TrackReport:
     flicker_restored: list[float] = field(default_factory=list)
     identity: list[tuple[int, float]] = field(default_factory=list)  # (frame, distance), where measurable
     thumbs: list[dict] = field(default_factory=list)  # {"frame", "input", "restored"} image names
-    full: dict | None = None  # the middle frame, full size: {"frame", "input", "restored"}
+    full: dict | None = None  # the middle frame, full size: {"frame", "input", "restored", "matte"}
 
 
 class ShotReport:
@@ -101,6 +101,7 @@ class ShotReport:
                 report.thumbs.append(_save_pair(self.out, f"track{track.id}_f{name}", name, crop_a, crop_b))
             if name == (report.first_frame + report.last_frame) // 2:
                 report.full = _save_pair(self.out, f"track{track.id}_full", name, _fit(source), _fit(restored))
+                report.full["matte"] = _save(self.out, f"track{track.id}_matte.png", _changed(source, restored))
 
     def finish(self, shot: dict) -> dict:
         """Write report.json and index.html; `shot` describes the source and the run."""
@@ -210,9 +211,17 @@ def _fit(frame: np.ndarray) -> np.ndarray:
     return cv2.resize(image, (FULL_WIDTH, round(h * FULL_WIDTH / w)), interpolation=cv2.INTER_AREA)
 
 
+def _changed(source: np.ndarray, restored: np.ndarray) -> np.ndarray:
+    """White where the restore changed any sample of the frame (every face's matte), at the page's size."""
+    mask = np.any(source != restored, axis=-1).astype(np.uint8) * np.uint8(255)
+    return _fit(np.repeat(mask[..., None], 3, axis=-1))
+
+
+def _save(out: Path, name: str, image: np.ndarray) -> str:
+    with MediaWriter(out / name, width=image.shape[1], height=image.shape[0]) as writer:
+        writer.write(image)
+    return name
+
+
 def _save_pair(out: Path, stem: str, n: int, a: np.ndarray, b: np.ndarray) -> dict:
-    names = {"input": f"{stem}_input.png", "restored": f"{stem}_restored.png"}
-    for key, image in (("input", a), ("restored", b)):
-        with MediaWriter(out / names[key], width=image.shape[1], height=image.shape[0]) as writer:
-            writer.write(image)
-    return {"frame": n, **names}
+    return {"frame": n, "input": _save(out, f"{stem}_input.png", a), "restored": _save(out, f"{stem}_restored.png", b)}

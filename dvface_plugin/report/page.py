@@ -19,7 +19,7 @@ svg { background: #26282b; } .legend { font-size: 12px; color: #aaa; }
 .toggle input { display: none; } .toggle label { cursor: pointer; display: inline-block; }
 .toggle .restored { display: none; } .toggle input:checked ~ label .restored { display: block; }
 .toggle input:checked ~ label .input { display: none; } .toggle img { max-width: 100%; }
-.warn { color: #e8a33d; }
+.warn { color: #e8a33d; } .matte img { max-width: 480px; }
 """
 
 
@@ -56,7 +56,10 @@ def _track(t: dict, identity_measured: bool) -> str:
         full = (f'<div class="toggle"><input type="checkbox" id="t{t["id"]}"><label for="t{t["id"]}">'
                 f'<img class="input" src="{f["input"]}" alt="input frame {f["frame"]}">'
                 f'<img class="restored" src="{f["restored"]}" alt="restored frame {f["frame"]}">'
-                f'</label><p class="legend">frame {f["frame"]}: click the picture to switch input / restored</p></div>')
+                f'</label><p class="legend">frame {f["frame"]}: click the picture to switch input / restored</p></div>'
+                f'<figure class="matte"><img src="{f["matte"]}" alt="changed pixels, frame {f["frame"]}">'
+                f'<figcaption>white: every pixel the restore changed in frame {f["frame"]} (all faces); '
+                f'black is the plate as it was</figcaption></figure>')
     first, lost = t["first_frame"], t["lost"]
     plots = [_plot("detail, restored over input (1 = as sharp)", [(first + i, v) for i, v in enumerate(t["detail"])],
                    None, lost),

@@ -130,6 +130,23 @@ def crops_bar(total: int):
                 smoothing=0)
 
 
+class _WritingBar:
+    """The writer, counting frames written on a bar of their own under the restore's ("writing")."""
+
+    def __init__(self, writer: Any, total: int) -> None:
+        from tqdm import tqdm
+
+        self.writer = writer
+        self.bar = tqdm(total=total, desc="writing", unit="frame", file=sys.stderr, dynamic_ncols=True,
+                        leave=False, position=1)
+
+    def write(self, frame: Any, matte: Any = None) -> None:
+        self.writer.write(frame, matte)
+        self.bar.update(1)
+        if self.bar.n == self.bar.total:
+            self.bar.refresh()  # the last frame shows even when it came within tqdm's refresh interval
+
+
 def restore_whole_frames(args: argparse.Namespace) -> dict[str, Any]:
     """Run the job the parsed `restore` arguments describe; returns the summary `--json` prints."""
     from ..faces import select_tracks
@@ -197,6 +214,9 @@ def restore_whole_frames(args: argparse.Namespace) -> dict[str, Any]:
         if colour is not None:
             writer = PlateRoundTrip(colour, writer)
             frames = writer.frames(frames, span[0] if span else 0, start)
+        if not args.quiet:
+            writer = _WritingBar(writer, stop - start)
+            stack.callback(writer.bar.close)
         result = restore_stream(
             frames, chosen, restorer, writer, timer,
             name=Path(args.input).name, strength=args.strength, window=args.window,
