@@ -3,9 +3,10 @@
 Two measurements, printed as JSON:
 1. `kernels`: one convolution layer at the widths the model uses, 5 frames of 256 x 256: fp32
    Conv2d, int8 QLinearConv 2D and fp32 Conv3d (3x3x3, three times the FLOPs), in GFLOP/s.
-2. `static`: the bundled export's 1-frame graph pair quantised statically (QDQ, Conv and MatMul,
-   per-channel weights), calibrated on degraded face crops from `../shared/data/train/images/ffhq`
-   (never benchmark/), timed against the fp32 pair on another crop, with the output difference.
+2. `static`: the bundled export's 1-frame graph pair (its convolutions already 2D, see
+   `dvface_plugin/runtime/onnx_conv2d.py`) quantised statically (QDQ, Conv and MatMul, per-channel
+   weights), calibrated on degraded face crops from `../shared/data/train/images/ffhq` (never
+   benchmark/), timed against the fp32 pair on another crop, with the output difference.
 `dvface bench model --backend ort --compare-int8` measures the dynamic variants on full windows.
 
     python benchmarks/cpu_int8.py [--threads 2] [--data ../shared/data]

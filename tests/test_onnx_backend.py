@@ -439,6 +439,34 @@ def test_bench_model_reports_consistent_rates(exported, capsys):
     assert "differ from the export" in capsys.readouterr().err
 
 
+def test_3d_convolutions_become_2d_ones_with_the_same_output(tmp_path):
+    """Causal time padding, spatial stride and bias kept; a time-strided Conv is left as it was."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    from dvface_plugin.runtime.onnx_conv2d import convs_as_2d
+
+    rng = np.random.default_rng(0)
+    inits = [numpy_helper.from_array(rng.standard_normal(shape).astype(np.float32), name) for name, shape in (
+        ("w", (6, 4, 3, 3, 3)), ("bias", (6,)), ("w1", (5, 6, 1, 1, 1)), ("ws", (3, 5, 3, 1, 1)))]
+    nodes = [helper.make_node("Conv", ["x", "w", "bias"], ["a"], pads=[2, 1, 1, 0, 1, 1], strides=[1, 2, 2]),
+             helper.make_node("Conv", ["a", "w1"], ["b"]),
+             helper.make_node("Conv", ["b", "ws"], ["y"], strides=[2, 1, 1])]  # time stride 2: stays 3D
+    graph = helper.make_graph(nodes, "convs", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 4, 5, 12, 10])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    x = rng.standard_normal((2, 4, 5, 12, 10)).astype(np.float32)
+
+    def run(m):
+        return ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+
+    before = run(model)
+    assert convs_as_2d(model) == 2
+    kernels = sorted(len(t.dims) for t in model.graph.initializer if t.name.endswith("_w") or t.name == "ws")
+    assert kernels == [4, 4, 5] and "w" not in {t.name for t in model.graph.initializer}  # old kernels dropped
+    np.testing.assert_allclose(run(model), before, rtol=1e-4, atol=1e-4)  # float summation order
+
+
 def test_flops_are_counted_from_the_graph_shapes(tmp_path):
     """A Conv3d, a ConvTranspose, a batched MatMul and a Gemm whose FLOPs are known by hand."""
     from onnx import TensorProto, helper, numpy_helper

@@ -221,7 +221,8 @@ def _export(module: nn.Module, args: tuple, path: Path, inputs: list[str], outpu
 
 
 def share_external_data(folder: Path, graphs: list[str], name: str = SHARED_DATA) -> str:
-    """Move the weights of `graphs` into one external-data file `name`, each distinct tensor once.
+    """Move the weights of `graphs` into one external-data file `name`, each distinct tensor once,
+    after turning their 3D convolutions into 2D ones (`onnx_conv2d`: faster on onnxruntime's CPU).
 
     The exporter writes one data file per graph, and the two graphs share the VAE decoder and
     many index constants: one file with each tensor stored once is about 40 % smaller (41 -> 24
@@ -229,7 +230,11 @@ def share_external_data(folder: Path, graphs: list[str], name: str = SHARED_DATA
     """
     import onnx
 
+    from .onnx_conv2d import convs_as_2d
+
     protos = {g: onnx.load(str(folder / g), load_external_data=True) for g in graphs}
+    for proto in protos.values():
+        convs_as_2d(proto)  # before the weights are placed: the rewrite reorders the 3D kernels
     placed: dict[bytes, tuple[int, int]] = {}
     with open(folder / name, "wb") as data:
         for proto in protos.values():
