@@ -150,7 +150,7 @@ def create_node() -> nuke.Node:
     _knob(group, nuke.Enumeration_Knob("stabilise", "stabilise", STABILISE_CHOICES),
           "flow-guided temporal stabilisation: frames each side averaged with every restored face, against "
           "residual flicker; 'model' uses the model's own setting")
-    _knob(group, nuke.Enumeration_Knob("colourspace", "input colourspace", to_model["in_colorspace"].values()),
+    _knob(group, nuke.Enumeration_Knob("colourspace", "input colourspace", colour_space_names(to_model)),
           "the input's colour space in the script's OCIO config (default: the working space); the node converts "
           "it to the model's sRGB-encoded Rec.709 and the restored faces back, from the next Restore on",
           value=nuke.root()["workingSpaceLUT"].value())
@@ -190,7 +190,7 @@ def knob_changed(node: nuke.Node, knob: nuke.Knob) -> None:
         node["first_frame"].setEnabled(manual)
         node["last_frame"].setEnabled(manual)
     if name == "showPanel":  # the script's OCIO config may have changed since the node was made
-        node["colourspace"].setValues(node.node("dvface_to_model")["in_colorspace"].values())
+        node["colourspace"].setValues(colour_space_names(node.node("dvface_to_model")))
 
 
 def is_dvface(node: nuke.Node) -> bool:
@@ -244,6 +244,12 @@ def settings(node: nuke.Node) -> dict[str, Any]:
     }
 
 
+def colour_space_names(ocio: nuke.Node) -> list[str]:
+    """The script's colour spaces as an OCIOColorSpace offers them, without the menu's family paths
+    ("ACES/ACEScg" -> "ACEScg"): the names OCIO and the knobs take."""
+    return [name.rsplit("/", 1)[-1] for name in ocio["in_colorspace"].values()]
+
+
 def model_space(names: list[str]) -> str:
     """The config's name for the model's space, sRGB-encoded Rec.709: the first of MODEL_SPACES it has."""
     found = next((n for n in MODEL_SPACES if n in names), None)
@@ -259,7 +265,7 @@ def set_colour_spaces(node: nuke.Node) -> None:
     Done by each Restore, before rendering: the knob may name a space the script's config no longer has.
     """
     to_model, from_model = node.node("dvface_to_model"), node.node("dvface_from_model")
-    names = to_model["in_colorspace"].values()
+    names = colour_space_names(to_model)
     plate = node["colourspace"].value()
     if plate not in names:
         raise DVFaceNukeError(f"{node.name()}: input colourspace {plate!r} is not in the script's OCIO config; "

@@ -177,17 +177,24 @@ class Enumeration_Knob(Knob):
 
 class _ColourSpaceKnob(Enumeration_Knob):
     """An OCIO colour-space menu (the root's working space, OCIOColorSpace's in/out): it lists the
-    script's current config, and its default, the scene_linear role, reads as the space the role names."""
+    script's current config as Nuke's menus do, each space under its family ("ACES/ACEScg"), takes a
+    name with or without the family, and its default, the scene_linear role, reads as the space the
+    role names."""
 
     def __init__(self, name: str, label: str | None = None) -> None:
         Knob.__init__(self, name, label, "scene_linear")
 
     def values(self) -> list[str]:
-        return list(ocio_config(self.node).getColorSpaceNames())
+        spaces = ocio_config(self.node).getColorSpaces()
+        return [f"{cs.getFamily()}/{cs.getName()}" if cs.getFamily() else cs.getName() for cs in spaces]
+
+    def _coerce(self, value: Any) -> str:
+        return super()._coerce(value) if "/" in str(value) or isinstance(value, int) else \
+            super()._coerce(next((v for v in self.values() if v.rsplit("/", 1)[-1] == value), value))
 
     def value(self) -> str:
-        config = ocio_config(self.node)
-        return config.getRoleColorSpace(self._value) if config.hasRole(self._value) else self._value
+        config, name = ocio_config(self.node), self._value.rsplit("/", 1)[-1]  # the name, without the family
+        return config.getRoleColorSpace(name) if config.hasRole(name) else name
 
     getValue = value
 

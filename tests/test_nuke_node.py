@@ -315,6 +315,8 @@ def test_the_colourspace_knob_lists_the_scripts_config_and_defaults_to_its_worki
     node = dvface_nuke.create_node()
     studio = list(OCIO.Config.CreateFromFile(STUDIO).getColorSpaceNames())
     assert node["colourspace"].values() == studio and "ACEScg" in studio
+    menu = node.node("dvface_to_model")["in_colorspace"].values()  # Nuke's menu: names under their families
+    assert "ACES/ACEScg" in menu and "ACEScg" not in menu
     assert node["colourspace"].value() == nuke.root()["workingSpaceLUT"].value() == "ACEScg"
     assert "colour space" in node["colourspace"].tooltip
     monkeypatch.setenv("OCIO", "ocio://cg-config-latest")  # without a custom path the script follows $OCIO
