@@ -548,3 +548,29 @@ def test_ffv1_pieces_are_joined_without_re_encoding(tmp_path, bits, dtype):
     with MediaWriter(tmp_path / "wide.mkv", fps=24, width=42, height=24, bit_depth=bits) as w:
         assert not w.copy_video_from(pieces[0])
         w.write(np.zeros((24, 42, 3), dtype))
+
+
+def test_chroma_siting_is_read_from_how_frames_decode(tmp_path):
+    """H.264 4:2:0 sits its chroma left; FFV1 says nothing; flat frames cannot tell."""
+    from dvface_plugin.media.pixels import chroma_siting
+
+    rng = np.random.default_rng(0)
+    textured = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    flat = np.full((48, 64, 3), 90, np.uint8)
+
+    def decoded(codec: str, images: list[np.ndarray]) -> list[av.VideoFrame]:
+        path = tmp_path / f"{codec}-{len(images)}.mkv"
+        with av.open(str(path), "w") as container:
+            stream = container.add_stream(codec, rate=25)
+            stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+            for image in images:
+                for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24").reformat(format="yuv420p")):
+                    container.mux(packet)
+            for packet in stream.encode():
+                container.mux(packet)
+        with av.open(str(path)) as container:
+            return list(container.decode(video=0))
+
+    assert chroma_siting(decoded("libx264", [flat, textured])) == "left"  # the flat frame is passed over
+    assert chroma_siting(decoded("ffv1", [textured])) is None
+    assert chroma_siting(decoded("libx264", [flat])) is None

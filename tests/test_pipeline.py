@@ -249,6 +249,8 @@ def planes(path: Path) -> list[list[np.ndarray]]:
 
 def test_a_yuv_source_keeps_its_format_and_every_sample_outside_the_mattes(model_dir, tmp_path, capsys):
     """The plate must come back as the source decodes: same pixel format, same samples around the faces."""
+    import cv2
+
     src = yuv_clip(tmp_path / "camera.mp4", synthetic_frames(N, W, H, faces=2, face_px=FACE_PX))
     out, mask = tmp_path / "out.mkv", tmp_path / "matte.mkv"
     code, summary = restore(src, out, model_dir, "--mask-out", str(mask), capsys=capsys)
@@ -263,6 +265,12 @@ def test_a_yuv_source_keeps_its_format_and_every_sample_outside_the_mattes(model
         for k, outside in enumerate((luma_outside, chroma_outside, chroma_outside)):
             assert np.array_equal(before[n][k][outside], after[n][k][outside]), (n, k)
         assert not np.array_equal(before[n][0][~luma_outside], after[n][0][~luma_outside])
+    # and decoded to RGB, the plate is the source's too: the output says its chroma sits where
+    # H.264's does ("left"), so a converter interpolates the same samples the same way
+    with open_media(src) as a, open_media(out) as b:
+        for n, (x, y) in enumerate(zip(a, b, strict=True)):
+            far = ~cv2.dilate(matte[n].astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool)
+            assert np.array_equal(x[far], y[far]), n
     rgb = tmp_path / "rgb.mkv"  # RGB stays available
     assert restore(src, rgb, model_dir, "--codec", "ffv1rgb", capsys=capsys)[0] == 0
     with av.open(str(rgb)) as container:

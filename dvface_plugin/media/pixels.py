@@ -7,6 +7,9 @@ down-converted picture.
 
 from __future__ import annotations
 
+import io
+from collections.abc import Iterable
+
 import av
 import numpy as np
 from av.video.reformatter import Interpolation
@@ -130,3 +133,41 @@ def rgb_to_frame(rgb: np.ndarray, pix_fmt: str, matrix: str = "ITU709") -> av.Vi
         return frame.reformat(format=pix_fmt, dst_colorspace=matrix, dst_color_range="MPEG",
                               interpolation=_FROM_RGB_FLAGS)
     return frame.reformat(format=pix_fmt, interpolation=_FROM_RGB_FLAGS)
+
+
+# FFmpeg's names for where chroma samples sit; unspecified decodes as "center".
+CHROMA_SITINGS = ("left", "center", "topleft", "top", "bottomleft", "bottom")
+
+
+def chroma_siting(frames: Iterable[av.VideoFrame]) -> str | None:
+    """Where the decoder says these YUV frames' chroma samples sit, as FFmpeg's option names it.
+
+    PyAV does not expose the tag, and it changes how a frame converts to RGB (H.264 and HEVC
+    default to "left"). So one frame is re-encoded losslessly with each siting, and the one whose
+    decode converts to the same RGB wins. Frames with flat chroma cannot tell; the next is tried.
+    None: unspecified (or "center", which decodes the same), or no frame could tell.
+    """
+    for frame in frames:
+        reference = frame_to_rgb(frame, 8)
+        matches = [siting for siting in (None, *CHROMA_SITINGS)
+                   if np.array_equal(frame_to_rgb(_lossless_round_trip(frame, siting), 8), reference)]
+        if len(matches) <= len(CHROMA_SITINGS):  # some siting decodes differently: this frame tells
+            return matches[0] if matches else None
+    return None
+
+
+def _lossless_round_trip(frame: av.VideoFrame, siting: str | None) -> av.VideoFrame:
+    buffer = io.BytesIO()
+    with av.open(buffer, "w", format="matroska") as container:
+        stream = container.add_stream("ffv1", rate=25, options={"chroma_sample_location": siting} if siting else {})
+        stream.width, stream.height, stream.pix_fmt = frame.width, frame.height, frame.format.name
+        copy = av.VideoFrame(frame.width, frame.height, frame.format.name)  # a fresh frame: no siting of its own
+        for source, target in zip(frame.planes, copy.planes):
+            row = min(source.line_size, target.line_size)  # both hold the samples; the padding differs
+            np.frombuffer(target, np.uint8).reshape(target.height, -1)[:, :row] = \
+                np.frombuffer(source, np.uint8).reshape(source.height, -1)[:, :row]
+        for packet in (*stream.encode(copy), *stream.encode()):
+            container.mux(packet)
+    buffer.seek(0)
+    with av.open(buffer) as container:
+        return next(container.decode(video=0))

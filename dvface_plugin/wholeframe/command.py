@@ -127,7 +127,7 @@ def crops_bar(total: int):
     from tqdm import tqdm
 
     return tqdm(total=total, desc="restoring", unit="crop", file=sys.stderr, dynamic_ncols=True, leave=False,
-                smoothing=0)
+                smoothing=0, mininterval=0)  # one update a window: each is shown, the last one too
 
 
 class _WritingBar:
