@@ -255,8 +255,10 @@ def test_a_yuv_source_keeps_its_format_and_every_sample_outside_the_mattes(model
     out, mask = tmp_path / "out.mkv", tmp_path / "matte.mkv"
     code, summary = restore(src, out, model_dir, "--mask-out", str(mask), capsys=capsys)
     assert code == 0 and sum(summary["faces_per_frame"]) > 0
-    with av.open(str(out)) as container:
-        assert container.streams.video[0].codec_context.pix_fmt == "yuv420p"
+    with av.open(str(src)) as a, av.open(str(out)) as b:
+        source, output = a.streams.video[0].codec_context, b.streams.video[0].codec_context
+        assert output.pix_fmt == "yuv420p"
+        assert output.color_range == source.color_range == 0  # untagged stays untagged, nothing invented
     before, after, matte = planes(src), planes(out), decoded(mask)[..., 0] > 0
     assert len(before) == len(after) == N
     for n in range(N):

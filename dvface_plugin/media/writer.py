@@ -210,7 +210,10 @@ class MediaWriter:
             tag = _AVCOL_UNSPECIFIED if tag in _UNSET or tag == _AVCOL_SPC_RGB else tag
             self._matrix = matrix_for(tag, self.height)
             ctx.colorspace = tag
-            ctx.color_range = _AVCOL_RANGE_MPEG
+            # Limited range: what our RGB -> YUV conversion makes; copied samples keep the source's
+            # tag, so an untagged range stays untagged (decoders take both as limited).
+            ctx.color_range = (int(color.get("color_range") or 0) if self._planes_from is not None
+                               else _AVCOL_RANGE_MPEG)
         else:
             self._matrix = "ITU709"
             ctx.colorspace = _AVCOL_SPC_RGB
