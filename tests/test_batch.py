@@ -218,9 +218,22 @@ def test_whole_frame_batch_is_bit_identical_to_dvface_restore(ray_local, tmp_pat
     sources, refs = [], {}
     for name, frames in shots.items():
         src = tmp_path / f"{name}.mkv"
-        with MediaWriter(src, fps=Fraction(24000, 1001), width=frames[0].shape[1], height=frames[0].shape[0]) as w:
-            for frame in frames:
-                w.write(frame)
+        if name == "two":  # as cameras write: H.264 in YUV 4:2:0, which the output keeps
+            import av
+
+            with av.open(str(src), "w") as container:
+                stream = container.add_stream("libx264", rate=Fraction(24000, 1001))
+                stream.width, stream.height, stream.pix_fmt = frames[0].shape[1], frames[0].shape[0], "yuv420p"
+                for i, frame in enumerate(frames):
+                    video = av.VideoFrame.from_ndarray(frame, format="rgb24").reformat(format="yuv420p")
+                    video.pts = i
+                    for packet in [*stream.encode(video), *(stream.encode() if i == len(frames) - 1 else [])]:
+                        container.mux(packet)
+        else:
+            with MediaWriter(src, fps=Fraction(24000, 1001), width=frames[0].shape[1],
+                             height=frames[0].shape[0]) as w:
+                for frame in frames:
+                    w.write(frame)
         ref = tmp_path / f"ref-{name}.mkv"
         assert main(["restore", str(src), "-o", str(ref), "--model", str(model), "--quiet"]) == 0
         refs[name] = np.stack(list(open_media(ref)))
@@ -234,6 +247,7 @@ def test_whole_frame_batch_is_bit_identical_to_dvface_restore(ray_local, tmp_pat
         out = open_media(outdir / f"{name}.mkv")
         assert out.fps == Fraction(24000, 1001)
         assert np.array_equal(np.stack(list(out)), refs[name]), name
+        assert out.pix_fmt == open_media(tmp_path / f"ref-{name}.mkv").pix_fmt  # yuv420p for the H.264 shot
     files = job_manifest(outdir)["files"]
     assert all(e["state"] == "done" and len(e["chunks"]) >= 3 for e in files.values())
     assert all(c["runs"] == 1 for e in files.values() for c in e["chunks"])

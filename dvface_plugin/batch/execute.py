@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..engine import FaceTrackSession, WindowCache
-from ..errors import InputError
+from ..errors import DVFaceError, InputError
 from ..media import MediaWriter, open_media
 from ..runtime.backends import open_restorer
 from .plan import Chunk
@@ -105,8 +105,9 @@ def render_frames_chunk(restorer, source: str, tracks_file: Path, chunk: Chunk, 
     chosen = select_tracks(Tracks.load(tracks_file), options["faces"], options["min_face"])
     with open_media(source) as src:
         piece.parent.mkdir(parents=True, exist_ok=True)
+        # In the source's own YUV format with its samples around the faces, as `dvface restore` writes.
         with MediaWriter(piece, fps=piece_fps(src), width=src.width, height=src.height, bit_depth=src.source_bits,
-                         codec="ffv1") as writer:
+                         codec="ffv1", planes_from=src, trim=(chunk.start, chunk.stop)) as writer:
             restore_stream(
                 src.frames(chunk.read_start, chunk.read_stop), chosen, restorer, writer, StageTimer(),
                 name=Path(source).name, strength=options["strength"], window=options["window"],
@@ -129,10 +130,14 @@ def assemble(source: str, pieces: list[str], output: Path, options: dict) -> Non
         metadata=src.metadata,
         allow_bit_depth_loss=options["allow_bit_depth_loss"],
         allow_retime=options["allow_retime"],
+        planes_from=src,  # an FFV1 output in the source's YUV format takes the pieces' packets as they are
     ) as writer:
         for piece in pieces:
             if writer.copy_video_from(piece):  # FFV1 output: the pieces' packets, not re-encoded
                 continue
+            if writer.copies_source_samples:  # writing decoded frames would put the source's back
+                raise DVFaceError(f"{piece} cannot be joined into {output} without re-encoding; delete "
+                                  f"{Path(piece).parent} and run the batch again")
             with open_media(piece) as part:
                 for frame in part:
                     writer.write(frame)

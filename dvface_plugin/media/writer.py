@@ -306,6 +306,11 @@ class MediaWriter:
             new[keep[new.shape]] = old[keep[new.shape]]
         return out
 
+    @property
+    def copies_source_samples(self) -> bool:
+        """Whether `write` takes the samples outside its matte from `planes_from` (its matte None: all)."""
+        return self._planes_from is not None
+
     def copy_video_from(self, path: str | Path) -> bool:
         """Append every frame of the video file `path` without re-encoding, when it holds exactly what
         this writer's encoder would produce (same codec, size, pixel format and codec header: e.g.
