@@ -221,6 +221,11 @@ def test_settings_are_validated():
         RestoreSettings.from_dict({"stabilise": -1})
     with pytest.raises(InputError, match="colourspace"):
         RestoreSettings.from_dict({"colour": {"transfer": "log"}})
+    # a host that does not convert itself names the plate's OCIO colour space (and config)
+    aces = RestoreSettings.from_dict({"colour": {"colorspace": "ACEScg", "ocio": "ocio://studio-config-latest"}})
+    assert aces.colour.colorspace == "ACEScg"
+    with pytest.raises(InputError, match=r"'ACES cg' is not in the OCIO config .*valid names: .*ACEScg"):
+        RestoreSettings.from_dict({"colour": {"colorspace": "ACES cg"}})
 
 
 def test_exr_data_window_is_placed_in_the_format_and_bad_files_are_named(tmp_path):

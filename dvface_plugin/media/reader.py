@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
+from functools import cached_property
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
@@ -17,7 +18,7 @@ import numpy as np
 
 from ..errors import InputError
 from .formats import parse_fps
-from .pixels import DTYPE_BY_DEPTH, depth_class, format_bits, frame_to_rgb
+from .pixels import DTYPE_BY_DEPTH, chroma_siting, depth_class, format_bits, frame_to_rgb
 from .sequences import (
     READ_EXTENSIONS,
     FramePattern,
@@ -28,6 +29,7 @@ from .sequences import (
 )
 
 DEFAULT_SEQUENCE_FPS = Fraction(24)
+SITING_FRAMES = 24  # frames from the start tried for one whose chroma tells the siting
 # Forward decoding beats a seek for short jumps; beyond this many frames read(n) seeks.
 _SEEK_DISTANCE = 12
 # FFmpeg colour enum fields of a frame, with the value that means "unspecified".
@@ -44,7 +46,7 @@ class MediaSource(ABC):
     `source_bits` (significant bits in the file, e.g. 10 for yuv420p10le; pass this as the
     writer's `bit_depth` to keep exactly what the source had), `dtype`, `is_photo`,
     `has_audio`, `metadata` (dict; `timecode`, `tags`, `color`, `first_frame` when known),
-    `pix_fmt` (a video's decoded pixel format, e.g. yuv420p; None for images).
+    `pix_fmt` (a video's decoded pixel format, e.g. yuv420p; None for images), `chroma_siting`.
     """
 
     path: Path
@@ -53,6 +55,7 @@ class MediaSource(ABC):
     height: int
     source_bits: int
     pix_fmt: str | None = None
+    chroma_siting: str | None = None  # where a video's chroma samples sit (FFmpeg's name); None: unspecified
     is_photo: bool = False
     has_audio: bool = False
     metadata: dict
@@ -209,6 +212,12 @@ class VideoSource(MediaSource):
             self._packet_count = len(pts)
             self._pts_index = None if None in pts else sorted(pts)
         return self._pts_index
+
+    @cached_property
+    def chroma_siting(self) -> str | None:
+        """The siting the decoder gives this video's frames (`pixels.chroma_siting`), found once,
+        from the first frames, so every writer copying its samples (each batch chunk too) tags alike."""
+        return chroma_siting(self.decoded_frames(0, SITING_FRAMES))
 
     @property
     def frame_count(self) -> int:

@@ -24,7 +24,7 @@ import numpy as np
 from ..errors import InputError
 from ..processes import remove_orphans
 from .formats import FFV1_SOURCE_FORMATS, OutputSpec, output_spec, parse_fps
-from .pixels import chroma_siting, depth_class, matrix_for, rgb_to_dtype, rgb_to_frame
+from .pixels import depth_class, matrix_for, rgb_to_dtype, rgb_to_frame
 from .reader import MediaSource
 from .trim import advance_timecode
 from .sequences import (
@@ -56,7 +56,6 @@ def _discard(path: str) -> None:
         os.unlink(path)
 
 
-SITING_FRAMES = 24  # source frames tried for one whose chroma tells the siting (the first that does)
 PARTIAL_TAG = ".partial-"  # .<stem>.partial-<pid>-<token><suffix>: a MediaWriter's output until it closes
 
 
@@ -190,11 +189,8 @@ class MediaWriter:
         muxer_options = {"movflags": "+faststart"} if spec.path.suffix.lower() == ".mp4" else {}
         self._container = av.open(self._tmp, "w", options=muxer_options)
         options = dict(self._options)
-        if self._planes_from is not None:  # the same samples must also sit where the source's do
-            start = self._trim[0] if self._trim else 0
-            siting = chroma_siting(self._planes_from.decoded_frames(start, start + SITING_FRAMES))
-            if siting:
-                options["chroma_sample_location"] = siting
+        if self._planes_from is not None and self._planes_from.chroma_siting:  # the same samples sit alike
+            options["chroma_sample_location"] = self._planes_from.chroma_siting
         stream = self._container.add_stream(spec.encoder, rate=self.fps, options=options)
         stream.width, stream.height, stream.pix_fmt = self.width, self.height, spec.pix_fmt
         stream.time_base = self._frame_time_base = 1 / self.fps

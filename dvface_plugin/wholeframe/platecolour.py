@@ -75,27 +75,30 @@ class DisplaySource:
 class PlateRoundTrip:
     """Feeds the compositor display frames and hands its writer plates: `frames` then `write`.
 
-    Plates are held from decoding until their frame is written (or passed: a range's warm-up
-    frames are read but not written), as the compositor's look-ahead holds their display copies."""
+    Each plate is held with its display frame (the same array the compositor's look-ahead holds,
+    which pasting copies rather than changes) from decoding until its frame is written, or passed:
+    a range's warm-up frames are read but not written."""
 
     def __init__(self, colour: ColourSettings, writer: MediaWriter) -> None:
         self.colour, self.writer = colour, writer
-        self._plates: dict[int, np.ndarray] = {}
+        self._held: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._next = 0
 
     def frames(self, plates: Iterator[np.ndarray], first: int, start: int) -> Iterator[np.ndarray]:
         """Display frames of `plates` (clip frames first, first + 1, ...); writes begin at `start`."""
         self._next = start
         for n, plate in enumerate(plates, first):
-            self._plates[n] = plate = _float(plate)
-            yield to_display(plate, None, self.colour)
+            plate = _float(plate)
+            display = to_display(plate, None, self.colour)
+            self._held[n] = (plate, display)
+            yield display
 
     def write(self, frame: np.ndarray, matte: np.ndarray | None = None) -> None:
         """The compositor's frame (display sRGB) as the plate: unchanged outside `matte`."""
         n, self._next = self._next, self._next + 1
-        for early in [k for k in self._plates if k < n]:
-            del self._plates[early]
-        plate = self._plates.pop(n)
+        for early in [k for k in self._held if k < n]:
+            del self._held[early]
+        plate, display = self._held.pop(n)
         if matte is not None:
-            plate = from_display(plate, None, to_display(plate, None, self.colour), frame, matte, self.colour)
+            plate = from_display(plate, None, display, frame, matte, self.colour)
         self.writer.write(plate, matte)
