@@ -74,7 +74,7 @@ def test_auto_runs_onnxruntime_where_torch_would_run_fp32_on_a_cpu(model_dir, tm
     assert choose_backend(model_dir, "cpu", "fp32") == "ort"
     restorer = open_restorer(model_dir, threads=1)
     assert isinstance(restorer, OrtRestorer) and restorer.device == "CPUExecutionProvider"
-    assert restorer.model._encode.get_session_options().intra_op_num_threads == 1
+    assert restorer.streams == 1 and restorer.models[0]._encode.get_session_options().intra_op_num_threads == 1
     # what the export cannot do, torch does
     assert choose_backend(model_dir, "cpu", "bf16") == "torch"
     assert choose_backend(model_dir, "cuda", "auto") == "torch"
@@ -200,3 +200,21 @@ def test_a_model_without_export_says_how_to_make_one(tmp_path):
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert result.returncode != 0
     assert "dvface export onnx" in result.stderr and "no torch" in result.stderr
+
+
+def test_the_cpu_is_split_into_two_single_threaded_streams_that_restore_the_same_frames(model_dir, monkeypatch):
+    monkeypatch.setattr(backends, "cuda_device_present", lambda: False)
+    video = crops(31)
+    two = open_restorer(model_dir, backend="ort", device="cpu", threads=2)
+    one = open_restorer(model_dir, backend="ort", device="cpu", threads=1)
+    assert (two.streams, one.streams) == (2, 1) and two.models[0] is not two.models[1]
+    threads = {m._encode.get_session_options().intra_op_num_threads for m in (*two.models, *one.models)}
+    assert threads == {1}  # the two cores split, not each stream on both
+    outputs = []
+    for restorer in (two, one):
+        with FaceTrackSession(restorer, video.__getitem__, len(video), cache=WindowCache(0), ahead=restorer.streams) as s:
+            outputs.append(np.stack(list(s.iter_frames())))
+    assert np.array_equal(*outputs)
+    assert OrtRestorer.load(model_dir, device="cpu", threads=8, streams=4).streams == 4
+    assert {m._encode.get_session_options().intra_op_num_threads
+            for m in OrtRestorer.load(model_dir, device="cpu", threads=8, streams=4).models} == {2}

@@ -22,6 +22,7 @@ from dvface_plugin.errors import InputError
 from dvface_plugin.model.config import DVFaceConfig
 from dvface_plugin.model.dvface import DVFace, Latent
 from dvface_plugin.model.prior import PriorFeatures
+from dvface_plugin.runtime.base import PriorState, TrackRestorer
 from dvface_plugin.runtime.torch_restorer import Restorer
 
 PATTERNS = ["sequential", "reverse", "random", "shuffle", "scrub", "split:4"]
@@ -320,3 +321,68 @@ def test_model_errors_propagate_to_all_waiting_threads_without_caching(fake):
         t.join()
     assert len(errors) == 6 and restorer.model.calls["restore_latent"] == 1
     assert s.stats().windows_computed == 0 and s.stats().entries == 1  # the priors were fine and stay
+
+
+class CopiesRestorer(TrackRestorer):
+    """`streams` copies of a slow numpy 'model' that record how many calls ran at once."""
+
+    def __init__(self, streams: int, fail_at_call: int | None = None) -> None:
+        super().__init__([f"copy-{i}" for i in range(streams)])
+        self.config = tiny_config()
+        self.identity, self.device, self.precision = "copies", "cpu", "fp32"
+        self._count = threading.Lock()
+        self.active = self.most_at_once = self.decodes = 0
+        self.fail_at_call = fail_at_call
+
+    def _run(self) -> None:
+        with self._count:
+            self.active += 1
+            self.most_at_once = max(self.most_at_once, self.active)
+        time.sleep(0.02)  # long enough for a second stream's call to start meanwhile
+        with self._count:
+            self.active -= 1
+
+    def _encode(self, model: str, crops: np.ndarray) -> PriorState:
+        self._run()
+        return PriorState(crops.astype(np.float32) / 127.5 - 1.0, np.zeros(1))
+
+    def _decode(self, model: str, state: PriorState, prior_scale: float) -> np.ndarray:
+        self._run()
+        with self._count:
+            self.decodes += 1
+            if self.decodes == self.fail_at_call:
+                raise RuntimeError("decoder exploded")
+        return np.tanh(state.latent * 1.3 + 0.1 * np.roll(state.latent, 1, axis=0)).astype(np.float32)
+
+
+def test_windows_restored_ahead_run_on_every_stream_and_change_no_frame():
+    n, get_crop = 60, synthetic_crop(2, CROP)
+    single = CopiesRestorer(1)
+    with FaceTrackSession(single, get_crop, n, cache=WindowCache(0)) as s:
+        reference = [frame for frame in s.iter_frames()]
+    assert single.most_at_once == 1
+    two = CopiesRestorer(2)
+    with FaceTrackSession(two, get_crop, n, cache=WindowCache(0), ahead=two.streams) as s:
+        frames = [frame for frame in s.iter_frames()]
+        assert two.decodes == len(s.grid.windows)  # each window once, none restored twice
+    assert all(np.array_equal(a, b) for a, b in zip(frames, reference)) and len(frames) == n
+    assert two.most_at_once == 2  # two calls in flight: both copies busy, and never more than there are
+
+
+def test_a_window_failing_ahead_raises_in_the_reader_and_stopping_early_ends_the_threads():
+    n, get_crop = 60, synthetic_crop(2, CROP)
+    failing = CopiesRestorer(2, fail_at_call=3)
+    with FaceTrackSession(failing, get_crop, n, cache=WindowCache(0), ahead=2) as s:
+        with pytest.raises(RuntimeError, match="decoder exploded"):
+            for _ in s.iter_frames():
+                pass
+    restorer = CopiesRestorer(2)
+    with FaceTrackSession(restorer, get_crop, n, cache=WindowCache(0), ahead=2) as s:
+        frames = s.iter_frames()
+        next(frames)
+        frames.close()
+    assert not [t for t in threading.enumerate() if t.name.startswith("dvface-window")]
+    with pytest.raises(ValueError, match="ahead"):
+        FaceTrackSession(restorer, get_crop, n, ahead=-1)
+    with pytest.raises(ValueError, match="no cache"):  # it would restore windows for frames a cache holds
+        FaceTrackSession(restorer, get_crop, n, ahead=2)

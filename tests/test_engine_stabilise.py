@@ -180,14 +180,14 @@ class NoisyRestorer(TrackRestorer):
     """A backend whose 'model' adds fresh noise to every frame: what stabilisation is for."""
 
     def __init__(self, radius: int) -> None:
-        super().__init__()
+        super().__init__([None])
         self.config = dataclasses.replace(DVFaceConfig.preset("tiny"), stabilise=radius, crop_size=SIZE)
         self.identity, self.device, self.precision = f"noisy-{radius}", "cpu", "fp32"
 
-    def _encode(self, crops: np.ndarray) -> PriorState:
+    def _encode(self, model: None, crops: np.ndarray) -> PriorState:
         return PriorState(crops, np.zeros(1))
 
-    def _decode(self, state: PriorState, prior_scale: float) -> np.ndarray:
+    def _decode(self, model: None, state: PriorState, prior_scale: float) -> np.ndarray:
         return noisy(state.latent, 4, seed=2)
 
 

@@ -601,6 +601,18 @@ def test_a_faces_typo_fails_before_any_decoding(tmp_path, model_dir, capsys, mon
     assert not out.exists()
 
 
+def test_streams_are_checked_before_any_decoding_and_refused_on_torch(two_faces, model_dir, tmp_path, capsys,
+                                                                       monkeypatch):
+    out = tmp_path / "o.mkv"
+    assert main(["restore", str(two_faces), "-o", str(out), "--streams", "0", "--model", str(model_dir)]) == 2
+    assert "--streams must be at least 1" in capsys.readouterr().err
+    assert main(["restore", str(two_faces), "-o", str(out), "--streams", "2", "--backend", "torch",
+                 "--model", str(model_dir)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "torch backend runs one model call at a time" in err
+    assert not out.exists()
+
+
 def test_missing_model_exits_3_naming_the_fix(two_faces, tmp_path, capsys, monkeypatch):
     out = tmp_path / "o.mkv"
     monkeypatch.setattr(folders, "MODELS_DIR", tmp_path / "models")  # an install without models/

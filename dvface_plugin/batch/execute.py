@@ -88,6 +88,7 @@ def render_chunk(restorer, source: str, n_frames: int, chunk: Chunk, piece: Path
             overlap=options["overlap"],
             prior_scale=options["strength"],
             cache=WindowCache(0),  # one forward pass: nothing is asked twice
+            ahead=restorer.streams,
         )
         piece.parent.mkdir(parents=True, exist_ok=True)
         with session, MediaWriter(piece, fps=piece_fps(src), width=size, height=size, bit_depth=src.source_bits,

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import math
 import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 import numpy as np
@@ -61,9 +62,15 @@ class FaceTrackSession:
         cache: WindowCache | None = None,
         cache_bytes: int = DEFAULT_CACHE_BYTES,
         on_window: Callable[[int], None] | None = None,
+        ahead: int = 0,
     ) -> None:
         if (get_crop is None) == (get_crops is None):
             raise ValueError("pass exactly one of get_crop and get_crops")
+        if not (isinstance(ahead, int) and ahead >= 0):
+            raise ValueError(f"ahead must be a whole number of windows >= 0, got {ahead!r}")
+        if ahead and (cache is None or cache.budget_bytes):
+            raise ValueError("ahead is for one pass in order with no cache (cache=WindowCache(0)): with a cache, "
+                             "windows would be restored again for frames it already holds")
         cfg = restorer.config
         try:
             self.grid = WindowGrid(
@@ -84,6 +91,10 @@ class FaceTrackSession:
         self._get_crop = get_crop
         self._get_crops = get_crops
         self._on_window = on_window  # called with a window's frame count each time the model runs one
+        # Windows `iter_frames` keeps restoring in background threads, from the one being read on:
+        # set to the restorer's `streams`, every model copy stays busy, and the model runs while the
+        # caller pastes and writes. 0: the reading thread runs the model itself.
+        self._ahead = ahead
         self._weights = [self.grid.weights(i) for i in range(len(self.grid.windows))]
         self._dtype: np.dtype | None = None
         self._lock = threading.Lock()
@@ -135,37 +146,62 @@ class FaceTrackSession:
     def _iter(self, start: int, stop: int, scale: float) -> Iterator[np.ndarray]:
         inputs: dict[int, tuple[np.ndarray, str]] = {}  # window index -> (crops, digest) while a frame needs it
         outputs: dict[int, np.ndarray] = {}  # window index -> restored window while a frame needs it
-        for f in range(start, stop):
-            self._check_open()
-            covering = self.grid.covering(f)
-            for win in covering:
-                if win.index not in inputs:
-                    crops = self._fetch(win)
-                    inputs[win.index] = (crops, self._digest(crops))
-                    self._seen[win.index] = inputs[win.index][1]
-            digests = {w.index: inputs[w.index][1] for w in covering}
-            dtype = inputs[covering[0].index][0].dtype
-            key = self._frame_key(f, digests, scale)
-            frame = self.cache.get(key, kind="frame")
-            if frame is None:
-                rows = []
+        pending: dict[int, Future] = {}  # window index -> its restoration running ahead
+        pool = ThreadPoolExecutor(self._ahead, thread_name_prefix="dvface-window") if self._ahead else None
+        last_window = self.grid.windows_for(start, stop)[-1].index
+        try:
+            for f in range(start, stop):
+                self._check_open()
+                covering = self.grid.covering(f)
                 for win in covering:
-                    row = None
-                    if win.index not in outputs:
-                        row = self.cache.get(("part", digests[win.index], f - win.start, scale), kind="part")
-                    if row is None:
+                    if win.index not in inputs:
+                        self._take_input(win, inputs)
+                if pool is not None:  # as many windows in flight as threads, the oldest first
+                    for index in range(covering[0].index, min(covering[-1].index + self._ahead - 1, last_window) + 1):
+                        if index not in inputs:
+                            self._take_input(self.grid.windows[index], inputs)
+                        if index not in pending and index not in outputs:
+                            pending[index] = pool.submit(self._window_output, *inputs[index], scale)
+                digests = {w.index: inputs[w.index][1] for w in covering}
+                dtype = inputs[covering[0].index][0].dtype
+                key = self._frame_key(f, digests, scale)
+                frame = self.cache.get(key, kind="frame")
+                if frame is None:
+                    rows = []
+                    for win in covering:
+                        row = None
                         if win.index not in outputs:
-                            outputs[win.index] = self._window_output(*inputs[win.index], scale)
-                            if self.cache.budget_bytes:  # a streaming pass (no cache) asks for each frame once
-                                self._harvest(win, outputs, inputs, dtype, scale)
-                        row = outputs[win.index][f - win.start]
-                    rows.append(row)
-                frame = self._blend(f, rows, dtype)
-                self.cache.put(key, frame, frame.nbytes, kind="frame")
-            for index in [i for i in inputs if self.grid.windows[i].stop <= f + 1]:
-                del inputs[index]
-                outputs.pop(index, None)
-            yield frame.copy()
+                            row = self.cache.get(("part", digests[win.index], f - win.start, scale), kind="part")
+                        if row is None:
+                            if win.index not in outputs:
+                                running = pending.pop(win.index, None)
+                                outputs[win.index] = (
+                                    running.result() if running else self._window_output(*inputs[win.index], scale)
+                                )
+                                if self.cache.budget_bytes:  # a streaming pass (no cache) asks for each frame once
+                                    self._harvest(win, outputs, inputs, dtype, scale)
+                            row = outputs[win.index][f - win.start]
+                        rows.append(row)
+                    frame = self._blend(f, rows, dtype)
+                    self.cache.put(key, frame, frame.nbytes, kind="frame")
+                for index in [i for i in inputs if self.grid.windows[i].stop <= f + 1]:
+                    del inputs[index]
+                    outputs.pop(index, None)
+                    pending.pop(index, None)
+                yield frame.copy()
+        finally:
+            if pool is not None:
+                for running in pending.values():
+                    running.cancel()
+                pool.shutdown(wait=True)  # a model call cannot be interrupted: let the running ones end
+
+    def _take_input(self, win: Window, inputs: dict[int, tuple[np.ndarray, str]]) -> tuple[np.ndarray, str]:
+        """Fetch window `win`'s crops and their digest into `inputs` (in the reading thread: crop
+        sources need not be thread-safe)."""
+        crops = self._fetch(win)
+        inputs[win.index] = (crops, self._digest(crops))
+        self._seen[win.index] = inputs[win.index][1]
+        return inputs[win.index]
 
     def _frame_key(self, f: int, digests: dict[int, str], scale: float) -> tuple:
         """Everything finished frame f depends on: its windows' input digests, its place and weight in each."""

@@ -29,20 +29,29 @@ def open_restorer(
     threads: int | None = None,
     window: int | None = None,
     stabilise: int | None = None,
+    streams: int | None = None,
 ) -> TrackRestorer:
     """The restorer for a model name or folder (`auto`: see `choose_backend`).
 
-    threads: the model's intra-op threads (None: the library's default); torch's count is
-    process-wide. window: the window length the caller will use (None: the model's), which
+    threads: the model's threads (None: the library's default; on onnxruntime's CPU provider every
+    core, split between two streams, `ort_restorer.plan_streams`); torch's count is process-wide. window: the window length the caller will use (None: the model's), which
     `auto` needs because an ONNX export has a fixed window. stabilise: overrides the model's
-    temporal stabilisation radius (None: the model's; see `TrackRestorer.with_stabilise`).
+    temporal stabilisation radius (None: the model's; see `TrackRestorer.with_stabilise`). streams:
+    copies of the model run side by side (None: `ort_restorer.plan_streams`' choice, two on a CPU;
+    torch runs one); callers that ask for one window at a time should pass 1.
     """
-    restorer = _open_backend(model, backend, device, precision, threads, window)
+    restorer = _open_backend(model, backend, device, precision, threads, window, streams)
     return restorer if stabilise is None else restorer.with_stabilise(stabilise)
 
 
 def _open_backend(
-    model: str | Path | None, backend: str, device: str, precision: str, threads: int | None, window: int | None
+    model: str | Path | None,
+    backend: str,
+    device: str,
+    precision: str,
+    threads: int | None,
+    window: int | None,
+    streams: int | None,
 ) -> TrackRestorer:
     if backend not in BACKENDS:
         raise DVFaceError(f"backend {backend!r} is not available; choose one of {', '.join(BACKENDS)}")
@@ -53,6 +62,9 @@ def _open_backend(
     if backend == "torch":
         if importlib.util.find_spec("torch") is None:
             raise DVFaceError("backend 'torch' needs PyTorch, which is not installed; use --backend ort")
+        if streams not in (None, 1):
+            raise DVFaceError(f"{streams} streams were asked for, but the torch backend runs one model call at a "
+                              "time; use --backend ort, or --streams 1")
         from .torch_restorer import Restorer
 
         if threads is not None:
@@ -62,7 +74,7 @@ def _open_backend(
         return Restorer.load(model, device=device, precision=precision)
     from .ort_restorer import OrtRestorer
 
-    return OrtRestorer.load(model, device=device, precision=precision, threads=threads)
+    return OrtRestorer.load(model, device=device, precision=precision, threads=threads, streams=streams)
 
 
 def describe(restorer: TrackRestorer) -> str:

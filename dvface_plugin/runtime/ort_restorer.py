@@ -8,6 +8,8 @@ exported elsewhere with `dvface export onnx`).
 from __future__ import annotations
 
 import importlib.util
+import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +17,7 @@ import numpy as np
 from ..errors import DVFaceError, WeightsError
 from ..model.folders import resolve_model_folder
 from .base import PriorState, TrackRestorer
-from .onnx_model import OrtModel, ensure_onnx
+from .onnx_model import CPU, OrtModel, ensure_onnx, import_onnxruntime, resolve_providers
 from .pixels import to_model
 
 
@@ -31,12 +33,35 @@ def providers_for(device: str) -> tuple[list[str] | None, int]:
     raise DVFaceError(f"unknown device {device!r} for the ort backend; use auto, cpu, cuda[:N] or tensorrt[:N]")
 
 
+def plan_streams(provider: str, streams: int | None = None, threads: int | None = None) -> tuple[int, int | None]:
+    """How many model copies may run at once, and each copy's intra-op threads.
+
+    On the CPU provider the cores are split between the copies, two by default where there are
+    two cores or more: two single-threaded calls side by side restored 1.17x the crops of one call
+    on both cores of the development machine (docs/benchmarks.md, "Several faces at once"),
+    since one call's threads wait on each other between layers. `threads` is then the total (None:
+    every core this process may use). On a GPU provider, one copy unless asked, on the library's
+    default threads.
+    """
+    if streams is not None and streams < 1:
+        raise DVFaceError(f"streams must be at least 1, got {streams}")
+    if threads is not None and threads < 1:
+        raise DVFaceError(f"threads must be at least 1, got {threads}")
+    if provider != CPU:
+        return streams or 1, threads
+    budget = threads or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    streams = streams or (2 if budget >= 2 else 1)
+    return streams, max(1, budget // streams)
+
+
 class OrtRestorer(TrackRestorer):
+    """The onnxruntime backend: `streams` copies of one export, each its own onnxruntime session."""
+
     backend = "onnxruntime"
 
-    def __init__(self, model: OrtModel) -> None:
-        super().__init__()
-        self.model = model
+    def __init__(self, models: Sequence[OrtModel]) -> None:
+        super().__init__(models)
+        model = models[0]
         self.config = model.config
         self.precision = model.precision
         self.device = model.providers[0]  # the onnxruntime execution provider that runs it
@@ -44,8 +69,15 @@ class OrtRestorer(TrackRestorer):
 
     @classmethod
     def load(
-        cls, model: str | Path | None = None, *, device: str = "auto", precision: str = "auto", threads: int | None = None
+        cls,
+        model: str | Path | None = None,
+        *,
+        device: str = "auto",
+        precision: str = "auto",
+        threads: int | None = None,
+        streams: int | None = None,
     ) -> "OrtRestorer":
+        """The restorer of a model folder's export; `streams` and `threads` as `plan_streams` sets them."""
         if precision not in ("auto", "fp32", "fp16"):
             raise DVFaceError(f"precision {precision!r} is not available on the ort backend; use fp32 or fp16")
         folder = resolve_model_folder(model)
@@ -61,12 +93,21 @@ class OrtRestorer(TrackRestorer):
                 "installed, then use the model folder here"
             ) from exc
         providers, device_id = providers_for(device)
-        return cls(OrtModel(onnx_folder, providers=providers, device_id=device_id, threads=threads))
+        return cls(open_streams(onnx_folder, providers, device_id, streams, threads))
 
-    def _encode(self, crops: np.ndarray) -> PriorState:
-        latent = self.model.encode(to_model(crops).transpose(3, 0, 1, 2)[None])
-        return PriorState(latent, self.model.encode_priors(latent))
+    def _encode(self, model: OrtModel, crops: np.ndarray) -> PriorState:
+        latent = model.encode(to_model(crops).transpose(3, 0, 1, 2)[None])
+        return PriorState(latent, model.encode_priors(latent))
 
-    def _decode(self, state: PriorState, prior_scale: float) -> np.ndarray:
-        out = self.model.restore_latent(state.latent, state.priors, prior_scale)
+    def _decode(self, model: OrtModel, state: PriorState, prior_scale: float) -> np.ndarray:
+        out = model.restore_latent(state.latent, state.priors, prior_scale)
         return np.ascontiguousarray(out[0].transpose(1, 2, 3, 0), dtype=np.float32)
+
+
+def open_streams(
+    folder: Path, providers: list[str] | None, device_id: int = 0, streams: int | None = None, threads: int | None = None
+) -> list[OrtModel]:
+    """The export in `folder` opened once per stream (`plan_streams` decides how many, and their threads)."""
+    first = resolve_providers(providers, import_onnxruntime().get_available_providers())[0]
+    count, per_stream = plan_streams(first, streams, threads)
+    return [OrtModel(folder, providers=providers, device_id=device_id, threads=per_stream) for _ in range(count)]

@@ -82,11 +82,11 @@ class Restorer(TrackRestorer):
     backend = "torch"
 
     def __init__(self, model: DVFace, *, device: str | torch.device = "auto", precision: str = "auto") -> None:
-        super().__init__()
         self.device = resolve_device(device)
         self.precision = resolve_precision(precision, self.device)
         self.dtype = PRECISIONS[self.precision]
         self.model = model.eval().to(device=self.device, dtype=self.dtype)
+        super().__init__([self.model])  # one stream: torch parallelises inside a call
         self.config = model.config
         ident = f"{model.weights_digest()}|{self.precision}|{self.device.type}|torch"
         self.identity = hashlib.blake2b(ident.encode(), digest_size=16).hexdigest()
@@ -98,14 +98,14 @@ class Restorer(TrackRestorer):
         """Load `model` (folder or bundled name; None: the bundled default)."""
         return cls(load_model(model), device=device, precision=precision)
 
-    def _encode(self, crops: np.ndarray) -> PriorState:
+    def _encode(self, model: DVFace, crops: np.ndarray) -> PriorState:
         x = torch.from_numpy(np.ascontiguousarray(to_model(crops)))  # (T, H, W, 3)
         x = x.permute(3, 0, 1, 2).unsqueeze(0).to(device=self.device, dtype=self.dtype)
         with torch.inference_mode():
-            latent = self.model.encode(x)
-            return PriorState(latent, self.model.encode_priors(latent))
+            latent = model.encode(x)
+            return PriorState(latent, model.encode_priors(latent))
 
-    def _decode(self, state: PriorState, prior_scale: float) -> np.ndarray:
+    def _decode(self, model: DVFace, state: PriorState, prior_scale: float) -> np.ndarray:
         with torch.inference_mode():
-            y = self.model.restore_latent(state.latent, state.priors, prior_scale=prior_scale)
+            y = model.restore_latent(state.latent, state.priors, prior_scale=prior_scale)
         return y[0].float().permute(1, 2, 3, 0).contiguous().cpu().numpy()

@@ -184,7 +184,7 @@ def restore_whole_frames(args: argparse.Namespace) -> dict[str, Any]:
             ))
         restorer = open_restorer(
             args.model, backend=args.backend, device=args.device, precision=args.precision, window=args.window,
-            stabilise=args.stabilise,
+            stabilise=args.stabilise, streams=args.streams,
         )
         found = obtain_tracks(
             platecolour.viewed(src, colour),  # faces are found as the model sees them

@@ -106,6 +106,7 @@ class TrackRestore:
             # needs, and a cache would keep windows nobody asks for again.
             cache=WindowCache(0),
             on_window=on_window,
+            ahead=restorer.streams,  # every model copy busy, and the model runs while frames are pasted
         )
         self._outputs: Iterator[np.ndarray] | None = None
 
@@ -132,6 +133,8 @@ class TrackRestore:
             return next(self._outputs)
 
     def close(self) -> None:
+        if self._outputs is not None:
+            self._outputs.close()  # ends the windows still restoring ahead
         self.session.close()
         self._outputs = None
 

@@ -172,7 +172,9 @@ class RangeRestorer:
         key = (s.model, s.device, s.precision, s.window)
         if self._restorer_key != key:
             self._restorer = None  # free the old model before loading the next
-            self._restorer = open_restorer(s.model or None, device=s.device, precision=s.precision, window=s.window)
+            # One stream on all cores: a composite asks for one window at a time (its cache serves re-renders).
+            self._restorer = open_restorer(s.model or None, device=s.device, precision=s.precision, window=s.window,
+                                           streams=1)
             self._restorer_key = key
         return self._restorer
 

@@ -2,30 +2,30 @@
 
 An ONNX export has a fixed window length and crop size (`dvface export onnx --frames --size`),
 which may be smaller than the model config's; the sessions must then use the export's, so
-`config` here carries them. onnxruntime sessions may run concurrently, so the engine's one-call
-lock becomes `num_streams` slots.
+`config` here carries them. `num_streams` copies of the export run side by side (the core's
+streams, `dvface_plugin.runtime.ort_restorer.plan_streams`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
-import threading
 from pathlib import Path
 
 from dvface_plugin.errors import WeightsError
 from dvface_plugin.model.folders import DEFAULT_MODEL, MODELS_DIR, resolve_model_folder
 from dvface_plugin.runtime.onnx_format import MANIFEST_NAME
 from dvface_plugin.runtime.onnx_model import CPU, OrtModel, ensure_onnx, import_onnxruntime, resolve_providers
-from dvface_plugin.runtime.ort_restorer import OrtRestorer, providers_for
+from dvface_plugin.runtime.ort_restorer import OrtRestorer, open_streams, providers_for
 
 BACKENDS = ("auto", "cpu", "cuda", "tensorrt")
 MODEL_ENV = "DVFACE_MODEL"
 
 
 class StreamedOrtRestorer(OrtRestorer):
-    def __init__(self, model: OrtModel, num_streams: int = 1) -> None:
-        super().__init__(model)
+    def __init__(self, models: list[OrtModel]) -> None:
+        super().__init__(models)
+        model = models[0]
         frames, height, width = model.shape
         if height != width:
             raise WeightsError(f"{model.folder}: the export's crops are {height}x{width}; DVFace crops are square")
@@ -34,7 +34,6 @@ class StreamedOrtRestorer(OrtRestorer):
         self.config = dataclasses.replace(cfg, window=frames, overlap=overlap, crop_size=height)
         # Short windows are padded up to the export's length, which changes their result.
         self.identity = f"{self.identity}|{frames}x{height}x{width}"
-        self._lock = threading.BoundedSemaphore(num_streams)  # model calls in flight at once
 
 
 def max_overlap(window: int, quantum: int) -> int:
@@ -90,4 +89,4 @@ def load_restorer(
     providers, _ = providers_for(backend)
     first = resolve_providers(providers, import_onnxruntime().get_available_providers())[0]
     folder = onnx_folder(resolve_model(model), fp16=half and first != CPU)
-    return StreamedOrtRestorer(OrtModel(folder, providers=providers, device_id=device_index), num_streams)
+    return StreamedOrtRestorer(open_streams(folder, providers, device_index, num_streams))
