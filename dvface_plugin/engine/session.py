@@ -167,21 +167,7 @@ class FaceTrackSession:
                 key = self._frame_key(f, digests, scale)
                 frame = self.cache.get(key, kind="frame")
                 if frame is None:
-                    rows = []
-                    for win in covering:
-                        row = None
-                        if win.index not in outputs:
-                            row = self.cache.get(("part", digests[win.index], f - win.start, scale), kind="part")
-                        if row is None:
-                            if win.index not in outputs:
-                                running = pending.pop(win.index, None)
-                                outputs[win.index] = (
-                                    running.result() if running else self._window_output(*inputs[win.index], scale)
-                                )
-                                if self.cache.budget_bytes:  # a streaming pass (no cache) asks for each frame once
-                                    self._harvest(win, outputs, inputs, dtype, scale)
-                            row = outputs[win.index][f - win.start]
-                        rows.append(row)
+                    rows = [self._row(f, win, inputs, outputs, pending, dtype, scale) for win in covering]
                     frame = self._blend(f, rows, dtype)
                     self.cache.put(key, frame, frame.nbytes, kind="frame")
                 for index in [i for i in inputs if self.grid.windows[i].stop <= f + 1]:
@@ -194,6 +180,28 @@ class FaceTrackSession:
                 for running in pending.values():
                     running.cancel()
                 pool.shutdown(wait=True)  # a model call cannot be interrupted: let the running ones end
+
+    def _row(
+        self,
+        f: int,
+        win: Window,
+        inputs: dict[int, tuple[np.ndarray, str]],
+        outputs: dict[int, np.ndarray],
+        pending: dict[int, Future],
+        dtype: np.dtype,
+        scale: float,
+    ) -> np.ndarray:
+        """Window `win`'s restored crop of frame f: from the window at hand, a cached row, or the
+        window restored now (or awaited, when it was restoring ahead)."""
+        if win.index not in outputs:
+            row = self.cache.get(("part", inputs[win.index][1], f - win.start, scale), kind="part")
+            if row is not None:
+                return row
+            running = pending.pop(win.index, None)
+            outputs[win.index] = running.result() if running else self._window_output(*inputs[win.index], scale)
+            if self.cache.budget_bytes:  # a streaming pass (no cache) asks for each frame once
+                self._harvest(win, outputs, inputs, dtype, scale)
+        return outputs[win.index][f - win.start]
 
     def _take_input(self, win: Window, inputs: dict[int, tuple[np.ndarray, str]]) -> tuple[np.ndarray, str]:
         """Fetch window `win`'s crops and their digest into `inputs` (in the reading thread: crop
