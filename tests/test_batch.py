@@ -259,11 +259,46 @@ def test_whole_frame_batch_is_bit_identical_to_dvface_restore(ray_local, tmp_pat
         [{"first": 0, "last": 2, "why": "no face detected"}]
 
 
+def test_a_log_encoded_batch_is_restored_in_the_models_srgb_as_dvface_restore_does(ray_local, tmp_path, monkeypatch,
+                                                                                    capsys):
+    """`batch --colorspace`: faces are found and restored in display sRGB and only their change goes
+    back into the log plate, chunk by chunk, exactly as `restore --colorspace` does in one piece."""
+    ocio = pytest.importorskip("PyOpenColorIO")
+    monkeypatch.setenv("DVFACE_CACHE_DIR", str(tmp_path / "cache"))
+    model = save_tiny(tmp_path / "model", 64, window=5, overlap=1)
+    to_log = ocio.Config.CreateFromFile("ocio://studio-config-latest").getProcessor(
+        "sRGB Encoded Rec.709 (sRGB)", "ACEScct").getOptimizedCPUProcessor(ocio.OPTIMIZATION_LOSSLESS)
+    src = tmp_path / "log.mkv"
+    with MediaWriter(src, fps=Fraction(24), width=320, height=200, bit_depth=16) as writer:
+        for frame in synthetic_frames(11, 320, 200, faces=2, face_px=110):
+            log = np.array(frame.astype(np.float32) / 255, order="C")
+            to_log.applyRGB(log)
+            writer.write(np.rint(np.clip(log, 0, 1) * 65535).astype(np.uint16))
+    refs = {}
+    for name, extra in (("log", ["--colorspace", "ACEScct"]), ("plain", [])):
+        out = tmp_path / f"ref-{name}.mkv"
+        assert main(["restore", str(src), "-o", str(out), "--model", str(model), "--quiet", *extra]) == 0
+        refs[name] = np.stack(list(open_media(out)))
+    assert not np.array_equal(refs["log"], refs["plain"])  # the colour space changes what the model sees
+    assert main(["batch", str(src), "-o", str(tmp_path / "out"), "--model", str(model), "--quiet",
+                 "--colorspace", "ACEScct", "--chunk-frames", "4", "--workers", "2",
+                 "--threads-per-worker", str(torch.get_num_threads())]) == 0
+    assert np.array_equal(np.stack(list(open_media(tmp_path / "out" / "log.mkv"))), refs["log"])
+    capsys.readouterr()
+    for extra, message in ((["--colorspace", "NoSuchSpace"], "NoSuchSpace"),
+                           (["--ocio", "ocio://studio-config-latest"], "--ocio names the config")):
+        assert main(["batch", str(src), "-o", str(tmp_path / "refused"), "--model", str(model), *extra]) == 2
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "refused").exists()
+
+
 def test_batch_refuses_face_choice_for_aligned_clips_and_shared_stems(clips, model_dir, tmp_path, capsys):
     assert main(batch_args(clips, model_dir, tmp_path / "out", "--faces", "largest")) == 2
     assert "--faces and --min-face choose faces in whole frames" in capsys.readouterr().err
     assert main(batch_args(clips, model_dir, tmp_path / "out", "--stabilise", "-1")) == 2
     assert "--stabilise must be a whole number of frames >= 0" in capsys.readouterr().err
+    assert main(batch_args(clips, model_dir, tmp_path / "out", "--colorspace", "ACEScg")) == 2
+    assert "--colorspace needs whole frames" in capsys.readouterr().err
     twin = tmp_path / "alpha.mkv"
     twin.write_bytes(clips[0].read_bytes())
     assert main(batch_args([clips[0], twin], model_dir, tmp_path / "out")) == 2

@@ -101,16 +101,22 @@ def render_frames_chunk(restorer, source: str, tracks_file: Path, chunk: Chunk, 
     """Whole frames [start, stop) with every chosen face restored and pasted back, as `dvface restore`."""
     from ..faces import Tracks, select_tracks
     from ..wholeframe.compositor import restore_stream
+    from ..wholeframe.platecolour import PlateRoundTrip, plate_colour
     from ..wholeframe.stages import StageTimer
 
     chosen = select_tracks(Tracks.load(tracks_file), options["faces"], options["min_face"])
+    colour = plate_colour(options["colorspace"], options["ocio"])
     with open_media(source) as src:
         piece.parent.mkdir(parents=True, exist_ok=True)
         # In the source's own YUV format with its samples around the faces, as `dvface restore` writes.
         with MediaWriter(piece, fps=piece_fps(src), width=src.width, height=src.height, bit_depth=src.source_bits,
                          codec="ffv1", planes_from=src, trim=(chunk.start, chunk.stop)) as writer:
+            frames, sink = src.frames(chunk.read_start, chunk.read_stop), writer
+            if colour is not None:  # the model sees display sRGB; the plate gets back only the faces' change
+                sink = PlateRoundTrip(colour, writer)
+                frames = sink.frames(frames, chunk.read_start, chunk.start)
             restore_stream(
-                src.frames(chunk.read_start, chunk.read_stop), chosen, restorer, writer, StageTimer(),
+                frames, chosen, restorer, sink, StageTimer(),
                 name=Path(source).name, strength=options["strength"], window=options["window"],
                 overlap=options["overlap"], span=(chunk.read_start, chunk.start, chunk.stop),
             )

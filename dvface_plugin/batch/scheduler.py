@@ -121,9 +121,11 @@ def _finish_if_complete(manifest: Manifest, src: str, options: dict, report_dir:
         tracks = tracks_path(manifest, src)
         if report_dir is not None:  # with the tracks the chunks were restored with, before they go
             from ..report import build_report
+            from ..wholeframe.platecolour import plate_colour
 
             build_report(src, entry["output"], report_dir / Path(src).stem, tracks_file=tracks,
-                         faces=options["faces"], min_face=options["min_face"])
+                         faces=options["faces"], min_face=options["min_face"],
+                         colour=plate_colour(options["colorspace"], options["ocio"]))
         tracks.unlink(missing_ok=True)
         if not any(tracks.parent.iterdir()):
             tracks.parent.rmdir()

@@ -17,6 +17,7 @@ from pathlib import Path
 from ..batch.manifest import Manifest, file_sha256, job_id
 from ..errors import InputError
 from ..media.formats import VIDEO_EXTENSIONS
+from ..wholeframe import platecolour
 
 BATCH_DIR = ".dvface-batch"
 
@@ -60,6 +61,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="write variable-frame-rate inputs at their average rate (refused without this)")
     parser.add_argument("--report", type=Path, default=None, metavar="DIR",
                         help="whole frames: also write a QC page per file to DIR/<stem>/index.html (see `dvface report`)")
+    platecolour.add_arguments(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
 
@@ -103,6 +105,9 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("--faces and --min-face choose faces in whole frames; an --aligned clip is one face")
     if args.aligned and args.report is not None:
         raise InputError("--report needs whole frames: a clip of --aligned crops has no face tracks to report")
+    if args.aligned and args.colorspace is not None:
+        raise InputError("--colorspace needs whole frames: --aligned crops are already in the model's display sRGB")
+    colour = platecolour.settings(args)  # an unknown colour space is refused before any decoding
     from ..batch.plan import plan_chunks
     from ..batch.scheduler import tracks_path
     from ..engine import WindowGrid
@@ -132,7 +137,8 @@ def run(args: argparse.Namespace) -> int:
                "codec": args.codec,
                "allow_bit_depth_loss": args.allow_bit_depth_loss,
                "allow_retime": args.allow_retime, "threads": args.threads_per_worker,
-               "aligned": args.aligned, "faces": args.faces, "min_face": args.min_face}
+               "aligned": args.aligned, "faces": args.faces, "min_face": args.min_face,
+               "colorspace": args.colorspace, "ocio": args.ocio}
     settings = {**{k: v for k, v in options.items() if k != "device"}, "chunk_frames": args.chunk_frames,
                 "ext": args.ext}
     job = job_id(inputs, settings)
@@ -146,7 +152,8 @@ def run(args: argparse.Namespace) -> int:
             if args.aligned and (media.width, media.height) != (cfg.crop_size, cfg.crop_size):
                 raise InputError(f"{src} is {media.width}x{media.height}; --aligned needs "
                                  f"{cfg.crop_size}x{cfg.crop_size} aligned face crops for this model")
-            tracks = None if args.aligned else _analyse(media, src, cfg.crop_size, args.quiet)
+            tracks = None if args.aligned else _analyse(platecolour.viewed(media, colour), src, cfg.crop_size,
+                                                        args.quiet)
         try:
             grid = WindowGrid(n, window, overlap, cfg.vae_temporal_stride)
         except ValueError as exc:
@@ -178,7 +185,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _analyse(media, src: str, crop_size: int, quiet: bool):
-    """The file's face tracks, from the user's track cache or a new analysis pass over the whole file."""
+    """The file's face tracks, from the user's track cache or a new analysis pass over the whole file
+    (`media` as the model sees it, `platecolour.viewed`)."""
     import sys
 
     from ..wholeframe.stages import StageTimer

@@ -21,7 +21,7 @@ if TYPE_CHECKING:  # the media package loads PyAV: not for `--help`, which regis
 
 
 def add_arguments(parser: argparse._ActionsContainer) -> None:
-    """--colorspace and --ocio, for every command that reads a plate (restore, track, report)."""
+    """--colorspace and --ocio, for every command that reads a plate (restore, track, report, batch)."""
     parser.add_argument("--colorspace", default=None, metavar="NAME",
                         help="IN's colour space in the OCIO config (e.g. ACEScg for a scene-linear EXR plate): faces "
                              "are found and restored in the model's sRGB and only their change goes back, so every "
@@ -33,11 +33,16 @@ def add_arguments(parser: argparse._ActionsContainer) -> None:
 
 def settings(args: argparse.Namespace) -> ColourSettings | None:
     """The plate's colour from parsed arguments (validated now, before any decoding); None: display sRGB."""
-    if args.colorspace is None:
-        if args.ocio is not None:
+    return plate_colour(args.colorspace, args.ocio)
+
+
+def plate_colour(colorspace: str | None, ocio: str | None) -> ColourSettings | None:
+    """The plate's colour from a --colorspace and --ocio pair (as a batch job's settings keep them)."""
+    if colorspace is None:
+        if ocio is not None:
             raise InputError("--ocio names the config of --colorspace; give IN's colour space with --colorspace NAME")
         return None
-    return ColourSettings(colorspace=args.colorspace, ocio=args.ocio or "", unpremultiply=False)
+    return ColourSettings(colorspace=colorspace, ocio=ocio or "", unpremultiply=False)
 
 
 def viewed(src: MediaSource, colour: ColourSettings | None) -> MediaSource:
