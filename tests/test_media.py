@@ -416,6 +416,20 @@ def test_output_spec_keeps_depth_where_the_format_can(tmp_path, path, codec, pix
     assert (spec.pix_fmt, spec.bit_depth) == (pix_fmt, bits)
 
 
+@pytest.mark.parametrize("path, codec, source, pix_fmt, warning", [
+    ("a.mp4", None, "yuv422p10le", "yuv422p10le", "10-bit 4:2:2 H.264"),
+    ("a.mp4", "h265", "yuv444p", "yuv444p", "4:4:4 H.265"),
+    ("a.mp4", None, "yuv420p", "yuv420p", None),
+    ("a.mov", None, "yuv444p10le", "yuv444p10le", None),
+    ("a.mov", "prores", "yuv444p10le", "yuv422p10le", "halves the source's 4:4:4 chroma")])
+def test_output_spec_keeps_the_sources_chroma_or_says_it_does_not(tmp_path, path, codec, source, pix_fmt, warning):
+    """A 4:2:2 tape capture written to .mp4 was silently 4:2:0; a 4:4:4 one to .mov, ProRes 422."""
+    bits = 10 if "10" in source else 8
+    spec = output_spec(tmp_path / path, codec, bits, source_pix_fmt=source)
+    assert spec.pix_fmt == pix_fmt and spec.bit_depth == bits
+    assert [w for w in spec.warnings if warning and warning in w] or (warning is None and not spec.warnings)
+
+
 def test_output_spec_rejects_bad_choices_up_front(tmp_path):
     with pytest.raises(InputError, match="cannot hold"):
         output_spec(tmp_path / "a.mp4", "prores", 8)

@@ -277,6 +277,11 @@ def test_a_yuv_source_keeps_its_format_and_every_sample_outside_the_mattes(model
     assert restore(src, rgb, model_dir, "--codec", "ffv1rgb", capsys=capsys)[0] == 0
     with av.open(str(rgb)) as container:
         assert container.streams.video[0].codec_context.pix_fmt == "bgr0"
+    tape = yuv_clip(tmp_path / "tape.mkv", synthetic_frames(N, W, H, faces=2, face_px=FACE_PX), "yuv422p")
+    review = tmp_path / "review.mp4"  # a lossy copy keeps a 4:2:2 source's chroma too (it was 4:2:0)
+    assert restore(tape, review, model_dir, capsys=capsys)[0] == 0
+    with av.open(str(review)) as container:
+        assert container.streams.video[0].codec_context.pix_fmt == "yuv422p"
 
 
 def test_report_shows_every_track_with_its_crops_plots_and_toggle(full_run, two_faces, model_dir, tmp_path, capsys):

@@ -127,9 +127,11 @@ def output_spec(path: str | Path, codec: str | None = None, input_bit_depth: int
     (8, 10, 12, 16, or 32 for float). Choices that would keep fewer bits raise
     `InputError` naming a format that keeps them, unless `allow_bit_depth_loss` is set,
     in which case the spec carries a warning instead. `source_pix_fmt`: the source's decoded
-    format, kept by codec ffv1 when it is one of `FFV1_SOURCE_FORMATS`.
+    format, kept by codec ffv1 when it is one of `FFV1_SOURCE_FORMATS`; H.264 and H.265 keep its
+    chroma subsampling, and the .mov default turns ProRes 4444 for a 4:4:4 source.
     """
     path = Path(path)
+    chroma_warning = None
     if not (1 <= input_bit_depth <= 16 or input_bit_depth == 32):
         raise InputError(f"input_bit_depth must be 1..16 or 32 (float), got {input_bit_depth}.")
     ext = path.suffix.lower()
@@ -150,10 +152,18 @@ def output_spec(path: str | Path, codec: str | None = None, input_bit_depth: int
             raise InputError(f"{ext} cannot hold {name}; use {', '.join(allowed)} in {ext}, or a "
                              f"container that takes {name}: "
                              f"{', '.join(e for e, (_, a) in _CONTAINER_CODECS.items() if name in a)}.")
+        source_chroma = source_pix_fmt[3:6] if source_pix_fmt in FFV1_SOURCE_FORMATS else None
+        if name == "prores" and codec is None and source_chroma == "444":
+            name = "prores4444"  # the .mov default keeps a 4:4:4 source's chroma
         encoder, table, lossless = _VIDEO_CODECS[name]
         pix_fmt, kept = _pick(table, input_bit_depth)
         if name == "ffv1" and source_pix_fmt in FFV1_SOURCE_FORMATS:
             pix_fmt, kept = source_pix_fmt, FFV1_SOURCE_FORMATS[source_pix_fmt]
+        elif name in ("h264", "h265") and source_chroma in ("422", "444"):
+            pix_fmt = pix_fmt.replace("420", source_chroma, 1)  # x264 and x265 take 4:2:2 and 4:4:4 too
+        elif name == "prores" and source_chroma == "444":
+            chroma_warning = (f"{path.name}: ProRes 422 halves the source's 4:4:4 chroma; use codec prores4444 "
+                              "to keep it.")
         options.update(_ENCODER_OPTIONS.get(encoder, {}))
         if name.startswith("prores"):
             options["profile"] = "4444" if name == "prores4444" else "hq"
@@ -188,9 +198,15 @@ def output_spec(path: str | Path, codec: str | None = None, input_bit_depth: int
             raise InputError(message + ", or allow the loss explicitly (allow_bit_depth_loss=True).")
         warnings.append(message + "; reducing as allowed.")
 
-    if encoder == "libx264" and kept > 8:
-        warnings.append(f"{path.name}: 10-bit H.264 keeps the depth but QuickTime and browsers "
-                        f"do not play it; use .mov (ProRes) for review copies.")
+    unplayable = [trait for trait in (f"{kept}-bit" if encoder == "libx264" and kept > 8 else "",
+                                      f"4:{pix_fmt[4]}:{pix_fmt[5]}" if pix_fmt.startswith(("yuv422", "yuv444"))
+                                      and encoder in ("libx264", "libx265") else "") if trait]
+    if unplayable:
+        warnings.append(f"{path.name}: {' '.join(unplayable)} {'H.264' if encoder == 'libx264' else 'H.265'} keeps "
+                        "the source's samples but QuickTime and browsers may not play it; use .mov (ProRes) for "
+                        "review copies.")
+    if chroma_warning is not None:
+        warnings.append(chroma_warning)
     _check_writable(pattern.folder if pattern is not None else path.parent)
     dtype = np.dtype(np.float32) if "f32" in pix_fmt else DTYPE_BY_DEPTH[depth_class(kept)]
     return OutputSpec(path=path, kind=kind, encoder=encoder, pix_fmt=pix_fmt, bit_depth=kept,
