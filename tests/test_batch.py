@@ -252,6 +252,16 @@ def test_whole_frame_batch_is_bit_identical_to_dvface_restore(ray_local, tmp_pat
     assert all(e["state"] == "done" and len(e["chunks"]) >= 3 for e in files.values())
     assert all(c["runs"] == 1 for e in files.values() for c in e["chunks"])
     assert [p.name for p in next((outdir / ".dvface-batch").iterdir()).iterdir()] == ["manifest.json"]
+    # a lossy output in the source's format (H.264 4:2:0 here) is encoded from the pieces' own samples
+    # (joining them used to be refused), as `dvface restore` encodes its frames
+    assert main(["restore", str(sources[0]), "-o", str(tmp_path / "ref-two.mp4"), "--model", str(model),
+                 "--quiet"]) == 0
+    assert main(["batch", str(sources[0]), "-o", str(tmp_path / "mp4"), "--ext", "mp4", "--model", str(model),
+                 "--quiet", "--chunk-frames", "4", "--workers", "2",
+                 "--threads-per-worker", str(torch.get_num_threads())]) == 0
+    out = open_media(tmp_path / "mp4" / "two.mp4")
+    assert out.pix_fmt == "yuv420p" and out.frame_count == len(shots["two"])
+    assert np.array_equal(np.stack(list(out)), np.stack(list(open_media(tmp_path / "ref-two.mp4"))))
     for name, faces in (("two", 2), ("enters", 1)):  # --report: a QC page per file, from the job's own tracks
         report = json.loads((tmp_path / "qc" / name / "report.json").read_text())
         assert len(report["tracks"]) == faces and all(t["restored"] for t in report["tracks"])

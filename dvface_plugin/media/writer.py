@@ -337,6 +337,32 @@ class MediaWriter:
                 self.frames_written += 1
         return True
 
+    def encode_video_from(self, path: str | Path) -> bool:
+        """Append every frame of the video file `path` re-encoded, when its frames are in this
+        writer's pixel format and size (e.g. FFV1 pieces in the source's YUV format joined into an
+        H.264 output): its decoded samples go to the encoder as they are, with no RGB round trip.
+        Returns False, having written nothing, when they are not."""
+        if self._closed:
+            raise InputError("encode_video_from() after close(): open a new MediaWriter.")
+        if self.spec.kind != "video":
+            return False
+        with av.open(str(path)) as piece:
+            if len(piece.streams.video) != 1:
+                return False
+            theirs = piece.streams.video[0].codec_context
+            if theirs.pix_fmt != self.spec.pix_fmt or (theirs.width, theirs.height) != (self.width, self.height):
+                return False
+            for frame in piece.decode(video=0):
+                frame.pict_type = av.video.frame.PictureType.NONE  # an intra codec's "I" would force keyframes
+                frame.colorspace = self._video.codec_context.colorspace
+                frame.pts = self.frames_written
+                frame.time_base = self._frame_time_base
+                for packet in self._video.encode(frame):
+                    self._container.mux(packet)
+                self._mux_audio(until=Fraction(self.frames_written + 1) / self.fps)
+                self.frames_written += 1
+        return True
+
     def _validated(self, frame: np.ndarray) -> np.ndarray:
         index = self.frames_written
         if not isinstance(frame, np.ndarray) or frame.shape != (self.height, self.width, 3):
