@@ -384,5 +384,19 @@ def test_a_window_failing_ahead_raises_in_the_reader_and_stopping_early_ends_the
     assert not [t for t in threading.enumerate() if t.name.startswith("dvface-window")]
     with pytest.raises(ValueError, match="ahead"):
         FaceTrackSession(restorer, get_crop, n, ahead=-1)
-    with pytest.raises(ValueError, match="no cache"):  # it would restore windows for frames a cache holds
-        FaceTrackSession(restorer, get_crop, n, ahead=2)
+
+
+def test_windows_ahead_skip_what_the_cache_already_finished():
+    """A second pass (a Nuke re-render) must not restore windows again for frames the cache kept,
+    even when the bulky windows themselves were evicted."""
+    n, get_crop = 60, synthetic_crop(2, CROP)
+    restorer = CopiesRestorer(2)
+    cache = WindowCache(3 * 17 * CROP * CROP * 3 * 4)  # every finished frame, and about one window
+    with FaceTrackSession(restorer, get_crop, n, cache=cache, ahead=2) as s:
+        first = list(s.iter_frames())
+        windows = len(s.grid.windows)
+    assert restorer.decodes == windows and cache.stats().evictions > 0
+    with FaceTrackSession(restorer, get_crop, n, cache=cache, ahead=2) as s:
+        again = list(s.iter_frames())
+    assert restorer.decodes == windows  # nothing restored again
+    assert all(np.array_equal(a, b) for a, b in zip(first, again))

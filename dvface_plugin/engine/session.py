@@ -68,9 +68,6 @@ class FaceTrackSession:
             raise ValueError("pass exactly one of get_crop and get_crops")
         if not (isinstance(ahead, int) and ahead >= 0):
             raise ValueError(f"ahead must be a whole number of windows >= 0, got {ahead!r}")
-        if ahead and (cache is None or cache.budget_bytes):
-            raise ValueError("ahead is for one pass in order with no cache (cache=WindowCache(0)): with a cache, "
-                             "windows would be restored again for frames it already holds")
         cfg = restorer.config
         try:
             self.grid = WindowGrid(
@@ -93,7 +90,8 @@ class FaceTrackSession:
         self._on_window = on_window  # called with a window's frame count each time the model runs one
         # Windows `iter_frames` keeps restoring in background threads, from the one being read on:
         # set to the restorer's `streams`, every model copy stays busy, and the model runs while the
-        # caller pastes and writes. 0: the reading thread runs the model itself.
+        # caller pastes and writes. 0: the reading thread runs the model itself. A window whose
+        # frames the cache already holds is not restored ahead.
         self._ahead = ahead
         self._weights = [self.grid.weights(i) for i in range(len(self.grid.windows))]
         self._dtype: np.dtype | None = None
@@ -160,7 +158,7 @@ class FaceTrackSession:
                     for index in range(covering[0].index, min(covering[-1].index + self._ahead - 1, last_window) + 1):
                         if index not in inputs:
                             self._take_input(self.grid.windows[index], inputs)
-                        if index not in pending and index not in outputs:
+                        if index not in pending and index not in outputs and self._needed(index, f, stop, inputs, scale):
                             pending[index] = pool.submit(self._window_output, *inputs[index], scale)
                 digests = {w.index: inputs[w.index][1] for w in covering}
                 dtype = inputs[covering[0].index][0].dtype
@@ -180,6 +178,20 @@ class FaceTrackSession:
                 for running in pending.values():
                     running.cancel()
                 pool.shutdown(wait=True)  # a model call cannot be interrupted: let the running ones end
+
+    def _needed(self, index: int, f: int, stop: int, inputs: dict[int, tuple[np.ndarray, str]], scale: float) -> bool:
+        """Whether a frame from f on needs window `index` restored: neither it nor the window's row of
+        it is cached. The frames' keys need their other windows' digests: their crops are read now."""
+        win = self.grid.windows[index]
+        for g in range(max(f, win.start), min(stop, win.stop)):
+            covering = self.grid.covering(g)
+            for w in covering:
+                if w.index not in inputs:
+                    self._take_input(w, inputs)
+            key = self._frame_key(g, {w.index: inputs[w.index][1] for w in covering}, scale)
+            if key not in self.cache and ("part", inputs[index][1], g - win.start, scale) not in self.cache:
+                return True
+        return False
 
     def _row(
         self,

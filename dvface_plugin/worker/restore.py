@@ -172,9 +172,7 @@ class RangeRestorer:
         key = (s.model, s.device, s.precision, s.window)
         if self._restorer_key != key:
             self._restorer = None  # free the old model before loading the next
-            # One stream on all cores: a composite asks for one window at a time (its cache serves re-renders).
-            self._restorer = open_restorer(s.model or None, device=s.device, precision=s.precision, window=s.window,
-                                           streams=1)
+            self._restorer = open_restorer(s.model or None, device=s.device, precision=s.precision, window=s.window)
             self._restorer_key = key
         return self._restorer
 
@@ -247,6 +245,7 @@ class RangeRestorer:
                 restorer,
                 get_crop, len(track.faces), first_frame=track.first_frame, window=settings.window,
                 overlap=settings.overlap, prior_scale=settings.strength, crop_size=crop, cache=self.cache,
+                ahead=restorer.streams,  # every model copy busy; windows of frames the cache holds are skipped
             )
             sessions.append(session)
             iterators[track.id] = (track, session.iter_frames(start, stop))
