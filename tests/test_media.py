@@ -546,7 +546,7 @@ def test_ffv1_pieces_are_joined_without_re_encoding(tmp_path, bits, dtype):
                 w.write(frame)
     out = tmp_path / "joined.mkv"
     with MediaWriter(out, fps=Fraction(24000, 1001), width=40, height=24, bit_depth=bits) as w:
-        assert [w.copy_video_from(p) for p in pieces] == [True, True]
+        assert [w.append_video_from(p) for p in pieces] == [True, True]
     media = open_media(out)
     assert media.fps == Fraction(24000, 1001) and np.array_equal(np.stack(list(media)), frames)
 
@@ -557,10 +557,10 @@ def test_ffv1_pieces_are_joined_without_re_encoding(tmp_path, bits, dtype):
     assert payloads(out) == payloads(pieces[0]) + payloads(pieces[1])
     # a writer whose encoding differs (other codec or size) takes nothing and says so
     with MediaWriter(tmp_path / "other.mp4", fps=24, width=40, height=24, allow_bit_depth_loss=True) as w:
-        assert not w.copy_video_from(pieces[0])
+        assert not w.append_video_from(pieces[0])
         w.write(frames[0].astype(np.uint8) if dtype == np.uint8 else (frames[0] >> 8).astype(np.uint8))
     with MediaWriter(tmp_path / "wide.mkv", fps=24, width=42, height=24, bit_depth=bits) as w:
-        assert not w.copy_video_from(pieces[0])
+        assert not w.append_video_from(pieces[0])
         w.write(np.zeros((24, 42, 3), dtype))
 
 

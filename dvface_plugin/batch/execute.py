@@ -140,9 +140,7 @@ def assemble(source: str, pieces: list[str], output: Path, options: dict) -> Non
         planes_from=src,  # an FFV1 output in the source's YUV format takes the pieces' packets as they are
     ) as writer:
         for piece in pieces:
-            # FFV1 output: the pieces' packets, not re-encoded; another codec in the source's format:
-            # their samples encoded as they are
-            if writer.copy_video_from(piece) or writer.encode_video_from(piece):
+            if writer.append_video_from(piece):  # FFV1: their packets; another codec: their samples encoded
                 continue
             if writer.copies_source_samples:  # writing decoded frames would put the source's back
                 raise DVFaceError(f"{piece} cannot be joined into {output} without re-encoding; delete "

@@ -262,15 +262,9 @@ class MediaWriter:
         rgb = self._validated(frame)
         if self.spec.kind == "video":
             if self._planes_from is not None:
-                video_frame = self._over_source(rgb, matte)
+                self._encode(self._over_source(rgb, matte))
             else:
-                video_frame = rgb_to_frame(rgb, self.spec.pix_fmt, self._matrix)
-            video_frame.colorspace = self._video.codec_context.colorspace  # encoders that tag from the frame
-            video_frame.pts = self.frames_written
-            video_frame.time_base = self._frame_time_base
-            for packet in self._video.encode(video_frame):
-                self._container.mux(packet)
-            self._mux_audio(until=Fraction(self.frames_written + 1) / self.fps)
+                self._encode(rgb_to_frame(rgb, self.spec.pix_fmt, self._matrix))
         else:
             if self.spec.kind == "photo" and self.frames_written:
                 raise InputError(f"{self.spec.path.name} is a single photo; use a pattern such as "
@@ -307,61 +301,49 @@ class MediaWriter:
         """Whether `write` takes the samples outside its matte from `planes_from` (its matte None: all)."""
         return self._planes_from is not None
 
-    def copy_video_from(self, path: str | Path) -> bool:
-        """Append every frame of the video file `path` without re-encoding, when it holds exactly what
-        this writer's encoder would produce (same codec, size, pixel format and codec header: e.g.
-        FFV1 pieces written by another MediaWriter with the same settings). Returns False, having
-        written nothing, when it does not; the caller then decodes and `write`s the frames."""
+    def append_video_from(self, path: str | Path) -> bool:
+        """Append every frame of the video file `path` (e.g. `dvface batch`'s FFV1 pieces) as it is:
+        its packets, not re-encoded, when they are exactly what this writer's encoder would produce
+        (same codec, size, pixel format and codec header); else its decoded samples, encoded with
+        no RGB round trip, when they are in this writer's pixel format and size. Returns False,
+        having written nothing, when neither holds; the caller then decodes and `write`s the frames."""
         if self._closed:
-            raise InputError("copy_video_from() after close(): open a new MediaWriter.")
+            raise InputError("append_video_from() after close(): open a new MediaWriter.")
         if self.spec.kind != "video":
             return False
         with av.open(str(path)) as piece:
             if len(piece.streams.video) != 1:
                 return False
             stream = piece.streams.video[0]
-            ours = self._video.codec_context
-            theirs = stream.codec_context
-            if (theirs.name != ours.name or (theirs.width, theirs.height) != (self.width, self.height)
-                    or theirs.pix_fmt != ours.pix_fmt or bytes(theirs.extradata or b"") != bytes(ours.extradata or b"")):
+            ours, theirs = self._video.codec_context, stream.codec_context
+            if theirs.pix_fmt != ours.pix_fmt or (theirs.width, theirs.height) != (self.width, self.height):
                 return False
-            for packet in piece.demux(stream):
-                if packet.size == 0:
-                    continue  # demuxer flush packet
-                packet.stream = self._video
-                packet.pts = packet.dts = self.frames_written
-                packet.time_base = self._frame_time_base
-                packet.duration = 1
-                self._container.mux(packet)
-                self._mux_audio(until=Fraction(self.frames_written + 1) / self.fps)
+            if theirs.name == ours.name and bytes(theirs.extradata or b"") == bytes(ours.extradata or b""):
+                for packet in piece.demux(stream):
+                    if packet.size == 0:
+                        continue  # demuxer flush packet
+                    packet.stream = self._video
+                    packet.pts = packet.dts = self.frames_written
+                    packet.time_base = self._frame_time_base
+                    packet.duration = 1
+                    self._container.mux(packet)
+                    self._mux_audio(until=Fraction(self.frames_written + 1) / self.fps)
+                    self.frames_written += 1
+                return True
+            for frame in piece.decode(stream):
+                frame.pict_type = av.video.frame.PictureType.NONE  # an intra codec's "I" would force keyframes
+                self._encode(frame)
                 self.frames_written += 1
         return True
 
-    def encode_video_from(self, path: str | Path) -> bool:
-        """Append every frame of the video file `path` re-encoded, when its frames are in this
-        writer's pixel format and size (e.g. FFV1 pieces in the source's YUV format joined into an
-        H.264 output): its decoded samples go to the encoder as they are, with no RGB round trip.
-        Returns False, having written nothing, when they are not."""
-        if self._closed:
-            raise InputError("encode_video_from() after close(): open a new MediaWriter.")
-        if self.spec.kind != "video":
-            return False
-        with av.open(str(path)) as piece:
-            if len(piece.streams.video) != 1:
-                return False
-            theirs = piece.streams.video[0].codec_context
-            if theirs.pix_fmt != self.spec.pix_fmt or (theirs.width, theirs.height) != (self.width, self.height):
-                return False
-            for frame in piece.decode(video=0):
-                frame.pict_type = av.video.frame.PictureType.NONE  # an intra codec's "I" would force keyframes
-                frame.colorspace = self._video.codec_context.colorspace
-                frame.pts = self.frames_written
-                frame.time_base = self._frame_time_base
-                for packet in self._video.encode(frame):
-                    self._container.mux(packet)
-                self._mux_audio(until=Fraction(self.frames_written + 1) / self.fps)
-                self.frames_written += 1
-        return True
+    def _encode(self, video_frame: av.VideoFrame) -> None:
+        """Encode `video_frame` as the next frame, with the audio up to its end."""
+        video_frame.colorspace = self._video.codec_context.colorspace  # encoders that tag from the frame
+        video_frame.pts = self.frames_written
+        video_frame.time_base = self._frame_time_base
+        for packet in self._video.encode(video_frame):
+            self._container.mux(packet)
+        self._mux_audio(until=Fraction(self.frames_written + 1) / self.fps)
 
     def _validated(self, frame: np.ndarray) -> np.ndarray:
         index = self.frames_written
