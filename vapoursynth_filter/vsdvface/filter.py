@@ -94,7 +94,8 @@ def restore(
         this onnxruntime build has), "cpu", "cuda" or "tensorrt".
     :param device_index: GPU index for the CUDA and TensorRT providers.
     :param num_streams: copies of the model run side by side, each its own onnxruntime session; on a
-        CPU they split the cores (2 restored 1.17x the crops of 1 on two cores).
+        CPU they split the cores (on two cores, two single-threaded sessions side by side ran the model
+        1.18x faster than one on both: benchmarks/cpu_streams.py).
     :param strength: 0..1, how much of the learned face prior to inject (the model's `prior_scale`);
         changing it re-runs only the backbone on cached latents.
     :param faces: "all", "largest", "center", or track ids such as "1,3" (ids as in `DVFaceIds`).
