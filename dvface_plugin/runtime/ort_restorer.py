@@ -37,7 +37,7 @@ def plan_streams(provider: str, streams: int | None = None, threads: int | None 
     """How many model copies may run at once, and each copy's intra-op threads.
 
     On the CPU provider the cores are split between the copies, two by default where there are
-    two cores or more: two single-threaded calls side by side restored 1.17x the crops of one call
+    two cores or more: two single-threaded calls side by side ran the model 1.18x faster than one call
     on both cores of the development machine (docs/benchmarks.md, "Several faces at once"),
     since one call's threads wait on each other between layers. `threads` is then the total (None:
     every core this process may use). On a GPU provider, one copy unless asked, on the library's
