@@ -55,6 +55,8 @@ class TrackRestorer(ABC):
     precision: str
 
     def __init__(self, models: Sequence[Any]) -> None:
+        """models: one per stream; one object may be listed several times when its runtime takes
+        concurrent calls itself (an onnxruntime session, as the VapourSynth filter shares one)."""
         if not models:
             raise ValueError("a restorer needs at least one model copy")
         self._free: queue.SimpleQueue = queue.SimpleQueue()  # the copies no call is running on

@@ -93,9 +93,7 @@ def restore(
     :param backend: onnxruntime execution provider: "auto" (TensorRT, CUDA, then CPU, whichever
         this onnxruntime build has), "cpu", "cuda" or "tensorrt".
     :param device_index: GPU index for the CUDA and TensorRT providers.
-    :param num_streams: copies of the model run side by side, each its own onnxruntime session; on a
-        CPU they split the cores (on two cores, two single-threaded sessions side by side ran the model
-        1.18x faster than one on both: benchmarks/cpu_streams.py).
+    :param num_streams: model runs allowed in flight at once (more helps GPUs, not CPUs).
     :param strength: 0..1, how much of the learned face prior to inject (the model's `prior_scale`);
         changing it re-runs only the backbone on cached latents.
     :param faces: "all", "largest", "center", or track ids such as "1,3" (ids as in `DVFaceIds`).

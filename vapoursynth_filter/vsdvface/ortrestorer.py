@@ -2,8 +2,9 @@
 
 An ONNX export has a fixed window length and crop size (`dvface export onnx --frames --size`),
 which may be smaller than the model config's; the sessions must then use the export's, so
-`config` here carries them. `num_streams` copies of the export run side by side (the core's
-streams, `dvface_plugin.runtime.ort_restorer.plan_streams`).
+`config` here carries them. onnxruntime sessions may run concurrently, so up to `num_streams`
+calls share the one session (on every core: the host's frame requests mostly wait on the same
+window, so single-threaded copies would leave a core idle; docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from dvface_plugin.errors import WeightsError
 from dvface_plugin.model.folders import DEFAULT_MODEL, MODELS_DIR, resolve_model_folder
 from dvface_plugin.runtime.onnx_format import MANIFEST_NAME
 from dvface_plugin.runtime.onnx_model import CPU, OrtModel, ensure_onnx, import_onnxruntime, resolve_providers
-from dvface_plugin.runtime.ort_restorer import OrtRestorer, open_streams, providers_for
+from dvface_plugin.runtime.ort_restorer import OrtRestorer, providers_for
 
 BACKENDS = ("auto", "cpu", "cuda", "tensorrt")
 MODEL_ENV = "DVFACE_MODEL"
@@ -89,4 +90,4 @@ def load_restorer(
     providers, _ = providers_for(backend)
     first = resolve_providers(providers, import_onnxruntime().get_available_providers())[0]
     folder = onnx_folder(resolve_model(model), fp16=half and first != CPU)
-    return StreamedOrtRestorer(open_streams(folder, providers, device_index, num_streams))
+    return StreamedOrtRestorer([OrtModel(folder, providers=providers, device_id=device_index)] * num_streams)
