@@ -158,8 +158,9 @@ class FaceTrackSession:
                     for index in range(covering[0].index, min(covering[-1].index + self._ahead - 1, last_window) + 1):
                         if index not in inputs:
                             self._take_input(self.grid.windows[index], inputs)
-                        if index not in pending and index not in outputs and self._needed(index, f, stop, inputs, scale):
-                            pending[index] = pool.submit(self._window_output, *inputs[index], scale)
+                        if index in pending or index in outputs or not self._needed(index, f, stop, inputs, scale):
+                            continue
+                        pending[index] = pool.submit(self._window_output, *inputs[index], scale)
                 digests = {w.index: inputs[w.index][1] for w in covering}
                 dtype = inputs[covering[0].index][0].dtype
                 key = self._frame_key(f, digests, scale)

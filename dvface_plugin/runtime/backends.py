@@ -34,11 +34,12 @@ def open_restorer(
     """The restorer for a model name or folder (`auto`: see `choose_backend`).
 
     threads: the model's threads (None: the library's default; on onnxruntime's CPU provider every
-    core, split between two streams, `ort_restorer.plan_streams`); torch's count is process-wide. window: the window length the caller will use (None: the model's), which
-    `auto` needs because an ONNX export has a fixed window. stabilise: overrides the model's
-    temporal stabilisation radius (None: the model's; see `TrackRestorer.with_stabilise`). streams:
-    copies of the model run side by side (None: `ort_restorer.plan_streams`' choice, two on a CPU;
-    torch runs one); callers that ask for one window at a time should pass 1.
+    core, split between the streams); torch's count is process-wide. window: the window length the
+    caller will use (None: the model's), which `auto` needs because an ONNX export has a fixed
+    window. stabilise: overrides the model's temporal stabilisation radius (None: the model's; see
+    `TrackRestorer.with_stabilise`). streams: copies of the model run side by side (None:
+    `ort_restorer.plan_streams`' choice, two on a CPU; torch runs one); callers that ask for one
+    window at a time should pass 1, the others keep them busy with `FaceTrackSession(ahead=...)`.
     """
     restorer = _open_backend(model, backend, device, precision, threads, window, streams)
     return restorer if stabilise is None else restorer.with_stabilise(stabilise)

@@ -1,8 +1,9 @@
 """The restorer interface every backend implements; imports no torch.
 
 A backend turns one window of host crops into cached state (`encode`) and restored crops
-(`decode`), with up to `streams` calls in flight, each on its own copy of the model. The engine (`dvface_plugin.engine`) drives restorers window by
-window; this module knows nothing of sessions or caches.
+(`decode`), with up to `streams` calls in flight, each on its own copy of the model. The engine
+(`dvface_plugin.engine`) drives restorers window by window; this module knows nothing of
+sessions or caches.
 """
 
 from __future__ import annotations

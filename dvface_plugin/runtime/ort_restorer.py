@@ -105,7 +105,11 @@ class OrtRestorer(TrackRestorer):
 
 
 def open_streams(
-    folder: Path, providers: list[str] | None, device_id: int = 0, streams: int | None = None, threads: int | None = None
+    folder: Path,
+    providers: list[str] | None,
+    device_id: int = 0,
+    streams: int | None = None,
+    threads: int | None = None,
 ) -> list[OrtModel]:
     """The export in `folder` opened once per stream (`plan_streams` decides how many, and their threads)."""
     first = resolve_providers(providers, import_onnxruntime().get_available_providers())[0]
