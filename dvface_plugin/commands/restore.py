@@ -47,7 +47,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--streams", type=int, default=None, metavar="N",
         help="copies of the model restoring side by side, on onnxruntime (default: 2 on a CPU with two or more "
-        "cores, which split them: about 1.2x the speed; 1 on a GPU); 1 halves the model's peak memory",
+        "cores, which split them: about 1.2x the speed; 1 on a GPU); 1 needs about 1.8 GB less memory",
     )
     parser.add_argument("--window", type=int, default=None, help="window length in frames (default: the model's)")
     parser.add_argument("--overlap", type=int, default=None, help="frames shared by neighbouring windows")
@@ -59,7 +59,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--codec", default=None,
                         help="output codec: h264, h265, prores, prores4444, ffv1 (in a YUV source's own format) "
-                        "or ffv1rgb (default: chosen from OUT's extension: .mkv ffv1, .mov prores, .mp4 h264)")
+                        "or ffv1rgb (default: chosen from OUT's extension: .mkv ffv1, .mov prores (prores4444 for a 4:4:4 "
+                        "source), .mp4 h264 (in the source's chroma subsampling))")
     parser.add_argument(
         "--allow-bit-depth-loss", action="store_true", help="allow an output format with fewer bits than IN"
     )
