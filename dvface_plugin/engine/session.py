@@ -183,6 +183,8 @@ class FaceTrackSession:
     def _needed(self, index: int, f: int, stop: int, inputs: dict[int, tuple[np.ndarray, str]], scale: float) -> bool:
         """Whether a frame from f on needs window `index` restored: neither it nor the window's row of
         it is cached. The frames' keys need their other windows' digests: their crops are read now."""
+        if not self.cache.budget_bytes:  # nothing is cached: every window is
+            return True
         win = self.grid.windows[index]
         for g in range(max(f, win.start), min(stop, win.stop)):
             covering = self.grid.covering(g)

@@ -64,7 +64,11 @@ class TrackRestorer(ABC):
         for model in models:
             self._free.put(model)
         self.models = tuple(models)  # the copies, for inspection; calls take them through `_stream`
-        self.streams = len(models)
+
+    @property
+    def streams(self) -> int:
+        """Model calls that may run at once."""
+        return len(self.models)
 
     @contextmanager
     def _stream(self) -> Iterator[Any]:
