@@ -2,7 +2,7 @@
 
 Run in the VapourSynth venv (Python >= 3.12, see vapoursynth_filter/run_tests.sh):
 
-    python benchmarks/vs_bench.py --model MODEL [--frames 48] [--threads 2] [--streams 1 2] [--json out.json]
+    python benchmarks/vs_bench.py --model MODEL [--frames 48] [--threads 2] [--streams 1 auto] [--json out.json]
 
 Three figures on the same clip and faces, each starting from an empty window cache:
 - engine: the faces' aligned crops (cut beforehand) through `FaceTrackSession`, model runs only;
@@ -124,7 +124,7 @@ def engine_and_compositor(model: str, n: int) -> dict:
 CONVERT = {"YUV420P8": "clip = core.resize.Bicubic(clip, format=vs.YUV420P8, matrix=1)", "RGB24": ""}
 
 
-def vspipe(model: str, n: int, threads: int, fmt: str, streams: int = 1) -> dict:
+def vspipe(model: str, n: int, threads: int, fmt: str, streams: int | None = None) -> dict:
     vspipe_bin = Path(sys.executable).with_name("vspipe")
     with tempfile.TemporaryDirectory() as tmp:
         script = Path(tmp) / "bench.vpy"
@@ -152,13 +152,14 @@ def main() -> int:
     parser.add_argument("--frames", type=int, default=48)
     parser.add_argument("--threads", type=int, nargs="+", default=[1, os.cpu_count() or 1])
     parser.add_argument("--formats", nargs="+", choices=sorted(CONVERT), default=["YUV420P8", "RGB24"])
-    parser.add_argument("--streams", type=int, nargs="+", default=[1], help="the filter's num_streams values")
+    parser.add_argument("--streams", type=lambda v: None if v == "auto" else int(v), nargs="+", default=[None],
+                        help="the filter's num_streams values (auto: its default)")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     args.model = str(Path(args.model).resolve())  # vspipe evaluates the script from its own folder
     result = {"size": f"{WIDTH}x{HEIGHT}", "frames": args.frames, **engine_and_compositor(args.model, args.frames)}
     result["vspipe"] = [vspipe(args.model, args.frames, t, f, n) for f in args.formats for t in args.threads
-                        for n in args.streams if n <= t]
+                        for n in args.streams if n is None or n <= t]
     per_frame_engine = 1.0 / result["engine_fps"]
     for run in result["vspipe"]:
         run["overhead_ms_per_frame"] = round((1.0 / run["vspipe_fps"] - per_frame_engine) * 1000, 1)

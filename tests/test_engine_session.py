@@ -400,3 +400,37 @@ def test_windows_ahead_skip_what_the_cache_already_finished():
         again = list(s.iter_frames())
     assert restorer.decodes == windows  # nothing restored again
     assert all(np.array_equal(a, b) for a, b in zip(first, again))
+
+
+def test_prefetch_restores_the_next_windows_beside_a_request_and_changes_no_frame():
+    """A host asking frame by frame (VapourSynth) keeps both streams busy: each request starts the
+    window after its own, which the later requests find in the cache (or wait for), never twice."""
+    n, get_crop = 60, synthetic_crop(2, CROP)
+    single = CopiesRestorer(1)
+    with FaceTrackSession(single, get_crop, n, cache=WindowCache(0)) as s:
+        reference = list(s.iter_frames())
+    two = CopiesRestorer(2)
+    with FaceTrackSession(two, get_crop, n, cache=WindowCache(1 << 30), prefetch=1) as s:
+        windows = s.grid.windows
+        assert s.prefetch_span(0) == (windows[1].start, windows[1].stop)  # the frames its crops come from
+        frames = []
+        for f in range(n):
+            s.prefetch(f)
+            assert s.prefetch_span(f) is None  # started: a request for a neighbouring frame reads no more
+            frames.append(s.frame(f))
+        assert two.decodes == len(windows)  # each window once: prefetched ones were found, not redone
+        assert two.most_at_once == 2
+    assert all(np.array_equal(a, b) for a, b in zip(frames, reference))
+    assert not [t for t in threading.enumerate() if t.name.startswith("dvface-prefetch")]  # close() ended them
+
+
+def test_prefetch_does_nothing_without_a_cache_to_put_windows_in():
+    n, get_crop = 60, synthetic_crop(2, CROP)
+    restorer = CopiesRestorer(2)
+    with FaceTrackSession(restorer, get_crop, n, cache=WindowCache(0), prefetch=1) as s:
+        assert s.prefetch_span(0) is None
+        s.prefetch(0)
+        s.frame(0)
+    assert restorer.decodes == 1
+    with pytest.raises(ValueError, match="prefetch"):
+        FaceTrackSession(restorer, get_crop, n, prefetch=-1)

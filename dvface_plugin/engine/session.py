@@ -63,11 +63,13 @@ class FaceTrackSession:
         cache_bytes: int = DEFAULT_CACHE_BYTES,
         on_window: Callable[[int], None] | None = None,
         ahead: int = 0,
+        prefetch: int = 0,
     ) -> None:
         if (get_crop is None) == (get_crops is None):
             raise ValueError("pass exactly one of get_crop and get_crops")
-        if not (isinstance(ahead, int) and ahead >= 0):
-            raise ValueError(f"ahead must be a whole number of windows >= 0, got {ahead!r}")
+        for name, value in (("ahead", ahead), ("prefetch", prefetch)):
+            if not (isinstance(value, int) and value >= 0):
+                raise ValueError(f"{name} must be a whole number of windows >= 0, got {value!r}")
         cfg = restorer.config
         try:
             self.grid = WindowGrid(
@@ -93,6 +95,12 @@ class FaceTrackSession:
         # caller pastes and writes. 0: the reading thread runs the model itself. A window whose
         # frames the cache already holds is not restored ahead.
         self._ahead = ahead
+        # Windows `prefetch` starts restoring into the cache after those a request needs, for hosts
+        # that ask for one frame at a time (VapourSynth): the request's own thread restores its
+        # window, the prefetched ones run beside it on the restorer's other streams.
+        self._prefetch = prefetch
+        self._prefetched: set[tuple[int, float]] = set()  # (window index, prior scale) started once
+        self._prefetcher: ThreadPoolExecutor | None = None
         self._weights = [self.grid.weights(i) for i in range(len(self.grid.windows))]
         self._dtype: np.dtype | None = None
         self._lock = threading.Lock()
@@ -292,12 +300,56 @@ class FaceTrackSession:
         lo, hi = self.grid.input_span(start - self.first_frame, stop - self.first_frame)
         return lo + self.first_frame, hi + self.first_frame
 
+    def prefetch_span(self, n: int, *, prior_scale: float | None = None) -> tuple[int, int] | None:
+        """Host frames [lo, hi) whose crops `prefetch(n)` reads, or None when it would start nothing."""
+        todo = self._to_prefetch(n, self.prior_scale if prior_scale is None else _check_scale(prior_scale))
+        if not todo:
+            return None
+        return self.grid.windows[todo[0]].start + self.first_frame, self.grid.windows[todo[-1]].stop + self.first_frame
+
+    def prefetch(self, n: int, *, prior_scale: float | None = None) -> None:
+        """Start restoring the `prefetch` windows after host frame n's own in background threads.
+
+        Each lands in the cache, where the requests for its frames find it, or wait for it while it
+        runs, so a host asking frame by frame keeps every stream of the restorer busy across window
+        boundaries. A window is started once per session, and not at all when the cache holds it or
+        has no budget to. Its crops are read here, in the caller's thread: frames `prefetch_span(n)`.
+        """
+        self._check_open()
+        scale = self.prior_scale if prior_scale is None else _check_scale(prior_scale)
+        for index in self._to_prefetch(n, scale):
+            with self._lock:
+                if (index, scale) in self._prefetched:
+                    continue
+                self._prefetched.add((index, scale))
+                if self._prefetcher is None:
+                    self._prefetcher = ThreadPoolExecutor(self._prefetch, thread_name_prefix="dvface-prefetch")
+            crops, digest = self._take_input(self.grid.windows[index], {})
+            if ("window", digest, scale) not in self.cache:
+                self._prefetcher.submit(self._window_output, crops, digest, scale)
+
+    def _to_prefetch(self, n: int, scale: float) -> list[int]:
+        """Windows after host frame n's that `prefetch` has yet to start."""
+        if not self._prefetch or not self.cache.budget_bytes:
+            return []
+        f = n - self.first_frame
+        if not 0 <= f < self.n_frames:
+            raise FrameRangeError(f"frame {n} is outside this track's frames [{self.first_frame}, "
+                                  f"{self.first_frame + self.n_frames})")
+        last = self.grid.covering(f)[-1].index
+        stop = min(last + self._prefetch, len(self.grid.windows) - 1) + 1
+        with self._lock:
+            return [i for i in range(last + 1, stop) if (i, scale) not in self._prefetched]
+
     def stats(self) -> CacheStats:
         return self.cache.stats()
 
     def close(self) -> None:
-        """Refuse further requests and release this session's own cache."""
+        """Refuse further requests, let prefetched windows already running end, and release this
+        session's own cache."""
         self._closed = True
+        if self._prefetcher is not None:
+            self._prefetcher.shutdown(wait=True, cancel_futures=True)
         if self._owns_cache:
             self.cache.clear()
 

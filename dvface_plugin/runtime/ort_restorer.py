@@ -93,7 +93,7 @@ class OrtRestorer(TrackRestorer):
                 "installed, then use the model folder here"
             ) from exc
         providers, device_id = providers_for(device)
-        return cls(_open_streams(onnx_folder, providers, device_id, streams, threads))
+        return cls(open_streams(onnx_folder, providers, device_id, streams, threads))
 
     def _encode(self, model: OrtModel, crops: np.ndarray) -> PriorState:
         latent = model.encode(to_model(crops).transpose(3, 0, 1, 2)[None])
@@ -104,7 +104,7 @@ class OrtRestorer(TrackRestorer):
         return np.ascontiguousarray(out[0].transpose(1, 2, 3, 0), dtype=np.float32)
 
 
-def _open_streams(
+def open_streams(
     folder: Path,
     providers: list[str] | None,
     device_id: int = 0,

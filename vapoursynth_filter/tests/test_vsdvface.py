@@ -82,6 +82,39 @@ def test_random_order_is_bit_identical_to_sequential(model_dir, threads):
         core.num_threads = old
 
 
+@pytest.mark.parametrize("num_streams", [1, 2])
+def test_prefetching_the_next_windows_changes_no_frame_and_restores_each_window_once(
+    model_dir, monkeypatch, num_streams
+):
+    from vsdvface.compositor import ClipCompositor
+
+    made = []
+    original = ClipCompositor.__init__
+
+    def keep(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        made.append(self)
+
+    monkeypatch.setattr(ClipCompositor, "__init__", keep)
+    src = clip_in(vs.RGB48)
+    # Nothing cached: no prefetching. The same streams: a session's thread count may move a float by one level.
+    reference = render(vsdvface.restore(src, model=str(model_dir), num_streams=num_streams, cache_mb=0))
+    old = core.num_threads
+    try:
+        core.num_threads = 2
+        vsdvface.window_cache(64).clear()
+        before = vsdvface.cache_stats(64).windows_computed
+        order = list(range(LENGTH))
+        random.Random(num_streams).shuffle(order)
+        out = render(vsdvface.restore(src, model=str(model_dir), num_streams=num_streams, cache_mb=64), order)
+    finally:
+        core.num_threads = old
+    assert all(same(out[n], reference[n]) for n in range(LENGTH))
+    sessions = list(made[-1].sessions.values())
+    assert vsdvface.cache_stats(64).windows_computed - before == sum(len(s.grid.windows) for s in sessions)
+    assert all(s.prefetch_span(s.first_frame) is None for s in sessions)  # the windows after the first were prefetched
+
+
 def test_strength_change_reuses_cached_latents(model_dir):
     vsdvface.window_cache().clear()
     src = clip_in(vs.RGBS)

@@ -83,6 +83,7 @@ class ClipCompositor:
         strength: float,
         window: int,
         overlap: int,
+        prefetch: int = 0,
     ) -> None:
         self.tracks = tracks
         self.crop_size = restorer.config.crop_size
@@ -101,6 +102,7 @@ class ClipCompositor:
                 prior_scale=strength,
                 crop_size=self.crop_size,
                 cache=cache,
+                prefetch=prefetch,
             )
             for t in tracks
         }
@@ -115,11 +117,14 @@ class ClipCompositor:
         )
 
     def span(self, n: int) -> tuple[int, int]:
-        """Frames [lo, hi) a request for frame n reads (n alone when it has no face)."""
+        """Frames [lo, hi) a request for frame n reads (n alone when it has no face): its windows', and
+        those of the windows after them that are still to be prefetched."""
         lo, hi = n, n + 1
         for tid, _ in self.faces_at(n):
-            a, b = self.sessions[tid].input_span(n, n + 1)
-            lo, hi = min(lo, a), max(hi, b)
+            session = self.sessions[tid]
+            a, b = session.input_span(n, n + 1)
+            ahead = session.prefetch_span(n)
+            lo, hi = min(lo, a), max(hi, b, ahead[1] if ahead else b)
         return lo, hi
 
     def matrix(self, tid: int, n: int) -> np.ndarray:
@@ -144,6 +149,10 @@ class ClipCompositor:
             return None
         self._local.frames = frames
         try:
+            for tid, _ in faces:  # started first, so that they run beside this frame's own windows
+                ahead = self.sessions[tid].prefetch_span(n)
+                if ahead and ahead[0] in frames and ahead[1] - 1 in frames:
+                    self.sessions[tid].prefetch(n)
             restored = [(self.sessions[tid].frame(n), _shifted(self.matrix(tid, n), box)) for tid, _ in faces]
         finally:
             self._local.frames = None

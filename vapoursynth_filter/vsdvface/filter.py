@@ -66,7 +66,7 @@ def restore(
     model: str | os.PathLike | None = None,
     backend: str = "auto",
     device_index: int = 0,
-    num_streams: int = 1,
+    num_streams: int | None = None,
     strength: float = 1.0,
     faces: str = "all",
     min_face: float = 0.0,
@@ -93,7 +93,9 @@ def restore(
     :param backend: onnxruntime execution provider: "auto" (TensorRT, CUDA, then CPU, whichever
         this onnxruntime build has), "cpu", "cuda" or "tensorrt".
     :param device_index: GPU index for the CUDA and TensorRT providers.
-    :param num_streams: model runs allowed in flight at once (more helps GPUs, not CPUs).
+    :param num_streams: model runs in flight at once, each its own onnxruntime session; None: two on
+        the CPU (splitting its cores), one on a GPU. The next `num_streams` windows of each face are
+        prefetched into the window cache while a frame's own restores, so every stream stays busy.
     :param strength: 0..1, how much of the learned face prior to inject (the model's `prior_scale`);
         changing it re-runs only the backbone on cached latents.
     :param faces: "all", "largest", "center", or track ids such as "1,3" (ids as in `DVFaceIds`).
@@ -160,11 +162,12 @@ def restore(
     except DVFaceError as exc:  # its messages name faces= / min_face
         raise _error(str(exc)) from None
     comp = ClipCompositor(
-        chosen, restorer, window_cache(cache_mb), strength=strength, window=window, overlap=overlap
+        chosen, restorer, window_cache(cache_mb), strength=strength, window=window, overlap=overlap,
+        prefetch=restorer.streams,
     )
     if mask:
         return _matte_clip(clip, comp, binary=False)
-    restored = _restored_clip(work, comp, window)
+    restored = _restored_clip(work, comp)
     if direct:
         return restored
     back = core.resize.Bicubic(restored, format=fmt.id, **colour.from_rgb)
@@ -204,12 +207,13 @@ def _check_options(**o: object) -> None:
         raise _error(f"backend={o['backend']!r}: choose one of {', '.join(map(repr, BACKENDS))}")
     if not _is_int(o["device_index"]) or o["device_index"] < 0:
         raise _error(f"device_index={o['device_index']!r}: must be an integer >= 0")
-    if not _is_int(o["num_streams"]) or o["num_streams"] < 1:
-        raise _error(f"num_streams={o['num_streams']!r}: must be an integer >= 1")
-    if o["num_streams"] > vs.core.num_threads:
+    streams = o["num_streams"]
+    if streams is not None and (not _is_int(streams) or streams < 1):
+        raise _error(f"num_streams={streams!r}: must be an integer >= 1 or None")
+    if streams is not None and streams > vs.core.num_threads:
         raise _error(
-            f"num_streams={o['num_streams']} exceeds core.num_threads={vs.core.num_threads}: extra streams would "
-            "never run; lower num_streams or raise core.num_threads"
+            f"num_streams={streams} exceeds core.num_threads={vs.core.num_threads}: more model runs than "
+            "threads to feed them; lower num_streams or raise core.num_threads"
         )
     if not _is_number(o["strength"]) or not 0.0 <= float(o["strength"]) <= 1.0:
         raise _error(f"strength={o['strength']!r}: must be a number in [0, 1]")
@@ -273,7 +277,9 @@ def _fps(clip: vs.VideoNode) -> float:
     raise _error("clip has a variable frame rate and no _DurationNum/_DurationDen; use std.AssumeFPS first")
 
 
-def _restorer(model: object, backend: str, device_index: int, num_streams: int, half: bool) -> StreamedOrtRestorer:
+def _restorer(
+    model: object, backend: str, device_index: int, num_streams: int | None, half: bool
+) -> StreamedOrtRestorer:
     if model is not None and not isinstance(model, (str, os.PathLike)):
         raise DVFaceError(f"must be a folder path or None, got {type(model).__name__}")
     key = (str(resolve_model(model).resolve()), backend, device_index, num_streams, half)
@@ -348,9 +354,8 @@ def _shift(clip: vs.VideoNode, d: int) -> vs.VideoNode:
     return clip[0] * -d + clip[:d]
 
 
-def _restored_clip(work: vs.VideoNode, comp: ClipCompositor, window: int) -> vs.VideoNode:
-    reach = min(window - 1, work.num_frames - 1)
-    shifted = {d: _shift(work, d) for d in range(-reach, reach + 1)}
+def _restored_clip(work: vs.VideoNode, comp: ClipCompositor) -> vs.VideoNode:
+    shifted: dict[int, vs.VideoNode] = {}  # offset -> the input shifted by it, made when first needed
     plain = core.std.SetFrameProps(core.std.RemoveFrameProps(work, [PROP_BOXES, PROP_IDS]), **{PROP_COUNT: 0})
     nodes: dict[tuple[int, int], vs.VideoNode] = {}
 
@@ -371,6 +376,9 @@ def _restored_clip(work: vs.VideoNode, comp: ClipCompositor, window: int) -> vs.
         with _LOCK:
             node = nodes.get(key)
             if node is None:
+                for d in range(*key):
+                    if d not in shifted:
+                        shifted[d] = _shift(work, d)
                 clips = [shifted[d] for d in range(*key)]
                 node = nodes[key] = core.std.ModifyFrame(work, clips, partial(render, first=key[0]))
         return node

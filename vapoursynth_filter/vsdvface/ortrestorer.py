@@ -2,9 +2,9 @@
 
 An ONNX export has a fixed window length and crop size (`dvface export onnx --frames --size`),
 which may be smaller than the model config's; the sessions must then use the export's, so
-`config` here carries them. onnxruntime sessions may run concurrently, so up to `num_streams`
-calls share the one session (on every core: the host's frame requests mostly wait on the same
-window, so single-threaded copies would leave a core idle; docs/benchmarks.md).
+`config` here carries them. Its streams are the core's (`ort_restorer.plan_streams`): on the CPU
+two sessions splitting the cores, kept busy together by the filter's prefetching of the next
+window (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from dvface_plugin.errors import WeightsError
 from dvface_plugin.model.folders import DEFAULT_MODEL, MODELS_DIR, resolve_model_folder
 from dvface_plugin.runtime.onnx_format import MANIFEST_NAME
 from dvface_plugin.runtime.onnx_model import CPU, OrtModel, ensure_onnx, import_onnxruntime, resolve_providers
-from dvface_plugin.runtime.ort_restorer import OrtRestorer, providers_for
+from dvface_plugin.runtime.ort_restorer import OrtRestorer, open_streams, providers_for
 
 BACKENDS = ("auto", "cpu", "cuda", "tensorrt")
 MODEL_ENV = "DVFACE_MODEL"
@@ -84,10 +84,11 @@ def onnx_folder(model: Path, fp16: bool) -> Path:
 
 
 def load_restorer(
-    model: str | os.PathLike | None, backend: str, device_index: int, num_streams: int, half: bool
+    model: str | os.PathLike | None, backend: str, device_index: int, num_streams: int | None, half: bool
 ) -> StreamedOrtRestorer:
-    """The restorer for these settings (an fp16 export when the clip is half float and not on CPU)."""
+    """The restorer for these settings (an fp16 export when the clip is half float and not on CPU);
+    num_streams None: as many as `plan_streams` gives this provider."""
     providers, _ = providers_for(backend)
     first = resolve_providers(providers, import_onnxruntime().get_available_providers())[0]
     folder = onnx_folder(resolve_model(model), fp16=half and first != CPU)
-    return StreamedOrtRestorer([OrtModel(folder, providers=providers, device_id=device_index)] * num_streams)
+    return StreamedOrtRestorer(open_streams(folder, providers, device_index, num_streams))
