@@ -82,10 +82,9 @@ def test_random_order_is_bit_identical_to_sequential(model_dir, threads):
         core.num_threads = old
 
 
-@pytest.mark.parametrize("num_streams", [1, 2])
-def test_prefetching_the_next_windows_changes_no_frame_and_restores_each_window_once(
-    model_dir, monkeypatch, num_streams
-):
+@pytest.fixture
+def compositors(monkeypatch) -> list:
+    """Every `ClipCompositor` that `restore` makes during the test, in order."""
     from vsdvface.compositor import ClipCompositor
 
     made = []
@@ -96,6 +95,13 @@ def test_prefetching_the_next_windows_changes_no_frame_and_restores_each_window_
         made.append(self)
 
     monkeypatch.setattr(ClipCompositor, "__init__", keep)
+    return made
+
+
+@pytest.mark.parametrize("num_streams", [1, 2])
+def test_prefetching_the_next_windows_changes_no_frame_and_restores_each_window_once(
+    model_dir, compositors, num_streams
+):
     src = clip_in(vs.RGB48)
     # Nothing cached: no prefetching. The same streams: a session's thread count may move a float by one level.
     reference = render(vsdvface.restore(src, model=str(model_dir), num_streams=num_streams, cache_mb=0))
@@ -110,9 +116,21 @@ def test_prefetching_the_next_windows_changes_no_frame_and_restores_each_window_
     finally:
         core.num_threads = old
     assert all(same(out[n], reference[n]) for n in range(LENGTH))
-    sessions = list(made[-1].sessions.values())
+    sessions = list(compositors[-1].sessions.values())
     assert vsdvface.cache_stats(64).windows_computed - before == sum(len(s.grid.windows) for s in sessions)
     assert all(s.prefetch_span(s.first_frame) is None for s in sessions)  # the windows after the first were prefetched
+
+
+def test_default_streams_follow_the_cores_and_the_cache(model_dir, compositors):
+    """Two single-threaded sessions on a CPU of two cores or more, fed by prefetching; one (on every
+    core) when cache_mb=0 leaves nothing to prefetch into."""
+    import os
+
+    src = clip_in(vs.RGB24)
+    vsdvface.restore(src, model=str(model_dir))
+    vsdvface.restore(src, model=str(model_dir), cache_mb=0)
+    (default, uncached) = [next(iter(c.sessions.values())).restorer.streams for c in compositors]
+    assert default == (2 if len(os.sched_getaffinity(0)) >= 2 else 1) and uncached == 1
 
 
 def test_strength_change_reuses_cached_latents(model_dir):

@@ -94,8 +94,9 @@ def restore(
         this onnxruntime build has), "cpu", "cuda" or "tensorrt".
     :param device_index: GPU index for the CUDA and TensorRT providers.
     :param num_streams: model runs in flight at once, each its own onnxruntime session; None: two on
-        the CPU (splitting its cores), one on a GPU. The next `num_streams` windows of each face are
-        prefetched into the window cache while a frame's own restores, so every stream stays busy.
+        the CPU (splitting its cores), one on a GPU, and one with `cache_mb=0`. The next `num_streams`
+        windows of each face are prefetched into the window cache while a frame's own restores, so
+        every stream stays busy.
     :param strength: 0..1, how much of the learned face prior to inject (the model's `prior_scale`);
         changing it re-runs only the backbone on cached latents.
     :param faces: "all", "largest", "center", or track ids such as "1,3" (ids as in `DVFaceIds`).
@@ -127,7 +128,9 @@ def restore(
     colour = _check_colour(clip, fmt, matrix_in, transfer_in, range_in)
     half = fmt.sample_type == vs.FLOAT and fmt.bits_per_sample == 16
     try:
-        restorer = _restorer(model, backend, device_index, num_streams, half)
+        # Without a cache nothing can be prefetched, and streams alone would leave a core idle.
+        streams = num_streams if num_streams is not None or cache_mb else 1
+        restorer = _restorer(model, backend, device_index, streams, half)
     except DVFaceError as exc:
         raise _error(f"model={model!r}: {exc}") from None
     cfg = restorer.config
