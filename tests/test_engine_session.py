@@ -434,3 +434,17 @@ def test_prefetch_does_nothing_without_a_cache_to_put_windows_in():
     assert restorer.decodes == 1
     with pytest.raises(ValueError, match="prefetch"):
         FaceTrackSession(restorer, get_crop, n, prefetch=-1)
+
+
+def test_bad_input_in_a_prefetched_window_fails_only_the_requests_for_its_own_frames():
+    n, good = 60, synthetic_crop(2, CROP)
+
+    def get_crop(f: int) -> np.ndarray:
+        return np.full_like(good(f), np.nan, dtype=np.float32) if f >= 20 else good(f).astype(np.float32) / 255
+
+    restorer = CopiesRestorer(2)
+    with FaceTrackSession(restorer, get_crop, n, cache=WindowCache(1 << 30), prefetch=2) as s:
+        s.prefetch(0)  # reads the next windows' crops, NaN from frame 20 on: nothing raised here
+        assert s.frame(0).shape == (CROP, CROP, 3)
+        with pytest.raises(InputError, match="NaN"):
+            s.frame(25)

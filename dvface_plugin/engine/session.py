@@ -313,7 +313,8 @@ class FaceTrackSession:
         Each lands in the cache, where the requests for its frames find it, or wait for it while it
         runs, so a host asking frame by frame keeps every stream of the restorer busy across window
         boundaries. A window is started once per session, and not at all when the cache holds it or
-        has no budget to. Its crops are read here, in the caller's thread: frames `prefetch_span(n)`.
+        has no budget to. Its crops are read here, in the caller's thread: frames `prefetch_span(n)`;
+        crops the session refuses are left for the requests of their own frames to report.
         """
         self._check_open()
         scale = self.prior_scale if prior_scale is None else _check_scale(prior_scale)
@@ -324,7 +325,10 @@ class FaceTrackSession:
                 self._prefetched.add((index, scale))
                 if self._prefetcher is None:
                     self._prefetcher = ThreadPoolExecutor(self._prefetch, thread_name_prefix="dvface-prefetch")
-            crops, digest = self._take_input(self.grid.windows[index], {})
+            try:
+                crops, digest = self._take_input(self.grid.windows[index], {})
+            except DVFaceError:  # bad input there fails the requests for those frames, not this one
+                continue
             if ("window", digest, scale) not in self.cache:
                 self._prefetcher.submit(self._window_output, crops, digest, scale)
 
