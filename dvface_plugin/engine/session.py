@@ -453,5 +453,7 @@ def restore_track(restorer: TrackRestorer, crops: np.ndarray, prior_scale: float
     crops = np.asarray(crops)
     if crops.ndim != 4:
         raise DVFaceError(f"expected a track of crops (N, H, W, 3), got shape {crops.shape}")
-    with FaceTrackSession(restorer, crops.__getitem__, len(crops), crop_size=crops.shape[1:3], prior_scale=prior_scale) as s:
+    with FaceTrackSession(
+        restorer, crops.__getitem__, len(crops), crop_size=crops.shape[1:3], prior_scale=prior_scale
+    ) as s:
         return s.frames(0, len(crops))

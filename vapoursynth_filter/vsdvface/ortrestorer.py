@@ -77,8 +77,8 @@ def onnx_folder(model: Path, fp16: bool) -> Path:
         if fp16:
             return onnx_folder(model, fp16=False)
         raise WeightsError(
-            f"{model} has no ONNX export (in onnx/ or the dvface cache) and exporting needs torch, which this environment "
-            f"lacks; export it where torch is installed: `dvface export onnx --model {model} -o "
+            f"{model} has no ONNX export (in onnx/ or the dvface cache) and exporting needs torch, which this "
+            f"environment lacks; export it where torch is installed: `dvface export onnx --model {model} -o "
             f"{model / 'onnx'}`"
         ) from None
 
