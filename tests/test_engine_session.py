@@ -448,3 +448,32 @@ def test_bad_input_in_a_prefetched_window_fails_only_the_requests_for_its_own_fr
         assert s.frame(0).shape == (CROP, CROP, 3)
         with pytest.raises(InputError, match="NaN"):
             s.frame(25)
+
+
+def test_immutable_input_reads_each_window_once_for_frame_by_frame_requests():
+    """A VapourSynth clip never changes: once a window's digest is known, a request for one of its
+    frames reads no crops, so the crops are read about once per window instead of once per frame."""
+    n, good = 60, synthetic_crop(2, CROP)
+    reads = []
+
+    def get_crop(f: int) -> np.ndarray:
+        reads.append(f)
+        return good(f)
+
+    with FaceTrackSession(CopiesRestorer(1), good, n, cache=WindowCache(0)) as s:
+        reference = list(s.iter_frames())
+    for immutable in (False, True):
+        reads.clear()
+        with FaceTrackSession(CopiesRestorer(2), get_crop, n, cache=WindowCache(1 << 30), prefetch=1,
+                              immutable_input=immutable) as s:
+            frames = []
+            for f in range(n):
+                s.prefetch(f)
+                frames.append(s.frame(f))
+            windows = s.grid.windows
+        assert all(np.array_equal(a, b) for a, b in zip(frames, reference))
+        once = sum(w.length for w in windows)
+        if immutable:  # once for the digest; a second time where a request restores a window still queued to prefetch
+            assert once <= len(reads) < 2 * once
+        else:
+            assert len(reads) > 5 * once  # every request reads its windows again

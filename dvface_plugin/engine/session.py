@@ -15,6 +15,7 @@ import hashlib
 import math
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
+from functools import partial
 from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 import numpy as np
@@ -64,6 +65,7 @@ class FaceTrackSession:
         on_window: Callable[[int], None] | None = None,
         ahead: int = 0,
         prefetch: int = 0,
+        immutable_input: bool = False,
     ) -> None:
         if (get_crop is None) == (get_crops is None):
             raise ValueError("pass exactly one of get_crop and get_crops")
@@ -101,6 +103,10 @@ class FaceTrackSession:
         self._prefetch = prefetch
         self._prefetched: set[tuple[int, float]] = set()  # (window index, prior scale) started once
         self._prefetcher: ThreadPoolExecutor | None = None
+        # The host's frames never change while the session lives (a VapourSynth clip): a window's
+        # crops are read once for their digest, then again only if the model must run on them, so a
+        # request for one frame reads no crops at all once its windows are known.
+        self._immutable = immutable_input
         self._weights = [self.grid.weights(i) for i in range(len(self.grid.windows))]
         self._dtype: np.dtype | None = None
         self._lock = threading.Lock()
@@ -150,7 +156,8 @@ class FaceTrackSession:
         return self._iter(start - first, stop - first, scale)
 
     def _iter(self, start: int, stop: int, scale: float) -> Iterator[np.ndarray]:
-        inputs: dict[int, tuple[np.ndarray, str]] = {}  # window index -> (crops, digest) while a frame needs it
+        # window index -> (crops, or None until needed with immutable input; digest) while a frame needs it
+        inputs: dict[int, tuple[np.ndarray | None, str]] = {}
         outputs: dict[int, np.ndarray] = {}  # window index -> restored window while a frame needs it
         pending: dict[int, Future] = {}  # window index -> its restoration running ahead
         pool = ThreadPoolExecutor(self._ahead, thread_name_prefix="dvface-window") if self._ahead else None
@@ -168,9 +175,10 @@ class FaceTrackSession:
                             self._take_input(self.grid.windows[index], inputs)
                         if index in pending or index in outputs or not self._needed(index, f, stop, inputs, scale):
                             continue
-                        pending[index] = pool.submit(self._window_output, *inputs[index], scale)
+                        crops = self._crops(self.grid.windows[index], inputs)  # read here, not in the pool
+                        pending[index] = pool.submit(self._window_output, _given(crops), inputs[index][1], scale)
                 digests = {w.index: inputs[w.index][1] for w in covering}
-                dtype = inputs[covering[0].index][0].dtype
+                dtype = self._dtype  # every crop read so far has it
                 key = self._frame_key(f, digests, scale)
                 frame = self.cache.get(key, kind="frame")
                 if frame is None:
@@ -188,7 +196,7 @@ class FaceTrackSession:
                     running.cancel()
                 pool.shutdown(wait=True)  # a model call cannot be interrupted: let the running ones end
 
-    def _needed(self, index: int, f: int, stop: int, inputs: dict[int, tuple[np.ndarray, str]], scale: float) -> bool:
+    def _needed(self, index: int, f: int, stop: int, inputs: dict[int, tuple[np.ndarray | None, str]], scale: float) -> bool:
         """Whether a frame from f on needs window `index` restored: neither it nor the window's row of
         it is cached. The frames' keys need their other windows' digests: their crops are read now."""
         if not self.cache.budget_bytes:  # nothing is cached: every window is
@@ -208,7 +216,7 @@ class FaceTrackSession:
         self,
         f: int,
         win: Window,
-        inputs: dict[int, tuple[np.ndarray, str]],
+        inputs: dict[int, tuple[np.ndarray | None, str]],
         outputs: dict[int, np.ndarray],
         pending: dict[int, Future],
         dtype: np.dtype,
@@ -221,18 +229,34 @@ class FaceTrackSession:
             if row is not None:
                 return row
             running = pending.pop(win.index, None)
-            outputs[win.index] = running.result() if running else self._window_output(*inputs[win.index], scale)
+            if running is None:
+                crops = partial(self._crops, win, inputs)
+                outputs[win.index] = self._window_output(crops, inputs[win.index][1], scale)
+            else:
+                outputs[win.index] = running.result()
             if self.cache.budget_bytes:  # a streaming pass (no cache) asks for each frame once
                 self._harvest(win, outputs, inputs, dtype, scale)
         return outputs[win.index][f - win.start]
 
-    def _take_input(self, win: Window, inputs: dict[int, tuple[np.ndarray, str]]) -> tuple[np.ndarray, str]:
-        """Fetch window `win`'s crops and their digest into `inputs` (in the reading thread: crop
-        sources need not be thread-safe)."""
+    def _take_input(self, win: Window, inputs: dict[int, tuple[np.ndarray | None, str]]) -> str:
+        """Window `win`'s digest into `inputs` with its crops, fetched in the reading thread (crop
+        sources need not be thread-safe); with immutable input, a digest already known and no crops."""
+        known = self._seen.get(win.index) if self._immutable else None
+        if known is not None:
+            inputs[win.index] = (None, known)
+            return known
         crops = self._fetch(win)
         inputs[win.index] = (crops, self._digest(crops))
         self._seen[win.index] = inputs[win.index][1]
-        return inputs[win.index]
+        return inputs[win.index][1]
+
+    def _crops(self, win: Window, inputs: dict[int, tuple[np.ndarray | None, str]]) -> np.ndarray:
+        """Window `win`'s crops for the model: those taken with its digest, or read now."""
+        crops, digest = inputs[win.index]
+        if crops is None:
+            crops = self._fetch(win)
+            inputs[win.index] = (crops, digest)
+        return crops
 
     def _frame_key(self, f: int, digests: dict[int, str], scale: float) -> tuple:
         """Everything finished frame f depends on: its windows' input digests, its place and weight in each."""
@@ -254,7 +278,7 @@ class FaceTrackSession:
         self,
         win: Window,
         outputs: dict[int, np.ndarray],
-        inputs: dict[int, tuple[np.ndarray, str]],
+        inputs: dict[int, tuple[np.ndarray | None, str]],
         dtype: np.dtype,
         scale: float,
     ) -> None:
@@ -325,12 +349,15 @@ class FaceTrackSession:
                 self._prefetched.add((index, scale))
                 if self._prefetcher is None:
                     self._prefetcher = ThreadPoolExecutor(self._prefetch, thread_name_prefix="dvface-prefetch")
+            win, inputs = self.grid.windows[index], {}
             try:
-                crops, digest = self._take_input(self.grid.windows[index], {})
+                digest = self._take_input(win, inputs)
+                if ("window", digest, scale) in self.cache:
+                    continue
+                crops = self._crops(win, inputs)
             except DVFaceError:  # bad input there fails the requests for those frames, not this one
                 continue
-            if ("window", digest, scale) not in self.cache:
-                self._prefetcher.submit(self._window_output, crops, digest, scale)
+            self._prefetcher.submit(self._window_output, _given(crops), digest, scale)
 
     def _to_prefetch(self, n: int, scale: float) -> list[int]:
         """Windows after host frame n's that `prefetch` has yet to start."""
@@ -365,12 +392,13 @@ class FaceTrackSession:
 
     # --- windows ---------------------------------------------------------------------------
 
-    def _window_output(self, crops: np.ndarray, digest: str, scale: float) -> np.ndarray:
-        """Restored crops of one window (float32, read-only), from the cache or computed once."""
+    def _window_output(self, crops: Callable[[], np.ndarray], digest: str, scale: float) -> np.ndarray:
+        """Restored crops of one window (float32, read-only), from the cache or computed once;
+        `crops()` gives its input, called only to compute it, in the calling thread."""
         restorer = self.restorer
 
         def compute_priors() -> tuple[PriorState, int]:
-            state = restorer.encode(crops)
+            state = restorer.encode(crops())
             return state, state.nbytes
 
         def compute_window() -> tuple[np.ndarray, int]:
@@ -378,7 +406,7 @@ class FaceTrackSession:
             y = restorer.decode(state, scale)
             y.flags.writeable = False  # shared by every reader of the cache
             if self._on_window is not None:
-                self._on_window(len(crops))
+                self._on_window(len(y))
             return y, y.nbytes
 
         return self.cache.get_or_compute(("window", digest, scale), compute_window, kind="window")
@@ -439,6 +467,11 @@ class FaceTrackSession:
     def _check_open(self) -> None:
         if self._closed:
             raise SessionClosedError("this session is closed; open a new one to restore more frames")
+
+
+def _given(crops: np.ndarray) -> Callable[[], np.ndarray]:
+    """Crops already read, as `_window_output` takes them."""
+    return lambda: crops
 
 
 def _check_scale(scale: float) -> float:

@@ -103,6 +103,7 @@ class ClipCompositor:
                 crop_size=self.crop_size,
                 cache=cache,
                 prefetch=prefetch,
+                immutable_input=True,  # a clip's frames never change: each window's crops are read once
             )
             for t in tracks
         }
