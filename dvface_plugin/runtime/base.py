@@ -56,8 +56,7 @@ class TrackRestorer(ABC):
     precision: str
 
     def __init__(self, models: Sequence[Any]) -> None:
-        """models: one per stream; one object may be listed several times when its runtime takes
-        concurrent calls itself (an onnxruntime session, as the VapourSynth filter shares one)."""
+        """models: one per stream, each running one call at a time."""
         if not models:
             raise ValueError("a restorer needs at least one model copy")
         self._free: queue.SimpleQueue = queue.SimpleQueue()  # the copies no call is running on
