@@ -196,7 +196,9 @@ class FaceTrackSession:
                     running.cancel()
                 pool.shutdown(wait=True)  # a model call cannot be interrupted: let the running ones end
 
-    def _needed(self, index: int, f: int, stop: int, inputs: dict[int, tuple[np.ndarray | None, str]], scale: float) -> bool:
+    def _needed(
+        self, index: int, f: int, stop: int, inputs: dict[int, tuple[np.ndarray | None, str]], scale: float
+    ) -> bool:
         """Whether a frame from f on needs window `index` restored: neither it nor the window's row of
         it is cached. The frames' keys need their other windows' digests: their crops are read now."""
         if not self.cache.budget_bytes:  # nothing is cached: every window is
