@@ -497,6 +497,13 @@ def test_max_seconds_ends_a_run_early_with_the_lr_decayed(data_dir, tmp_path):
     assert (tmp_path / "t" / "model" / "dvface.safetensors").is_file()
 
 
+def test_a_run_whose_set_up_used_its_whole_budget_still_takes_one_step(data_dir, tmp_path):
+    trainer = Trainer(config(data_dir, tmp_path / "t", "predict", steps=10**6, max_seconds=1e-9))
+    assert trainer.train()["step"] == 1
+    records = [json.loads(line) for line in (tmp_path / "t" / "log.jsonl").read_text().splitlines()]
+    assert any("total" in r for r in records)
+
+
 def write_plan(data_dir: Path, folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     names = []

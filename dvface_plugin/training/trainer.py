@@ -175,7 +175,9 @@ class Trainer:
         start = time.time()
         batches = self._batches()
         self._tick()
-        while self.progress() < 1.0:
+        # At least one step, even when setting up (data, a refine stage's cache) used the whole
+        # `max_seconds`: the stage's log then holds its losses and a plan's summary a step count.
+        while self.step == 0 or self.progress() < 1.0:
             lq, hq = next(batches)
             losses = self._losses(lq, hq, self.wrapped)
             for group in self.optimizer.param_groups:
