@@ -1,7 +1,7 @@
 """Does the temporal stabilisation keep detail? Candidate stabilisers on the paired benchmark clips.
 
-Each clip of --paired (a folder holding LQ.mp4 and GT.mp4) is restored once with the model's
-stabilisation off, and the float output of every engine window is kept under --out (float16,
+Each clip of --paired (a folder holding LQ.mp4 and GT.mp4), and each video given to --noref,
+is restored once with the model's stabilisation off, and the float output of every engine window is kept under --out (float16,
 git-ignored runs/). Each candidate then runs on those windows exactly where the engine runs it
 (after the model, before the cross-fade of overlapping windows and the rounding to 8 bits), and
 the result is scored against GT.mp4 at the temporal offset `dvface eval` finds:
@@ -11,13 +11,17 @@ the result is scored against GT.mp4 at the temporal offset `dvface eval` finds:
 * flicker (`metrics.flicker`, 8-bit levels) and E*warp (x1e-3, with the ground truth's DIS flow,
   as `dvface eval --gt` computes it); PSNR (Y) for reference; seconds spent stabilising.
 
+A --noref clip has no ground truth: its E*warp uses the output's own flow and there is no PSNR
+(`dvface eval --ref` without GT); the input's own flicker and E*warp are printed beside it.
+
 --boost imitates a sharper model: `sharp` adds an unsharp mask (1.5 x the detail above a
 1-pixel Gaussian) to every window output, `sharp+noise` also adds fresh high-pass noise
 (3 levels) to every frame, i.e. detail that flickers. Usage (about 1 min a clip to restore,
 then about 30 s a candidate for the three clips on two busy CPU cores):
 
     python benchmarks/stabilise_detail.py [--paired ../shared/data/benchmark/paired] [--model dvface-tiny]
-        [--boost none|sharp|sharp+noise] [--only library old low1.5 ...] [--out runs/stabilise_detail]
+        [--noref VIDEO ...] [--boost none|sharp|sharp+noise] [--only library old low1.5 ...]
+        [--out runs/stabilise_detail]
 
 Candidates (radius 2, photometric tolerance 16 levels unless named otherwise):
   old        the stabiliser before: whole frames averaged, weights on whole-frame differences
@@ -28,6 +32,10 @@ Candidates (radius 2, photometric tolerance 16 levels unless named otherwise):
   lowS+highH the low band as lowS, and the high band averaged too where it agrees with the
              frame's own within H levels (blurred difference; bicubic warp)
   library    `runtime.stabilise.stabilise` as it is now (the model's radius)
+  anchorS+library  the output's low band below a Gaussian of sigma S pixels replaced by the
+             input's (out + G_S(in - out)), then `library`: brightness as steady as the input's
+  steadyS+library  the model's change of that low band (G_S(out - in)) replaced by its mean over
+             the window, then `library`: the model's brightness correction kept, made constant
 """
 
 from __future__ import annotations
@@ -56,9 +64,10 @@ from dvface_plugin.metrics import (
     rgb_to_y,
     warp,
     warp_error_pair,
+    warping_error,
 )
 from dvface_plugin.runtime.backends import open_restorer
-from dvface_plugin.runtime.pixels import from_model
+from dvface_plugin.runtime.pixels import from_model, to_model
 from dvface_plugin.runtime.stabilise import stabilise
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -84,6 +93,15 @@ def warp_cubic(img: np.ndarray, flow: np.ndarray) -> np.ndarray:
     h, w = flow.shape[:2]
     gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
     return cv2.remap(img, gx + flow[..., 0], gy + flow[..., 1], cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+
+
+def anchored(frames: np.ndarray, inputs: np.ndarray, radius: int, sigma: float) -> np.ndarray:
+    return stabilise(frames + blur(inputs - frames, sigma), radius)
+
+
+def steadied(frames: np.ndarray, inputs: np.ndarray, radius: int, sigma: float) -> np.ndarray:
+    change = blur(frames - inputs, sigma)
+    return stabilise(frames - change + change.mean(0, keepdims=True), radius)
 
 
 def candidate(frames: np.ndarray, radius: int = 2, sigma_levels: float = 16.0, band: float = 0.0,
@@ -129,12 +147,16 @@ CANDIDATES = {
     "low1.5+high2": partial(candidate, band=1.5, high_levels=2.0),
     "low1.5+high1": partial(candidate, band=1.5, high_levels=1.0),
 }
+# candidates that also read the window's input crops
+WITH_INPUT = {
+    **{f"anchor{s}+library": partial(anchored, sigma=float(s)) for s in (8, 16, 32)},
+    **{f"steady{s}+library": partial(steadied, sigma=float(s)) for s in (4, 8, 16)},
+}
 
 
-def restore_windows(clip: Path, restorer, cache: Path) -> tuple[WindowGrid, list[np.ndarray]]:
-    """The restorer's float output of every window of the clip (cached as float16)."""
+def restore_windows(crops: np.ndarray, restorer, cache: Path) -> tuple[WindowGrid, list[np.ndarray]]:
+    """The restorer's float output of every window of the clip's crops (cached as float16)."""
     cfg = restorer.config
-    crops = load(clip / "LQ.mp4")
     grid = WindowGrid(len(crops), cfg.window, cfg.overlap, cfg.vae_temporal_stride)
     if cache.exists():
         with np.load(cache) as z:
@@ -157,30 +179,58 @@ def boosted(y: np.ndarray, boost: str, seed: int) -> np.ndarray:
     return np.clip(y, -1.0, 1.0)
 
 
-def assemble(grid: WindowGrid, outs: list[np.ndarray], fn) -> tuple[np.ndarray, float]:
-    """Stabilise each window, cross-fade as the engine does, round to 8 bits; and the seconds it took."""
+def assemble(grid: WindowGrid, outs: list[np.ndarray], fn, inputs: np.ndarray) -> tuple[np.ndarray, float]:
+    """Stabilise each window, cross-fade as the engine does, round to 8 bits; and the seconds it took.
+    fn takes a window's output and its input crops (model units)."""
     acc = np.zeros((grid.n_frames, *outs[0].shape[1:]), np.float64)
     spent = 0.0
     for w, y in zip(grid.windows, outs):
         start = time.perf_counter()
-        y = fn(y) if fn is not None else y
+        y = fn(y, inputs[w.start : w.stop]) if fn is not None else y
         spent += time.perf_counter() - start
         acc[w.start : w.stop] += y.astype(np.float64) * grid.weights(w.index)[:, None, None, None]
     return from_model(acc, np.uint8), spent
 
 
+def noref_name(video: Path) -> str:
+    """A clip's name: the folder's for an LQ.mp4 (the real-world dvface-page clips), else the file's."""
+    return video.parent.name if video.name == "LQ.mp4" else video.stem
+
+
+def score(out: np.ndarray, clip: dict) -> dict[str, float]:
+    """Detail, flicker, E*warp and (with a GT) PSNR of an assembled output, as in the docstring."""
+    gt, offset, gt_flows = clip["gt"], clip["offset"], clip["gt_flows"]
+    if gt is None:  # no reference: the output's own flow, detail against the input
+        return {"detail": float(np.mean([detail(f) for f in out])), "flicker": flicker(out),
+                "ewarp": 1e3 * warping_error(out)}
+    ts = [t for t in range(len(gt)) if 0 <= t + offset < len(out)]  # pred[t + offset] ~ gt[t]
+    return {
+        "detail": float(np.mean([detail(out[t + offset]) for t in ts])), "flicker": flicker(out[t + offset] for t in ts),
+        "ewarp": 1e3 * float(np.mean([warp_error_pair(out[t - 1 + offset], out[t + offset], *gt_flows[t - 1])
+                                      for t in ts[1:]])),
+        "psnr": mean_psnr([psnr_luma(rgb_to_y(out[t + offset]), rgb_to_y(gt[t])) for t in ts]),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--paired", type=Path, default=PAIRED, help="folder of clip folders holding LQ.mp4, GT.mp4")
+    parser.add_argument("--noref", type=Path, nargs="*", default=[], metavar="VIDEO",
+                        help="aligned clips without ground truth, scored against themselves")
     parser.add_argument("--model", default="dvface-tiny")
     parser.add_argument("--boost", choices=("none", "sharp", "sharp+noise"), default="none")
     parser.add_argument("--only", nargs="+", default=["library", "old", "low1", "low1.5", "low2", "low3"],
-                        choices=["library", *CANDIDATES], metavar="NAME", help="candidates to run (see above)")
+                        choices=["library", *CANDIDATES, *WITH_INPUT], metavar="NAME",
+                        help="candidates to run (see above)")
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "stabilise_detail")
     args = parser.parse_args()
-    clips = sorted(p for p in args.paired.iterdir() if (p / "LQ.mp4").is_file() and (p / "GT.mp4").is_file())
-    if not clips:
-        raise SystemExit(f"no clip folders with LQ.mp4 and GT.mp4 under {args.paired}")
+    paired = sorted(p for p in args.paired.iterdir() if (p / "LQ.mp4").is_file() and (p / "GT.mp4").is_file()) \
+        if args.paired.is_dir() else []
+    missing = [str(v) for v in args.noref if not v.is_file()]
+    if missing:
+        raise SystemExit(f"--noref: no such video: {', '.join(missing)}")
+    if not paired and not args.noref:
+        raise SystemExit(f"no clip folders with LQ.mp4 and GT.mp4 under {args.paired}, and no --noref clips")
     out_dir = args.out.resolve()
     if not out_dir.is_relative_to(ROOT / "runs"):
         raise SystemExit(f"--out must be under {ROOT / 'runs'} (git-ignored), got {args.out}")
@@ -188,42 +238,48 @@ def main() -> None:
     radius = restorer.config.stabilise
     restorer = restorer.with_stabilise(0)
     tag = f"{Path(args.model).name}-{restorer.identity.split('|')[0]}"  # with the weights' digest
+    sources = {c.name: (c / "LQ.mp4", c / "GT.mp4") for c in paired} | {noref_name(v): (v, None) for v in args.noref}
     data = {}
-    for clip in clips:
-        grid, outs = restore_windows(clip, restorer, out_dir / tag / f"{clip.name}.npz")
+    for name, (lq_path, gt_path) in sources.items():
+        crops = load(lq_path)
+        grid, outs = restore_windows(crops, restorer, out_dir / tag / f"{name}.npz")
         outs = [boosted(y, args.boost, seed=i) for i, y in enumerate(outs)]
-        gt = np.stack(list(_read_frames(clip / "GT.mp4")))  # decoded as `dvface eval` decodes it
-        plain, _ = assemble(grid, outs, None)
-        small = [[cv2.resize(f, (OFFSET_SIZE, OFFSET_SIZE), interpolation=cv2.INTER_AREA) for f in v[:OFFSET_FRAMES]]
-                 for v in (plain, gt)]
-        offset = find_offset(*small, 2)[0]
-        flows, gt_y = FlowEstimator(), [luma_u8(f) for f in gt]
-        gt_flows = [flows.pair(gt_y[t - 1], gt_y[t]) for t in range(1, len(gt))]
-        data[clip.name] = (grid, outs, gt, offset, gt_flows)
+        clip = {"grid": grid, "outs": outs, "inputs": to_model(crops), "gt": None, "offset": 0, "gt_flows": None}
+        if gt_path is not None:
+            gt = np.stack(list(_read_frames(gt_path)))  # decoded as `dvface eval` decodes it
+            plain, _ = assemble(grid, outs, None, clip["inputs"])
+            small = [[cv2.resize(f, (OFFSET_SIZE, OFFSET_SIZE), interpolation=cv2.INTER_AREA) for f in v[:OFFSET_FRAMES]]
+                     for v in (plain, gt)]
+            flows, gt_y = FlowEstimator(), [luma_u8(f) for f in gt]
+            clip |= {"gt": gt, "offset": find_offset(*small, 2)[0],
+                     "gt_flows": [flows.pair(gt_y[t - 1], gt_y[t]) for t in range(1, len(gt))]}
+        else:
+            print(f"{name} (no reference): input flicker {flicker(crops):.3f}, E*warp {1e3 * warping_error(crops):.3f}")
+        data[name] = clip
     rows: dict[str, dict[str, dict[str, float]]] = {}
     base: dict[str, float] = {}
-    names = ", ".join(f"{c} (offset {d[3]})" for c, d in data.items())
+    names = ", ".join(f"{c} (offset {d['offset']})" if d["gt"] is not None else c for c, d in data.items())
     print(f"boost: {args.boost}; clips: {names}; per clip: detail (ratio to radius 0) / flicker / E*warp / PSNR\n")
     print("| stabiliser | " + " | ".join(data) + " | s/frame |\n|---|" + "---|" * (len(data) + 1))
-    fns = {"radius 0": None, **{n: partial(stabilise if n == "library" else CANDIDATES[n], radius=radius)
-                                for n in args.only}}
+
+    def without_input(fn):
+        return lambda frames, inputs: fn(frames)
+
+    fns = {"radius 0": None,
+           **{n: partial(WITH_INPUT[n], radius=radius) if n in WITH_INPUT
+              else without_input(partial(stabilise if n == "library" else CANDIDATES[n], radius=radius))
+              for n in args.only}}
     for name, fn in fns.items():
         cells, spent, frames = {}, 0.0, 0
-        for clip, (grid, outs, gt, offset, gt_flows) in data.items():
-            out, seconds = assemble(grid, outs, fn)
-            spent, frames = spent + seconds, frames + sum(w.length for w in grid.windows)
-            ts = [t for t in range(len(gt)) if 0 <= t + offset < len(out)]  # pred[t + offset] ~ gt[t]
-            det = float(np.mean([detail(out[t + offset]) for t in ts]))
-            base.setdefault(clip, det)
-            cells[clip] = {
-                "detail": det, "detail_ratio": det / base[clip], "flicker": flicker(out[t + offset] for t in ts),
-                "ewarp": 1e3 * float(np.mean([warp_error_pair(out[t - 1 + offset], out[t + offset], *gt_flows[t - 1])
-                                              for t in ts[1:]])),
-                "psnr": mean_psnr([psnr_luma(rgb_to_y(out[t + offset]), rgb_to_y(gt[t])) for t in ts]),
-            }
+        for clip_name, clip in data.items():
+            out, seconds = assemble(clip["grid"], clip["outs"], fn, clip["inputs"])
+            spent, frames = spent + seconds, frames + sum(w.length for w in clip["grid"].windows)
+            cell = score(out, clip)
+            base.setdefault(clip_name, cell["detail"])
+            cells[clip_name] = cell | {"detail_ratio": cell["detail"] / base[clip_name]}
         rows[name] = cells
         text = " | ".join(f"{c['detail']:.1f} ({c['detail_ratio']:.3f}) / {c['flicker']:.3f} / {c['ewarp']:.3f}"
-                          f" / {c['psnr']:.2f}" for c in cells.values())
+                          + (f" / {c['psnr']:.2f}" if "psnr" in c else "") for c in cells.values())
         print(f"| {name} | {text} | {spent / frames:.3f} |", flush=True)
     result = out_dir / f"results-{tag}-{args.boost}.json"
     summary = {"model": args.model, "identity": restorer.identity, "boost": args.boost, "radius": radius, "rows": rows}
