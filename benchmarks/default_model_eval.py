@@ -14,9 +14,11 @@ minutes a table on two CPU cores with the tiny model, about 25 minutes for the r
 
     python benchmarks/default_model_eval.py [--model dvface-tiny] [--out runs/eval] [--preset medium]
         [--seed 0] [--frames 49] [--only paired|synthetic|realworld] [--stabilise N] [--method NAME]
+        [--backend ort|openvino|torch]
 
 --stabilise N restores with that stabilisation radius instead of the model's (0: the model's
-output with no post-filter); --method names the restored files and the table rows.
+output with no post-filter); --backend picks the runtime (default: dvface restore's auto);
+--method names the restored files and the table rows.
 """
 
 from __future__ import annotations
@@ -42,12 +44,12 @@ def dvface(*args: str) -> None:
     subprocess.run([sys.executable, "-m", "dvface_plugin.cli", *args], check=True)
 
 
-def restore(lq: Path, out: Path, model: str, stabilise: int | None) -> None:
-    """`dvface restore --aligned`, timed end to end (process start, model load, decode, encode)."""
+def restore(lq: Path, out: Path, model: str, extra: list[str]) -> None:
+    """`dvface restore --aligned` with `extra` options, timed end to end (process start, model load,
+    decode, encode)."""
     if out.exists():
         return
     start = time.perf_counter()
-    extra = ["--stabilise", str(stabilise)] if stabilise is not None else []
     dvface("restore", "--aligned", str(lq), "-o", str(out), "--model", model, "--quiet", "--overwrite", *extra)
     wall = time.perf_counter() - start
     with open_media(out) as media:
@@ -61,15 +63,15 @@ def write(path: Path, frames: np.ndarray, fps: Fraction) -> None:
             writer.write(frame)
 
 
-def paired(model: str, out: Path, method: str, stabilise: int | None) -> None:
+def paired(model: str, out: Path, method: str, extra: list[str]) -> None:
     root = out / "paired"
     for clip in sorted(p for p in (DATA / "paired").iterdir() if p.is_dir()):
         (root / clip.name).mkdir(parents=True, exist_ok=True)
-        restore(clip / "LQ.mp4", root / clip.name / f"{method}.mkv", model, stabilise)
+        restore(clip / "LQ.mp4", root / clip.name / f"{method}.mkv", model, extra)
     dvface("eval", "--pred", str(DATA / "paired"), str(root), "--gt", str(DATA / "paired"), "--markdown")
 
 
-def synthetic(model: str, out: Path, method: str, stabilise: int | None, preset: str, seed: int, frames: int) -> None:
+def synthetic(model: str, out: Path, method: str, extra: list[str], preset: str, seed: int, frames: int) -> None:
     root = out / f"synthetic-{preset}-seed{seed}-{frames}f"
     for i, src in enumerate(sorted((DATA / "synthetic-gt").glob("*.mp4"))):
         folder = root / src.stem
@@ -80,11 +82,11 @@ def synthetic(model: str, out: Path, method: str, stabilise: int | None, preset:
                 gt = np.stack([f for _, f in zip(range(frames), media.frames())])
             write(folder / "GT.mkv", gt, fps)
             write(folder / "LQ.mkv", degrade_clip(gt, preset, seed + i), fps)
-        restore(folder / "LQ.mkv", folder / f"{method}.mkv", model, stabilise)
+        restore(folder / "LQ.mkv", folder / f"{method}.mkv", model, extra)
     dvface("eval", "--pred", str(root), "--gt", str(root), "--gt-name", "GT", "--offset-search", "0", "--markdown")
 
 
-def realworld(model: str, out: Path, method: str, stabilise: int | None) -> None:
+def realworld(model: str, out: Path, method: str, extra: list[str]) -> None:
     """Each clip folder (with the published outputs) or loose clip, scored against its own input;
     a loose clip gets a folder of its own in `out` with a link named LQ to the input."""
     root = out / "realworld"
@@ -95,7 +97,7 @@ def realworld(model: str, out: Path, method: str, stabilise: int | None) -> None
             folder.mkdir(parents=True, exist_ok=True)
             if src.is_file() and not (folder / "LQ.mp4").exists():
                 (folder / "LQ.mp4").symlink_to(src.resolve())
-            restore(lq, folder / f"{method}.mkv", model, stabilise)
+            restore(lq, folder / f"{method}.mkv", model, extra)
         published = [group] if any(p.is_dir() for p in group.iterdir()) else []
         dvface("eval", "--pred", *map(str, published), str(root / group.name), "--ref", "LQ", "--markdown")
 
@@ -110,15 +112,18 @@ def main() -> None:
     parser.add_argument("--only", choices=("paired", "synthetic", "realworld"))
     parser.add_argument("--stabilise", type=int, help="stabilisation radius instead of the model's (0: off)")
     parser.add_argument("--method", default="dvface-tiny", help="name of the restored files and table rows")
+    parser.add_argument("--backend", help="dvface restore's --backend (default: its auto)")
     args = parser.parse_args()
+    extra = ["--stabilise", str(args.stabilise)] if args.stabilise is not None else []
+    extra += ["--backend", args.backend] if args.backend else []
     if not DATA.is_dir():
         raise SystemExit(f"{DATA} not found: this benchmark needs ../shared/data beside the repository")
     if args.only in (None, "paired"):
-        paired(args.model, args.out, args.method, args.stabilise)
+        paired(args.model, args.out, args.method, extra)
     if args.only in (None, "synthetic"):
-        synthetic(args.model, args.out, args.method, args.stabilise, args.preset, args.seed, args.frames)
+        synthetic(args.model, args.out, args.method, extra, args.preset, args.seed, args.frames)
     if args.only in (None, "realworld"):
-        realworld(args.model, args.out, args.method, args.stabilise)
+        realworld(args.model, args.out, args.method, extra)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ run in a process where torch and diffusers cannot be imported."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -23,7 +24,7 @@ from dvface_plugin.media import MediaWriter, open_media
 from dvface_plugin.model.config import DVFaceConfig
 from dvface_plugin.model.dvface import DVFace
 from dvface_plugin.runtime import backends
-from dvface_plugin.runtime.backends import choose_backend, open_restorer
+from dvface_plugin.runtime.backends import choose_backend, describe, open_restorer
 from dvface_plugin.runtime.onnx_model import ensure_onnx
 from dvface_plugin.runtime.ort_restorer import OrtRestorer
 
@@ -67,20 +68,53 @@ def test_ort_engine_is_order_independent(model_dir):
     assert all(np.array_equal(frames[i], sequential[i]) for i in range(len(video)))
 
 
-def test_auto_runs_onnxruntime_where_torch_would_run_fp32_on_a_cpu(model_dir, tmp_path, monkeypatch):
+def without_openvino(monkeypatch) -> None:
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "openvino" else real(name, *a))
+
+
+def test_auto_runs_the_export_on_openvino_or_onnxruntime_where_torch_would_run_on_a_cpu(model_dir, tmp_path,
+                                                                                        monkeypatch):
     monkeypatch.setenv("DVFACE_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setattr(backends, "cuda_device_present", lambda: False)
+    pytest.importorskip("openvino")
+    assert [choose_backend(model_dir, "auto", "auto"), choose_backend(model_dir, "cpu", "fp32"),
+            choose_backend(model_dir, "cpu", "bf16")] == ["openvino"] * 3
+    restorer = open_restorer(model_dir, threads=1)
+    assert restorer.backend == "openvino" and restorer.streams == 1  # one copy on every core is its fastest
+    compiled = restorer.models[0]._encode.compiled
+    assert compiled.get_property("INFERENCE_NUM_THREADS") == 1
+    assert compiled.get_property("ENABLE_CPU_PINNING") is False  # pinned, copies of one thread share a core
+    assert describe(restorer).startswith("openvino on cpu (")
+    without_openvino(monkeypatch)
     assert choose_backend(model_dir, "auto", "auto") == "ort"
     assert choose_backend(model_dir, "cpu", "fp32") == "ort"
     restorer = open_restorer(model_dir, threads=1)
     assert isinstance(restorer, OrtRestorer) and restorer.device == "CPUExecutionProvider"
     assert restorer.streams == 1 and restorer.models[0]._encode.get_session_options().intra_op_num_threads == 1
-    # what the export cannot do, torch does
+    # what the exports cannot do, torch does
     assert choose_backend(model_dir, "cpu", "bf16") == "torch"
     assert choose_backend(model_dir, "cuda", "auto") == "torch"
     assert choose_backend(model_dir, "cpu", "auto", window=WINDOW + 4) == "torch"  # the export's window is fixed
     monkeypatch.setattr(backends, "cuda_device_present", lambda: True)
     assert choose_backend(model_dir, "auto", "auto") == "torch"
+
+
+def test_openvino_engine_is_order_independent_and_close_to_onnxruntime(model_dir, tmp_path, monkeypatch):
+    pytest.importorskip("openvino")
+    monkeypatch.setenv("DVFACE_CACHE_DIR", str(tmp_path / "cache"))
+    video = crops()
+    ov = open_restorer(model_dir, backend="openvino", precision="fp32")
+    ort = open_restorer(model_dir, backend="ort", device="cpu")
+    assert ov.identity != ort.identity  # their caches must never mix
+    with FaceTrackSession(ov, video.__getitem__, len(video)) as s:
+        sequential = s.frames(0, len(video))
+    with FaceTrackSession(ort, video.__getitem__, len(video)) as s:
+        assert np.abs(s.frames(0, len(video)).astype(int) - sequential).max() <= 1  # uint8 crops: rounding
+    order = np.random.default_rng(1).permutation(len(video))
+    with FaceTrackSession(ov, video.__getitem__, len(video), cache=WindowCache(0)) as s, ThreadPoolExecutor(4) as pool:
+        frames = dict(zip(order, pool.map(s.frame, order)))
+    assert all(np.array_equal(frames[i], sequential[i]) for i in range(len(video)))
 
 
 def test_auto_runs_torch_when_the_export_is_missing_or_stale(model_dir, tmp_path, monkeypatch):
@@ -95,7 +129,7 @@ def test_auto_runs_torch_when_the_export_is_missing_or_stale(model_dir, tmp_path
     shutil.rmtree(folder / "onnx")
     assert choose_backend(folder, "cpu", "auto") == "torch"
     ensure_onnx(folder)  # what a first `--backend ort` run leaves in the user cache
-    assert choose_backend(folder, "cpu", "auto") == "ort"
+    assert choose_backend(folder, "cpu", "auto") == ("openvino" if importlib.util.find_spec("openvino") else "ort")
 
 
 def run_without_torch(args: list[str]) -> subprocess.CompletedProcess:
@@ -103,13 +137,13 @@ def run_without_torch(args: list[str]) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
 
 
-def test_auto_picks_onnxruntime_on_a_cpu_without_importing_torch(model_dir):
+def test_auto_picks_an_export_on_a_cpu_without_importing_torch(model_dir):
     """torch is installed here, but asking it for a GPU costs seconds of import: auto must not."""
     code = ("import sys; from dvface_plugin.runtime.backends import choose_backend; "
             f"print(choose_backend({str(model_dir)!r}, 'auto', 'auto', {WINDOW}), 'torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={**os.environ, "CUDA_VISIBLE_DEVICES": ""}).stdout
-    assert out.strip() == "ort False"
+    assert out.strip() == ("openvino False" if importlib.util.find_spec("openvino") else "ort False")
 
 
 class FakeNVML:
@@ -161,7 +195,7 @@ def test_aligned_restore_runs_without_torch(model_dir, tmp_path):
         for frame in video:
             w.write(frame)
     result = run_without_torch(["restore", "--aligned", str(src), "-o", str(out), "--model", str(model_dir),
-                                "--backend", "auto", "--quiet"])
+                                "--backend", "auto", "--precision", "fp32", "--quiet"])
     assert result.returncode == 0, result.stderr
     with open_media(out) as restored:
         assert restored.frame_count == 9 and restored.fps == Fraction(24000, 1001)

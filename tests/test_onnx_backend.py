@@ -5,6 +5,7 @@ One export of the tiny preset at 5x64x64 (about 45 s on 2 cores) serves the whol
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
 import subprocess
@@ -13,11 +14,13 @@ import threading
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 import onnx
 import pytest
 import torch
 import torch.nn.functional as F
+from skimage import data
 
 import dvface_plugin.runtime.onnx_export as onnx_export
 from dvface_plugin.cli import main as cli_main
@@ -25,7 +28,9 @@ from dvface_plugin.engine import FaceTrackSession
 from dvface_plugin.errors import DVFaceError, InputError, WeightsError
 from dvface_plugin.model.config import DVFaceConfig, RefinerConfig
 from dvface_plugin.model.dvface import WEIGHTS_NAME, DVFace
+from dvface_plugin.model.folders import DEFAULT_MODEL, MODELS_DIR
 from dvface_plugin.runtime import onnx_model
+from dvface_plugin.runtime.backends import open_restorer
 from dvface_plugin.runtime.base import PriorState
 from dvface_plugin.runtime.onnx_format import ENCODE_GRAPH, MANIFEST_NAME, RESTORE_GRAPH, file_sha256, short_graphs
 from dvface_plugin.runtime.onnx_model import (
@@ -38,6 +43,7 @@ from dvface_plugin.runtime.onnx_model import (
     resolve_providers,
     trt_cache_folder,
 )
+from dvface_plugin.runtime.openvino_model import OPENVINO, OvModel, openvino_precision
 from dvface_plugin.runtime.pixels import to_model
 from dvface_plugin.runtime.torch_restorer import Restorer
 
@@ -248,6 +254,52 @@ def test_a_clip_as_short_as_a_short_pair_runs_on_it_and_equals_torch(exported):
     padded = F.pad(torch.from_numpy(x), (0, SIZE - 60, 0, SIZE - 50, 0, 0), mode="replicate").numpy()
     assert np.abs(fresh(x, 0.5) - torch_restore(model, padded, 0.5)[..., :50, :60]).max() < TOL  # no frame padding
     assert set(fresh._pairs) == {1}  # opened when first needed, the full window's pair untouched
+
+
+# --- the same export on OpenVINO ----------------------------------------------------------------
+
+
+def test_openvino_runs_the_export_as_onnxruntime_does(exported, ort_model, tmp_path):
+    """fp32 equals onnxruntime to float tolerance, short pair and padding included."""
+    pytest.importorskip("openvino")
+    fp32 = OvModel(exported[2], precision="fp32", cache_dir=tmp_path)
+    assert (fp32.precision, fp32.providers, fp32.runtime) == ("fp32", [OPENVINO], "openvino")
+    for x in (clip(seed=2), clip(1, 50, 60, seed=9), clip(3, 50, 60, seed=5, batch=2)):
+        assert np.abs(fp32(x, 0.5) - ort_model(x, 0.5)).max() < TOL
+    assert set(fp32._pairs) == {1}
+
+
+def test_openvino_bf16_restores_the_bundled_model_within_a_level_or_two(tmp_path):
+    """The CPU default where the CPU has AMX. One 512 px frame (the export's 1-frame pair) of a face
+    photo, against onnxruntime's fp32. bf16 and fp32 blobs share the cache root without mixing:
+    OpenVINO's own blob names leave the precision out, and a bf16 model that loaded an fp32 blob crashed."""
+    pytest.importorskip("openvino")
+    if openvino_precision("auto") != "bf16":
+        pytest.skip("this CPU has no AMX: OpenVINO runs fp32 here")
+    folder = MODELS_DIR / DEFAULT_MODEL / "onnx"
+    face = cv2.resize(data.astronaut()[:256, 128:384], (512, 512), interpolation=cv2.INTER_CUBIC)
+    x = to_model(face[None]).transpose(3, 0, 1, 2)[None]
+    reference = OrtModel(folder, providers=[CPU])(x)
+    for precision in ("fp32", "bf16", "fp32"):
+        out = OvModel(folder, precision=precision, cache_dir=tmp_path)(x)
+        levels = np.abs(out - reference) * 127.5
+        if precision == "fp32":
+            assert levels.max() < 0.01
+        else:
+            assert 0 < levels.mean() < 0.5 and levels.max() < 8
+    assert len(list(tmp_path.iterdir())) == 2  # one cache folder per precision
+
+
+def test_openvino_refuses_what_it_cannot_run(exported, monkeypatch):
+    pytest.importorskip("openvino")
+    with pytest.raises(DVFaceError, match="not available on the openvino backend; use fp32 or bf16"):
+        OvModel(exported[2], precision="fp16")
+    with pytest.raises(DVFaceError, match="runs on the CPU"):
+        open_restorer(exported[1], backend="openvino", device="cuda")
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "openvino" else real(name, *a))
+    with pytest.raises(DVFaceError, match="pip install openvino"):
+        open_restorer(exported[1], backend="openvino")
 
 
 def test_clips_larger_than_the_export_are_refused(ort_model):

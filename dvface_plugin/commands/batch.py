@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ..batch.manifest import Manifest, file_sha256, job_id
 from ..errors import InputError
+from ..runtime.backends import BACKENDS
 from ..media.formats import VIDEO_EXTENSIONS
 from ..wholeframe import platecolour
 
@@ -48,7 +49,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--model", default=None, help="model folder, or a bundled model name (default: dvface-tiny)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
     parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "fp16", "bf16"))
-    parser.add_argument("--backend", default="auto", choices=("auto", "torch", "ort"))
+    parser.add_argument("--backend", default="auto", choices=BACKENDS)
     parser.add_argument("--window", type=int, default=None, help="window length in frames (default: the model's)")
     parser.add_argument("--overlap", type=int, default=None, help="frames shared by neighbouring windows")
     parser.add_argument("--strength", type=float, default=1.0, help="prior_scale in [0, 1] (default 1)")

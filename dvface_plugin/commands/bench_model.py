@@ -1,11 +1,11 @@
-"""`dvface bench model`: frames per second of one window through torch or onnxruntime.
+"""`dvface bench model`: frames per second of one window through torch, onnxruntime or OpenVINO.
 
 Times the two calls the engine makes per window: encode (latent + priors, once per window) and
 restore (backbone + decode, again on every `prior_scale` change), on a synthetic clip. Without
 `--model` it uses the tiny preset with seed-0 random weights: it measures speed, not quality.
-On onnxruntime it also counts the graphs' FLOPs and measures a large MatMul in the same process,
-so the model's GFLOP/s reads as a fraction of what the cores reach; `--compare-int8` times
-dynamically quantised int8 copies of the graphs against them in the same run.
+On onnxruntime and OpenVINO it also counts the graphs' FLOPs and measures a large MatMul in the
+same process and precision, so the model's GFLOP/s reads as a fraction of what the cores reach;
+`--compare-int8` times dynamically quantised int8 copies of the graphs against them in the same run.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import numpy as np
 from ..errors import InputError
 from .bench import print_result
 
-BACKENDS = ("torch", "ort")
+BACKENDS = ("torch", "ort", "openvino")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -31,16 +31,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     if bench is None:
         raise RuntimeError("dvface_plugin.commands.bench_model must come after dvface_plugin.commands.bench in COMMAND_MODULES")
     sub = next(a for a in bench._actions if isinstance(a, argparse._SubParsersAction))
-    parser = sub.add_parser("model", help="frames/s of the model per window, torch or onnxruntime", description=__doc__)
+    parser = sub.add_parser("model", help="frames/s of the model per window, torch, onnxruntime or OpenVINO", description=__doc__)
     parser.add_argument("--backend", choices=BACKENDS, default="torch")
     parser.add_argument("--model", default=None, help="model folder (default: tiny preset, random weights)")
-    parser.add_argument("--onnx", default=None, help="ort: export folder (default: export at first use, cached)")
+    parser.add_argument("--onnx", default=None,
+                        help="ort, openvino: export folder (default: export at first use, cached)")
     parser.add_argument("--frames", type=int, default=None, help="window length (default: the config's window)")
     parser.add_argument("--size", type=int, default=None, help="crop side (default: the config's crop size)")
     parser.add_argument("--device", default="auto", help="torch: auto | cpu | cuda[:N]")
-    parser.add_argument("--precision", default="fp32", help="torch: fp32 | fp16 | bf16; ort: fp32 | fp16 (export)")
+    parser.add_argument("--precision", default="fp32",
+                        help="torch: fp32 | fp16 | bf16; ort: fp32 | fp16 (export); openvino: fp32 | bf16 | auto")
     parser.add_argument("--providers", default=None, help="ort: comma-separated providers (default: TensorRT>CUDA>CPU)")
-    parser.add_argument("--threads", type=int, default=None, help="ort: intra-op threads (default: one per core)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="ort, openvino: intra-op threads (default: one per core)")
     parser.add_argument("--compare-int8", action="store_true",
                         help="ort: also time int8 copies of the graphs (Conv+MatMul, and MatMul only) and their "
                              "output difference in 8-bit levels")
@@ -112,20 +115,28 @@ def _torch_runner(args: argparse.Namespace, frames: int | None, size: int | None
 
 
 def _ort_runner(args: argparse.Namespace, frames: int | None, size: int | None):
+    """onnxruntime, or OpenVINO on the fp32 export in --precision."""
     from ..runtime.onnx_model import OrtModel, ensure_onnx
+    from ..runtime.openvino_model import OvModel
 
-    if args.precision not in ("fp32", "fp16"):
-        raise InputError(f"--precision {args.precision} is not available for --backend ort; use fp32 or fp16")
+    openvino = args.backend == "openvino"
+    if args.precision not in (("fp32", "bf16", "auto") if openvino else ("fp32", "fp16")):
+        raise InputError(f"--precision {args.precision} is not available for --backend {args.backend}; use "
+                         + ("fp32, bf16 or auto" if openvino else "fp32 or fp16"))
     if args.onnx is not None:
         folder = Path(args.onnx)
     elif args.model is not None:
         from ..model.folders import resolve_model_folder
 
-        folder = ensure_onnx(resolve_model_folder(args.model), fp16=args.precision == "fp16", frames=frames, size=size)
+        folder = ensure_onnx(resolve_model_folder(args.model), fp16=args.precision == "fp16", frames=frames,
+                             size=size)
     else:
         folder = _random_tiny_export(args.precision == "fp16", frames, size)
     providers = [p.strip() for p in args.providers.split(",")] if args.providers else None
-    model = OrtModel(folder, providers=providers, threads=args.threads)
+    if openvino:
+        model = OvModel(folder, precision=args.precision, threads=args.threads)
+    else:
+        model = OrtModel(folder, providers=providers, threads=args.threads)
     if frames not in (None, model.shape[0]) or size not in (None, model.shape[1]):
         raise InputError(
             f"--frames {frames} --size {size} differ from the export in {folder} "
@@ -163,8 +174,10 @@ def _random_tiny_export(fp16: bool, frames: int | None, size: int | None) -> Pat
 def run(args: argparse.Namespace) -> int:
     if args.repeat < 1:
         raise InputError(f"--repeat must be at least 1, got {args.repeat}")
-    if args.backend != "ort" and (args.compare_int8 or args.threads is not None):
-        raise InputError("--compare-int8 and --threads are for --backend ort")
+    if args.backend != "ort" and args.compare_int8:
+        raise InputError("--compare-int8 is for --backend ort")
+    if args.backend == "torch" and args.threads is not None:
+        raise InputError("--threads is for --backend ort or openvino")
     runner = _torch_runner if args.backend == "torch" else _ort_runner
     encode, restore, frames, size, info = runner(args, args.frames, args.size)
     folder = info.pop("folder", None)
@@ -182,19 +195,20 @@ def run(args: argparse.Namespace) -> int:
         "fps_restore_only": frames / t_restore,
     }
     if folder is not None:
-        result.update(_flops(folder, frames, t_encode + t_restore, args.threads))
+        openvino = info["precision"] if args.backend == "openvino" else None
+        result.update(_flops(folder, frames, t_encode + t_restore, args.threads, openvino))
     if args.compare_int8:
         result.update(_compare_int8(args, folder, frames, encode, restore, t_encode + t_restore))
     print_result(result, args.json)
     return 0
 
 
-def _flops(folder: Path, frames: int, window_s: float, threads: int | None) -> dict:
+def _flops(folder: Path, frames: int, window_s: float, threads: int | None, openvino: str | None) -> dict:
     from ..runtime.onnx_flops import export_flops, matmul_peak_gflops
 
     flops = export_flops(folder)
     achieved = flops / window_s / 1e9
-    peak = matmul_peak_gflops(threads)
+    peak = matmul_peak_gflops(threads, openvino_precision=openvino)
     return {"gflop_per_crop": flops / frames / 1e9, "gflops_achieved": achieved, "matmul_peak_gflops": peak,
             "fraction_of_peak": achieved / peak}
 

@@ -16,6 +16,7 @@ from typing import Iterator
 import numpy as np
 
 from ..errors import InputError
+from ..runtime.backends import BACKENDS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -40,14 +41,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
     parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "fp16", "bf16"))
     parser.add_argument(
-        "--backend", default="auto", choices=("auto", "torch", "ort"),
-        help="torch, or ort (onnxruntime; needs no torch); auto: ort on a CPU when the model has an ONNX "
-        "export (about twice as fast there), else torch when installed",
+        "--backend", default="auto", choices=BACKENDS,
+        help="torch; ort (onnxruntime; needs no torch); openvino (OpenVINO on the CPU, bf16 where the CPU has "
+        "AMX); auto: on a CPU the model's ONNX export on openvino when installed, else ort (several times "
+        "torch's speed there), else torch when installed",
     )
     parser.add_argument(
         "--streams", type=int, default=None, metavar="N",
         help="copies of the model restoring side by side, on onnxruntime (default: 2 on a CPU with two or more "
-        "cores, which split them: about 1.2x the speed; 1 on a GPU); 1 needs about 1.8 GB less memory",
+        "cores, which split them: about 1.2x the speed; 1 on a GPU and on openvino); 1 needs about 1.8 GB "
+        "less memory",
     )
     parser.add_argument("--window", type=int, default=None, help="window length in frames (default: the model's)")
     parser.add_argument("--overlap", type=int, default=None, help="frames shared by neighbouring windows")

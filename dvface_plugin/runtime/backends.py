@@ -1,8 +1,8 @@
 """How a backend is chosen and opened; imports no torch.
 
 `torch` runs the `DVFace` module (`torch_restorer.Restorer`); `ort` runs its ONNX export on
-onnxruntime (`ort_restorer.OrtRestorer`) and needs neither torch nor diffusers, which is what
-VapourSynth's Python and farm nodes can install.
+onnxruntime and `openvino` the same export on OpenVINO's CPU runtime (`ort_restorer.OrtRestorer`),
+neither needing torch nor diffusers, which is what VapourSynth's Python and farm nodes can install.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from ..errors import DVFaceError
 from ..model.folders import resolve_model_folder
 from .base import TrackRestorer
 
-BACKENDS = ("auto", "torch", "ort")
+BACKENDS = ("auto", "torch", "ort", "openvino")
 
 
 def open_restorer(
@@ -75,36 +75,46 @@ def _open_backend(
         return Restorer.load(model, device=device, precision=precision)
     from .ort_restorer import OrtRestorer
 
+    if backend == "openvino":
+        if device not in ("auto", "cpu"):
+            raise DVFaceError(f"the openvino backend runs on the CPU, not {device!r}; use --device cpu, or "
+                              "--backend ort for a GPU")
+        device = "openvino"
     return OrtRestorer.load(model, device=device, precision=precision, threads=threads, streams=streams)
 
 
 def describe(restorer: TrackRestorer) -> str:
     """Which backend, device and precision run the model, as a user reads it."""
     from .onnx_model import PROVIDER_ALIASES
+    from .openvino_model import OPENVINO
 
-    device = next((alias for alias, name in PROVIDER_ALIASES.items() if name == str(restorer.device)),
+    aliases = {**PROVIDER_ALIASES, "cpu": OPENVINO} if restorer.device == OPENVINO else PROVIDER_ALIASES
+    device = next((alias for alias, name in aliases.items() if name == str(restorer.device)),
                   str(restorer.device))  # an execution provider by the name --device takes
     return f"{restorer.backend} on {device} ({restorer.precision})"
 
 
 def choose_backend(model: str | Path | None, device: str, precision: str, window: int | None = None) -> str:
-    """What `auto` runs: onnxruntime where torch would run fp32 on the CPU and the model has an export.
+    """What `auto` runs: on a CPU the model's export, on OpenVINO where it is installed, else onnxruntime.
 
     On a CPU onnxruntime runs the bundled model about twice as fast as torch, with the same output
-    to within one 8-bit level (docs/benchmarks.md, "Speed"). It needs an fp32 export of the
+    to within one 8-bit level (docs/benchmarks.md, "Speed"), and OpenVINO about 3.5x as fast as
+    onnxruntime on a CPU with AMX, in bf16 ("OpenVINO on the CPU"). Both need an fp32 export of the
     window used, shipped in the model folder or cached (`dvface export onnx`); auto never exports.
-    Without torch it is always onnxruntime; on a GPU, or for fp16/bf16, torch.
+    Without torch it is always an export; on a GPU, or for fp16, torch.
     """
-    if importlib.util.find_spec("torch") is None:
+    has_torch = importlib.util.find_spec("torch") is not None
+    on_cpu = device == "cpu" or (device == "auto" and not cuda_device_present())
+    if on_cpu and precision in ("auto", "fp32", "bf16") and importlib.util.find_spec("openvino") is not None:
+        from .onnx_model import find_onnx
+
+        if not has_torch or find_onnx(resolve_model_folder(model), frames=window) is not None:
+            return "openvino"
+    if not has_torch:
         return "ort"
     from .onnx_model import find_onnx, installed_runtimes
 
-    if precision not in ("auto", "fp32") or len(installed_runtimes()) != 1:
-        return "torch"
-    if device == "auto":
-        if cuda_device_present():
-            return "torch"
-    elif device != "cpu":
+    if precision not in ("auto", "fp32") or len(installed_runtimes()) != 1 or not on_cpu:
         return "torch"
     return "ort" if find_onnx(resolve_model_folder(model), frames=window) is not None else "torch"
 

@@ -7,8 +7,10 @@ shape inference gives the (statically shaped) graph; every other op is memory-bo
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+import tempfile
 import time
 from pathlib import Path
 
@@ -79,26 +81,40 @@ def quantize_export(folder: Path, out: Path, op_types: tuple[str, ...]) -> Path:
     return out
 
 
-def matmul_peak_gflops(threads: int | None = None, size: int = 2048, repeat: int = 5) -> float:
-    """fp32 GFLOP/s of one large MatMul on onnxruntime's CPU provider, with the model's thread count:
-    what these cores reach on the densest kernel, so a model's rate reads as a fraction of it."""
-    import onnxruntime as ort
+def matmul_peak_gflops(threads: int | None = None, size: int = 2048, repeat: int = 5,
+                       openvino_precision: str | None = None) -> float:
+    """GFLOP/s of one large fp32 MatMul on onnxruntime's CPU provider, with the model's thread count:
+    what these cores reach on the densest kernel, so a model's rate reads as a fraction of it.
+    `openvino_precision` (fp32 or bf16) runs it on OpenVINO instead, as `OvModel` runs the model."""
     from onnx import TensorProto, helper
 
     graph = helper.make_graph([helper.make_node("MatMul", ["a", "b"], ["c"])], "peak",
                               [helper.make_tensor_value_info(n, TensorProto.FLOAT, [size, size]) for n in "ab"],
                               [helper.make_tensor_value_info("c", TensorProto.FLOAT, [size, size])])
-    options = ort.SessionOptions()
-    if threads is not None:
-        options.intra_op_num_threads = threads
-    session = ort.InferenceSession(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-                                   .SerializeToString(), options, providers=["CPUExecutionProvider"])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
+    if openvino_precision is None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        if threads is not None:
+            options.intra_op_num_threads = threads
+        session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+        run = functools.partial(session.run, None)
+    else:
+        import openvino
+
+        settings = {"INFERENCE_PRECISION_HINT": "bf16" if openvino_precision == "bf16" else "f32",
+                    "PERFORMANCE_HINT": "LATENCY", **({} if threads is None else {"INFERENCE_NUM_THREADS": threads})}
+        with tempfile.TemporaryDirectory(prefix="dvface-peak-") as tmp:
+            (Path(tmp) / "peak.onnx").write_bytes(model)
+            request = openvino.Core().compile_model(str(Path(tmp) / "peak.onnx"), "CPU", settings).create_infer_request()
+        run = request.infer
     rng = np.random.default_rng(0)
     feed = {n: rng.standard_normal((size, size), dtype=np.float32) for n in "ab"}
-    session.run(None, feed)
+    run(feed)
     best = float("inf")
     for _ in range(repeat):
         start = time.perf_counter()
-        session.run(None, feed)
+        run(feed)
         best = min(best, time.perf_counter() - start)
     return 2 * size**3 / best / 1e9

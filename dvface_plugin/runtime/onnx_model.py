@@ -25,7 +25,7 @@ import sys
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Callable, Iterator, NamedTuple, Sequence
+from typing import Any, Callable, Iterator, NamedTuple, Sequence
 
 import numpy as np
 
@@ -347,6 +347,8 @@ class OrtModel:
     cached under `trt_cache_dir` (default: the user cache) in a folder keyed by `trt_cache_folder`.
     """
 
+    runtime = "onnxruntime"  # the library that runs the graphs, as users name it
+
     def __init__(
         self,
         folder: str | Path,
@@ -370,13 +372,37 @@ class OrtModel:
         shape = self.manifest["shape"]
         self.shape = (int(shape["frames"]), int(shape["height"]), int(shape["width"]))
         self.manifest_sha = file_sha256(self.folder / MANIFEST_NAME)
-
-        ort = import_onnxruntime()
-        self._check_opset(ort)
         self.device_id = int(device_id)
         self.trt_cache: Path | None = None
+        self._wanted: list[str] = []  # the providers asked for by name, set by `_start`
+        self._open: Callable[[str], Any] = self._start(providers, trt_cache_dir, threads)
+        self._encode = self._open(ENCODE_GRAPH)
+        self._restore = self._open(RESTORE_GRAPH)
+        self.providers: list[str] = self._encode.get_providers()
+        dropped = [n for n in self._wanted if n not in self.providers]
+        if dropped:
+            raise DVFaceError(
+                f"execution provider {', '.join(dropped)} was requested, but onnxruntime could not start it "
+                f"(running on {', '.join(self.providers)}): its CUDA/TensorRT libraries are missing or do not "
+                "match this onnxruntime-gpu build; check the onnxruntime-gpu install notes"
+            )
+        # Graph pairs of shorter windows, opened the first time a clip that short comes.
+        self._short = {int(n): (g["encode_priors"]["file"], g["restore"]["file"])
+                       for n, g in self.manifest.get("short_windows", {}).items()}
+        self._pairs: dict[int, tuple] = {}
+
+    def _start(self, providers: Sequence[str] | str | None, trt_cache_dir: str | Path | None,
+               threads: int | None) -> Callable[[str], Any]:
+        """How to open a graph file of the export: as an onnxruntime session on these providers.
+
+        Another runtime overrides this with sessions that have onnxruntime's `run(None, feeds)` and
+        `get_providers()`; everything else here (shapes, padding, short windows) is shared.
+        """
+        ort = import_onnxruntime()
+        self._check_opset(ort)
         available = ort.get_available_providers()
         names = resolve_providers(providers, available)
+        self._wanted = names if providers is not None else []
         options = self._provider_options(names, ort, trt_cache_dir)
         session_options = ort.SessionOptions()
         session_options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -385,23 +411,7 @@ class OrtModel:
         session_options.log_severity_level = 3  # node-placement warnings are not the user's business
         if threads is not None:  # farm workers sharing a machine; None: one per physical core
             session_options.intra_op_num_threads = int(threads)
-        self._encode = self._session(ort, ENCODE_GRAPH, names, options, session_options)
-        self._restore = self._session(ort, RESTORE_GRAPH, names, options, session_options)
-        # Graph pairs of shorter windows, opened the first time a clip that short comes.
-        self._open = functools.partial(self._session, ort, names=names, options=options,
-                                       session_options=session_options)
-        self._short = {int(n): (g["encode_priors"]["file"], g["restore"]["file"])
-                       for n, g in self.manifest.get("short_windows", {}).items()}
-        self._pairs: dict[int, tuple] = {}
-        self.providers: list[str] = self._encode.get_providers()
-        if providers is not None:
-            dropped = [n for n in names if n not in self.providers]
-            if dropped:
-                raise DVFaceError(
-                    f"execution provider {', '.join(dropped)} was requested, but onnxruntime could not start it "
-                    f"(running on {', '.join(self.providers)}): its CUDA/TensorRT libraries are missing or do not "
-                    "match this onnxruntime-gpu build; check the onnxruntime-gpu install notes"
-                )
+        return functools.partial(self._session, ort, names=names, options=options, session_options=session_options)
 
     # --- inference -----------------------------------------------------------------------------
 

@@ -35,8 +35,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         help="model crop size (default: the tiny preset's, 512; smaller for a quick run)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
     parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "fp16", "bf16"))
-    parser.add_argument("--backend", default="torch", choices=("torch", "ort"),
-                        help="model backend (ort exports the random model to ONNX first)")
+    parser.add_argument("--backend", default="torch", choices=("torch", "ort", "openvino"),
+                        help="model backend (ort and openvino export the random model to ONNX first)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(func=run)
 
@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
             cfg.crop_size = args.crop
         torch.manual_seed(0)
         DVFace(cfg).save_pretrained(folder / "model")
-        if args.backend == "ort":
+        if args.backend in ("ort", "openvino"):
             from ..runtime.onnx_export import export_model_folder
 
             export_model_folder(folder / "model", folder / "model" / "onnx")

@@ -121,16 +121,19 @@ def test_prefetching_the_next_windows_changes_no_frame_and_restores_each_window_
     assert all(s.prefetch_span(s.first_frame) is None for s in sessions)  # the windows after the first were prefetched
 
 
-def test_default_streams_follow_the_cores_and_the_cache(model_dir, compositors):
-    """Two single-threaded sessions on a CPU of two cores or more, fed by prefetching; one (on every
-    core) when cache_mb=0 leaves nothing to prefetch into."""
+def test_default_streams_follow_the_backend_the_cores_and_the_cache(model_dir, compositors):
+    """On onnxruntime's CPU provider two single-threaded sessions on a CPU of two cores or more, fed
+    by prefetching; one (on every core) when cache_mb=0 leaves nothing to prefetch into. OpenVINO,
+    which auto takes on a CPU where it is installed, runs one on every core."""
     import os
 
     src = clip_in(vs.RGB24)
+    vsdvface.restore(src, model=str(model_dir), backend="cpu")
+    vsdvface.restore(src, model=str(model_dir), backend="cpu", cache_mb=0)
     vsdvface.restore(src, model=str(model_dir))
-    vsdvface.restore(src, model=str(model_dir), cache_mb=0)
-    (default, uncached) = [next(iter(c.sessions.values())).restorer.streams for c in compositors]
-    assert default == (2 if len(os.sched_getaffinity(0)) >= 2 else 1) and uncached == 1
+    restorers = [next(iter(c.sessions.values())).restorer for c in compositors]
+    assert [r.streams for r in restorers[:2]] == [2 if len(os.sched_getaffinity(0)) >= 2 else 1, 1]
+    assert restorers[2].backend == "openvino" and restorers[2].streams == 1  # the [cpu] extra installs it
 
 
 def test_strength_change_reuses_cached_latents(model_dir):

@@ -1,4 +1,4 @@
-"""`restore()`: the VapourSynth face of DVFace, on the torch-free onnxruntime backend.
+"""`restore()`: the VapourSynth face of DVFace, on the torch-free ONNX backends (onnxruntime, OpenVINO).
 
 Frames are served concurrently and in any order: `std.FrameEval` picks, per frame, a
 `std.ModifyFrame` whose extra clips are the input shifted by the offsets that frame's windows
@@ -90,11 +90,13 @@ def restore(
         from the frame properties, or the `*_in` overrides). Constant format and size only.
     :param model: a DVFace ONNX export folder (`dvface export onnx --model M -o DIR`) or a model
         folder holding one in `onnx/`; default `$DVFACE_MODEL`, else the bundled model.
-    :param backend: onnxruntime execution provider: "auto" (TensorRT, CUDA, then CPU, whichever
-        this onnxruntime build has), "cpu", "cuda" or "tensorrt".
+    :param backend: "cpu", "cuda" or "tensorrt" (onnxruntime's execution providers) or "openvino"
+        (OpenVINO on the CPU, in bf16 where the CPU has AMX); "auto": TensorRT or CUDA where this
+        onnxruntime build has them, else OpenVINO where installed, else "cpu".
     :param device_index: GPU index for the CUDA and TensorRT providers.
     :param num_streams: model runs in flight at once, each its own onnxruntime session; None: two on
-        the CPU (splitting its cores), one on a GPU, and one with `cache_mb=0`. The next `num_streams`
+        onnxruntime's CPU provider (splitting its cores), one on a GPU or OpenVINO, and one with
+        `cache_mb=0`. The next `num_streams`
         windows of each face are prefetched into the window cache while a frame's own restores, so
         every stream stays busy.
     :param strength: 0..1, how much of the learned face prior to inject (the model's `prior_scale`);

@@ -1,15 +1,16 @@
-"""The engine's onnxruntime restorer, shaped by the export it runs and able to run in parallel.
+"""The engine's ONNX restorer (onnxruntime or OpenVINO), shaped by the export it runs and able to run in parallel.
 
 An ONNX export has a fixed window length and crop size (`dvface export onnx --frames --size`),
 which may be smaller than the model config's; the sessions must then use the export's, so
-`config` here carries them. Its streams are the core's (`ort_restorer.plan_streams`): on the CPU
-two sessions splitting the cores, kept busy together by the filter's prefetching of the next
-window (docs/benchmarks.md).
+`config` here carries them. Its streams are the core's (`ort_restorer.plan_streams`): on
+onnxruntime's CPU provider two sessions splitting the cores, kept busy together by the filter's
+prefetching of the next window; on OpenVINO one on every core (docs/benchmarks.md).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import os
 from pathlib import Path
 
@@ -17,9 +18,10 @@ from dvface_plugin.errors import WeightsError
 from dvface_plugin.model.folders import DEFAULT_MODEL, MODELS_DIR, resolve_model_folder
 from dvface_plugin.runtime.onnx_format import MANIFEST_NAME
 from dvface_plugin.runtime.onnx_model import CPU, OrtModel, ensure_onnx, import_onnxruntime, resolve_providers
+from dvface_plugin.runtime.openvino_model import OPENVINO
 from dvface_plugin.runtime.ort_restorer import OrtRestorer, open_streams, providers_for
 
-BACKENDS = ("auto", "cpu", "cuda", "tensorrt")
+BACKENDS = ("auto", "cpu", "cuda", "tensorrt", "openvino")
 MODEL_ENV = "DVFACE_MODEL"
 
 
@@ -86,9 +88,14 @@ def onnx_folder(model: Path, fp16: bool) -> Path:
 def load_restorer(
     model: str | os.PathLike | None, backend: str, device_index: int, num_streams: int | None, half: bool
 ) -> StreamedOrtRestorer:
-    """The restorer for these settings (an fp16 export when the clip is half float and not on CPU);
-    num_streams None: as many as `plan_streams` gives this provider."""
+    """The restorer for these settings (an fp16 export when the clip is half float and on a GPU);
+    num_streams None: as many as `plan_streams` gives this provider. `auto` takes TensorRT, then CUDA,
+    then OpenVINO where it is installed (several times onnxruntime's CPU speed on CPUs with AMX),
+    then onnxruntime's CPU provider."""
     providers, _ = providers_for(backend)
-    first = resolve_providers(providers, import_onnxruntime().get_available_providers())[0]
-    folder = onnx_folder(resolve_model(model), fp16=half and first != CPU)
+    first = OPENVINO if providers == [OPENVINO] else resolve_providers(
+        providers, import_onnxruntime().get_available_providers())[0]
+    if providers is None and first == CPU and importlib.util.find_spec("openvino") is not None:
+        providers, first = [OPENVINO], OPENVINO
+    folder = onnx_folder(resolve_model(model), fp16=half and first not in (CPU, OPENVINO))
     return StreamedOrtRestorer(open_streams(folder, providers, device_index, num_streams))
