@@ -6,7 +6,8 @@ Two measurements, printed as JSON:
 2. `static`: the bundled export's 1-frame graph pair (its convolutions already 2D, see
    `dvface_plugin/runtime/onnx_conv2d.py`) quantised statically (QDQ, Conv and MatMul, per-channel
    weights), calibrated on degraded face crops from `../shared/data/train/images/ffhq` (never
-   benchmark/), timed against the fp32 pair on another crop, with the output difference.
+   benchmark/), timed against the fp32 pair on another crop, with the output difference; where
+   OpenVINO is installed, also the fp32 and int8 pairs compiled by OpenVINO in f32 and bf16.
 `dvface bench model --backend ort --compare-int8` measures the dynamic variants on full windows.
 
     python benchmarks/cpu_int8.py [--threads 2] [--data ../shared/data]
@@ -15,6 +16,7 @@ Two measurements, printed as JSON:
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import logging
 import tempfile
@@ -129,7 +131,7 @@ def static(threads: int, data: Path) -> dict:
              "restore": [restore_feed(fp32["encode_priors"], x) for x in calibration]}
     logging.getLogger().setLevel(logging.ERROR)  # the quantiser's advice goes to the root logger
     with tempfile.TemporaryDirectory() as tmp:
-        int8 = {}
+        int8, int8_paths = {}, {}
         for g, path in graphs.items():
             staged, out = Path(tmp) / f"{g}.onnx", Path(tmp) / f"{g}_int8.onnx"
             onnx.save(onnx.load(str(path)), str(staged), save_as_external_data=True, location=f"{g}.data")
@@ -137,15 +139,39 @@ def static(threads: int, data: Path) -> dict:
                             op_types_to_quantize=["Conv", "MatMul"], per_channel=True,
                             activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                             calibrate_method=CalibrationMethod.MinMax, use_external_data_format=True)
-            int8[g] = session(out, threads)
+            int8[g], int8_paths[g] = session(out, threads), out
 
         def run(pair: dict) -> np.ndarray:
             return pair["restore"].run(None, restore_feed(pair["encode_priors"], held_out))[0]
 
-        t_fp32, t_int8 = seconds(lambda: run(fp32), 3), seconds(lambda: run(int8), 3)
-        levels = np.abs(run(int8) - run(fp32)) * 127.5
-    return {"fp32_crops_per_s": 1 / t_fp32, "int8_crops_per_s": 1 / t_int8, "int8_speedup": t_fp32 / t_int8,
-            "int8_mean_diff_levels": float(levels.mean()), "int8_max_diff_levels": float(levels.max())}
+        t_fp32, reference = seconds(lambda: run(fp32), 3), run(fp32)
+        result = {"fp32_crops_per_s": 1 / t_fp32}
+        variants = {"int8": int8}
+        if importlib.util.find_spec("openvino") is not None:  # the same graphs on OpenVINO
+            variants.update({f"openvino_{name}_{precision}": {g: OpenVinoGraph(path[g], precision, threads) for g in graphs}
+                             for name, path in (("fp32", graphs), ("int8", int8_paths))
+                             for precision in ("f32", "bf16")})
+        for key, pair in variants.items():
+            t = seconds(lambda: run(pair), 3)
+            levels = np.abs(run(pair) - reference) * 127.5
+            result.update({f"{key}_crops_per_s": 1 / t, f"{key}_speedup": t_fp32 / t,
+                           f"{key}_mean_diff_levels": float(levels.mean()), f"{key}_max_diff_levels": float(levels.max())})
+    return result
+
+
+class OpenVinoGraph:
+    """An ONNX graph compiled by OpenVINO for the CPU, run like an onnxruntime session."""
+
+    def __init__(self, path: Path, precision: str, threads: int) -> None:
+        import openvino
+
+        compiled = openvino.Core().compile_model(str(path), "CPU", {
+            "INFERENCE_PRECISION_HINT": precision, "PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads})
+        self.request, self.outputs = compiled.create_infer_request(), compiled.outputs
+
+    def run(self, names: None, feeds: dict) -> list[np.ndarray]:
+        result = self.request.infer(feeds, share_outputs=False)
+        return [result[port] for port in self.outputs]
 
 
 def main() -> None:

@@ -103,17 +103,15 @@ def choose_backend(model: str | Path | None, device: str, precision: str, window
     window used, shipped in the model folder or cached (`dvface export onnx`); auto never exports.
     Without torch it is always an export; on a GPU, or for fp16, torch.
     """
+    from .onnx_model import find_onnx, installed_runtimes
+
     has_torch = importlib.util.find_spec("torch") is not None
     on_cpu = device == "cpu" or (device == "auto" and not cuda_device_present())
     if on_cpu and precision in ("auto", "fp32", "bf16") and importlib.util.find_spec("openvino") is not None:
-        from .onnx_model import find_onnx
-
         if not has_torch or find_onnx(resolve_model_folder(model), frames=window) is not None:
             return "openvino"
     if not has_torch:
         return "ort"
-    from .onnx_model import find_onnx, installed_runtimes
-
     if precision not in ("auto", "fp32") or len(installed_runtimes()) != 1 or not on_cpu:
         return "torch"
     return "ort" if find_onnx(resolve_model_folder(model), frames=window) is not None else "torch"
