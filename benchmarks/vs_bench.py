@@ -2,7 +2,8 @@
 
 Run in the VapourSynth venv (Python >= 3.12, see vapoursynth_filter/run_tests.sh):
 
-    python benchmarks/vs_bench.py --model MODEL [--frames 48] [--threads 2] [--streams 1 auto] [--json out.json]
+    python benchmarks/vs_bench.py --model MODEL [--frames 48] [--threads 2] [--streams 1 auto]
+        [--backends cpu openvino] [--json out.json]
 
 Three figures on the same clip and faces, each starting from an empty window cache:
 - engine: the faces' aligned crops (cut beforehand) through `FaceTrackSession`, model runs only;
@@ -10,7 +11,7 @@ Three figures on the same clip and faces, each starting from an empty window cac
 - vspipe: a script restoring the clip as YUV420P8 (converted to RGBS and back) and as RGB24,
   rendered by `vspipe` to y4m / raw RGB (its own fps line), plus the time the analysis pass takes when the
   script is evaluated (the first run analyses; later ones find the tracks cache), for each
-  `num_streams` of --streams.
+  `num_streams` of --streams and backend of --backends.
 The filter's overhead is vspipe's time per frame minus the engine's.
 """
 
@@ -48,7 +49,7 @@ def put(n, f):
 clip = core.std.ModifyFrame(blank, blank, put)
 {convert}
 t = time.perf_counter()
-clip = vsdvface.restore(clip, model={model!r}, num_streams={streams})
+clip = vsdvface.restore(clip, model={model!r}, num_streams={streams}, backend={backend!r})
 sys.stderr.write(f"ANALYSIS {{time.perf_counter() - t:.3f}}\\n")
 clip.set_output()
 """
@@ -124,14 +125,14 @@ def engine_and_compositor(model: str, n: int) -> dict:
 CONVERT = {"YUV420P8": "clip = core.resize.Bicubic(clip, format=vs.YUV420P8, matrix=1)", "RGB24": ""}
 
 
-def vspipe(model: str, n: int, threads: int, fmt: str, streams: int | None = None) -> dict:
+def vspipe(model: str, n: int, threads: int, fmt: str, streams: int | None = None, backend: str = "auto") -> dict:
     vspipe_bin = Path(sys.executable).with_name("vspipe")
     with tempfile.TemporaryDirectory() as tmp:
         script = Path(tmp) / "bench.vpy"
         script.write_text(
             SCRIPT.format(
                 bench_dir=str(Path(__file__).resolve().parent), frames=n, width=WIDTH, height=HEIGHT,
-                model=model, threads=threads, convert=CONVERT[fmt], streams=streams,
+                model=model, threads=threads, convert=CONVERT[fmt], streams=streams, backend=backend,
             )
         )
         t = time.perf_counter()
@@ -143,7 +144,7 @@ def vspipe(model: str, n: int, threads: int, fmt: str, streams: int | None = Non
     fps = float(re.search(r"Output \d+ frames in [\d.]+ seconds \(([\d.]+) fps\)", res.stderr).group(1))
     analysis = float(re.search(r"ANALYSIS ([\d.]+)", res.stderr).group(1))
     return {"input": fmt, "vspipe_fps": fps, "vspipe_analysis_s": analysis, "vspipe_wall_s": round(wall, 2),
-            "threads": threads, "num_streams": streams}
+            "threads": threads, "num_streams": streams, "backend": backend}
 
 
 def main() -> int:
@@ -154,12 +155,13 @@ def main() -> int:
     parser.add_argument("--formats", nargs="+", choices=sorted(CONVERT), default=["YUV420P8", "RGB24"])
     parser.add_argument("--streams", type=lambda v: None if v == "auto" else int(v), nargs="+", default=[None],
                         help="the filter's num_streams values (auto: its default)")
+    parser.add_argument("--backends", nargs="+", default=["auto"], help="the filter's backend values (default auto)")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     args.model = str(Path(args.model).resolve())  # vspipe evaluates the script from its own folder
     result = {"size": f"{WIDTH}x{HEIGHT}", "frames": args.frames, **engine_and_compositor(args.model, args.frames)}
-    result["vspipe"] = [vspipe(args.model, args.frames, t, f, n) for f in args.formats for t in args.threads
-                        for n in args.streams if n is None or n <= t]
+    result["vspipe"] = [vspipe(args.model, args.frames, t, f, n, b) for f in args.formats for t in args.threads
+                        for n in args.streams if n is None or n <= t for b in args.backends]
     per_frame_engine = 1.0 / result["engine_fps"]
     for run in result["vspipe"]:
         run["overhead_ms_per_frame"] = round((1.0 / run["vspipe_fps"] - per_frame_engine) * 1000, 1)
