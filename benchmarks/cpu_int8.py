@@ -148,30 +148,18 @@ def static(threads: int, data: Path) -> dict:
         result = {"fp32_crops_per_s": 1 / t_fp32}
         variants = {"int8": int8}
         if importlib.util.find_spec("openvino") is not None:  # the same graphs on OpenVINO
-            variants.update({f"openvino_{name}_{precision}": {g: OpenVinoGraph(path[g], precision, threads) for g in graphs}
+            from dvface_plugin.runtime.openvino_model import OpenVinoSession
+
+            variants.update({f"openvino_{name}_{precision}": {g: OpenVinoSession.compile(path[g], precision, threads)
+                                                              for g in graphs}
                              for name, path in (("fp32", graphs), ("int8", int8_paths))
-                             for precision in ("f32", "bf16")})
+                             for precision in ("fp32", "bf16")})
         for key, pair in variants.items():
             t = seconds(lambda: run(pair), 3)
             levels = np.abs(run(pair) - reference) * 127.5
             result.update({f"{key}_crops_per_s": 1 / t, f"{key}_speedup": t_fp32 / t,
                            f"{key}_mean_diff_levels": float(levels.mean()), f"{key}_max_diff_levels": float(levels.max())})
     return result
-
-
-class OpenVinoGraph:
-    """An ONNX graph compiled by OpenVINO for the CPU, run like an onnxruntime session."""
-
-    def __init__(self, path: Path, precision: str, threads: int) -> None:
-        import openvino
-
-        compiled = openvino.Core().compile_model(str(path), "CPU", {
-            "INFERENCE_PRECISION_HINT": precision, "PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads})
-        self.request, self.outputs = compiled.create_infer_request(), compiled.outputs
-
-    def run(self, names: None, feeds: dict) -> list[np.ndarray]:
-        result = self.request.infer(feeds, share_outputs=False)
-        return [result[port] for port in self.outputs]
 
 
 def main() -> None:

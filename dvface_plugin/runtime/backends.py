@@ -88,9 +88,9 @@ def describe(restorer: TrackRestorer) -> str:
     from .onnx_model import PROVIDER_ALIASES
     from .openvino_model import OPENVINO
 
-    aliases = {**PROVIDER_ALIASES, "cpu": OPENVINO} if restorer.device == OPENVINO else PROVIDER_ALIASES
-    device = next((alias for alias, name in aliases.items() if name == str(restorer.device)),
-                  str(restorer.device))  # an execution provider by the name --device takes
+    device = "cpu" if restorer.device == OPENVINO else next(
+        (alias for alias, name in PROVIDER_ALIASES.items() if name == str(restorer.device)),
+        str(restorer.device))  # an execution provider by the name --device takes
     return f"{restorer.backend} on {device} ({restorer.precision})"
 
 
@@ -104,10 +104,11 @@ def choose_backend(model: str | Path | None, device: str, precision: str, window
     Without torch it is always an export; on a GPU, or for fp16, torch.
     """
     from .onnx_model import find_onnx, installed_runtimes
+    from .openvino_model import PRECISIONS as OPENVINO_PRECISIONS
 
     has_torch = importlib.util.find_spec("torch") is not None
     on_cpu = device == "cpu" or (device == "auto" and not cuda_device_present())
-    if on_cpu and precision in ("auto", "fp32", "bf16") and importlib.util.find_spec("openvino") is not None:
+    if on_cpu and precision in OPENVINO_PRECISIONS and importlib.util.find_spec("openvino") is not None:
         if not has_torch or find_onnx(resolve_model_folder(model), frames=window) is not None:
             return "openvino"
     if not has_torch:

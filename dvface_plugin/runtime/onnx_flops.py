@@ -99,16 +99,13 @@ def matmul_peak_gflops(threads: int | None = None, size: int = 2048, repeat: int
         if threads is not None:
             options.intra_op_num_threads = threads
         session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
-        run = functools.partial(session.run, None)
     else:
-        import openvino
+        from .openvino_model import OpenVinoSession
 
-        settings = {"INFERENCE_PRECISION_HINT": "bf16" if openvino_precision == "bf16" else "f32",
-                    "PERFORMANCE_HINT": "LATENCY", **({} if threads is None else {"INFERENCE_NUM_THREADS": threads})}
         with tempfile.TemporaryDirectory(prefix="dvface-peak-") as tmp:
             (Path(tmp) / "peak.onnx").write_bytes(model)
-            request = openvino.Core().compile_model(str(Path(tmp) / "peak.onnx"), "CPU", settings).create_infer_request()
-        run = request.infer
+            session = OpenVinoSession.compile(Path(tmp) / "peak.onnx", openvino_precision, threads)
+    run = functools.partial(session.run, None)
     rng = np.random.default_rng(0)
     feed = {n: rng.standard_normal((size, size), dtype=np.float32) for n in "ab"}
     run(feed)

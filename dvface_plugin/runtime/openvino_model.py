@@ -50,13 +50,31 @@ def cache_key(settings: dict[str, Any], version: str) -> str:
     return re.sub(r"[^A-Za-z0-9.]+", "_", "-".join(parts + [f"ov{version}"]))
 
 
-class _Session:
+def compile_settings(precision: str, threads: int | None = None) -> dict[str, Any]:
+    """OpenVINO's CPU settings for a precision (fp32 or bf16) and thread count (None: its own, one
+    per physical core). Pinned, copies given fewer threads than cores (streams, Ray workers) all
+    start on the same cores: two single-threaded copies ran at 4.66 crops/s pinned, 8.50 unpinned."""
+    settings: dict[str, Any] = {"INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32",
+                                "PERFORMANCE_HINT": "LATENCY"}
+    if threads is not None:
+        settings.update(INFERENCE_NUM_THREADS=int(threads), ENABLE_CPU_PINNING=False)
+    return settings
+
+
+class OpenVinoSession:
     """One compiled graph with onnxruntime's `run(None, feeds)`; one call at a time, as a stream runs."""
 
     def __init__(self, compiled: Any) -> None:
         self.compiled = compiled
         self._request = compiled.create_infer_request()
         self._outputs = compiled.outputs
+
+    @classmethod
+    def compile(cls, path: str | Path, precision: str, threads: int | None = None) -> "OpenVinoSession":
+        """An ONNX file compiled for the CPU with `compile_settings`, uncached (benchmarks)."""
+        import openvino
+
+        return cls(openvino.Core().compile_model(str(path), "CPU", compile_settings(precision, threads)))
 
     def run(self, names: None, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         result = self._request.infer(feeds, share_outputs=False)  # copies: the next call reuses the buffers
@@ -92,12 +110,7 @@ class OvModel(OrtModel):
         import openvino
 
         core = openvino.Core()
-        settings: dict[str, Any] = {"INFERENCE_PRECISION_HINT": "bf16" if self._ov_precision == "bf16" else "f32",
-                                    "PERFORMANCE_HINT": "LATENCY"}
-        if threads is not None:  # None: OpenVINO's own count, one per physical core
-            # Pinned, every copy given fewer threads than cores (streams, Ray workers) starts on the
-            # same cores: two single-threaded copies ran at 4.66 crops/s pinned, 8.50 unpinned.
-            settings.update(INFERENCE_NUM_THREADS=int(threads), ENABLE_CPU_PINNING=False)
+        settings = compile_settings(self._ov_precision, threads)
         try:
             folder = self._cache_dir / cache_key(settings, openvino.__version__)
             folder.mkdir(parents=True, exist_ok=True)
@@ -105,10 +118,10 @@ class OvModel(OrtModel):
         except OSError:  # a read-only home: compile every time
             pass
 
-        def open_graph(graph: str) -> _Session:
+        def open_graph(graph: str) -> OpenVinoSession:
             path = self.folder / graph
             try:
-                return _Session(core.compile_model(str(path), "CPU", settings))
+                return OpenVinoSession(core.compile_model(str(path), "CPU", settings))
             except Exception as exc:  # OpenVINO raises RuntimeError with its own text
                 raise DVFaceError(
                     f"OpenVINO {openvino.__version__} cannot load {path} ({type(exc).__name__}: "

@@ -93,9 +93,9 @@ def load_restorer(
     then OpenVINO where it is installed (several times onnxruntime's CPU speed on CPUs with AMX),
     then onnxruntime's CPU provider."""
     providers, _ = providers_for(backend)
-    first = OPENVINO if providers == [OPENVINO] else resolve_providers(
-        providers, import_onnxruntime().get_available_providers())[0]
-    if providers is None and first == CPU and importlib.util.find_spec("openvino") is not None:
-        providers, first = [OPENVINO], OPENVINO
-    folder = onnx_folder(resolve_model(model), fp16=half and first not in (CPU, OPENVINO))
+    gpu = providers != [OPENVINO] and resolve_providers(
+        providers, import_onnxruntime().get_available_providers())[0] != CPU
+    if providers is None and not gpu and importlib.util.find_spec("openvino") is not None:
+        providers = [OPENVINO]
+    folder = onnx_folder(resolve_model(model), fp16=half and gpu)
     return StreamedOrtRestorer(open_streams(folder, providers, device_index, num_streams))
