@@ -37,7 +37,8 @@ from dvface_plugin.training.plan import load_plan, run_plan
 from dvface_plugin.training.quantize import DeadCodeReviver, quantise, usage_loss
 from dvface_plugin.training.restoration_cache import RestorationCache
 from dvface_plugin.training.stages import STAGES
-from dvface_plugin.training.trainer import TrainConfig, Trainer
+from dvface_plugin.training import trainer as trainer_module
+from dvface_plugin.training.trainer import TrainConfig, Trainer, cpu_has_bf16
 
 
 def textured_clip(frames: int, size: int, seed: int) -> np.ndarray:
@@ -461,6 +462,31 @@ def test_cli_runs_a_stage_from_a_config_file(data_dir, tmp_path, capsys):
     assert cli_main(["train", "predict", "--config", str(path)]) == 0
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["step"] == 2
     assert cli_main(["train", "vae", "--config", str(path)]) == 2  # wrong stage for this file
+
+
+@pytest.mark.skipif(not cpu_has_bf16(), reason="this CPU has no native bf16 (AVX512-BF16 / AMX)")
+def test_bf16_on_the_cpu_trains_in_bf16_and_follows_fp32(data_dir, tmp_path):
+    grow = {"init_overrides": {"refiner": {"channels": 16}}, "lr": 1e-2, "steps": 12}
+    fp32 = run_stage(data_dir, tmp_path / "fp32", "restore", **grow)
+    bf16 = run_stage(data_dir, tmp_path / "bf16", "restore", precision="bf16", **grow)
+    assert bf16 != fp32  # autocast took: the same batches give other losses
+    assert bf16[0] == pytest.approx(fp32[0], rel=0.02)  # the same step 1, to bf16's precision
+    assert np.mean(bf16[-3:]) < 0.97 * np.mean(bf16[:3]), bf16
+    weights = DVFace.from_pretrained(tmp_path / "bf16" / "model").state_dict()
+    assert all(v.dtype == torch.float32 and torch.isfinite(v).all() for v in weights.values())
+
+
+def test_an_unknown_or_unsupported_training_precision_is_refused(data_dir, tmp_path, capsys, monkeypatch):
+    path = tmp_path / "predict.json"
+    path.write_text(json.dumps(config(data_dir, tmp_path / "p", "predict", steps=1, precision="fp16").__dict__))
+    with pytest.raises(InputError, match="precision must be one of"):
+        TrainConfig.load(path)
+    monkeypatch.setattr(trainer_module, "cpu_has_bf16", lambda: False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert cli_main(["train", "predict", "--config", str(path), "--precision", "bf16"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "bf16" in err[0] and '"precision": "fp32"' in err[0]
+    assert not (tmp_path / "p").exists()
 
 
 @pytest.mark.parametrize("budget", [{}, {"steps": 10**6, "max_seconds": 3.0}], ids=["steps", "clock"])

@@ -2,4 +2,6 @@
 that runs them all. A pipeline over `model` (and `degrade`, `metrics`); the commands are in `commands`.
 """
 
-STAGES = ("vae", "codebook", "predict", "restore", "refine")  # here, so `dvface train --help` needs no torch
+# here, so `dvface train --help` needs no torch
+STAGES = ("vae", "codebook", "predict", "restore", "refine")
+PRECISIONS = ("fp32", "bf16")

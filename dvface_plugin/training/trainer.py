@@ -1,11 +1,12 @@
 """`dvface train STAGE --config FILE`: one training loop for every stage and every scale.
 
 Single process on a CPU or GPU, or many under `torchrun` (DDP; gloo on CPU, NCCL on GPU; the
-environment variables torchrun sets are all it needs). bf16 autocast on CUDA, gradient
-checkpointing of the DiT for the 1.3B preset, a checkpoint every `checkpoint_every` steps that a
-rerun of the same command resumes from, and `log.jsonl` with every logged loss. Batches are drawn
-from a generator seeded by (seed, rank, step), so a resumed run sees exactly the batches the
-uninterrupted run would have.
+environment variables torchrun sets are all it needs). bf16 autocast on CUDA and on CPUs with bf16
+instructions (AVX512-BF16 / AMX; there the restore stage runs 1.33x faster, but the refiner trains
+worse: docs/benchmarks.md), gradient checkpointing of the DiT for the 1.3B preset, a checkpoint
+every `checkpoint_every` steps that a rerun of the same command resumes from, and `log.jsonl` with
+every logged loss. Batches are drawn from a generator seeded by (seed, rank, step), so a resumed
+run sees exactly the batches the uninterrupted run would have.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from torch.nn.parallel import DistributedDataParallel
 from ..errors import InputError
 from ..model.config import DVFaceConfig
 from ..model.dvface import DVFace
+from . import PRECISIONS
 from .adversarial import Adversary, DiscriminatorConfig
 from .data import ClipSampler, list_items, split
 from .restoration_cache import RestorationCache
@@ -62,7 +64,7 @@ class TrainConfig:
     loss_weights: dict[str, float] = field(default_factory=lambda: {"per": 0.5, "temp": 1.0, "kl": 1e-6, "usage": 0.1})
     perceptual_weights: str | None = None  # VGG16 safetensors; None -> the weight-free pyramid loss
     discriminator: dict[str, Any] = field(default_factory=dict)  # DiscriminatorConfig fields, used when loss_weights["adv"] > 0
-    precision: str = "fp32"  # or "bf16" (CUDA only)
+    precision: str = "fp32"  # or "bf16": autocast of the trained model's steps; weights, optimiser and cache stay fp32
     gradient_checkpointing: bool = False
     val_fraction: float = 0.1
     val_batches: int = 4
@@ -87,6 +89,8 @@ class TrainConfig:
         config = cls(**data)
         if config.stage not in STAGES:
             raise InputError(f"{path}: stage must be one of {STAGES}, got {config.stage!r}")
+        if config.precision not in PRECISIONS:
+            raise InputError(f"{path}: precision must be one of {PRECISIONS}, got {config.precision!r}")
         if config.lr_schedule not in LR_SCHEDULES:
             raise InputError(f"{path}: lr_schedule must be one of {LR_SCHEDULES}, got {config.lr_schedule!r}")
         unknown = sorted(set(config.discriminator) - {f.name for f in dataclasses.fields(DiscriminatorConfig)})
@@ -95,6 +99,11 @@ class TrainConfig:
         if config.loss_weights.get("adv") and config.stage not in ("restore", "refine"):
             raise InputError(f"{path}: the adversarial loss applies to the restore and refine stages, not {config.stage!r}")
         return config
+
+
+def cpu_has_bf16() -> bool:
+    """Native bf16 on this CPU (oneDNN's test): without it autocast emulates bf16, slower than fp32."""
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
 class Trainer:
@@ -112,6 +121,9 @@ class Trainer:
             torch.cuda.set_device(self.device)
         else:
             self.device = torch.device("cpu")
+            if config.precision == "bf16" and not cpu_has_bf16():
+                raise InputError('precision bf16 needs a CUDA GPU or a CPU with bf16 instructions (AVX512-BF16 or AMX), '
+                                 'which this one lacks; set "precision": "fp32" in the training config')
         self.out = Path(config.out)
         self.checkpoint_dir = self.out / "checkpoint"
 
@@ -166,8 +178,7 @@ class Trainer:
     # --- loop ----------------------------------------------------------------------------------
 
     def _losses(self, lq: torch.Tensor, hq: torch.Tensor, module) -> dict[str, torch.Tensor]:
-        autocast = self.cfg.precision == "bf16" and self.device.type == "cuda"
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=autocast):
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.precision == "bf16"):
             return module(lq.to(self.device), hq.to(self.device))
 
     def train(self) -> dict:
