@@ -2,9 +2,11 @@
 
 The refiner adds x_hat = D(z_hat) + r + c. On real footage most of the fine detail comes from c,
 and so does a broad brightness change that differs from frame to frame (the face pumps). Variant
-S takes the Gaussian low band of sigma S pixels out of c (S = 0: the model as it is). This script restores each clip once per window (17 frames, no overlap, fp32 torch), keeps D(z_hat),
-r and c, and scores, for each S given, the output as the engine would produce it (the model's
-temporal stabilisation applied per window, rounded to 8 bits):
+S takes the Gaussian low band of sigma S pixels out of c (S = 0: the model as it is). This script
+restores each clip once per window (17 frames, no overlap, fp32 torch), keeps D(z_hat), r and c,
+and scores, for each S given, the output as the engine would produce it (the model's temporal
+stabilisation applied per window unless --no-stabilise, rounded to 8 bits), and D(z_hat) + r
+alone ("no refiner"):
 
 * held-out training clips (`--data`, the validation split `dvface train` leaves out; never
   benchmark/), degraded with `--presets` at seed 0: PSNR-Y, detail against the ground truth's,
@@ -12,7 +14,8 @@ temporal stabilisation applied per window, rounded to 8 bits):
 * `--noref` videos (aligned 512 px clips): detail and flicker against the input's.
 
     python benchmarks/refiner_highpass.py [--model models/dvface-tiny] [--data runs/data/tiny512]
-        [--sigmas 0 4 8 16] [--presets medium light] [--frames 51] [--noref VIDEO ...] [--json OUT]
+        [--sigmas 0 4 8 16] [--presets medium light] [--frames 51] [--noref VIDEO ...] [--no-stabilise]
+        [--json OUT]
 """
 
 from __future__ import annotations
@@ -52,10 +55,11 @@ def read_video(path: Path, frames: int) -> np.ndarray:
 
 
 @torch.no_grad()
-def restore_variants(model: DVFace, clip: np.ndarray, sigmas: list[float]) -> dict[float, np.ndarray]:
-    """(T, H, W, 3) uint8 -> {sigma: restored uint8 clip}, T cut to whole 17-frame windows."""
+def restore_variants(model: DVFace, clip: np.ndarray, sigmas: list[float], stabilise_on: bool) -> dict[str, np.ndarray]:
+    """(T, H, W, 3) uint8 -> {variant: restored uint8 clip}, T cut to whole 17-frame windows;
+    variant "no refiner" is D(z_hat) + r, the others `highpass S`."""
     window = model.config.window
-    outs: dict[float, list[np.ndarray]] = {s: [] for s in sigmas}
+    outs: dict[str, list[np.ndarray]] = {}
     for start in range(0, len(clip) - window + 1, window):
         x = torch.from_numpy(clip[start:start + window]).permute(3, 0, 1, 2)[None].float() / 127.5 - 1
         latent = model.encode(x)
@@ -63,12 +67,15 @@ def restore_variants(model: DVFace, clip: np.ndarray, sigmas: list[float]) -> di
         base = decoded + latent.detail
         corr = model.refiner(decoded, latent.detail)
         frames = corr.transpose(1, 2).flatten(0, 1)  # (T, 3, H, W)
+        variants = {"no refiner": base}
         for sigma in sigmas:
             c = corr if sigma == 0 else (frames - low_band(frames, sigma)).unflatten(0, (1, -1)).transpose(1, 2)
-            out = (base + c).clamp(-1, 1)[0, :, :, : latent.height, : latent.width].permute(1, 2, 3, 0).numpy()
-            if model.config.stabilise:
+            variants[f"highpass {sigma:g}"] = base + c
+        for name, variant in variants.items():
+            out = variant.clamp(-1, 1)[0, :, :, : latent.height, : latent.width].permute(1, 2, 3, 0).numpy()
+            if stabilise_on and model.config.stabilise:
                 out = stabilise(out, model.config.stabilise)
-            outs[sigma].append(np.clip(np.rint((out + 1) * 127.5), 0, 255).astype(np.uint8))
+            outs.setdefault(name, []).append(np.clip(np.rint((out + 1) * 127.5), 0, 255).astype(np.uint8))
     return {s: np.concatenate(v) for s, v in outs.items()}
 
 
@@ -89,6 +96,7 @@ def main() -> None:
     parser.add_argument("--presets", nargs="*", default=["medium", "light"])
     parser.add_argument("--frames", type=int, default=51)
     parser.add_argument("--noref", type=Path, nargs="*", default=[])
+    parser.add_argument("--no-stabilise", action="store_true", help="score the model's output before its stabilisation")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     model = DVFace.from_pretrained(args.model).eval()
@@ -102,7 +110,7 @@ def main() -> None:
         if len(clip) < model.config.window:
             continue
         inp = degrade_clip(clip, preset, seed=0) if preset != "input" else clip
-        variants = restore_variants(model, inp, args.sigmas)
+        variants = restore_variants(model, inp, args.sigmas, not args.no_stabilise)
         n = len(next(iter(variants.values())))
         ref = clip[:n]
         base = {"clip": name, "preset": preset, "frames": n}
@@ -112,8 +120,8 @@ def main() -> None:
             rows.append({**base, "variant": "gt", "flicker": flicker(ref)})
         else:
             rows.append({**base, "variant": "input", **score(inp[:n], ref, False)})
-        for sigma, out in variants.items():
-            rows.append({**base, "variant": f"highpass {sigma:g}", **score(out, ref, preset != "input")})
+        for variant, out in variants.items():
+            rows.append({**base, "variant": variant, **score(out, ref, preset != "input")})
         for row in rows[first:]:
             print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}), flush=True)
     if args.json:
