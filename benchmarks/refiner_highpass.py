@@ -26,9 +26,9 @@ import math
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from dvface_plugin.degrade import degrade_clip
 from dvface_plugin.metrics import detail, flicker, psnr_y, warping_error
@@ -39,13 +39,10 @@ from dvface_plugin.training.data import list_items, load_item, split
 REPO = Path(__file__).resolve().parents[1]
 
 
-def low_band(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur of (N, C, H, W), edges replicated."""
-    r, c = math.ceil(3 * sigma), x.shape[1]
-    k = torch.exp(-(torch.arange(-r, r + 1.0) ** 2) / (2 * sigma**2))
-    k = k / k.sum()
-    x = F.conv2d(F.pad(x, (r, r, 0, 0), mode="replicate"), k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
-    return F.conv2d(F.pad(x, (0, 0, r, r), mode="replicate"), k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+def low_band(frames: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian blur of each (H, W, 3) float frame out to 3 sigma, edges replicated."""
+    size = 2 * math.ceil(3 * sigma) + 1
+    return np.stack([cv2.GaussianBlur(f, (size, size), sigma, borderType=cv2.BORDER_REPLICATE) for f in frames])
 
 
 def read_video(path: Path, frames: int) -> np.ndarray:
@@ -64,15 +61,14 @@ def restore_variants(model: DVFace, clip: np.ndarray, sigmas: list[float], stabi
         x = torch.from_numpy(clip[start:start + window]).permute(3, 0, 1, 2)[None].float() / 127.5 - 1
         latent = model.encode(x)
         decoded = model.decode_restored(latent, model.encode_priors(latent))
-        base = decoded + latent.detail
-        corr = model.refiner(decoded, latent.detail)
-        frames = corr.transpose(1, 2).flatten(0, 1)  # (T, 3, H, W)
+        crop = (0, slice(None), slice(None), slice(latent.height), slice(latent.width))
+        base = (decoded + latent.detail)[crop].permute(1, 2, 3, 0).numpy()  # (T, H, W, 3)
+        corr = model.refiner(decoded, latent.detail)[crop].permute(1, 2, 3, 0).numpy()
         variants = {"no refiner": base}
         for sigma in sigmas:
-            c = corr if sigma == 0 else (frames - low_band(frames, sigma)).unflatten(0, (1, -1)).transpose(1, 2)
-            variants[f"highpass {sigma:g}"] = base + c
-        for name, variant in variants.items():
-            out = variant.clamp(-1, 1)[0, :, :, : latent.height, : latent.width].permute(1, 2, 3, 0).numpy()
+            variants[f"highpass {sigma:g}"] = base + (corr - low_band(corr, sigma) if sigma else corr)
+        for name, out in variants.items():
+            out = np.clip(out, -1, 1)
             if stabilise_on and model.config.stabilise:
                 out = stabilise(out, model.config.stabilise)
             outs.setdefault(name, []).append(np.clip(np.rint((out + 1) * 127.5), 0, 255).astype(np.uint8))
