@@ -8,7 +8,8 @@ Two measurements, printed as JSON:
    weights), calibrated on degraded face crops from `../shared/data/train/images/ffhq` (never
    benchmark/), timed against the fp32 pair on another crop, with the output difference; where
    OpenVINO is installed, also the fp32 and int8 pairs compiled by OpenVINO in f32 and bf16.
-`dvface bench model --backend ort --compare-int8` measures the dynamic variants on full windows.
+`dvface bench model --backend ort|openvino --model M --compare-int8` times the model's int8 export
+(`dvface export onnx --int8`) on full windows.
 
     python benchmarks/cpu_int8.py [--threads 2] [--data ../shared/data]
 """

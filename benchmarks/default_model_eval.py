@@ -14,10 +14,10 @@ minutes a table on two CPU cores with the tiny model, about 25 minutes for the r
 
     python benchmarks/default_model_eval.py [--model dvface-tiny] [--out runs/eval] [--preset medium]
         [--seed 0] [--frames 49] [--only paired|synthetic|realworld] [--stabilise N] [--method NAME]
-        [--backend ort|openvino|torch]
+        [--backend ort|openvino|torch] [--precision auto|fp32|bf16|int8]
 
 --stabilise N restores with that stabilisation radius instead of the model's (0: the model's
-output with no post-filter); --backend picks the runtime (default: dvface restore's auto);
+output with no post-filter); --backend and --precision pick the runtime (default: dvface restore's auto);
 --method names the restored files and the table rows.
 """
 
@@ -113,9 +113,11 @@ def main() -> None:
     parser.add_argument("--stabilise", type=int, help="stabilisation radius instead of the model's (0: off)")
     parser.add_argument("--method", default="dvface-tiny", help="name of the restored files and table rows")
     parser.add_argument("--backend", help="dvface restore's --backend (default: its auto)")
+    parser.add_argument("--precision", help="dvface restore's --precision (default: its auto)")
     args = parser.parse_args()
     extra = ["--stabilise", str(args.stabilise)] if args.stabilise is not None else []
     extra += ["--backend", args.backend] if args.backend else []
+    extra += ["--precision", args.precision] if args.precision else []
     if not DATA.is_dir():
         raise SystemExit(f"{DATA} not found: this benchmark needs ../shared/data beside the repository")
     if args.only in (None, "paired"):

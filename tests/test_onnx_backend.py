@@ -32,7 +32,14 @@ from dvface_plugin.model.folders import DEFAULT_MODEL, MODELS_DIR
 from dvface_plugin.runtime import onnx_model
 from dvface_plugin.runtime.backends import open_restorer
 from dvface_plugin.runtime.base import PriorState
-from dvface_plugin.runtime.onnx_format import ENCODE_GRAPH, MANIFEST_NAME, RESTORE_GRAPH, file_sha256, short_graphs
+from dvface_plugin.runtime.onnx_format import (
+    ENCODE_GRAPH,
+    MANIFEST_NAME,
+    RESTORE_GRAPH,
+    SHARED_DATA,
+    file_sha256,
+    short_graphs,
+)
 from dvface_plugin.runtime.onnx_model import (
     CPU,
     CUDA,
@@ -44,12 +51,12 @@ from dvface_plugin.runtime.onnx_model import (
     trt_cache_folder,
 )
 from dvface_plugin.runtime.openvino_model import OPENVINO, OvModel, openvino_precision
+from dvface_plugin.runtime.ort_restorer import OrtRestorer
 from dvface_plugin.runtime.pixels import to_model
 from dvface_plugin.runtime.torch_restorer import Restorer
 
 FRAMES, SIZE = 5, 64
 TOL = 1e-3
-SHARED_DATA = onnx_export.SHARED_DATA
 
 
 def make_model() -> DVFace:
@@ -292,7 +299,7 @@ def test_openvino_bf16_restores_the_bundled_model_within_a_level_or_two(tmp_path
 
 def test_openvino_refuses_what_it_cannot_run(exported, monkeypatch):
     pytest.importorskip("openvino")
-    with pytest.raises(DVFaceError, match="not available on the openvino backend; use fp32 or bf16"):
+    with pytest.raises(DVFaceError, match="not available on the openvino backend; use fp32, bf16 or int8"):
         OvModel(exported[2], precision="fp16")
     with pytest.raises(DVFaceError, match="runs on the CPU"):
         open_restorer(exported[1], backend="openvino", device="cuda")
@@ -546,15 +553,117 @@ def test_flops_are_counted_from_the_graph_shapes(tmp_path):
     assert graph_flops(path) == conv + transposed + 2 * (2 * 3 * 5) * 6 + 2 * (4 * 7) * 5
 
 
-def test_bench_reads_the_models_rate_against_the_cores_and_times_int8_copies(exported, capsys):
-    _, _, out = exported
-    assert cli_main(["bench", "model", "--backend", "ort", "--onnx", str(out), "--repeat", "1", "--threads", "1",
-                     "--compare-int8", "--json"]) == 0
+# --- int8 -----------------------------------------------------------------------------------------
+
+
+def face_clip(shift: int, frames: int = FRAMES) -> np.ndarray:
+    """(T, SIZE, SIZE, 3) uint8: a face crop drifting across the frame, as `dvface prepare` stores clips."""
+    face = cv2.resize(data.astronaut()[20:220, 140:340], (SIZE, SIZE), interpolation=cv2.INTER_AREA)
+    return np.stack([np.roll(face, (shift + t, 2 * t), axis=(0, 1)) for t in range(frames)])
+
+
+@pytest.fixture(scope="module")
+def int8_export(exported, tmp_path_factory) -> Path:
+    """The int8 copy of `exported`, calibrated on two prepared synthetic clips, where a model folder
+    ships it (`onnx-int8/`)."""
+    _, folder, _ = exported
+    calibration = tmp_path_factory.mktemp("prepared")
+    for i in range(2):
+        np.save(calibration / f"clip{i}.npy", face_clip(i, FRAMES + 2))  # longer than a window
+    out = folder / onnx_model.SHIPPED_INT8_DIR
+    assert cli_main(["export", "onnx", "--int8", "--calibration", str(calibration), "--calibration-windows", "2",
+                     "--model", str(folder), "-o", str(out), "--frames", "5", "--size", "64"]) == 0
+    return out
+
+
+def test_activation_ranges_are_the_tensors_own_in_any_number_of_passes(tmp_path, monkeypatch):
+    """A Conv -> Relu -> MatMul graph whose intermediate values are computed here by hand."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    from dvface_plugin.runtime import onnx_int8
+
+    rng = np.random.default_rng(0)
+    w, m = rng.standard_normal((4, 3, 3, 3)).astype(np.float32), rng.standard_normal((6, 5)).astype(np.float32)
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]), helper.make_node("Relu", ["c"], ["r"]),
+             helper.make_node("MatMul", ["r", "m"], ["y"])]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 6, 6])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 6, 5])],
+                              [numpy_helper.from_array(w, "w"), numpy_helper.from_array(m, "m")])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(tmp_path / "g.onnx"))
+    feeds = [{"x": rng.standard_normal((1, 3, 6, 6)).astype(np.float32) * (i + 1)} for i in range(3)]
+    c = [F.conv2d(torch.from_numpy(f["x"]), torch.from_numpy(w), padding=1).numpy() for f in feeds]
+    expected = {"x": [f["x"] for f in feeds], "c": c, "r": [np.maximum(v, 0) for v in c],
+                "y": [np.maximum(v, 0) @ m for v in c]}
+    one_pass = onnx_int8.activation_ranges(tmp_path, "g.onnx", feeds)
+    monkeypatch.setattr(onnx_int8, "PASS_BYTES", 1)  # a tensor a pass
+    for ranges in (one_pass, onnx_int8.activation_ranges(tmp_path, "g.onnx", feeds)):
+        assert set(ranges) == set(expected)  # the inputs and outputs of Conv and MatMul, no weights
+        for name, values in expected.items():
+            low, high = min(v.min() for v in values), max(v.max() for v in values)
+            assert ranges[name] == pytest.approx((low, high), abs=1e-4), name
+
+
+def test_int8_export_quantises_every_graph_and_runs_on_both_runtimes(exported, int8_export, ort_model):
+    _, folder, out = exported
+    manifest = json.loads((int8_export / MANIFEST_NAME).read_text())
+    assert manifest["precision"] == "int8" and manifest["quantized"]["calibration_windows"] == 2
+    assert manifest["weights_sha256"] == json.loads((out / MANIFEST_NAME).read_text())["weights_sha256"]
+    graphs = [ENCODE_GRAPH, RESTORE_GRAPH, *short_graphs(1)]
+    assert sorted(p.name for p in int8_export.iterdir()) == sorted([*graphs, MANIFEST_NAME, SHARED_DATA])
+    for graph in graphs:
+        proto = onnx.load(str(int8_export / graph), load_external_data=False)
+        ops = {n.op_type for n in proto.graph.node}
+        assert {"QuantizeLinear", "DequantizeLinear", "Conv"} <= ops, graph
+        assert any(t.data_type == onnx.TensorProto.INT8 for t in proto.graph.initializer), graph
+    assert ensure_onnx(folder, precision="int8", frames=FRAMES, size=SIZE) == int8_export
+    x = np.ascontiguousarray(face_clip(5).transpose(3, 0, 1, 2)[None], dtype=np.float32) / 127.5 - 1.0
+    fp32 = ort_model(x, prior_scale=0.5)
+    for model in (OrtModel(int8_export, providers=[CPU]), OvModel(int8_export, precision="int8")):
+        assert model.precision == "int8"
+        y = model(x, prior_scale=0.5)
+        # int8, not the fp32 graph; and still this model's output (the random test model, its fusion
+        # pushed far from init, is far more sensitive than a trained one: docs/benchmarks.md has those)
+        assert np.isfinite(y).all() and np.abs(y - fp32).mean() > 0
+        assert np.corrcoef(y.ravel(), fp32.ravel())[0, 1] > 0.85, model.runtime
+    for export, precision in ((int8_export, "fp32"), (out, "int8")):  # each export runs in its own precision
+        with pytest.raises(DVFaceError, match="the int8 export in int8"):
+            OvModel(export, precision=precision)
+    restorer = OrtRestorer([OvModel(int8_export, precision="int8")])  # cached windows of fp32 never serve it
+    assert restorer.precision == "int8" and "|int8|OpenVINO|" in restorer.identity
+
+
+def test_int8_is_refused_without_its_export_or_calibration_data(exported, tmp_path, capsys):
+    _, folder, _ = exported
+    bare = tmp_path / "bare"
+    shutil.copytree(folder, bare, ignore=shutil.ignore_patterns("onnx*"))
+    with pytest.raises(WeightsError, match="dvface export onnx --int8 --calibration"):
+        ensure_onnx(bare, precision="int8", frames=FRAMES, size=SIZE)
+    with pytest.raises(WeightsError, match="no int8 export"):
+        open_restorer(bare, backend="openvino", precision="int8", streams=1)
+    args = ["export", "onnx", "--model", str(folder), "-o", str(tmp_path / "q"), "--frames", "5", "--size", "64"]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for extra, message in ((["--int8"], "--int8 needs --calibration"),
+                           (["--int8", "--calibration", str(tmp_path / "nowhere")], "calibration folder"),
+                           (["--int8", "--calibration", str(empty)], "holds no prepared clips"),
+                           (["--calibration", str(empty)], "--calibration is for --int8")):
+        assert cli_main([*args, *extra]) == 2
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+        assert not (tmp_path / "q").exists()
+    with pytest.raises(SystemExit):
+        cli_main([*args, "--int8", "--fp16", "--calibration", str(empty)])
+
+
+def test_bench_reads_the_models_rate_against_the_cores_and_times_int8(exported, int8_export, capsys):
+    _, folder, out = exported
+    assert cli_main(["bench", "model", "--backend", "ort", "--model", str(folder), "--frames", "5", "--size", "64",
+                     "--repeat", "1", "--threads", "1", "--compare-int8", "--json"]) == 0
     r = json.loads(capsys.readouterr().out)
     assert r["gflop_per_crop"] > 0 and r["matmul_peak_gflops"] > 0
     assert r["fraction_of_peak"] == pytest.approx(r["gflop_per_crop"] * r["fps"] / r["matmul_peak_gflops"])
-    for key in ("int8", "int8_matmul_only"):
-        assert r[f"{key}_crops_per_s"] > 0 and r[f"{key}_speedup"] == pytest.approx(
-            r[f"{key}_crops_per_s"] / r["fp32_crops_per_s"])
-        assert 0 < r[f"{key}_mean_diff_levels"] <= r[f"{key}_max_diff_levels"]  # int8 is not the fp32 graph
+    assert r["int8_crops_per_s"] > 0 and r["int8_speedup"] == pytest.approx(r["int8_crops_per_s"] / r["fp32_crops_per_s"])
+    assert r["int8_fraction_of_peak"] == pytest.approx(r["int8_gops_achieved"] / r["int8_matmul_peak_gops"])
+    assert 0 < r["int8_mean_diff_levels"] <= r["int8_max_diff_levels"]  # int8 is not the fp32 graph
     assert cli_main(["bench", "model", "--backend", "torch", "--compare-int8"]) == 2
+    assert cli_main(["bench", "model", "--backend", "ort", "--onnx", str(out), "--compare-int8"]) == 2

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..batch.manifest import Manifest, file_sha256, job_id
 from ..errors import InputError
-from ..runtime.backends import BACKENDS
+from ..runtime.backends import BACKENDS, PRECISIONS
 from ..media.formats import VIDEO_EXTENSIONS
 from ..wholeframe import platecolour
 
@@ -48,7 +48,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--dry-run", action="store_true", help="print the plan and the job state, render nothing")
     parser.add_argument("--model", default=None, help="model folder, or a bundled model name (default: dvface-tiny)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
-    parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "fp16", "bf16"))
+    parser.add_argument("--precision", default="auto", choices=PRECISIONS,
+                        help="auto: bf16 on a CPU with AMX (OpenVINO), bf16 or fp16 on a GPU (torch), else fp32; "
+                        "int8: the model's int8 export (`dvface export onnx --int8`), opt-in for CPUs without bf16")
     parser.add_argument("--backend", default="auto", choices=BACKENDS)
     parser.add_argument("--window", type=int, default=None, help="window length in frames (default: the model's)")
     parser.add_argument("--overlap", type=int, default=None, help="frames shared by neighbouring windows")

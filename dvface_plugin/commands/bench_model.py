@@ -5,7 +5,8 @@ restore (backbone + decode, again on every `prior_scale` change), on a synthetic
 `--model` it uses the tiny preset with seed-0 random weights: it measures speed, not quality.
 On onnxruntime and OpenVINO it also counts the graphs' FLOPs and measures a large MatMul in the
 same process and precision, so the model's GFLOP/s reads as a fraction of what the cores reach;
-`--compare-int8` times dynamically quantised int8 copies of the graphs against them in the same run.
+`--compare-int8` times the model's int8 export (`dvface export onnx --int8`) against its fp32 one in
+the same run.
 """
 
 from __future__ import annotations
@@ -40,13 +41,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--size", type=int, default=None, help="crop side (default: the config's crop size)")
     parser.add_argument("--device", default="auto", help="torch: auto | cpu | cuda[:N]")
     parser.add_argument("--precision", default="fp32",
-                        help="torch: fp32 | fp16 | bf16; ort: fp32 | fp16 (export); openvino: fp32 | bf16 | auto")
+                        help="torch: fp32 | fp16 | bf16; ort: fp32 | fp16 | int8 (export); "
+                             "openvino: fp32 | bf16 | int8 | auto")
     parser.add_argument("--providers", default=None, help="ort: comma-separated providers (default: TensorRT>CUDA>CPU)")
     parser.add_argument("--threads", type=int, default=None,
                         help="ort, openvino: intra-op threads (default: one per core)")
     parser.add_argument("--compare-int8", action="store_true",
-                        help="ort: also time int8 copies of the graphs (Conv+MatMul, and MatMul only) and their "
-                             "output difference in 8-bit levels")
+                        help="ort, openvino, with --model: also time the model's int8 export and its output's "
+                             "difference from fp32 in 8-bit levels")
     parser.add_argument("--repeat", type=int, default=3, help="timed runs after one warm-up (default 3)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(func=run)
@@ -115,28 +117,23 @@ def _torch_runner(args: argparse.Namespace, frames: int | None, size: int | None
 
 
 def _ort_runner(args: argparse.Namespace, frames: int | None, size: int | None):
-    """onnxruntime, or OpenVINO on the fp32 export in --precision."""
-    from ..runtime.onnx_model import OrtModel, ensure_onnx
-    from ..runtime.openvino_model import OvModel
+    """onnxruntime, or OpenVINO on the fp32 export in --precision (the int8 export for int8)."""
+    from ..runtime.onnx_model import ensure_onnx
 
     openvino = args.backend == "openvino"
-    if args.precision not in (("fp32", "bf16", "auto") if openvino else ("fp32", "fp16")):
+    if args.precision not in (("fp32", "bf16", "int8", "auto") if openvino else ("fp32", "fp16", "int8")):
         raise InputError(f"--precision {args.precision} is not available for --backend {args.backend}; use "
-                         + ("fp32, bf16 or auto" if openvino else "fp32 or fp16"))
+                         + ("fp32, bf16, int8 or auto" if openvino else "fp32, fp16 or int8"))
+    export = args.precision if args.precision in ("fp16", "int8") else "fp32"
     if args.onnx is not None:
         folder = Path(args.onnx)
     elif args.model is not None:
         from ..model.folders import resolve_model_folder
 
-        folder = ensure_onnx(resolve_model_folder(args.model), fp16=args.precision == "fp16", frames=frames,
-                             size=size)
+        folder = ensure_onnx(resolve_model_folder(args.model), precision=export, frames=frames, size=size)
     else:
-        folder = _random_tiny_export(args.precision == "fp16", frames, size)
-    providers = [p.strip() for p in args.providers.split(",")] if args.providers else None
-    if openvino:
-        model = OvModel(folder, precision=args.precision, threads=args.threads)
-    else:
-        model = OrtModel(folder, providers=providers, threads=args.threads)
+        folder = _random_tiny_export(export, frames, size)
+    model = _onnx_model(args, folder, args.precision)
     if frames not in (None, model.shape[0]) or size not in (None, model.shape[1]):
         raise InputError(
             f"--frames {frames} --size {size} differ from the export in {folder} "
@@ -157,7 +154,17 @@ def _ort_runner(args: argparse.Namespace, frames: int | None, size: int | None):
                                            "folder": folder}
 
 
-def _random_tiny_export(fp16: bool, frames: int | None, size: int | None) -> Path:
+def _onnx_model(args: argparse.Namespace, folder: Path, precision: str):
+    from ..runtime.onnx_model import OrtModel
+    from ..runtime.openvino_model import OvModel
+
+    if args.backend == "openvino":
+        return OvModel(folder, precision=precision, threads=args.threads)
+    providers = [p.strip() for p in args.providers.split(",")] if args.providers else None
+    return OrtModel(folder, providers=providers, threads=args.threads)
+
+
+def _random_tiny_export(precision: str, frames: int | None, size: int | None) -> Path:
     """Export of the seed-0 random tiny model, cached like any model's: its bytes are the same every run."""
     import torch
 
@@ -168,14 +175,16 @@ def _random_tiny_export(fp16: bool, frames: int | None, size: int | None) -> Pat
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory(prefix="dvface-bench-") as tmp:
         DVFace(DVFaceConfig.preset("tiny")).save_pretrained(tmp)
-        return ensure_onnx(tmp, fp16=fp16, frames=frames, size=size)
+        return ensure_onnx(tmp, precision=precision, frames=frames, size=size)
 
 
 def run(args: argparse.Namespace) -> int:
     if args.repeat < 1:
         raise InputError(f"--repeat must be at least 1, got {args.repeat}")
-    if args.backend != "ort" and args.compare_int8:
-        raise InputError("--compare-int8 is for --backend ort")
+    if args.compare_int8 and (args.backend == "torch" or args.model is None or args.onnx is not None
+                              or args.precision != "fp32"):
+        raise InputError("--compare-int8 times a model's int8 export against its fp32 one: use it with --backend ort "
+                         "or openvino, --model and --precision fp32 (no --onnx)")
     if args.backend == "torch" and args.threads is not None:
         raise InputError("--threads is for --backend ort or openvino")
     runner = _torch_runner if args.backend == "torch" else _ort_runner
@@ -198,7 +207,7 @@ def run(args: argparse.Namespace) -> int:
         openvino = info["precision"] if args.backend == "openvino" else None
         result.update(_flops(folder, frames, t_encode + t_restore, args.threads, openvino))
     if args.compare_int8:
-        result.update(_compare_int8(args, folder, frames, encode, restore, t_encode + t_restore))
+        result.update(_compare_int8(args, frames, encode, restore, t_encode + t_restore))
     print_result(result, args.json)
     return 0
 
@@ -213,28 +222,30 @@ def _flops(folder: Path, frames: int, window_s: float, threads: int | None, open
             "fraction_of_peak": achieved / peak}
 
 
-def _compare_int8(args: argparse.Namespace, folder: Path, frames: int, encode, restore, window_s: float) -> dict:
-    """fp32 and int8 copies of the same graphs, timed in this process on the same clip."""
-    from ..runtime.onnx_flops import quantize_export
-    from ..runtime.onnx_model import OrtModel
+def _compare_int8(args: argparse.Namespace, frames: int, encode, restore, window_s: float) -> dict:
+    """The model's int8 export, timed in this process on the same clip as its fp32 one, with its
+    GOP/s as a fraction of an int8 MatMul's in the same runtime."""
+    from ..model.folders import resolve_model_folder
+    from ..runtime.onnx_flops import export_flops, matmul_peak_gflops
+    from ..runtime.onnx_model import ensure_onnx
 
     encode()
     reference = restore()
-    result = {"fp32_crops_per_s": frames / window_s}
-    with tempfile.TemporaryDirectory(prefix="dvface-int8-") as tmp:
-        for key, ops in (("int8", ("Conv", "MatMul")), ("int8_matmul_only", ("MatMul",))):
-            model = OrtModel(quantize_export(folder, Path(tmp) / key, ops), providers=args.providers,
-                             threads=args.threads)
-            x = synthetic_clip(frames, model.shape[1])
-            state = {}
+    folder = ensure_onnx(resolve_model_folder(args.model), precision="int8", frames=frames, size=args.size)
+    model = _onnx_model(args, folder, "int8")
+    x = synthetic_clip(frames, model.shape[1])
+    state = {}
 
-            def run_int8() -> None:
-                state["latent"] = model.encode(x)
-                state["out"] = model.restore_latent(state["latent"], state["latent"].priors, 0.5)
+    def run_int8() -> None:
+        state["latent"] = model.encode(x)
+        state["out"] = model.restore_latent(state["latent"], model.encode_priors(state["latent"]), 0.5)
 
-            seconds = _time(run_int8, args.repeat)
-            levels = np.abs(state["out"] - reference) * 127.5  # [-1, 1] -> 8-bit levels
-            result.update({f"{key}_crops_per_s": frames / seconds, f"{key}_speedup": window_s / seconds,
-                           f"{key}_mean_diff_levels": float(levels.mean()),
-                           f"{key}_max_diff_levels": float(levels.max())})
-    return result
+    seconds = _time(run_int8, args.repeat)
+    levels = np.abs(state["out"] - reference) * 127.5  # [-1, 1] -> 8-bit levels
+    achieved = export_flops(folder) / seconds / 1e9
+    peak = matmul_peak_gflops(args.threads, openvino_precision="int8" if args.backend == "openvino" else None,
+                              int8=True)
+    return {"fp32_crops_per_s": frames / window_s, "int8_crops_per_s": frames / seconds,
+            "int8_speedup": window_s / seconds, "int8_gops_achieved": achieved, "int8_matmul_peak_gops": peak,
+            "int8_fraction_of_peak": achieved / peak,
+            "int8_mean_diff_levels": float(levels.mean()), "int8_max_diff_levels": float(levels.max())}

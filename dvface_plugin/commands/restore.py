@@ -16,7 +16,7 @@ from typing import Iterator
 import numpy as np
 
 from ..errors import InputError
-from ..runtime.backends import BACKENDS
+from ..runtime.backends import BACKENDS, PRECISIONS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -39,7 +39,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "frames of a whole run, and the timecode, sequence numbers and audio follow")
     parser.add_argument("--model", default=None, help="model folder, or a bundled model name (default: dvface-tiny)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
-    parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "fp16", "bf16"))
+    parser.add_argument("--precision", default="auto", choices=PRECISIONS,
+                        help="auto: bf16 on a CPU with AMX (OpenVINO), bf16 or fp16 on a GPU (torch), else fp32; "
+                        "int8: the model's int8 export (`dvface export onnx --int8`), opt-in for CPUs without bf16")
     parser.add_argument(
         "--backend", default="auto", choices=BACKENDS,
         help="torch; ort (onnxruntime; needs no torch); openvino (OpenVINO on the CPU, bf16 where the CPU has "

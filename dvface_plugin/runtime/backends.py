@@ -18,6 +18,7 @@ from ..model.folders import resolve_model_folder
 from .base import TrackRestorer
 
 BACKENDS = ("auto", "torch", "ort", "openvino")
+PRECISIONS = ("auto", "fp32", "fp16", "bf16", "int8")  # what --precision offers; each backend takes some
 
 
 def open_restorer(
@@ -101,14 +102,18 @@ def choose_backend(model: str | Path | None, device: str, precision: str, window
     to within one 8-bit level (docs/benchmarks.md, "Speed"), and OpenVINO about 3.5x as fast as
     onnxruntime on a CPU with AMX, in bf16 ("OpenVINO on the CPU"). Both need an fp32 export of the
     window used, shipped in the model folder or cached (`dvface export onnx`); auto never exports.
-    Without torch it is always an export; on a GPU, or for fp16, torch.
+    Without torch it is always an export; on a GPU, or for fp16, torch; int8 is always an int8
+    export, on OpenVINO where it can be.
     """
     from .onnx_model import find_onnx, installed_runtimes
     from .openvino_model import PRECISIONS as OPENVINO_PRECISIONS
 
     has_torch = importlib.util.find_spec("torch") is not None
     on_cpu = device == "cpu" or (device == "auto" and not cuda_device_present())
-    if on_cpu and precision in OPENVINO_PRECISIONS and importlib.util.find_spec("openvino") is not None:
+    has_openvino = importlib.util.find_spec("openvino") is not None
+    if precision == "int8":  # only an int8 export runs int8
+        return "openvino" if on_cpu and has_openvino else "ort"
+    if on_cpu and precision in OPENVINO_PRECISIONS and has_openvino:
         if not has_torch or find_onnx(resolve_model_folder(model), frames=window) is not None:
             return "openvino"
     if not has_torch:

@@ -18,7 +18,6 @@ never handle half floats. The legacy TorchScript exporter cannot export the Wan 
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import os
 import shutil
@@ -33,6 +32,7 @@ from torch import nn
 from .. import __version__
 from ..errors import InputError
 from ..model.dvface import WEIGHTS_NAME, DVFace
+from .onnx_conv2d import convs_as_2d
 from .onnx_format import (
     ENCODE_GRAPH,
     FORMAT,
@@ -41,6 +41,8 @@ from .onnx_format import (
     RESTORE_GRAPH,
     SHARED_DATA,
     file_sha256,
+    replace_folder,
+    share_external_data,
     short_graphs,
 )
 
@@ -145,7 +147,9 @@ def export_onnx(
         short = {n: _export_pair(model, tmp, (n, h, w), short_graphs(n))
                  for n in range(1, t, model.config.vae_temporal_stride)}
         ios = [encode_io, restore_io, *(io for pair in short.values() for io in pair)]
-        shared = share_external_data(tmp, [io["file"] for io in ios])
+        # 3D convolutions as 2D ones (faster on onnxruntime's CPU), before the weights are placed:
+        # the rewrite reorders the 3D kernels
+        shared = share_external_data(tmp, [io["file"] for io in ios], transform=convs_as_2d)
         for io in ios:
             io["files"] = [io["file"], shared]
         opsets = {io.pop("opset") for io in ios}
@@ -167,7 +171,7 @@ def export_onnx(
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
         (tmp / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n")
-        _replace_folder(tmp, folder)
+        replace_folder(tmp, folder)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -218,71 +222,6 @@ def _export(module: nn.Module, args: tuple, path: Path, inputs: list[str], outpu
     files = sorted(p.name for p in path.parent.iterdir() if p.name.startswith(path.name))
     return {"file": path.name, "files": files, "inputs": describe(proto.graph.input),
             "outputs": describe(proto.graph.output), "opset": opset}
-
-
-def share_external_data(folder: Path, graphs: list[str], name: str = SHARED_DATA) -> str:
-    """Move the weights of `graphs` into one external-data file `name`, each distinct tensor once,
-    after turning their 3D convolutions into 2D ones (`onnx_conv2d`: faster on onnxruntime's CPU).
-
-    The exporter writes one data file per graph, and the two graphs share the VAE decoder and
-    many index constants: one file with each tensor stored once is about 40 % smaller (41 -> 24
-    MB for dvface-tiny). Lossless: the graphs read the same bytes. Returns `name`.
-    """
-    import onnx
-
-    from .onnx_conv2d import convs_as_2d
-
-    protos = {g: onnx.load(str(folder / g), load_external_data=True) for g in graphs}
-    for proto in protos.values():
-        convs_as_2d(proto)  # before the weights are placed: the rewrite reorders the 3D kernels
-    placed: dict[bytes, tuple[int, int]] = {}
-    with open(folder / name, "wb") as data:
-        for proto in protos.values():
-            for tensor in proto.graph.initializer:
-                if not tensor.HasField("raw_data") or len(tensor.raw_data) < 1024:
-                    continue  # small tensors stay in the graph
-                key = hashlib.sha256(tensor.raw_data).digest()
-                if key not in placed:
-                    data.write(b"\0" * (-data.tell() % 64))  # aligned, so runtimes may map it
-                    placed[key] = (data.tell(), len(tensor.raw_data))
-                    data.write(tensor.raw_data)
-                offset, length = placed[key]
-                tensor.ClearField("raw_data")
-                tensor.data_location = onnx.TensorProto.EXTERNAL
-                del tensor.external_data[:]
-                for k, v in (("location", name), ("offset", str(offset)), ("length", str(length))):
-                    entry = tensor.external_data.add()
-                    entry.key, entry.value = k, v
-    for graph, proto in protos.items():
-        for old in folder.glob(f"{graph}.*"):
-            old.unlink()
-        _strip_trace(proto)
-        onnx.save(proto, str(folder / graph))
-    return name
-
-
-def _strip_trace(proto) -> None:
-    """Drop the exporter's per-node source traces (stack frames, module paths): about 80 % of each
-    graph file (7.7 of 9.4 MB for dvface-tiny), read by no runtime."""
-    for graph_nodes in [proto.graph.node, *(f.node for f in proto.functions)]:
-        for node in graph_nodes:
-            del node.metadata_props[:]
-            node.doc_string = ""
-
-
-def _replace_folder(new: Path, target: Path) -> None:
-    """Swap `new` in for `target` (absent, empty, or a previous export) with renames only."""
-    if not target.exists():
-        os.replace(new, target)
-        return
-    old = target.with_name(f".{target.name}.old-{os.getpid()}")
-    os.replace(target, old)
-    try:
-        os.replace(new, target)
-    except BaseException:
-        os.replace(old, target)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def _version(dist: str) -> str | None:

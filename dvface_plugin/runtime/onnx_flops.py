@@ -1,5 +1,5 @@
-"""What a DVFace ONNX export costs and what it could cost: FLOPs counted from the graphs, and
-dynamically quantised int8 copies of them, for `dvface bench model`.
+"""What a DVFace ONNX export costs: FLOPs counted from the graphs, and the cores' peak on a large
+MatMul in the same runtime and precision, for `dvface bench model`.
 
 FLOPs are 2 x multiply-adds of Conv, ConvTranspose, MatMul and Gemm nodes, from the shapes ONNX
 shape inference gives the (statically shaped) graph; every other op is memory-bound and left out.
@@ -8,15 +8,13 @@ shape inference gives the (statically shaped) graph; every other op is memory-bo
 from __future__ import annotations
 
 import functools
-import json
-import logging
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-from .onnx_format import ENCODE_GRAPH, MANIFEST_NAME, RESTORE_GRAPH
+from .onnx_format import ENCODE_GRAPH, RESTORE_GRAPH
 
 COUNTED = ("Conv", "ConvTranspose", "MatMul", "Gemm")
 
@@ -51,46 +49,34 @@ def export_flops(folder: Path) -> int:
     return graph_flops(folder / ENCODE_GRAPH) + graph_flops(folder / RESTORE_GRAPH)
 
 
-def quantize_export(folder: Path, out: Path, op_types: tuple[str, ...]) -> Path:
-    """A copy of the export's main graph pair with `op_types` dynamically quantised to int8.
-
-    Dynamic: weights are int8 in the file, activations are quantised per run from their own range,
-    so no calibration data is needed."""
-    import onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    out.mkdir(parents=True, exist_ok=True)
-    root = logging.getLogger()
-    level, root.level = root.level, logging.ERROR  # the quantiser logs advice to the root logger
-    try:
-        for name in (ENCODE_GRAPH, RESTORE_GRAPH):
-            staged = out / f"staged-{name}"  # the quantiser wants the weights beside the graph it reads
-            onnx.save(onnx.load(str(folder / name)), str(staged), save_as_external_data=True,
-                      location=f"{staged.name}.data")
-            # Conv weights as uint8: onnxruntime's ConvInteger kernel takes no int8 weights.
-            quantize_dynamic(str(staged), str(out / name), op_types_to_quantize=list(op_types),
-                             weight_type=QuantType.QUInt8 if "Conv" in op_types else QuantType.QInt8,
-                             use_external_data_format=True)
-    finally:
-        root.setLevel(level)
-    manifest = json.loads((folder / MANIFEST_NAME).read_text())
-    manifest.pop("short_windows", None)
-    manifest.pop("weights_sha256", None)  # int8 weights: no longer the safetensors file's
-    manifest["precision"] = "int8"
-    (out / MANIFEST_NAME).write_text(json.dumps(manifest, indent=1))
-    return out
-
-
 def matmul_peak_gflops(threads: int | None = None, size: int = 2048, repeat: int = 5,
-                       openvino_precision: str | None = None) -> float:
+                       openvino_precision: str | None = None, int8: bool = False) -> float:
     """GFLOP/s of one large fp32 MatMul on onnxruntime's CPU provider, with the model's thread count:
     what these cores reach on the densest kernel, so a model's rate reads as a fraction of it.
-    `openvino_precision` (fp32 or bf16) runs it on OpenVINO instead, as `OvModel` runs the model."""
-    from onnx import TensorProto, helper
+    `openvino_precision` (fp32 or bf16) runs it on OpenVINO instead, as `OvModel` runs the model.
+    `int8`: the MatMul in the int8 export's form (quantised input, int8 weights, quantised output),
+    in GOP/s."""
+    from onnx import TensorProto, helper, numpy_helper
 
-    graph = helper.make_graph([helper.make_node("MatMul", ["a", "b"], ["c"])], "peak",
-                              [helper.make_tensor_value_info(n, TensorProto.FLOAT, [size, size]) for n in "ab"],
-                              [helper.make_tensor_value_info("c", TensorProto.FLOAT, [size, size])])
+    rng = np.random.default_rng(0)
+    nodes = [helper.make_node("MatMul", ["a", "b"], ["c"])]
+    inputs, constants = ["a", "b"], []
+    if int8:
+        constants = [numpy_helper.from_array(np.array(0.05, np.float32), "scale"),
+                     numpy_helper.from_array(np.array(128, np.uint8), "zero"),
+                     numpy_helper.from_array(rng.integers(-127, 128, (size, size), dtype=np.int8), "bq"),
+                     numpy_helper.from_array(np.full(size, 0.01, np.float32), "bscale"),
+                     numpy_helper.from_array(np.zeros(size, np.int8), "bzero")]
+        nodes = [helper.make_node("QuantizeLinear", ["x", "scale", "zero"], ["xq"]),
+                 helper.make_node("DequantizeLinear", ["xq", "scale", "zero"], ["a"]),
+                 helper.make_node("DequantizeLinear", ["bq", "bscale", "bzero"], ["b"], axis=1),
+                 helper.make_node("MatMul", ["a", "b"], ["y"]),
+                 helper.make_node("QuantizeLinear", ["y", "scale", "zero"], ["yq"]),
+                 helper.make_node("DequantizeLinear", ["yq", "scale", "zero"], ["c"])]
+        inputs = ["x"]
+    graph = helper.make_graph(nodes, "peak",
+                              [helper.make_tensor_value_info(n, TensorProto.FLOAT, [size, size]) for n in inputs],
+                              [helper.make_tensor_value_info("c", TensorProto.FLOAT, [size, size])], constants)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
     if openvino_precision is None:
         import onnxruntime as ort
@@ -106,8 +92,7 @@ def matmul_peak_gflops(threads: int | None = None, size: int = 2048, repeat: int
             (Path(tmp) / "peak.onnx").write_bytes(model)
             session = OpenVinoSession.compile(Path(tmp) / "peak.onnx", openvino_precision, threads)
     run = functools.partial(session.run, None)
-    rng = np.random.default_rng(0)
-    feed = {n: rng.standard_normal((size, size), dtype=np.float32) for n in "ab"}
+    feed = {n: rng.standard_normal((size, size), dtype=np.float32) for n in inputs}
     run(feed)
     best = float("inf")
     for _ in range(repeat):

@@ -36,6 +36,8 @@ from ..paths import user_cache_dir
 from .onnx_format import ENCODE_GRAPH, FORMAT, FORMAT_VERSION, MANIFEST_NAME, RESTORE_GRAPH, file_sha256
 
 SHIPPED_ONNX_DIR = "onnx"  # a model folder may ship its export here
+SHIPPED_INT8_DIR = "onnx-int8"  # and its int8 copy (`onnx_int8`) here
+EXPORT_PRECISIONS = ("fp32", "fp16", "int8")
 
 TENSORRT, CUDA, CPU = "TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"
 AUTO_ORDER = (TENSORRT, CUDA, CPU)
@@ -222,13 +224,14 @@ class _ExportPlaces(NamedTuple):
 
 
 def _export_places(
-    model_folder: Path, cache_dir: str | Path | None, fp16: bool, frames: int | None, size: int | None
+    model_folder: Path, cache_dir: str | Path | None, precision: str, frames: int | None, size: int | None
 ) -> _ExportPlaces:
     config = DVFaceConfig.load(model_folder / "config.json")
     weights = model_folder / "dvface.safetensors"
     if not weights.is_file():
         raise WeightsError(f"weights file {weights} not found; a model folder holds config.json and dvface.safetensors")
-    precision = "fp16" if fp16 else "fp32"
+    if precision not in EXPORT_PRECISIONS:
+        raise ValueError(f"export precision {precision!r} is not one of {EXPORT_PRECISIONS}")
     t = config.window if frames is None else int(frames)
     s = config.crop_size if size is None else int(size)
     want = {"batch": 1, "frames": t, "height": s, "width": s}
@@ -248,23 +251,24 @@ def _export_places(
 
     cache_dir = Path(cache_dir) if cache_dir is not None else user_cache_dir("onnx")
     cached = cache_dir / f"{config.name}-{sha[:16]}-{precision}-{t}x{s}x{s}"
-    return _ExportPlaces(model_folder / SHIPPED_ONNX_DIR, cached, t, s, usable)
+    shipped = model_folder / (SHIPPED_INT8_DIR if precision == "int8" else SHIPPED_ONNX_DIR)
+    return _ExportPlaces(shipped, cached, t, s, usable)
 
 
 def find_onnx(
     model_folder: str | Path,
     cache_dir: str | Path | None = None,
     *,
-    fp16: bool = False,
+    precision: str = "fp32",
     frames: int | None = None,
     size: int | None = None,
 ) -> Path | None:
-    """A model's existing ONNX export of that precision and shape, or None; never exports.
+    """A model's existing ONNX export of that precision (fp32, fp16 or int8) and shape, or None; never exports.
 
-    A matching export shipped in `model_folder/onnx` comes first, then one in `cache_dir` (default:
-    the user cache) under a name holding the weights' checksum, precision and shape.
+    A matching export shipped in `model_folder/onnx` (`onnx-int8` for int8) comes first, then one in
+    `cache_dir` (default: the user cache) under a name holding the weights' checksum, precision and shape.
     """
-    return _existing(_export_places(Path(model_folder), cache_dir, fp16, frames, size))
+    return _existing(_export_places(Path(model_folder), cache_dir, precision, frames, size))
 
 
 def _existing(places: _ExportPlaces) -> Path | None:
@@ -275,7 +279,7 @@ def ensure_onnx(
     model_folder: str | Path,
     cache_dir: str | Path | None = None,
     *,
-    fp16: bool = False,
+    precision: str = "fp32",
     frames: int | None = None,
     size: int | None = None,
     backbone: str | Path | None = None,
@@ -283,20 +287,28 @@ def ensure_onnx(
     """The ONNX export folder of a model folder (as `find_onnx`), exporting it into the cache at first use.
 
     A file lock makes concurrent first uses (several hosts, farm nodes on one machine) export once.
-    Exporting needs torch; finding an existing export does not.
+    Exporting needs torch; finding an existing export does not. An int8 export needs calibration
+    data, so it is never made here: its absence is an error naming the command that makes it.
     """
     model_folder = Path(model_folder)
-    places = _export_places(model_folder, cache_dir, fp16, frames, size)
+    places = _export_places(model_folder, cache_dir, precision, frames, size)
     found = _existing(places)
     if found is not None:
         return found
+    if precision == "int8":
+        raise WeightsError(
+            f"model {model_folder} has no int8 export for {places.frames}-frame {places.size} px windows; make one "
+            f"with `dvface export onnx --int8 --calibration DATA --model {model_folder} -o "
+            f"{model_folder / SHIPPED_INT8_DIR}` (DATA: a folder made by `dvface prepare`), or use --precision fp32"
+        )
     target = places.cached
     with file_lock(target.parent / f".{target.name}.lock"):
         if places.usable(target):  # another process exported it while we waited
             return target
         from .onnx_export import export_model_folder
 
-        export_model_folder(model_folder, target, frames=places.frames, size=places.size, fp16=fp16, backbone=backbone)
+        export_model_folder(model_folder, target, frames=places.frames, size=places.size,
+                            fp16=precision == "fp16", backbone=backbone)
     return target
 
 

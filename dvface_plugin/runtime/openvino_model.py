@@ -22,14 +22,15 @@ from ..paths import user_cache_dir
 from .onnx_model import OrtModel
 
 OPENVINO = "OpenVINO"  # how `OvModel.providers` names the runtime, beside onnxruntime's providers
-PRECISIONS = ("auto", "fp32", "bf16")
+PRECISIONS = ("auto", "fp32", "bf16", "int8")
 
 
 def openvino_precision(precision: str) -> str:
     """`auto`: OpenVINO's own choice for this CPU (bf16 on CPUs with AMX, else fp32); bf16 is refused
-    on a CPU without bf16 instructions, where OpenVINO would quietly run fp32 instead."""
+    on a CPU without bf16 instructions, where OpenVINO would quietly run fp32 instead. int8 runs a
+    model's int8 export (`onnx_int8`), the rest of its graphs in fp32."""
     if precision not in PRECISIONS:
-        raise DVFaceError(f"precision {precision!r} is not available on the openvino backend; use fp32 or bf16")
+        raise DVFaceError(f"precision {precision!r} is not available on the openvino backend; use fp32, bf16 or int8")
     if importlib.util.find_spec("openvino") is None:
         raise DVFaceError("the openvino backend needs OpenVINO, which is not installed: `pip install openvino` "
                           "(the dvface-plugin[cpu] extra includes it), or use --backend ort")
@@ -51,7 +52,7 @@ def cache_key(settings: dict[str, Any], version: str) -> str:
 
 
 def compile_settings(precision: str, threads: int | None = None) -> dict[str, Any]:
-    """OpenVINO's CPU settings for a precision (fp32 or bf16) and thread count (None: its own, one
+    """OpenVINO's CPU settings for a precision (fp32, bf16, or int8: an int8 export's float parts in fp32) and thread count (None: its own, one
     per physical core). Pinned, copies given fewer threads than cores (streams, Ray workers) all
     start on the same cores: two single-threaded copies ran at 4.66 crops/s pinned, 8.50 unpinned."""
     settings: dict[str, Any] = {"INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32",
@@ -85,7 +86,8 @@ class OpenVinoSession:
 
 
 class OvModel(OrtModel):
-    """A DVFace ONNX export (fp32) on OpenVINO's CPU device, in `precision` (see `openvino_precision`).
+    """A DVFace ONNX export on OpenVINO's CPU device, in `precision` (see `openvino_precision`): the
+    fp32 export in fp32 or bf16, the int8 export in int8.
 
     threads: OpenVINO's inference threads (None: every core). One copy on both cores ran 1.09x as
     fast as two single-threaded copies side by side, unlike onnxruntime, so a restorer opens one.
@@ -100,9 +102,10 @@ class OvModel(OrtModel):
         self._ov_precision = openvino_precision(precision)
         self._cache_dir = Path(cache_dir) if cache_dir is not None else user_cache_dir("openvino")
         super().__init__(folder, threads=threads)
-        if self.precision != "fp32":
-            raise DVFaceError(f"{self.folder} is an {self.precision} export; OpenVINO runs the fp32 export "
-                              "(its bf16 is chosen with --precision)")
+        wanted = "int8" if self._ov_precision == "int8" else "fp32"
+        if self.precision != wanted:
+            raise DVFaceError(f"{self.folder} is an {self.precision} export; OpenVINO runs the fp32 export in fp32 "
+                              "or bf16 and the int8 export in int8 (chosen with --precision)")
         self.precision = self._ov_precision
 
     def _start(self, providers: Sequence[str] | str | None, trt_cache_dir: str | Path | None,

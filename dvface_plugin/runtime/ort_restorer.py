@@ -86,21 +86,22 @@ class OrtRestorer(TrackRestorer):
         streams: int | None = None,
     ) -> "OrtRestorer":
         """The restorer of a model folder's export; `streams` and `threads` as `plan_streams` sets them.
-        device `openvino` runs it on OpenVINO, in fp32 or bf16 (`openvino_model.openvino_precision`)."""
+        device `openvino` runs it on OpenVINO, in fp32, bf16 or int8 (`openvino_model.openvino_precision`);
+        int8 runs the model's int8 export (`onnx_int8`) on either runtime."""
         providers, device_id = providers_for(device)
         if providers == [OPENVINO]:
-            openvino_precision(precision)  # refuse a bad precision before looking for an export
-        elif precision not in ("auto", "fp32", "fp16"):
-            raise DVFaceError(f"precision {precision!r} is not available on the ort backend; use fp32 or fp16")
+            precision = openvino_precision(precision)  # refuse a bad precision before looking for an export
+        elif precision not in ("auto", "fp32", "fp16", "int8"):
+            raise DVFaceError(f"precision {precision!r} is not available on the ort backend; use fp32, fp16 or int8")
         folder = resolve_model_folder(model)
-        fp16 = precision == "fp16"
+        export = precision if precision in ("fp16", "int8") else "fp32"
         try:
-            onnx_folder = ensure_onnx(folder, fp16=fp16)
+            onnx_folder = ensure_onnx(folder, precision=export)
         except ModuleNotFoundError as exc:
             if importlib.util.find_spec("torch") is not None:
                 raise
             raise WeightsError(
-                f"model {folder} has no {'fp16' if fp16 else 'fp32'} ONNX export and this environment has no torch "
+                f"model {folder} has no {export} ONNX export and this environment has no torch "
                 f"to make one: run `dvface export onnx --model {folder} -o {folder / 'onnx'}` where torch is "
                 "installed, then use the model folder here"
             ) from exc
@@ -124,7 +125,7 @@ def open_streams(
     precision: str = "auto",
 ) -> list[OrtModel]:
     """The export in `folder` opened once per stream (`plan_streams` decides how many, and their threads);
-    `precision` is OpenVINO's (fp32 or bf16), onnxruntime runs the export's own."""
+    `precision` is OpenVINO's (fp32, bf16 or int8), onnxruntime runs the export's own."""
     if providers == [OPENVINO]:
         count, per_stream = plan_streams(OPENVINO, streams, threads)
         return [OvModel(folder, precision=precision, threads=per_stream) for _ in range(count)]

@@ -16,6 +16,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from ..errors import InputError
+from ..runtime.backends import PRECISIONS
 from .stages import STAGES
 
 FPS = Fraction(24000, 1001)
@@ -34,7 +35,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--crop", type=int, default=None,
                         help="model crop size (default: the tiny preset's, 512; smaller for a quick run)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
-    parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "fp16", "bf16"))
+    parser.add_argument("--precision", default="auto", choices=PRECISIONS)
     parser.add_argument("--backend", default="torch", choices=("torch", "ort", "openvino"),
                         help="model backend (ort and openvino export the random model to ONNX first)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")

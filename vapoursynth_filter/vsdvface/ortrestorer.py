@@ -72,7 +72,7 @@ def onnx_folder(model: Path, fp16: bool) -> Path:
     if (model / MANIFEST_NAME).is_file():
         return model
     try:
-        return ensure_onnx(model, fp16=fp16)
+        return ensure_onnx(model, precision="fp16" if fp16 else "fp32")
     except ModuleNotFoundError as exc:
         if exc.name != "torch":
             raise
