@@ -628,6 +628,7 @@ def test_int8_export_quantises_every_graph_and_runs_on_both_runtimes(exported, i
     for export, precision in ((int8_export, "fp32"), (out, "int8")):  # each export runs in its own precision
         with pytest.raises(DVFaceError, match="the int8 export in int8"):
             OvModel(export, precision=precision)
+    assert OvModel(int8_export).precision == "int8"  # auto: an int8 export runs as int8
     restorer = OrtRestorer([OvModel(int8_export, precision="int8")])  # cached windows of fp32 never serve it
     assert restorer.precision == "int8" and "|int8|OpenVINO|" in restorer.identity
 

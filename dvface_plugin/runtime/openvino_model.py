@@ -19,7 +19,7 @@ import numpy as np
 
 from ..errors import DVFaceError
 from ..paths import user_cache_dir
-from .onnx_model import OrtModel
+from .onnx_model import OrtModel, read_manifest
 
 OPENVINO = "OpenVINO"  # how `OvModel.providers` names the runtime, beside onnxruntime's providers
 PRECISIONS = ("auto", "fp32", "bf16", "int8")
@@ -99,6 +99,8 @@ class OvModel(OrtModel):
         self, folder: str | Path, precision: str = "auto", threads: int | None = None,
         cache_dir: str | Path | None = None,
     ) -> None:
+        if precision == "auto" and read_manifest(Path(folder))["precision"] == "int8":
+            precision = "int8"  # an int8 export given by its folder (the VapourSynth filter's model=) runs as int8
         self._ov_precision = openvino_precision(precision)
         self._cache_dir = Path(cache_dir) if cache_dir is not None else user_cache_dir("openvino")
         super().__init__(folder, threads=threads)
