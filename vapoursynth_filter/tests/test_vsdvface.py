@@ -320,3 +320,30 @@ def test_model_folder_without_export_asks_for_one(model_dir, tmp_path):
         shutil.copy(model_dir / name, tmp_path / name)
     with pytest.raises(vs.Error, match=r"^restore: model=.*no ONNX export.*dvface export onnx --model"):
         vsdvface.restore(clip_in(vs.RGB24), model=str(tmp_path))
+
+
+@pytest.mark.parametrize("backend", ["openvino", "cpu"])
+def test_an_int8_export_given_as_the_model_restores_the_face_frames_only(model_dir, tmp_path, backend):
+    """`dvface export onnx --int8` works without torch here, and the filter runs its folder as int8."""
+    import cv2
+    from skimage.data import astronaut
+
+    from dvface_plugin.cli import main as dvface
+
+    if backend == "openvino":
+        pytest.importorskip("openvino")
+    face = cv2.resize(astronaut()[20:220, 140:340], (64, 64), interpolation=cv2.INTER_AREA)
+    (tmp_path / "prepared").mkdir()
+    for i in range(2):
+        np.save(tmp_path / "prepared" / f"clip{i}.npy", np.stack([np.roll(face, (i + t, t), (0, 1)) for t in range(5)]))
+    export = tmp_path / "int8"
+    assert dvface(["export", "onnx", "--int8", "--calibration", str(tmp_path / "prepared"), "--calibration-windows",
+                   "2", "--model", str(model_dir), "-o", str(export)]) == 0
+    src = clip_in(vs.RGB24)
+    got, fp32, want = (render(c) for c in (vsdvface.restore(src, model=str(export), backend=backend),
+                                           vsdvface.restore(src, model=str(model_dir), backend=backend), src))
+    for n in range(LENGTH):
+        if n < FACE_FRAMES:
+            assert not same(got[n], fp32[n]) and not same(got[n], want[n]), f"frame {n}: not int8-restored"
+        else:
+            assert same(got[n], want[n]), f"frame {n} has no face but changed"
