@@ -594,13 +594,14 @@ def test_activation_ranges_are_the_tensors_own_in_any_number_of_passes(tmp_path,
     c = [F.conv2d(torch.from_numpy(f["x"]), torch.from_numpy(w), padding=1).numpy() for f in feeds]
     expected = {"x": [f["x"] for f in feeds], "c": c, "r": [np.maximum(v, 0) for v in c],
                 "y": [np.maximum(v, 0) @ m for v in c]}
-    one_pass = onnx_int8.activation_ranges(tmp_path, "g.onnx", feeds)
+    one_pass = onnx_int8.activation_ranges(tmp_path, "g.onnx", feeds, ops=("Conv", "MatMul"))
     monkeypatch.setattr(onnx_int8, "PASS_BYTES", 1)  # a tensor a pass
-    for ranges in (one_pass, onnx_int8.activation_ranges(tmp_path, "g.onnx", feeds)):
+    for ranges in (one_pass, onnx_int8.activation_ranges(tmp_path, "g.onnx", feeds, ops=("Conv", "MatMul"))):
         assert set(ranges) == set(expected)  # the inputs and outputs of Conv and MatMul, no weights
         for name, values in expected.items():
             low, high = min(v.min() for v in values), max(v.max() for v in values)
             assert ranges[name] == pytest.approx((low, high), abs=1e-4), name
+    assert set(onnx_int8.activation_ranges(tmp_path, "g.onnx", feeds)) == {"x", "c"}  # what the export quantises
 
 
 def test_int8_export_quantises_every_graph_and_runs_on_both_runtimes(exported, int8_export, ort_model):
@@ -615,6 +616,10 @@ def test_int8_export_quantises_every_graph_and_runs_on_both_runtimes(exported, i
         ops = {n.op_type for n in proto.graph.node}
         assert {"QuantizeLinear", "DequantizeLinear", "Conv"} <= ops, graph
         assert any(t.data_type == onnx.TensorProto.INT8 for t in proto.graph.initializer), graph
+        dequantised = {o for n in proto.graph.node if n.op_type == "DequantizeLinear" for o in n.output}
+        at_latent = [n for n in proto.graph.node if n.op_type == "Conv" and "quant_conv" in n.input[-1]]
+        assert at_latent and not any(n.input[1] in dequantised for n in at_latent), graph  # they stay fp32
+        assert any(n.input[1] in dequantised for n in proto.graph.node if n.op_type == "Conv"), graph
     assert ensure_onnx(folder, precision="int8", frames=FRAMES, size=SIZE) == int8_export
     x = np.ascontiguousarray(face_clip(5).transpose(3, 0, 1, 2)[None], dtype=np.float32) / 127.5 - 1.0
     fp32 = ort_model(x, prior_scale=0.5)

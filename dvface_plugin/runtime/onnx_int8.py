@@ -1,15 +1,15 @@
 """An int8 copy of a DVFace ONNX export, for CPUs without bf16 units (`dvface export onnx --int8`).
 
-Static quantisation: Conv and MatMul weights become int8 per output channel, and their
-activations uint8 per tensor, with ranges measured once on degraded face windows (`dvface export
+Static quantisation: convolution weights become int8 per output channel, and their
+activations uint8 per tensor (but for the few convolutions at the latent, `kept_fp32`), with ranges measured once on degraded face windows (`dvface export
 onnx --int8` draws them from a folder made by `dvface prepare` from training footage, never a
-benchmark). The rest of each graph (norms, activations, softmax) stays fp32. The graphs are in
+benchmark). The rest of each graph (norms, activations, attention, linears) stays fp32. The graphs are in
 onnxruntime's QDQ form, which OpenVINO also reads.
 
 Why it is opt-in: on CPUs without bf16 units (AVX-512 VNNI or AVX2 + AVX-VNNI, imitated) OpenVINO
-ran the bundled model's window 1.4x to 1.5x as fast as the fp32 export, but the quantisation noise,
-0.7 levels on average, changes from frame to frame and raised the paired clips' warping error by 7
-to 18 % (docs/benchmarks.md, "int8 on the CPU, opt-in"). Where the CPU has AMX, OpenVINO's bf16 is
+ran the bundled model's window 1.8x to 1.9x as fast as the fp32 export, but the quantisation noise,
+under a level on average, changes from frame to frame and raised the paired clips' warping error by
+6 to 17 % (docs/benchmarks.md, "int8 on the CPU, opt-in"). Where the CPU has AMX, OpenVINO's bf16 is
 twice as fast again and more exact; onnxruntime's CPU provider gains nothing from int8.
 
 Ranges are measured by running the fp32 graph with a group of intermediate tensors added as
@@ -32,8 +32,16 @@ import numpy as np
 from ..errors import DVFaceError, InputError
 from .onnx_format import ENCODE_GRAPH, MANIFEST_NAME, RESTORE_GRAPH, replace_folder, share_external_data, short_graphs
 
-QUANTIZED_OPS = ("Conv", "MatMul")
+QUANTIZED_OPS = ("Conv",)  # int8 MatMuls (attention, the DiT's linears) only slowed the graphs down
+FP32_CONVS = ("patch_embedding", "quant_conv")  # convolutions reading or writing the latent stay fp32
 PASS_BYTES = 2 << 30  # intermediate tensors fetched per calibration pass
+
+
+def kept_fp32(node, constants: set[str]) -> bool:
+    """Whether a Conv stays fp32: the DiT's patch embedding and the VAE's quant_conv / post_quant_conv,
+    named by their weights. Quantised, these two of the restore graph's 130 convolutions put 2.5 levels
+    of grain on the output; kept fp32, 0.65 (benchmarks/int8_layers.py)."""
+    return any(key in name for name in node.input if name in constants for key in FP32_CONVS)
 
 
 def _session(path: Path, threads: int | None):
@@ -45,9 +53,10 @@ def _session(path: Path, threads: int | None):
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def activation_ranges(folder: Path, graph: str, feeds: list[dict], threads: int | None = None) -> dict[str, tuple]:
-    """(min, max) over `feeds` of every float tensor going into or out of a Conv or MatMul of the
-    graph `folder/graph`, the tensors onnxruntime's quantiser needs ranges for."""
+def activation_ranges(folder: Path, graph: str, feeds: list[dict], threads: int | None = None,
+                      ops: tuple[str, ...] = QUANTIZED_OPS) -> dict[str, tuple]:
+    """(min, max) over `feeds` of every float tensor going into or out of an `ops` node of the graph
+    `folder/graph`, the tensors onnxruntime's quantiser needs ranges for."""
     import onnx
 
     model = onnx.shape_inference.infer_shapes(onnx.load(str(folder / graph), load_external_data=False))
@@ -55,7 +64,7 @@ def activation_ranges(folder: Path, graph: str, feeds: list[dict], threads: int 
     constant = {t.name for t in model.graph.initializer}
     names: dict[str, int] = {}  # tensor -> bytes, in graph order
     for node in model.graph.node:
-        if node.op_type not in QUANTIZED_OPS:
+        if node.op_type not in ops:
             continue
         for name in (*node.input, *node.output):
             info = infos.get(name)
@@ -110,8 +119,13 @@ def _quantize_graph(src: Path, graph: str, out: Path, ranges: dict[str, tuple]) 
     from onnxruntime.quantization.calibrate import TensorData, TensorsData, save_tensors_data
 
     with tempfile.TemporaryDirectory(prefix="dvface-quantize-") as tmp:
+        model = onnx.load(str(src / graph))
+        for i, node in enumerate(model.graph.node):  # the 2D rewrite leaves nodes unnamed; exclusion is by name
+            node.name = node.name or f"node{i}"
+        constants = {t.name for t in model.graph.initializer}
+        keep = [node.name for node in model.graph.node if node.op_type in QUANTIZED_OPS and kept_fp32(node, constants)]
         staged = Path(tmp) / graph  # the quantiser wants the weights beside the graph it reads
-        onnx.save(onnx.load(str(src / graph)), str(staged), save_as_external_data=True, location=f"{graph}.data")
+        onnx.save(model, str(staged), save_as_external_data=True, location=f"{graph}.data")
         cache = Path(tmp) / "ranges.json"
         save_tensors_data(TensorsData(CalibrationMethod.MinMax, {
             name: TensorData(lowest=np.float32(lo), highest=np.float32(hi)) for name, (lo, hi) in ranges.items()
@@ -123,7 +137,7 @@ def _quantize_graph(src: Path, graph: str, out: Path, ranges: dict[str, tuple]) 
                             op_types_to_quantize=list(QUANTIZED_OPS), per_channel=True,
                             activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                             calibrate_method=CalibrationMethod.MinMax, use_external_data_format=True,
-                            calibration_cache_path=str(cache))
+                            calibration_cache_path=str(cache), nodes_to_exclude=keep)
         finally:
             root.setLevel(level)
 
@@ -179,7 +193,8 @@ def quantize_export(
                                                   for g in p.values())]:
             io["files"] = [io["file"], shared]
         manifest.update(precision="int8", quantized={
-            "ops": list(QUANTIZED_OPS), "weights": "int8 per channel", "activations": "uint8 per tensor",
+            "ops": list(QUANTIZED_OPS), "kept_fp32": list(FP32_CONVS), "weights": "int8 per channel",
+            "activations": "uint8 per tensor",
             "calibration_windows": len(windows), **(calibration or {}),
             "from_export_created": manifest.get("created")},
             created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
