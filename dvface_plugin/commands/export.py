@@ -39,8 +39,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                            help="an int8 copy of the model's fp32 export, for CPUs without bf16 units (OpenVINO, "
                            "`--precision int8`); needs --calibration")
     onnx_parser.add_argument("--calibration", default=None,
-                             help="with --int8: a folder made by `dvface prepare` from training footage (never a "
-                             "benchmark); its clips, degraded, set the int8 activation ranges")
+                             help="with --int8: a folder made by `dvface prepare` from face footage like what you "
+                             "restore (never clips you will score on); its clips, degraded, set the int8 ranges")
     onnx_parser.add_argument("--calibration-windows", type=int, default=4,
                              help="with --int8: how many of its clips calibrate (default 4; each takes a few "
                              "seconds per graph pass)")
@@ -77,7 +77,7 @@ def _export_int8(args: argparse.Namespace, folder: Path) -> dict:
     from ..runtime.onnx_model import ensure_onnx, read_manifest
 
     if args.calibration is None:
-        raise InputError("--int8 needs --calibration DATA: a folder made by `dvface prepare` from training footage")
+        raise InputError("--int8 needs --calibration DATA: a folder made by `dvface prepare` from face footage")
     count = args.calibration_windows
     if count < 1:
         raise InputError(f"--calibration-windows must be at least 1, got {count}")
