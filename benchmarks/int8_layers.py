@@ -33,7 +33,7 @@ from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, 
 from onnxruntime.quantization.calibrate import TensorData, TensorsData, save_tensors_data
 
 from cpu_int8 import seconds  # benchmarks/, this script's folder
-from dvface_plugin.commands.export import _calibration_clips, _calibration_window
+from dvface_plugin.commands.export import calibration_clips, calibration_window, spread_clips
 from dvface_plugin.runtime.onnx_int8 import QUANTIZED_OPS, activation_ranges, kept_fp32
 from dvface_plugin.runtime.openvino_model import OpenVinoSession
 
@@ -46,10 +46,9 @@ def main() -> None:
     parser.add_argument("--prepared", type=Path, default=REPO / "runs" / "data" / "tiny512")
     args = parser.parse_args()
     logging.getLogger().setLevel(logging.ERROR)  # the quantiser's advice goes to the root logger
-    clips = _calibration_clips(args.prepared)
-    picked = [clips[round(i * (len(clips) - 1) / 3)] for i in range(4)]
-    windows = [_calibration_window(path, seed, 17, 512) for seed, path in enumerate(picked)]
-    held_out = _calibration_window(clips[len(clips) // 2 + 1], 99, 17, 512)
+    clips = calibration_clips(args.prepared)
+    windows = [calibration_window(path, seed, 17, 512) for seed, path in enumerate(spread_clips(clips, 4))]
+    held_out = calibration_window(clips[len(clips) // 2 + 1], 99, 17, 512)
     with tempfile.TemporaryDirectory(prefix="dvface-int8-layers-") as tmp:
         work = Path(tmp)
         shutil.copy(EXPORT / "weights.onnx.data", work)

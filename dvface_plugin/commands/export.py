@@ -81,20 +81,16 @@ def _export_int8(args: argparse.Namespace, folder: Path) -> dict:
     count = args.calibration_windows
     if count < 1:
         raise InputError(f"--calibration-windows must be at least 1, got {count}")
-    clips = _calibration_clips(Path(args.calibration))
-    if len(clips) < count:
-        raise InputError(f"{args.calibration} holds {len(clips)} prepared clips (.npy), fewer than the {count} "
-                         "calibration windows asked for; prepare more with `dvface prepare` or lower --calibration-windows")
+    picked = spread_clips(calibration_clips(Path(args.calibration)), count)  # refused before a long fp32 export
     source = ensure_onnx(folder, precision="fp32", frames=args.frames, size=args.size, backbone=args.backbone)
     shape = read_manifest(source)["shape"]
-    picked = [clips[round(i * (len(clips) - 1) / (count - 1))] for i in range(count)] if count > 1 else clips[:1]
-    windows = [_calibration_window(path, seed, shape["frames"], shape["height"]) for seed, path in enumerate(picked)]
+    windows = [calibration_window(path, seed, shape["frames"], shape["height"]) for seed, path in enumerate(picked)]
     print(f"calibrating {source} on {len(windows)} windows from {args.calibration}", flush=True)
     return quantize_export(source, args.output, windows, {"calibration_preset": CALIBRATION_PRESET},
                            progress=lambda message: print(message, flush=True))
 
 
-def _calibration_clips(folder: Path) -> list[Path]:
+def calibration_clips(folder: Path) -> list[Path]:
     """The prepared clips (`.npy`) under `folder`, in name order; an error if there are none."""
     if not folder.is_dir():
         raise InputError(f"calibration folder {folder} not found; give a folder made by `dvface prepare`")
@@ -104,7 +100,15 @@ def _calibration_clips(folder: Path) -> list[Path]:
     return clips
 
 
-def _calibration_window(path: Path, seed: int, frames: int, size: int) -> np.ndarray:
+def spread_clips(clips: list[Path], count: int) -> list[Path]:
+    """`count` of `clips` spread evenly over the list (first and last included)."""
+    if len(clips) < count:
+        raise InputError(f"{clips[0].parent} holds {len(clips)} prepared clips (.npy), fewer than the {count} "
+                         "calibration windows asked for; prepare more with `dvface prepare` or lower --calibration-windows")
+    return [clips[round(i * (len(clips) - 1) / (count - 1))] for i in range(count)] if count > 1 else clips[:1]
+
+
+def calibration_window(path: Path, seed: int, frames: int, size: int) -> np.ndarray:
     """A prepared clip's first `frames` frames (the last repeated if it is shorter) at `size` px, degraded
     with CALIBRATION_PRESET at `seed`, as the model's input: (1, 3, frames, size, size) in [-1, 1]."""
     import cv2

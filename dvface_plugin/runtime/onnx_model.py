@@ -39,6 +39,12 @@ SHIPPED_ONNX_DIR = "onnx"  # a model folder may ship its export here
 SHIPPED_INT8_DIR = "onnx-int8"  # and its int8 copy (`onnx_int8`) here
 EXPORT_PRECISIONS = ("fp32", "fp16", "int8")
 
+
+def export_precision(precision: str) -> str:
+    """The export a run precision needs: fp16 and int8 have their own, everything else runs the fp32
+    export (OpenVINO's bf16 included)."""
+    return precision if precision in ("fp16", "int8") else "fp32"
+
 TENSORRT, CUDA, CPU = "TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"
 AUTO_ORDER = (TENSORRT, CUDA, CPU)
 PROVIDER_ALIASES = {"tensorrt": TENSORRT, "trt": TENSORRT, "cuda": CUDA, "cpu": CPU}

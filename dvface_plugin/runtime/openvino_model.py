@@ -52,8 +52,8 @@ def cache_key(settings: dict[str, Any], version: str) -> str:
 
 
 def compile_settings(precision: str, threads: int | None = None) -> dict[str, Any]:
-    """OpenVINO's CPU settings for a precision (fp32, bf16, or int8: an int8 export's float parts in fp32) and thread count (None: its own, one
-    per physical core). Pinned, copies given fewer threads than cores (streams, Ray workers) all
+    """OpenVINO's CPU settings for a precision (fp32, bf16, or int8: an int8 export's float parts in
+    fp32) and thread count (None: its own, one per physical core). Pinned, copies given fewer threads than cores (streams, Ray workers) all
     start on the same cores: two single-threaded copies ran at 4.66 crops/s pinned, 8.50 unpinned."""
     settings: dict[str, Any] = {"INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32",
                                 "PERFORMANCE_HINT": "LATENCY"}

@@ -17,7 +17,7 @@ import numpy as np
 from ..errors import DVFaceError, WeightsError
 from ..model.folders import resolve_model_folder
 from .base import PriorState, TrackRestorer
-from .onnx_model import CPU, OrtModel, ensure_onnx, import_onnxruntime, resolve_providers
+from .onnx_model import CPU, OrtModel, ensure_onnx, export_precision, import_onnxruntime, resolve_providers
 from .openvino_model import OPENVINO, OvModel, openvino_precision
 from .pixels import to_model
 
@@ -94,7 +94,7 @@ class OrtRestorer(TrackRestorer):
         elif precision not in ("auto", "fp32", "fp16", "int8"):
             raise DVFaceError(f"precision {precision!r} is not available on the ort backend; use fp32, fp16 or int8")
         folder = resolve_model_folder(model)
-        export = precision if precision in ("fp16", "int8") else "fp32"
+        export = export_precision(precision)
         try:
             onnx_folder = ensure_onnx(folder, precision=export)
         except ModuleNotFoundError as exc:
