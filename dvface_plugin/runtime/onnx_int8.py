@@ -8,9 +8,9 @@ onnxruntime's QDQ form, which OpenVINO also reads.
 
 Why it is opt-in: on CPUs without bf16 units (AVX-512 VNNI or AVX2 + AVX-VNNI, imitated) OpenVINO
 ran the bundled model's window about 1.8x as fast as the fp32 export (1.6x to 2.0x run to run), but
-the quantisation noise, under a level on average, changes from frame to frame and raised the paired clips' warping error by
-6 to 17 % (docs/benchmarks.md, "int8 on the CPU, opt-in"). Where the CPU has AMX, OpenVINO's bf16 is
-twice as fast again and more exact; onnxruntime's CPU provider gains nothing from int8.
+the quantisation noise, under a level on average, changes from frame to frame and raised the
+paired clips' warping error by 6 to 17 % (docs/benchmarks.md, "int8 on the CPU, opt-in"). Where the
+CPU has AMX, OpenVINO's bf16 is faster still and more exact; onnxruntime gains only 1.13x from int8.
 
 Ranges are measured by running the fp32 graph with a group of intermediate tensors added as
 outputs at a time, a few GiB per pass: onnxruntime's own calibrator keeps every intermediate
