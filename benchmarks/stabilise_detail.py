@@ -31,7 +31,12 @@ Candidates (radius 2, photometric tolerance 16 levels unless named otherwise):
   lowS-flowlow the same as lowS with the optical flow computed on the low band
   lowS+highH the low band as lowS, and the high band averaged too where it agrees with the
              frame's own within H levels (blurred difference; bicubic warp)
+  lowS+texR  the low band as lowS, and the high band averaged too with the low band's weights
+             (bicubic warp), then scaled back to the frame's own high-band energy (local RMS
+             over a Gaussian of sigma R pixels, gain at most 2); lowS+texRmM mixes M of that
+             with 1 - M of the frame's own high band
   library    `runtime.stabilise.stabilise` as it is now (the model's radius)
+  library-rN the same with N neighbours each side
   anchorS+library  the output's low band below a Gaussian of sigma S pixels replaced by the
              input's (out + G_S(in - out)), then `library`: brightness as steady as the input's
   steadyS+library  the model's change of that low band (G_S(out - in)) replaced by its mean over
@@ -104,8 +109,14 @@ def steadied(frames: np.ndarray, inputs: np.ndarray, radius: int, sigma: float) 
     return stabilise(frames - change + change.mean(0, keepdims=True), radius)
 
 
+def local_rms(x: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian-weighted RMS over the channels and a neighbourhood of sigma pixels, per frame (T, H, W)."""
+    return np.sqrt(np.stack([cv2.GaussianBlur((f**2).mean(-1), (0, 0), sigma) for f in x]) + 1e-12)
+
+
 def candidate(frames: np.ndarray, radius: int = 2, sigma_levels: float = 16.0, band: float = 0.0,
-              weights_on: str = "band", flow_on: str = "full", high_levels: float | None = None) -> np.ndarray:
+              weights_on: str = "band", flow_on: str = "full", high_levels: float | None = None,
+              texture: float | None = None, mix: float = 1.0) -> np.ndarray:
     """One window (T, H, W, 3) in [-1, 1] stabilised; band 0 is the stabiliser before this change."""
     n = len(frames)
     low = blur(frames, band) if band > 0 else frames
@@ -129,12 +140,19 @@ def candidate(frames: np.ndarray, radius: int = 2, sigma_levels: float = 16.0, b
                 weight = consistency_mask(flow, back) * np.exp(-(diff**2))
                 acc[dst] += moved * weight[..., None]
                 total[dst] += weight
+                if texture is not None:
+                    acc_h[dst] += (warp_cubic(frames[src], flow) - warp_cubic(low[src], flow)) * weight[..., None]
+                    total_h[dst] += weight
                 if high_levels is not None:
                     moved_h = warp_cubic(frames[src], flow) - warp_cubic(low[src], flow)
                     diff_h = cv2.GaussianBlur(np.abs(moved_h - high[dst]).mean(-1), (0, 0), 1.0)
                     weight_h = weight * np.exp(-((diff_h / (high_levels * LEVEL)) ** 2))
                     acc_h[dst] += moved_h * weight_h[..., None]
                     total_h[dst] += weight_h
+    if texture is not None:  # the averaged high band, brought back to the frame's own local energy
+        avg = acc_h / total_h[..., None]
+        gain = np.minimum(local_rms(high, texture) / local_rms(avg, texture), 2.0)
+        return acc / total[..., None] + (1 - mix) * high + mix * avg * gain[..., None]
     return acc / total[..., None] + (acc_h / total_h[..., None] if high_levels is not None else high)
 
 
@@ -146,6 +164,9 @@ CANDIDATES = {
     "low2-flowlow": partial(candidate, band=2.0, flow_on="low"),
     "low1.5+high2": partial(candidate, band=1.5, high_levels=2.0),
     "low1.5+high1": partial(candidate, band=1.5, high_levels=1.0),
+    **{f"low2+tex{t:g}": partial(candidate, band=2.0, texture=float(t)) for t in (2, 4, 8)},
+    **{f"low2+tex4m{m:g}": partial(candidate, band=2.0, texture=4.0, mix=m) for m in (0.5,)},
+    **{f"library-r{r}": (lambda frames, radius, r=r: stabilise(frames, r)) for r in (3, 4)},
 }
 # candidates that also read the window's input crops
 WITH_INPUT = {
