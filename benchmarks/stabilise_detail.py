@@ -140,13 +140,12 @@ def candidate(frames: np.ndarray, radius: int = 2, sigma_levels: float = 16.0, b
                 weight = consistency_mask(flow, back) * np.exp(-(diff**2))
                 acc[dst] += moved * weight[..., None]
                 total[dst] += weight
-                if texture is not None:
-                    acc_h[dst] += (warp_cubic(frames[src], flow) - warp_cubic(low[src], flow)) * weight[..., None]
-                    total_h[dst] += weight
-                if high_levels is not None:
+                if texture is not None or high_levels is not None:
                     moved_h = warp_cubic(frames[src], flow) - warp_cubic(low[src], flow)
-                    diff_h = cv2.GaussianBlur(np.abs(moved_h - high[dst]).mean(-1), (0, 0), 1.0)
-                    weight_h = weight * np.exp(-((diff_h / (high_levels * LEVEL)) ** 2))
+                    weight_h = weight
+                    if high_levels is not None:
+                        diff_h = cv2.GaussianBlur(np.abs(moved_h - high[dst]).mean(-1), (0, 0), 1.0)
+                        weight_h = weight * np.exp(-((diff_h / (high_levels * LEVEL)) ** 2))
                     acc_h[dst] += moved_h * weight_h[..., None]
                     total_h[dst] += weight_h
     if texture is not None:  # the averaged high band, brought back to the frame's own local energy
@@ -165,7 +164,7 @@ CANDIDATES = {
     "low1.5+high2": partial(candidate, band=1.5, high_levels=2.0),
     "low1.5+high1": partial(candidate, band=1.5, high_levels=1.0),
     **{f"low2+tex{t:g}": partial(candidate, band=2.0, texture=float(t)) for t in (2, 4, 8)},
-    **{f"low2+tex4m{m:g}": partial(candidate, band=2.0, texture=4.0, mix=m) for m in (0.5,)},
+    "low2+tex4m0.5": partial(candidate, band=2.0, texture=4.0, mix=0.5),
     **{f"library-r{r}": (lambda frames, radius, r=r: stabilise(frames, r)) for r in (3, 4)},
 }
 # candidates that also read the window's input crops
