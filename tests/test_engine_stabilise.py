@@ -1,6 +1,7 @@
 """Flow-guided temporal stabilisation: averages away frame-to-frame shimmer and flicker, follows
 motion, keeps what really changes and the fine detail, and runs where the model config asks for it
-(both backends' `decode`).
+(both backends' `decode`). Its whole-frame form, the input prefilter, averages the fine per-pixel
+noise away too and runs before `encode` where the model config asks for it.
 
 The noise these tests average away is blotchy (low-frequency), what the stabiliser is for: per-pixel
 noise is, to it and to the detail measure, fine detail that the flow does not align, so it is kept
@@ -17,7 +18,8 @@ import pytest
 from dvface_plugin.metrics import detail, flicker
 from dvface_plugin.model.config import DVFaceConfig
 from dvface_plugin.runtime.base import PriorState, TrackRestorer
-from dvface_plugin.runtime.stabilise import stabilise
+from dvface_plugin.runtime.pixels import to_model
+from dvface_plugin.runtime.stabilise import prefilter, stabilise
 
 SIZE = 96
 LEVEL = 1 / 127.5  # one 8-bit level in model units ([-1, 1])
@@ -176,25 +178,60 @@ def test_config_validates_and_old_configs_load_without_it() -> None:
         dataclasses.replace(config, stabilise=-1)
 
 
+def test_prefilter_averages_the_fine_noise_that_stabilise_keeps() -> None:
+    """On a moving face with fresh per-pixel noise in every frame, the whole-frame prefilter takes
+    most of the noise away where the low-band stabiliser leaves it, and keeps the moving face."""
+    clean = moving_clip(0.6)
+    rng = np.random.default_rng(3)
+    clip = (clean + rng.normal(0, 6 * LEVEL, clean.shape)).astype(np.float32)
+    out = prefilter(clip, 2)
+    assert out.shape == clip.shape and out.dtype == np.float32
+    assert rmse(out[4], clean[4]) < rmse(clip[4], clean[4]) / 1.6
+    assert rmse(stabilise(clip, 2)[4], clean[4]) > rmse(clip[4], clean[4]) * 0.9
+    assert np.array_equal(prefilter(clip, 0), clip)
+
+
+def test_prefilter_config_validates_and_old_configs_load_without_it() -> None:
+    config = DVFaceConfig.preset("tiny")
+    data = config.to_dict()
+    del data["prefilter"]  # a config.json written before the field existed
+    assert DVFaceConfig.from_dict(data).prefilter == 0
+    with pytest.raises(ValueError, match="prefilter"):
+        dataclasses.replace(config, prefilter=-1)
+
+
 class NoisyRestorer(TrackRestorer):
-    """A backend whose 'model' adds fresh noise to every frame: what stabilisation is for."""
+    """A backend whose 'model' adds fresh noise to every frame: what stabilisation is for. It keeps
+    the pixels `encode` gave it, to check what reaches a model."""
 
-    def __init__(self, radius: int) -> None:
+    def __init__(self, radius: int, prefilter: int = 0) -> None:
         super().__init__([None])
-        self.config = dataclasses.replace(DVFaceConfig.preset("tiny"), stabilise=radius, crop_size=SIZE)
-        self.identity, self.device, self.precision = f"noisy-{radius}", "cpu", "fp32"
+        config = DVFaceConfig.preset("tiny")
+        self.config = dataclasses.replace(config, stabilise=radius, prefilter=prefilter, crop_size=SIZE)
+        self.identity, self.device, self.precision = f"noisy-{radius}-{prefilter}", "cpu", "fp32"
 
-    def _encode(self, model: None, crops: np.ndarray) -> PriorState:
-        return PriorState(crops, np.zeros(1))
+    def _encode(self, model: None, pixels: np.ndarray) -> PriorState:
+        return PriorState(pixels, np.zeros(1))
 
     def _decode(self, model: None, state: PriorState, prior_scale: float) -> np.ndarray:
         return noisy(state.latent, 4, seed=2)
 
 
+def host(frames: np.ndarray) -> np.ndarray:
+    """Model units -> float32 host crops (RGB in [0, 1])."""
+    return ((frames + 1) / 2).astype(np.float32)
+
+
+def test_encode_prefilters_when_the_model_config_asks() -> None:
+    crops = host(noisy(moving_clip(1.0), 6))
+    assert np.array_equal(NoisyRestorer(0).encode(crops).latent, to_model(crops))
+    assert np.array_equal(NoisyRestorer(0, prefilter=2).encode(crops).latent, prefilter(to_model(crops), 2))
+
+
 def test_decode_stabilises_when_the_model_config_asks() -> None:
     clean = moving_clip(1.0)
     plain, steady = NoisyRestorer(0), NoisyRestorer(2)
-    raw = plain.decode(plain.encode(clean))
-    out = steady.decode(steady.encode(clean))
+    raw = plain.decode(plain.encode(host(clean)))
+    out = steady.decode(steady.encode(host(clean)))
     assert np.array_equal(out, stabilise(raw, 2))
     assert rmse(out[4], clean[4]) < rmse(raw[4], clean[4]) / 1.5

@@ -23,6 +23,7 @@ from dvface_plugin.model.config import DVFaceConfig, RefinerConfig
 from dvface_plugin.model.dvface import DVFace
 from dvface_plugin.model.prior import Codebook
 from dvface_plugin.training.adversarial import Adversary, DiscriminatorConfig
+from dvface_plugin.runtime.stabilise import prefilter
 from dvface_plugin.training.data import ClipSampler, photo_to_clip, split
 from dvface_plugin.training.losses import (
     PyramidLoss,
@@ -236,6 +237,20 @@ def test_sampler_pairs_are_aligned_and_degraded(data_dir):
     assert not torch.equal(lq, hq)
     lq2, hq2 = sampler.sample(2, np.random.default_rng(0))
     assert torch.equal(lq, lq2) and torch.equal(hq, hq2)
+
+
+def test_the_sampler_prefilters_lq_as_the_model_config_asks(data_dir, tmp_path):
+    """What the model is trained on is what the engine feeds it: the LQ window prefiltered."""
+    items = sorted(data_dir.glob("*.npy"))
+    plain = ClipSampler(items, frames=5, crop=32, degradation="medium")
+    steady = ClipSampler(items, frames=5, crop=32, degradation="medium", prefilter=2)
+    lq, hq = plain.sample(2, np.random.default_rng(0))
+    lq2, hq2 = steady.sample(2, np.random.default_rng(0))
+    assert torch.equal(hq, hq2) and not torch.equal(lq, lq2)
+    expected = np.stack([prefilter(clip, 2) for clip in lq.permute(0, 2, 3, 4, 1).numpy()])
+    torch.testing.assert_close(lq2, torch.from_numpy(expected).permute(0, 4, 1, 2, 3), atol=1e-6, rtol=0)
+    trainer = Trainer(config(data_dir, tmp_path / "p", "restore", steps=1, init_overrides={"prefilter": 2}))
+    assert trainer.model.config.prefilter == 2 and trainer.train_data.prefilter == 2
 
 
 def test_a_degradation_mixture_draws_every_preset_and_names_an_unknown_one(data_dir, monkeypatch):

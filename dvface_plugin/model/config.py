@@ -70,6 +70,9 @@ class DVFaceConfig:
     # [ours] flow-guided averaging of each restored frame with this many neighbours each side,
     # within a window (`runtime/stabilise.py`; more than the window holds uses all of it); 0 = off
     stabilise: int = 0
+    # [ours] the same flow-guided averaging, over whole frames, of each input frame before encoding:
+    # a temporal denoise the model was trained behind (`runtime/stabilise.prefilter`); 0 = off
+    prefilter: int = 0
     # [ours] x_hat = D(z_hat) + (x_lq - D(z_lq)): add back the detail the VAE cannot represent, so a
     # small VAE does not cap the output's fidelity and a zero velocity returns the input unchanged.
     detail_skip: bool = False
@@ -115,6 +118,8 @@ class DVFaceConfig:
             raise ValueError(f"overlap must be in [0, window), got {self.overlap}")
         if self.stabilise < 0:
             raise ValueError(f"stabilise must be >= 0 (0 = off), got {self.stabilise}")
+        if self.prefilter < 0:
+            raise ValueError(f"prefilter must be >= 0 (0 = off), got {self.prefilter}")
         dit_patch = self.transformer.get("patch_size", (1, 2, 2))
         if dit_patch[0] != 1:
             raise ValueError("only temporal patch size 1 is supported (one DiT frame per latent frame)")

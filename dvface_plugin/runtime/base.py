@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import DVFaceError, InputError
-from .stabilise import stabilise
+from .pixels import to_model
+from .stabilise import prefilter, stabilise
 
 if TYPE_CHECKING:
     from ..model.config import DVFaceConfig
@@ -78,9 +79,13 @@ class TrackRestorer(ABC):
             self._free.put(model)
 
     def encode(self, crops: np.ndarray) -> PriorState:
-        """Latent and prior features of one window of host crops (T, H, W, 3)."""
+        """Latent and prior features of one window of host crops (T, H, W, 3), prefiltered as the
+        model was trained (`DVFaceConfig.prefilter`) before it is taken to a model copy."""
+        pixels = to_model(crops)
+        if self.config.prefilter:
+            pixels = prefilter(pixels, self.config.prefilter)
         with self._stream() as model:
-            return self._encode(model, crops)
+            return self._encode(model, pixels)
 
     def decode(self, state: PriorState, prior_scale: float = 1.0) -> np.ndarray:
         """Restored window as float32 (T, H, W, 3) in [-1, 1], from cached latent and priors."""
@@ -105,7 +110,8 @@ class TrackRestorer(ABC):
         return other
 
     @abstractmethod
-    def _encode(self, model: Any, crops: np.ndarray) -> PriorState: ...
+    def _encode(self, model: Any, pixels: np.ndarray) -> PriorState:
+        """pixels: float32 (T, H, W, 3) in [-1, 1]."""
 
     @abstractmethod
     def _decode(self, model: Any, state: PriorState, prior_scale: float) -> np.ndarray: ...

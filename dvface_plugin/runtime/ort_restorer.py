@@ -19,7 +19,6 @@ from ..model.folders import resolve_model_folder
 from .base import PriorState, TrackRestorer
 from .onnx_model import CPU, OrtModel, ensure_onnx, export_precision, import_onnxruntime, resolve_providers
 from .openvino_model import OPENVINO, OvModel, openvino_precision
-from .pixels import to_model
 
 
 def providers_for(device: str) -> tuple[list[str] | None, int]:
@@ -107,8 +106,8 @@ class OrtRestorer(TrackRestorer):
             ) from exc
         return cls(open_streams(onnx_folder, providers, device_id, streams, threads, precision))
 
-    def _encode(self, model: OrtModel, crops: np.ndarray) -> PriorState:
-        latent = model.encode(to_model(crops).transpose(3, 0, 1, 2)[None])
+    def _encode(self, model: OrtModel, pixels: np.ndarray) -> PriorState:
+        latent = model.encode(pixels.transpose(3, 0, 1, 2)[None])
         return PriorState(latent, model.encode_priors(latent))
 
     def _decode(self, model: OrtModel, state: PriorState, prior_scale: float) -> np.ndarray:

@@ -1,4 +1,5 @@
-"""Flow-guided temporal stabilisation of one restored window [ours], on the low band only.
+"""Flow-guided temporal stabilisation of one restored window [ours], on the low band only, and the
+whole-frame input prefilter built on it.
 
 Each frame is split with a Gaussian blur (sigma `BAND_SIGMA` pixels) into a low band (shading,
 brightness, the broad shape of features) and a high band (its fine detail). The low band is
@@ -19,6 +20,11 @@ the low band alone keeps the detail measure at 0.99-1.00 and the flicker measure
 averaging put it, and removes a fifth to two fifths of the warping error (whole frames: about
 half); a sigma of 1.5 pixels or less starts to cost detail (docs/benchmarks.md,
 `benchmarks/stabilise_detail.py`).
+
+`prefilter` is the same average over whole frames, run on a window's input before the model
+(`DVFaceConfig.prefilter`): a temporal denoise. A model trained behind it sees steady input and
+adds detail that holds still, which no averaging of its output could give without losing that
+detail (docs/benchmarks.md, "The input prefilter").
 
 It works inside a window only, so a window's output still depends on nothing but its own input
 frames (the engine's cache and any-order guarantee); frames near a window's edge have fewer
@@ -52,6 +58,20 @@ def stabilise(frames: np.ndarray, radius: int, sigma_levels: float = SIGMA_LEVEL
     shape and dtype. radius 0, or a single frame, returns the frames unchanged (as a copy), and so
     does every pixel that no neighbour is usable for.
     """
+    return _flow_average(frames, radius, sigma_levels, whole=False)
+
+
+def prefilter(frames: np.ndarray, radius: int, sigma_levels: float = SIGMA_LEVELS) -> np.ndarray:
+    """The same flow-aligned average over whole frames, fine detail included: a temporal denoise of
+    a model's input window (`DVFaceConfig.prefilter`). Noise and codec shimmer differ from frame to
+    frame and average out; what holds still along the flow stays. A model trained on such inputs
+    synthesises its detail from a steady picture, so the detail it adds holds still too (no
+    post-filter could make it so without averaging that detail away, as `stabilise` explains).
+    Same arguments and guarantees as `stabilise`."""
+    return _flow_average(frames, radius, sigma_levels, whole=True)
+
+
+def _flow_average(frames: np.ndarray, radius: int, sigma_levels: float, whole: bool) -> np.ndarray:
     if radius < 0:
         raise ValueError(f"stabilise radius must be >= 0, got {radius}")
     frames = np.asarray(frames, dtype=np.float32)
@@ -61,7 +81,8 @@ def stabilise(frames: np.ndarray, radius: int, sigma_levels: float = SIGMA_LEVEL
     luma = _luma_u8(frames)  # the flow follows the whole frame: its detail is what DIS locks onto
     dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)  # smoother than MEDIUM, half the time
     low = np.stack([cv2.GaussianBlur(frame, (0, 0), BAND_SIGMA) for frame in frames])
-    acc = low.copy()
+    band = frames if whole else low  # what is averaged; the weights always compare low bands
+    acc = band.copy()
     total = np.ones(frames.shape[:3], dtype=np.float32)
     scale = 127.5 / float(sigma_levels)  # model units -> multiples of sigma
     for t in range(n):
@@ -69,11 +90,12 @@ def stabilise(frames: np.ndarray, radius: int, sigma_levels: float = SIGMA_LEVEL
             to_s = dis.calc(luma[t], luma[s], None)  # frame t's pixels -> where they are in s
             to_t = dis.calc(luma[s], luma[t], None)
             for dst, src, flow, back in ((t, s, to_s, to_t), (s, t, to_t, to_s)):
-                moved = warp(low[src], flow)
-                diff = np.abs(moved - low[dst])
+                moved_low = warp(low[src], flow)
+                diff = np.abs(moved_low - low[dst])
                 diff = (diff[..., 0] + diff[..., 1] + diff[..., 2]) * (scale / 3.0)
                 weight = consistency_mask(flow, back) * np.exp(-(diff**2))
+                moved = warp(frames[src], flow) if whole else moved_low
                 acc[dst] += moved * weight[..., None]
                 total[dst] += weight
-    # The frame plus the change of its low band: exactly the frame where no neighbour counted.
-    return frames + (acc / total[..., None] - low)
+    # The frame plus the change of its band: exactly the frame where no neighbour counted.
+    return frames + (acc / total[..., None] - band)

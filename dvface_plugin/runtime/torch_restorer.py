@@ -16,7 +16,6 @@ import torch
 from ..errors import DVFaceError
 from ..model.folders import resolve_model_folder
 from .base import PriorState, TrackRestorer
-from .pixels import to_model
 
 if TYPE_CHECKING:
     from ..model.dvface import DVFace
@@ -98,8 +97,8 @@ class Restorer(TrackRestorer):
         """Load `model` (folder or bundled name; None: the bundled default)."""
         return cls(load_model(model), device=device, precision=precision)
 
-    def _encode(self, model: DVFace, crops: np.ndarray) -> PriorState:
-        x = torch.from_numpy(np.ascontiguousarray(to_model(crops)))  # (T, H, W, 3)
+    def _encode(self, model: DVFace, pixels: np.ndarray) -> PriorState:
+        x = torch.from_numpy(np.ascontiguousarray(pixels))  # (T, H, W, 3)
         x = x.permute(3, 0, 1, 2).unsqueeze(0).to(device=self.device, dtype=self.dtype)
         with torch.inference_mode():
             latent = model.encode(x)

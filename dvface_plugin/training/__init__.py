@@ -1,5 +1,6 @@
 """Training: data, degradation on the fly, the five stages, the loop that runs one and the plan
-that runs them all. A pipeline over `model` (and `degrade`, `metrics`); the commands are in `commands`.
+that runs them all. A pipeline over `model` (and `degrade`, `metrics`, the runtime's pixel conversion and input
+prefilter, so training sees what inference feeds the model); the commands are in `commands`.
 """
 
 # here, so `dvface train --help` needs no torch

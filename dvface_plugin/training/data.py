@@ -19,6 +19,8 @@ import torch
 
 from ..degrade import DegradationConfig, degrade_clip
 from ..errors import InputError
+from ..runtime.pixels import to_model
+from ..runtime.stabilise import prefilter
 
 PHOTO_SUFFIXES = {".png", ".jpg", ".jpeg"}
 
@@ -85,6 +87,7 @@ class ClipSampler:
     crop: int
     degradation: str | list[str]
     scale: float = 1.0  # resize factor applied before cropping (train on smaller faces than stored)
+    prefilter: int = 0  # the model's input prefilter radius (`DVFaceConfig.prefilter`), applied to each LQ window
 
     def __post_init__(self) -> None:
         self.presets = [self.degradation] if isinstance(self.degradation, str) else list(self.degradation)
@@ -117,8 +120,10 @@ class ClipSampler:
             hq.append(clip)
             # one preset draws nothing, so single-preset runs keep the batches they always had
             preset = self.presets[int(rng.integers(len(self.presets)))] if len(self.presets) > 1 else self.presets[0]
-            lq.append(degrade_clip(clip, preset, seed=int(rng.integers(2**31))))
-        return _to_tensor(np.stack(lq)), _to_tensor(np.stack(hq))
+            lq.append(to_model(degrade_clip(clip, preset, seed=int(rng.integers(2**31)))))
+        if self.prefilter:
+            lq = [prefilter(clip, self.prefilter) for clip in lq]
+        return _to_tensor(np.stack(lq)), _to_tensor(to_model(np.stack(hq)))
 
 
 def _window_indices(length: int, frames: int, rng: np.random.Generator) -> np.ndarray:
@@ -132,5 +137,5 @@ def _window_indices(length: int, frames: int, rng: np.random.Generator) -> np.nd
 
 
 def _to_tensor(clips: np.ndarray) -> torch.Tensor:
-    """(B, T, H, W, 3) uint8 -> (B, 3, T, H, W) float in [-1, 1]."""
-    return torch.from_numpy(clips).permute(0, 4, 1, 2, 3).float() / 127.5 - 1
+    """(B, T, H, W, 3) float32 in [-1, 1] -> (B, 3, T, H, W)."""
+    return torch.from_numpy(clips).permute(0, 4, 1, 2, 3)

@@ -130,14 +130,14 @@ class Trainer:
         train_items, val_items = split(list_items(config.data), config.val_fraction)
         if not train_items:
             raise InputError("every training item fell into the validation split; lower val_fraction or add data")
-        args = dict(frames=config.frames, crop=config.crop, degradation=config.degradation, scale=config.scale)
-        self.train_data = ClipSampler(train_items, **args)
-        self.val_data = ClipSampler(val_items, **args) if val_items else None
-
         resume = (self.checkpoint_dir / "trainer_state.pt").is_file()
         self.model = self._load_model(self.checkpoint_dir if resume else config.init).to(self.device)
         if (config.init_overrides or config.init_fresh) and not resume:
             self.model = _grow(self.model, config.init_overrides, config.init_fresh, config.seed)
+        args = dict(frames=config.frames, crop=config.crop, degradation=config.degradation, scale=config.scale,
+                    prefilter=self.model.config.prefilter)
+        self.train_data = ClipSampler(train_items, **args)
+        self.val_data = ClipSampler(val_items, **args) if val_items else None
         if config.zero_velocity_init and not resume:
             head = self.model.backbone.transformer.proj_out
             nn.init.zeros_(head.weight)
