@@ -13,9 +13,15 @@ alone ("no refiner"):
   E*warp (x1e-3, the ground truth's flow) and flicker beside the ground truth's;
 * `--noref` videos (aligned 512 px clips): detail and flicker against the input's.
 
+`--prefilter R` adds the variant "prefilter R": the whole model (refiner included, no high-pass)
+run on the input window averaged along the flow first (`runtime/stabilise.prefilter`), what a
+model with `"prefilter": R` in its config does (the other variants always take the raw input,
+whatever the model's config says). `--paired CLIP ...` scores benchmark/paired clips (first --frames frames, no
+offset search) against their GT as well.
+
     python benchmarks/refiner_highpass.py [--model models/dvface-tiny] [--data runs/data/tiny512]
         [--sigmas 0 4 8 16] [--presets medium light] [--frames 51] [--noref VIDEO ...] [--no-stabilise]
-        [--json OUT]
+        [--prefilter R] [--paired HDTF_1 HDTF_2] [--json OUT]
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ import torch
 from dvface_plugin.degrade import degrade_clip
 from dvface_plugin.metrics import detail, flicker, psnr_y, warping_error
 from dvface_plugin.model.dvface import DVFace
-from dvface_plugin.runtime.stabilise import stabilise
+from dvface_plugin.runtime.stabilise import prefilter, stabilise
 from dvface_plugin.training.data import list_items, load_item, split
 
 REPO = Path(__file__).resolve().parents[1]
@@ -52,9 +58,11 @@ def read_video(path: Path, frames: int) -> np.ndarray:
 
 
 @torch.no_grad()
-def restore_variants(model: DVFace, clip: np.ndarray, sigmas: list[float], stabilise_on: bool) -> dict[str, np.ndarray]:
+def restore_variants(model: DVFace, clip: np.ndarray, sigmas: list[float], stabilise_on: bool,
+                     prefilter_radius: int = 0) -> dict[str, np.ndarray]:
     """(T, H, W, 3) uint8 -> {variant: restored uint8 clip}, T cut to whole 17-frame windows;
-    variant "no refiner" is D(z_hat) + r, the others `highpass S`."""
+    variant "no refiner" is D(z_hat) + r, the others `highpass S` and, with `prefilter_radius`,
+    `prefilter R`."""
     window = model.config.window
     outs: dict[str, list[np.ndarray]] = {}
     for start in range(0, len(clip) - window + 1, window):
@@ -67,6 +75,12 @@ def restore_variants(model: DVFace, clip: np.ndarray, sigmas: list[float], stabi
         variants = {"no refiner": base}
         for sigma in sigmas:
             variants[f"highpass {sigma:g}"] = base + (corr - low_band(corr, sigma) if sigma else corr)
+        if prefilter_radius:
+            steady = prefilter(np.ascontiguousarray(x[0].permute(1, 2, 3, 0).numpy()), prefilter_radius)
+            steady_latent = model.encode(torch.from_numpy(steady).permute(3, 0, 1, 2)[None])
+            out = model.add_detail(model.decode_restored(steady_latent, model.encode_priors(steady_latent)),
+                                   steady_latent.detail)
+            variants[f"prefilter {prefilter_radius}"] = out[crop].permute(1, 2, 3, 0).numpy()
         for name, out in variants.items():
             out = np.clip(out, -1, 1)
             if stabilise_on and model.config.stabilise:
@@ -93,6 +107,8 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=51)
     parser.add_argument("--noref", type=Path, nargs="*", default=[])
     parser.add_argument("--no-stabilise", action="store_true", help="score the model's output before its stabilisation")
+    parser.add_argument("--prefilter", type=int, default=0, metavar="R")
+    parser.add_argument("--paired", nargs="*", default=[], metavar="CLIP")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     model = DVFace.from_pretrained(args.model).eval()
@@ -102,11 +118,16 @@ def main() -> None:
     rows = []
     cases = [(p.stem, preset, np.asarray(load_item(p)[: args.frames])) for p in held_out for preset in args.presets]
     cases += [(v.stem if v.stem != "LQ" else v.parent.name, "input", read_video(v, args.frames)) for v in args.noref]
+    paired = REPO.parent / "shared" / "data" / "benchmark" / "paired"
+    cases += [(c, "paired", read_video(paired / c / "GT.mp4", args.frames)) for c in args.paired]
     for name, preset, clip in cases:
         if len(clip) < model.config.window:
             continue
-        inp = degrade_clip(clip, preset, seed=0) if preset != "input" else clip
-        variants = restore_variants(model, inp, args.sigmas, not args.no_stabilise)
+        if preset == "paired":
+            inp = read_video(paired / name / "LQ.mp4", args.frames)
+        else:
+            inp = degrade_clip(clip, preset, seed=0) if preset != "input" else clip
+        variants = restore_variants(model, inp, args.sigmas, not args.no_stabilise, args.prefilter)
         n = len(next(iter(variants.values())))
         ref = clip[:n]
         base = {"clip": name, "preset": preset, "frames": n}
