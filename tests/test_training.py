@@ -455,12 +455,13 @@ def test_resume_continues_exactly_where_it_stopped(data_dir, tmp_path):
 
 
 def test_bundled_recipe_files_load_and_chain_stage_to_stage():
-    """models/train: each file is a valid config whose `init` is a preset or an earlier file's output."""
+    """models/train: each file is a valid config whose `init` is a preset or an earlier file's output
+    (its final model, or its checkpoint where a stage was cut short, as J's refine-sharp was)."""
     files = sorted((Path(__file__).parents[1] / "models" / "train").glob("*.json"))
     plans = [p for p in files if "stages" in json.loads(p.read_text())]
     recipes = {p.stem: TrainConfig.load(p) for p in files if p not in plans}
     assert {"tiny-vae", "tiny-codebook", "tiny-predict", "tiny-restore", "tiny-restore17", "tiny-refine"} <= set(recipes)
-    outputs = {str(Path(c.out) / "model") for c in recipes.values()}
+    outputs = {str(Path(c.out) / part) for c in recipes.values() for part in ("model", "checkpoint")}
     for name, recipe in recipes.items():
         assert recipe.init in ("tiny", "base") or recipe.init in outputs or recipe.init.startswith("models/"), name
         assert recipe.frames % 4 == 1 and "benchmark" not in " ".join(recipe.data), name
