@@ -24,7 +24,7 @@ half); a sigma of 1.5 pixels or less starts to cost detail (docs/benchmarks.md,
 `prefilter` is the same average over whole frames, run on a window's input before the model
 (`DVFaceConfig.prefilter`): a temporal denoise. A model trained behind it sees steady input and
 adds detail that holds still, which no averaging of its output could give without losing that
-detail (docs/benchmarks.md, "The input prefilter").
+detail (docs/benchmarks.md, "Our default model": P).
 
 It works inside a window only, so a window's output still depends on nothing but its own input
 frames (the engine's cache and any-order guarantee); frames near a window's edge have fewer
@@ -73,7 +73,7 @@ def prefilter(frames: np.ndarray, radius: int, sigma_levels: float = SIGMA_LEVEL
 
 def _flow_average(frames: np.ndarray, radius: int, sigma_levels: float, whole: bool) -> np.ndarray:
     if radius < 0:
-        raise ValueError(f"stabilise radius must be >= 0, got {radius}")
+        raise ValueError(f"radius must be >= 0, got {radius}")
     frames = np.asarray(frames, dtype=np.float32)
     n = len(frames)
     if radius == 0 or n < 2:
