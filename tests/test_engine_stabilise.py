@@ -19,7 +19,7 @@ from dvface_plugin.metrics import detail, flicker
 from dvface_plugin.model.config import DVFaceConfig
 from dvface_plugin.runtime.base import PriorState, TrackRestorer
 from dvface_plugin.runtime.pixels import to_model
-from dvface_plugin.runtime.stabilise import prefilter, stabilise
+from dvface_plugin.runtime.stabilise import DEFLICKER_LEVELS, prefilter, stabilise, steady_brightness
 
 SIZE = 96
 LEVEL = 1 / 127.5  # one 8-bit level in model units ([-1, 1])
@@ -166,6 +166,38 @@ def test_fine_per_pixel_variation_is_kept() -> None:
     out = stabilise(clip, 2)
     assert detail_ratio(out, clip) >= 0.98
     assert flicker(u8(out)) < flicker(u8(clip)) / 6
+
+
+def shifted(offsets_levels: np.ndarray) -> np.ndarray:
+    """The still texture with each frame's brightness raised by its offset in 8-bit levels."""
+    face = texture()[20 : 20 + SIZE, 20 : 20 + SIZE]
+    return np.stack([face + off * LEVEL for off in offsets_levels]).astype(np.float32)
+
+
+def brightness(frames: np.ndarray) -> np.ndarray:
+    return frames.mean(axis=(1, 2, 3)) / LEVEL
+
+
+def test_sub_level_brightness_pumping_is_steadied_and_detail_untouched() -> None:
+    """The pumping the flow average and the model leave (a fraction of a level, frame to frame)."""
+    pump = np.random.default_rng(7).uniform(-0.4, 0.4, 17)
+    clip = shifted(pump)
+    out = steady_brightness(clip, 2)
+    before, after = np.abs(np.diff(brightness(clip))).mean(), np.abs(np.diff(brightness(out))).mean()
+    assert after < before / 2
+    np.testing.assert_allclose(out - out.mean(axis=(1, 2, 3), keepdims=True),
+                               clip - clip.mean(axis=(1, 2, 3), keepdims=True), atol=1e-5)  # one offset a frame
+
+
+def test_fades_pass_and_a_lighting_change_moves_at_most_the_cap() -> None:
+    """A fade (linear, to the window's edges) is not touched; a sudden 20-level change is moved by
+    at most `DEFLICKER_LEVELS` in any frame, so real lighting stays."""
+    fade = shifted(np.linspace(0, 24, 17))
+    np.testing.assert_allclose(steady_brightness(fade, 2), fade, atol=1e-3 * LEVEL)
+    step = shifted(np.where(np.arange(17) < 8, 0.0, 20.0))
+    moved = np.abs(brightness(steady_brightness(step, 2)) - brightness(step))
+    assert moved.max() <= DEFLICKER_LEVELS + 1e-3 and moved.max() > 0.4
+    assert np.array_equal(steady_brightness(step[:2], 2), step[:2]) and np.array_equal(steady_brightness(step, 0), step)
 
 
 def test_config_validates_and_old_configs_load_without_it() -> None:
