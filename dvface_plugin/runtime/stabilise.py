@@ -1,5 +1,5 @@
-"""Flow-guided temporal stabilisation of one restored window [ours], on the low band only, and the
-whole-frame input prefilter built on it.
+"""Flow-guided temporal stabilisation of one restored window [ours], on the low band only, with each
+frame's brightness steadied, and the whole-frame input prefilter built on it.
 
 Each frame is split with a Gaussian blur (sigma `BAND_SIGMA` pixels) into a low band (shading,
 brightness, the broad shape of features) and a high band (its fine detail). The low band is
@@ -15,10 +15,10 @@ Last, each frame's overall brightness is steadied: the window's brightness path 
 of 8 x 8 cell means from frame to frame, what `metrics.flicker` measures) is fitted with a straight
 line over the same `radius` frames each side, and each frame is shifted, as a whole, by at most
 `DEFLICKER_LEVELS` towards that line. The flow average leaves a global pumping of a fraction of a
-level (its weights change from frame to frame, and so does the model's tone), which alone put the
-flicker measure above the input's on five real-world clips; a linear fit follows fades and camera
-gain without lag, and the cap leaves any real lighting change that is not linear all but untouched.
-Detail is unchanged (one offset per frame).
+level (its weights change from frame to frame, and so does the model's tone), which put the
+flicker measure above the input's on five real-world clips (docs/benchmarks.md, "Steadying the
+brightness"). A fade or a camera gain ramp is a line and passes; a sudden real lighting change
+moves by at most the cap; detail is unchanged (one offset per frame).
 
 Why the low band only: averaging whole frames (what this module did before) also averages fine
 detail, and wherever the flow is off by a fraction of a pixel, or bilinear warping softens a
