@@ -53,12 +53,16 @@ DEFLICKER_LEVELS = 0.5  # 8-bit levels: the most a frame's brightness is shifted
 FLICKER_CELLS = 8  # grid of cells whose median change is a frame's brightness step (as `metrics.flicker`)
 
 
+def _luma(frames: np.ndarray) -> np.ndarray:
+    """Full-range BT.601 luma in 8-bit levels (float32, (T, H, W)) of a window in model units
+    ([-1, 1], (T, H, W, 3)); `metrics.luma_u8` is the studio-range luma of one display frame that
+    PSNR is defined on."""
+    return (frames + 1.0) * 127.5 @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+
+
 def _luma_u8(frames: np.ndarray) -> np.ndarray:
-    """Full-range BT.601 luma of a window in model units ([-1, 1], (T, H, W, 3)) as uint8, what DIS
-    expects; `metrics.luma_u8` is the studio-range luma of one display frame that PSNR is defined on."""
-    rgb = (frames + 1.0) * 127.5
-    y = rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
-    return np.clip(np.rint(y), 0, 255).astype(np.uint8)
+    """`_luma` as uint8, what DIS expects."""
+    return np.clip(np.rint(_luma(frames)), 0, 255).astype(np.uint8)
 
 
 def stabilise(frames: np.ndarray, radius: int, sigma_levels: float = SIGMA_LEVELS) -> np.ndarray:
@@ -84,8 +88,8 @@ def steady_brightness(frames: np.ndarray, radius: int, cap_levels: float = DEFLI
     n = len(frames)
     if radius == 0 or n < 3:
         return frames.copy()
-    luma = (frames + 1.0) * 127.5 @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
-    cells = np.stack([cv2.resize(y, (FLICKER_CELLS, FLICKER_CELLS), interpolation=cv2.INTER_AREA) for y in luma])
+    size = (FLICKER_CELLS, FLICKER_CELLS)
+    cells = np.stack([cv2.resize(y, size, interpolation=cv2.INTER_AREA) for y in _luma(frames)])
     steps = np.median((cells[1:] - cells[:-1]).reshape(n - 1, -1), axis=1)
     path = np.concatenate([[0.0], np.cumsum(steps, dtype=np.float64)])
     shift = np.empty(n, dtype=np.float32)
