@@ -53,6 +53,13 @@ DEFLICKER_LEVELS = 0.5  # 8-bit levels: the most a frame's brightness is shifted
 FLICKER_CELLS = 8  # grid of cells whose median change is a frame's brightness step (as `metrics.flicker`)
 
 
+def _window(frames: np.ndarray, radius: int) -> np.ndarray:
+    """A window as float32 (T, H, W, 3), once its radius is checked: what every filter here starts from."""
+    if radius < 0:
+        raise ValueError(f"radius must be >= 0, got {radius}")
+    return np.asarray(frames, dtype=np.float32)
+
+
 def _luma(frames: np.ndarray) -> np.ndarray:
     """Full-range BT.601 luma in 8-bit levels (float32, (T, H, W)) of a window in model units
     ([-1, 1], (T, H, W, 3)); `metrics.luma_u8` is the studio-range luma of one display frame that
@@ -82,9 +89,7 @@ def steady_brightness(frames: np.ndarray, radius: int, cap_levels: float = DEFLI
     fitted to the window's brightness path over `radius` frames each side (see the module
     docstring). Same shapes and units as `stabilise`; radius 0, or fewer than 3 frames, returns a
     copy (a line through two points leaves nothing to remove)."""
-    if radius < 0:
-        raise ValueError(f"radius must be >= 0, got {radius}")
-    frames = np.asarray(frames, dtype=np.float32)
+    frames = _window(frames, radius)
     n = len(frames)
     if radius == 0 or n < 3:
         return frames.copy()
@@ -113,9 +118,7 @@ def prefilter(frames: np.ndarray, radius: int, sigma_levels: float = SIGMA_LEVEL
 
 
 def _flow_average(frames: np.ndarray, radius: int, sigma_levels: float, whole: bool) -> np.ndarray:
-    if radius < 0:
-        raise ValueError(f"radius must be >= 0, got {radius}")
-    frames = np.asarray(frames, dtype=np.float32)
+    frames = _window(frames, radius)
     n = len(frames)
     if radius == 0 or n < 2:
         return frames.copy()
