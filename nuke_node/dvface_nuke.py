@@ -140,7 +140,9 @@ def create_node() -> nuke.Node:
     _knob(group, nuke.File_Knob("model", "model"), "model folder (config.json + dvface.safetensors) or a name "
           "under the worker's models/ folder; empty: the bundled default")
     _knob(group, nuke.Enumeration_Knob("device", "device", ["auto", "cpu", "cuda"]))
-    _knob(group, nuke.Double_Knob("strength", "strength"), "0: backbone only, 1: full face priors", value=1.0)
+    _knob(group, nuke.Double_Knob("strength", "strength"), "how much of the restoration to use: 0 leaves the "
+          "plate as it is, 1 is the full restoration; values between mix restored and original faces in the matte",
+          value=1.0)
     _knob(group, nuke.Enumeration_Knob("faces", "faces", ["all", "largest", "center"]))
     _knob(group, nuke.Double_Knob("min_face", "min face size"), "ignore faces whose median size (px) is smaller")
     _knob(group, nuke.Boolean_Knob("use_input_range", "use input range"), value=True)

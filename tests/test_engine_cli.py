@@ -13,6 +13,7 @@ from dvface_plugin.cli import main
 from dvface_plugin.commands.restore import StreamedCrops
 from dvface_plugin.engine import restore_track
 from dvface_plugin.errors import InputError
+from dvface_plugin.faces import apply_strength
 from dvface_plugin.media import MediaWriter, open_media
 from dvface_plugin.model import folders
 from dvface_plugin.runtime.torch_restorer import Restorer
@@ -43,9 +44,27 @@ def test_restore_aligned_keeps_count_rate_and_depth_and_matches_the_engine(tmp_p
     frames = np.stack(list(restored))
     assert (restored.frame_count, restored.fps, frames.dtype) == (31, Fraction(24000, 1001), np.dtype(dtype))
     decoded = np.stack(list(open_media(src)))
-    expect = restore_track(Restorer.load(model_dir, device="cpu"), decoded, prior_scale=0.7)
-    assert np.array_equal(frames, expect)
-    assert not np.array_equal(frames, decoded)
+    full = restore_track(Restorer.load(model_dir, device="cpu"), decoded)
+    assert np.array_equal(frames, apply_strength(decoded, full, 0.7))  # 70 % of the way from input to restored
+    assert not np.array_equal(frames, decoded) and not np.array_equal(frames, full)
+
+
+def test_restore_aligned_at_strength_0_writes_the_input_back_bit_identical(tmp_path, model_dir):
+    clip = np.random.default_rng(3).integers(0, 255, (9, CROP, CROP, 3), dtype=np.uint8)
+    src, out = tmp_path / "in.mkv", tmp_path / "out.mkv"
+    write_clip(src, clip, 8)
+    assert main(["restore", "--aligned", str(src), "-o", str(out), "--model", str(model_dir), "--quiet",
+                 "--strength", "0", "--frames", "2-6"]) == 0
+    assert np.array_equal(np.stack(list(open_media(out))), np.stack(list(open_media(src)))[2:7])
+
+
+def test_strength_outside_0_1_is_refused_before_any_work(tmp_path, model_dir, capsys):
+    src, out = tmp_path / "in.mkv", tmp_path / "out.mkv"
+    write_clip(src, np.zeros((3, CROP, CROP, 3), np.uint8), 8)
+    assert main(["restore", "--aligned", str(src), "-o", str(out), "--model", str(model_dir),
+                 "--strength", "1.5"]) == 2
+    err = capsys.readouterr().err
+    assert "--strength must be in [0, 1]" in err and "Traceback" not in err and not out.exists()
 
 
 def test_missing_bundled_model_names_the_folder_and_the_fix(tmp_path, capsys, monkeypatch):

@@ -9,7 +9,7 @@ import pytest
 from dvface_plugin.errors import InputError
 from dvface_plugin.faces.align import alignment_matrix, ffhq_template, warp_to_crop
 from dvface_plugin.faces.imageops import to_float
-from dvface_plugin.faces.paste import face_mask, match_colour, paste_faces
+from dvface_plugin.faces.paste import apply_strength, face_mask, match_colour, paste_faces
 
 H, W = 360, 640
 
@@ -54,6 +54,34 @@ def test_face_core_shows_the_restored_crop(dtype):
     core = matte > 0.999
     assert core.sum() > 5000
     assert np.abs(to_float(out)[core] - expected[core]).max() < 0.01
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
+def test_strength_scales_the_matte_and_0_gives_the_plate_back(dtype):
+    frame = plate(dtype)
+    restored = np.random.default_rng(9).random((512, 512, 3), dtype=np.float32)
+    faces = [(restored, matrix_for(320, 180, 300))]
+    full, full_matte = paste_faces(frame, faces)
+    half, half_matte = paste_faces(frame, faces, strength=0.5)
+    off, off_matte = paste_faces(frame, faces, strength=0.0)
+    np.testing.assert_array_equal(off, frame)
+    assert not off_matte.any()
+    np.testing.assert_allclose(half_matte, full_matte / 2, atol=1 / 65535)  # below one 16-bit step: 0
+    core = full_matte > 0.999
+    change = np.abs(to_float(half)[core] - to_float(frame)[core]).mean()
+    assert change == pytest.approx(np.abs(to_float(full)[core] - to_float(frame)[core]).mean() / 2, rel=0.02)
+    with pytest.raises(InputError, match=r"strength must be in \[0, 1\]"):
+        paste_faces(frame, faces, strength=1.2)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
+def test_apply_strength_mixes_an_aligned_crop_with_its_original(dtype):
+    original, restored = plate(dtype, seed=1), plate(dtype, seed=2)
+    assert apply_strength(original, restored, 0.0) is original and apply_strength(original, restored, 1.0) is restored
+    mixed = apply_strength(original, restored, 0.25)
+    assert mixed.dtype == dtype
+    expected = to_float(original) + 0.25 * (to_float(restored) - to_float(original))
+    assert np.abs(to_float(mixed) - expected).max() <= 0.5 / (255 if dtype == np.uint8 else 65535) + 1e-7
 
 
 def test_matte_has_no_visible_edge():

@@ -197,6 +197,23 @@ def test_frames_range_is_the_same_frames_of_the_full_job_with_its_audio_and_matt
     assert min(stamps) >= 0 and 4 / NTSC - 0.05 < max(stamps) < 4 / NTSC + 0.03  # cut to the 4 frames' time
 
 
+def test_strength_mixes_the_faces_and_scales_the_matte_and_0_writes_the_input_back(full_run, two_faces, model_dir,
+                                                                                   tmp_path, capsys):
+    _, _, full_out, full_mask = full_run
+    (half, half_mask), (off, off_mask) = [(tmp_path / f"{s}.mkv", tmp_path / f"{s}_matte.mkv") for s in ("half", "off")]
+    for out, mask, strength in ((half, half_mask, "0.5"), (off, off_mask, "0")):
+        code, _ = restore(two_faces, out, model_dir, "--frames", "3-6", "--strength", strength, "--mask-out", str(mask),
+                          capsys=capsys)
+        assert code == 0
+    before, full = decoded(two_faces)[3:7].astype(np.int32), decoded(full_out)[3:7].astype(np.int32)
+    assert np.array_equal(decoded(off), before) and not decoded(off_mask).any()
+    matte = decoded(full_mask)[3:7].astype(np.int64)
+    assert np.abs(decoded(half_mask).astype(np.int64) - matte // 2).max() <= 1
+    core = matte[..., 0] == 65535
+    change = np.abs(decoded(half).astype(np.int32) - before)[core].mean() / np.abs(full - before)[core].mean()
+    assert 0.4 < change < 0.6
+
+
 def test_frames_range_carries_the_timecode_forward(model_dir, tmp_path, capsys):
     src, out = tmp_path / "tc.mov", tmp_path / "tc_out.mov"
     with MediaWriter(src, fps=25, width=W, height=H, codec="prores",

@@ -101,11 +101,21 @@ def test_repeated_and_overlapping_ranges_come_from_the_cache(setup, first_run):
         assert all(a[c].tobytes() == b[c].tobytes() for c in a)
 
 
-def test_a_changed_strength_reuses_the_analysis_and_changes_only_faces(setup, first_run):
+def test_a_changed_strength_runs_no_model_and_mixes_the_faces_with_the_plate(setup, first_run):
     client, source, model, root = setup
-    (root / "weak").mkdir()
-    weak = client.restore(source, (FIRST, LAST), str(root / "weak" / "r.####.exr"), settings(model, strength=0.0))
-    assert weak["analysis_cached"] and weak["computed"]["priors"] == 0 and weak["computed"]["windows"] > 0
+    for name, strength in (("off", 0.0), ("half", 0.5)):
+        (root / name).mkdir()
+        done = client.restore(source, (FIRST, LAST), str(root / name / "r.####.exr"), settings(model, strength=strength))
+        assert done["analysis_cached"] and done["computed"]["windows"] == 0  # the full-strength windows, cached
+    for n in range(FIRST, LAST + 1):
+        plate = read_channels(root / "plates" / f"plate.{n:04d}.exr")
+        off, half, full = out_frame(root, n, "off"), out_frame(root, n, "half"), out_frame(root, n)
+        assert all(off[c].tobytes() == plate[c].tobytes() for c in "RGBA")  # strength 0: the plate itself
+        assert not off[MATTE_CHANNEL].any()
+        assert np.allclose(half[MATTE_CHANNEL], full[MATTE_CHANNEL] / 2, atol=1e-4)
+        face = full[MATTE_CHANNEL] > 0.99
+        gain = np.abs(half["R"][face] - plate["R"][face]).mean() / np.abs(full["R"][face] - plate["R"][face]).mean()
+        assert 0.4 < gain < 0.6  # half of the restoration's change
 
 
 def test_stabilise_changes_only_faces_and_keeps_its_own_cache_entries(setup, first_run):

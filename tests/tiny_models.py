@@ -12,7 +12,7 @@ from dvface_plugin.model.dvface import DVFace
 
 def save_tiny(folder: Path, crop_size: int, *, window: int | None = None, overlap: int | None = None,
               perturb_astf: bool = False) -> Path:
-    """Save a seeded tiny-preset model; `perturb_astf` moves ASTF off its zero init so strength matters."""
+    """Save a seeded tiny-preset model; `perturb_astf` moves ASTF off its zero init so `prior_scale` matters."""
     torch.manual_seed(0)
     config = DVFaceConfig.preset("tiny")
     config.crop_size = crop_size  # the preset's 512 px crop costs seconds a window on two CPU cores

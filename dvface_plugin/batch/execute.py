@@ -17,6 +17,7 @@ import numpy as np
 
 from ..engine import FaceTrackSession, WindowCache
 from ..errors import DVFaceError, InputError
+from ..faces import apply_strength
 from ..media import MediaWriter, open_media
 from ..runtime.backends import open_restorer
 from .plan import Chunk
@@ -86,15 +87,14 @@ def render_chunk(restorer, source: str, n_frames: int, chunk: Chunk, piece: Path
             get_crops=lambda a, b: crops[a - chunk.read_start : b - chunk.read_start],
             window=options["window"],
             overlap=options["overlap"],
-            prior_scale=options["strength"],
             cache=WindowCache(0),  # one forward pass: nothing is asked twice
             ahead=restorer.streams,
         )
         piece.parent.mkdir(parents=True, exist_ok=True)
         with session, MediaWriter(piece, fps=piece_fps(src), width=size, height=size, bit_depth=src.source_bits,
                                   codec="ffv1") as writer:
-            for frame in session.iter_frames(chunk.start, chunk.stop):
-                writer.write(frame)
+            for n, frame in enumerate(session.iter_frames(chunk.start, chunk.stop), chunk.start):
+                writer.write(apply_strength(crops[n - chunk.read_start], frame, options["strength"]))
 
 
 def render_frames_chunk(restorer, source: str, tracks_file: Path, chunk: Chunk, piece: Path, options: dict) -> None:

@@ -54,7 +54,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--backend", default="auto", choices=BACKENDS)
     parser.add_argument("--window", type=int, default=None, help="window length in frames (default: the model's)")
     parser.add_argument("--overlap", type=int, default=None, help="frames shared by neighbouring windows")
-    parser.add_argument("--strength", type=float, default=1.0, help="prior_scale in [0, 1] (default 1)")
+    parser.add_argument("--strength", type=float, default=1.0,
+                        help="how much of the restoration to use, 0 to 1 (default 1): 0 leaves the input as it is; "
+                        "values between mix restored and original faces inside the face matte")
     parser.add_argument("--stabilise", type=int, default=None, metavar="N",
                         help="flow-guided temporal stabilisation: frames each side averaged with every restored "
                         "face (0 = off; default: the model's)")
@@ -98,12 +100,15 @@ def expand_inputs(specs: list[str]) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..faces import check_strength
+
     if min(args.workers, args.chunk_frames, args.threads_per_worker) < 1:
         raise InputError("--workers, --chunk-frames and --threads-per-worker must be at least 1")
     if args.stabilise is not None and args.stabilise < 0:
         raise InputError(f"--stabilise must be a whole number of frames >= 0 (0 = off), got {args.stabilise}")
     if args.min_face < 0:
         raise InputError(f"--min-face must be >= 0 px, got {args.min_face}")
+    check_strength(args.strength, "--strength")
     if args.aligned and (args.faces != "all" or args.min_face):
         raise InputError("--faces and --min-face choose faces in whole frames; an --aligned clip is one face")
     if args.aligned and args.report is not None:

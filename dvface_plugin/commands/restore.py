@@ -56,7 +56,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--window", type=int, default=None, help="window length in frames (default: the model's)")
     parser.add_argument("--overlap", type=int, default=None, help="frames shared by neighbouring windows")
-    parser.add_argument("--strength", type=float, default=1.0, help="prior_scale in [0, 1] (default 1)")
+    parser.add_argument(
+        "--strength", type=float, default=1.0,
+        help="how much of the restoration to use, 0 to 1: 0 leaves the input as it is, 1 (default) is the full "
+        "restoration, and values between mix the restored faces with the original ones inside the face matte",
+    )
     parser.add_argument(
         "--stabilise", type=int, default=None, metavar="N",
         help="average each restored face with N frames each side along the optical flow, against flicker "
@@ -133,6 +137,8 @@ def check_outputs(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..faces import apply_strength, check_strength
+
     check_outputs(args)
     if args.aligned and args.report is not None:
         raise InputError("--report needs whole frames: a clip of --aligned crops has no face tracks to report")
@@ -140,6 +146,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("--colorspace needs whole frames: --aligned crops are already in the model's display sRGB")
     if args.streams is not None and args.streams < 1:
         raise InputError(f"--streams must be at least 1, got {args.streams}")
+    check_strength(args.strength, "--strength")
     if not args.aligned:
         from ..wholeframe.command import run as run_whole_frames
 
@@ -174,7 +181,6 @@ def run(args: argparse.Namespace) -> int:
             n,
             window=window,
             overlap=args.overlap,
-            prior_scale=args.strength,
             # One forward pass computes each window once and holds the (at most two) windows a frame
             # needs itself; a cache would only keep windows that are never asked for again.
             cache=WindowCache(0),
@@ -197,8 +203,12 @@ def run(args: argparse.Namespace) -> int:
             if not args.quiet:
                 print(f"dvface restore: {stop - start} aligned crops, on {describe(restorer)}", file=sys.stderr)
                 bar = crops_bar(session.model_frames(start, stop))
+            # Below full strength each crop is mixed with its original, read by a second pass over IN.
+            originals = src.frames(start, stop) if args.strength < 1.0 else None
             try:
                 for frame in session.iter_frames(start, stop):
+                    if originals is not None:
+                        frame = apply_strength(next(originals), frame, args.strength)
                     writer.write(frame)
             finally:
                 if bar is not None:

@@ -7,7 +7,7 @@ Pure numpy/OpenCV/onnxruntime logic, shared by the VapourSynth and Nuke front en
 from .align import CROP_SIZE, alignment_matrix, ffhq_template, invert_affine, warp_to_crop
 from .analysis import TrackingSettings, analysis_settings, analyze, frames_digest
 from .detector import CenterFaceDetector, Detection, FaceDetector
-from .paste import face_mask, paste_faces
+from .paste import apply_strength, check_strength, face_mask, paste_faces
 from .selection import left_out_reasons, parse_faces, select_tracks
 from .smoothing import SmoothingSettings
 from .trackdata import FaceState, Track, Tracks
@@ -23,8 +23,10 @@ __all__ = [
     "TrackingSettings",
     "Tracks",
     "alignment_matrix",
+    "apply_strength",
     "analysis_settings",
     "analyze",
+    "check_strength",
     "face_mask",
     "ffhq_template",
     "frames_digest",

@@ -3,6 +3,9 @@
 Only pixels under a face matte are written; every other pixel of the frame is returned
 bit-identical, whatever the dtype (uint8, uint16 or float32), so a shot with a missed or rejected
 face is never altered outside the faces that were restored.
+
+`strength` is the artist's control over how much of the restoration is used: it scales the
+matte, so 0 gives back the plate untouched and values between mix restored and original faces.
 """
 
 from __future__ import annotations
@@ -104,12 +107,40 @@ def _to_frame(crop: np.ndarray, matrix: np.ndarray, roi: tuple[int, int, int, in
     return cv2.warpAffine(crop, m, (x1 - x0, y1 - y0), flags=flags, borderMode=border)
 
 
+def check_strength(strength: float, name: str = "strength") -> float:
+    """The strength as a float, refused (naming it as the caller's option `name`) unless in [0, 1]."""
+    value = float(strength)
+    if not 0.0 <= value <= 1.0:
+        raise InputError(f"{name} must be in [0, 1] (0 = the input unchanged, 1 = the full restoration), "
+                         f"got {strength}")
+    return value
+
+
+def _mix(original: np.ndarray, restored: np.ndarray, alpha: np.ndarray | float, dtype: np.dtype) -> np.ndarray:
+    """original + alpha * (restored - original), in float, returned in `dtype`."""
+    plate = to_float(original)
+    weight = alpha[..., None] if isinstance(alpha, np.ndarray) else alpha
+    return from_float(plate + weight * (to_float(restored) - plate), dtype)
+
+
+def apply_strength(original: np.ndarray, restored: np.ndarray, strength: float) -> np.ndarray:
+    """An aligned crop at `strength`: the restored crop mixed with the crop it was made from, as
+    `paste_faces` mixes a face into its plate (0 returns `original`, 1 `restored`, unchanged)."""
+    strength = check_strength(strength)
+    if strength == 1.0:
+        return restored
+    if strength == 0.0:
+        return original
+    return _mix(original, restored, strength, original.dtype)
+
+
 def paste_faces(
     frame: np.ndarray,
     faces: Sequence[tuple[np.ndarray, np.ndarray]],
     *,
     colour_match: bool = True,
     mask: np.ndarray | None = None,
+    strength: float = 1.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Composite restored crops into a copy of `frame`; returns (frame, matte).
 
@@ -117,12 +148,16 @@ def paste_faces(
         any supported integer dtype, and is aligned with the matrix that cut it (align.py).
     colour_match: match the plate's low-frequency colour (see `match_colour`).
     mask: crop-space matte to use instead of `face_mask` (e.g. from a face parser), values in [0, 1].
-    The returned matte (float32 HxW, 0..1) is the union of the face mattes; pixels where it is 0
-    are bit-identical to the input.
+    strength: how much of each restored face replaces the plate (scales its matte), in [0, 1].
+    The returned matte (float32 HxW, 0..1) is the union of the face mattes at that strength;
+    pixels where it is 0 are bit-identical to the input.
     """
     check_frame(frame)
+    strength = check_strength(strength)
     out = frame.copy()
     matte = np.zeros(frame.shape[:2], dtype=np.float32)
+    if strength == 0.0:
+        return out, matte
     for restored, matrix in faces:
         if restored.ndim != 3 or restored.shape[2] != 3 or restored.shape[0] != restored.shape[1]:
             raise InputError(f"restored face crops must be square SxSx3 images, got {restored.shape}")
@@ -138,13 +173,13 @@ def paste_faces(
             face = match_colour(face, to_float(warp_to_crop(frame, matrix, size)), crop_mask)
         alpha = _to_frame(crop_mask, matrix, roi, is_matte=True)
         np.clip(alpha, 0.0, 1.0, out=alpha)
+        alpha *= strength
         # Below one step of a 16-bit matte (and any visible change): "matte == 0" means untouched,
         # in the matte a host reads as much as in the pixels.
         alpha[alpha < 1 / 65535] = 0.0
         face_px = _to_frame(face, matrix, roi, is_matte=False)
         x0, y0, x1, y1 = roi
-        plate = to_float(out[y0:y1, x0:x1])
-        blended = from_float(plate + alpha[..., None] * (face_px - plate), frame.dtype)
+        blended = _mix(out[y0:y1, x0:x1], face_px, alpha, frame.dtype)
         touched = alpha > 0
         out[y0:y1, x0:x1][touched] = blended[touched]
         region = matte[y0:y1, x0:x1]

@@ -92,8 +92,6 @@ def run(args: argparse.Namespace) -> int:
 def _check_args(args: argparse.Namespace) -> None:
     from ..faces import parse_faces
 
-    if not 0.0 <= args.strength <= 1.0:
-        raise InputError(f"--strength must be in [0, 1], got {args.strength}")
     if args.min_face < 0:
         raise InputError(f"--min-face must be >= 0 px, got {args.min_face}")
     if args.force_tracks and args.tracks is None:

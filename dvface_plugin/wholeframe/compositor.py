@@ -79,7 +79,6 @@ class TrackRestore:
         *,
         crop_size: int,
         tracks_crop_size: int,
-        strength: float,
         window: int | None,
         overlap: int | None,
         frames_range: tuple[int, int] | None = None,
@@ -100,7 +99,6 @@ class TrackRestore:
             first_frame=track.first_frame,
             window=window,
             overlap=overlap,
-            prior_scale=strength,
             crop_size=crop_size,
             # Frames are asked for once, in order: the session's own two held windows are all it
             # needs, and a cache would keep windows nobody asks for again.
@@ -210,7 +208,7 @@ def restore_stream(
         TrackRestore(
             restorer, track, ahead, timer,
             crop_size=crop_size, tracks_crop_size=tracks.crop_size,
-            strength=strength, window=window, overlap=overlap,
+            window=window, overlap=overlap,
             frames_range=(max(start, track.first_frame), min(stop, track.last_frame + 1)),
             on_window=lambda frames: bar.update(frames) if bar is not None else None,
         )
@@ -234,7 +232,7 @@ def restore_stream(
             matte = None
             if faces:
                 with timer.stage("paste"):
-                    frame, matte = paste_faces(frame, faces)
+                    frame, matte = paste_faces(frame, faces, strength=strength)
             with timer.stage("encode"):
                 writer.write(frame, matte)
                 if mask_writer is not None:

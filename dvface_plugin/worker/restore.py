@@ -44,7 +44,7 @@ class RestoreSettings:
     model: str = ""  # model folder or bundled name; "" = the bundled default
     device: str = "auto"
     precision: str = "auto"
-    strength: float = 1.0  # the engine's prior_scale
+    strength: float = 1.0  # how much of the restoration is pasted (scales the face matte)
     faces: str = "all"  # all | largest | center | "1,3"
     disabled: tuple[int, ...] = ()  # track ids switched off in the host's track list
     min_face: float = 0.0
@@ -75,6 +75,10 @@ class RestoreSettings:
                     values[key] = int(values[key])
         except (TypeError, ValueError) as exc:
             raise InputError(f"bad restore settings: {exc}") from None
+        if "strength" in values:
+            from ..faces import check_strength
+
+            check_strength(values["strength"])
         if values.get("stabilise") is not None and values["stabilise"] < 0:
             raise InputError(f"stabilise must be a whole number of frames >= 0 (0 = off) or null (the model's), "
                              f"got {values['stabilise']}")
@@ -244,7 +248,7 @@ class RangeRestorer:
             session = FaceTrackSession(
                 restorer,
                 get_crop, len(track.faces), first_frame=track.first_frame, window=settings.window,
-                overlap=settings.overlap, prior_scale=settings.strength, crop_size=crop, cache=self.cache,
+                overlap=settings.overlap, crop_size=crop, cache=self.cache,
                 ahead=restorer.streams,  # every model copy busy; windows of frames the cache holds are skipped
             )
             sessions.append(session)
@@ -333,7 +337,7 @@ class RangeRestorer:
             height, width = plate.rgb.shape[:2]
             display = plates.display(n, plate) if faces or shot is not None else None
             if faces:
-                display_out, matte = paste_faces(display, faces, colour_match=s.colour_match)
+                display_out, matte = paste_faces(display, faces, colour_match=s.colour_match, strength=s.strength)
                 rgb = from_display(plate.rgb, plate.alpha, display, display_out, matte, s.colour)
             else:
                 display_out, rgb, matte = display, plate.rgb, np.zeros((height, width), np.float32)

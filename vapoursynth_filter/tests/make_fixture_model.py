@@ -5,7 +5,7 @@
 Writes OUT_FOLDER/config.json + dvface.safetensors (the model folder) and OUT_FOLDER/onnx/ (its
 export, the layout `ensure_onnx` finds without torch). The tiny preset at a 64 px crop and 5-frame
 windows keeps a window at a fraction of a second on two CPU cores. ASTF starts at zero, which
-would make `strength` a no-op, so the fusion weights are moved off zero as in the backend's tests.
+would leave the priors out of the output, so the fusion weights are moved off zero as in the backend's tests.
 """
 
 from __future__ import annotations

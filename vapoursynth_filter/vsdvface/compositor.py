@@ -4,8 +4,8 @@ Pure numpy logic between the engine and the VapourSynth glue: the host hands in 
 request (the frame itself and its neighbours, which the core prefetched) and gets the restored
 region of the frame back. Each selected track has one `FaceTrackSession` on its own window grid,
 all sharing one `WindowCache`, so frame n is the same whatever order or thread it is asked from
-in, and a window once computed (or its latent, after a strength change) is reused by every later
-request. The sessions read crops from the frames of the request being served: the frames are
+in, and a window once computed is reused by every later request (at any strength: the strength
+scales the matte it is pasted with). The sessions read crops from the frames of the request being served: the frames are
 kept per thread, and a thread that computes a window for its request holds every frame of it.
 
 Only the region around each face is read and written: the square a face's crop covers in the
@@ -86,6 +86,7 @@ class ClipCompositor:
         prefetch: int = 0,
     ) -> None:
         self.tracks = tracks
+        self.strength = strength  # scales the matte: restored windows are cached at full strength
         self.crop_size = restorer.config.crop_size
         scale = self.crop_size / tracks.crop_size  # stored affines map to the analysis' crop size
         self._matrices = {t.id: [np.asarray(f.affine, np.float64) * scale for f in t.faces] for t in tracks}
@@ -99,7 +100,6 @@ class ClipCompositor:
                 first_frame=t.first_frame,
                 window=window,
                 overlap=overlap,
-                prior_scale=strength,
                 crop_size=self.crop_size,
                 cache=cache,
                 prefetch=prefetch,
@@ -121,7 +121,7 @@ class ClipCompositor:
         """Frames [lo, hi) a request for frame n reads (n alone when it has no face): its windows', and
         those of the windows after them that are still to be prefetched."""
         lo, hi = n, n + 1
-        for tid, _ in self.faces_at(n):
+        for tid, _ in self.faces_at(n) if self.strength > 0.0 else ():  # strength 0 restores nothing
             session = self.sessions[tid]
             a, b = session.input_span(n, n + 1)
             ahead = session.prefetch_span(n)
@@ -146,7 +146,7 @@ class ClipCompositor:
         """
         faces = self.faces_at(n)
         box = self.box(n)
-        if box is None:
+        if box is None or self.strength == 0.0:  # strength 0 pastes nothing: no model to run
             return None
         self._local.frames = frames
         try:
@@ -157,7 +157,7 @@ class ClipCompositor:
             restored = [(self.sessions[tid].frame(n), _shifted(self.matrix(tid, n), box)) for tid, _ in faces]
         finally:
             self._local.frames = None
-        pixels, matte = paste_faces(frames.region(n, box), restored)
+        pixels, matte = paste_faces(frames.region(n, box), restored, strength=self.strength)
         return Patch(box, pixels, matte)
 
     def matte(self, n: int) -> tuple[Box, np.ndarray] | None:
@@ -169,7 +169,7 @@ class ClipCompositor:
         blank = np.zeros((y1 - y0, x1 - x0, 3), np.uint8)  # only the matte is used: the smallest plate
         crop = np.zeros((self.crop_size, self.crop_size, 3), np.uint8)
         faces = [(crop, _shifted(self.matrix(tid, n), box)) for tid, _ in self.faces_at(n)]
-        return box, paste_faces(blank, faces, colour_match=False)[1]
+        return box, paste_faces(blank, faces, colour_match=False, strength=self.strength)[1]
 
     def _face_box(self, matrix: np.ndarray) -> Box:
         size = self.crop_size

@@ -99,8 +99,9 @@ def restore(
         `cache_mb=0`. The next `num_streams`
         windows of each face are prefetched into the window cache while a frame's own restores, so
         every stream stays busy.
-    :param strength: 0..1, how much of the learned face prior to inject (the model's `prior_scale`);
-        changing it re-runs only the backbone on cached latents.
+    :param strength: 0..1, how much of the restoration to use: 0 leaves the clip as it is, 1 is the
+        full restoration, and values between mix restored and original faces inside the face matte
+        (and scales the `mask` clip); changing it re-runs no model: cached windows are pasted again.
     :param faces: "all", "largest", "center", or track ids such as "1,3" (ids as in `DVFaceIds`).
     :param min_face: tracks whose median face size (longer box side, pixels) is smaller are left alone.
     :param window: frames per restoration window (4k+1, at most the export's length; default it).
