@@ -4,9 +4,10 @@ Pure numpy logic between the engine and the VapourSynth glue: the host hands in 
 request (the frame itself and its neighbours, which the core prefetched) and gets the restored
 region of the frame back. Each selected track has one `FaceTrackSession` on its own window grid,
 all sharing one `WindowCache`, so frame n is the same whatever order or thread it is asked from
-in, and a window once computed is reused by every later request (at any strength: the strength
-scales the matte it is pasted with). The sessions read crops from the frames of the request being served: the frames are
-kept per thread, and a thread that computes a window for its request holds every frame of it.
+in, and a window once computed is reused by every later request, at any strength (which only
+scales the matte it is pasted with). The sessions read crops from the frames of the request being
+served: the frames are kept per thread, and a thread that computes a window for its request holds
+every frame of it.
 
 Only the region around each face is read and written: the square a face's crop covers in the
 frame, widened by the anti-alias blur's reach and clipped to the frame. Which region that is
@@ -121,7 +122,7 @@ class ClipCompositor:
         """Frames [lo, hi) a request for frame n reads (n alone when it has no face): its windows', and
         those of the windows after them that are still to be prefetched."""
         lo, hi = n, n + 1
-        for tid, _ in self.faces_at(n) if self.strength > 0.0 else ():  # strength 0 restores nothing
+        for tid, _ in self.faces_at(n):
             session = self.sessions[tid]
             a, b = session.input_span(n, n + 1)
             ahead = session.prefetch_span(n)
@@ -146,7 +147,7 @@ class ClipCompositor:
         """
         faces = self.faces_at(n)
         box = self.box(n)
-        if box is None or self.strength == 0.0:  # strength 0 pastes nothing: no model to run
+        if box is None:
             return None
         self._local.frames = frames
         try:
