@@ -38,6 +38,7 @@ from dvface_plugin.training.plan import load_plan, run_plan
 from dvface_plugin.training.quantize import DeadCodeReviver, quantise, usage_loss
 from dvface_plugin.training.restoration_cache import RestorationCache
 from dvface_plugin.training.stages import STAGES
+from dvface_plugin.training import plan as plan_module
 from dvface_plugin.training import trainer as trainer_module
 from dvface_plugin.training.trainer import TrainConfig, Trainer, cpu_has_bf16
 
@@ -465,9 +466,10 @@ def test_bundled_recipe_files_load_and_chain_stage_to_stage():
     for name, recipe in recipes.items():
         assert recipe.init in ("tiny", "base") or recipe.init in outputs or recipe.init.startswith("models/"), name
         assert recipe.frames % 4 == 1 and "benchmark" not in " ".join(recipe.data), name
-    for plan in plans:  # a plan's stages are recipes, in the order they chain: all of them, or the last few
-        stages = [TrainConfig.load(s["config"]) for s in load_plan(plan)]
-        assert [s.stage for s in stages] == list(STAGES)[-len(stages):], plan
+    for plan in plans:  # a plan's stages are recipes, in the order they chain: a run of consecutive stages
+        stages = [TrainConfig.load(s["config"], **s.get("set", {})) for s in load_plan(plan)]
+        first = STAGES.index(stages[0].stage)
+        assert [s.stage for s in stages] == list(STAGES)[first : first + len(stages)], plan
         assert all(str(Path(a.out) / "model") == b.init for a, b in zip(stages, stages[1:])), plan
 
 
@@ -544,6 +546,31 @@ def test_a_run_whose_set_up_used_its_whole_budget_still_takes_one_step(data_dir,
     assert trainer.train()["step"] == 1
     records = [json.loads(line) for line in (tmp_path / "t" / "log.jsonl").read_text().splitlines()]
     assert any("total" in r for r in records)
+
+
+def test_a_plan_stage_sets_fields_of_its_config_and_merges_loss_weights(tmp_path, monkeypatch):
+    (tmp_path / "restore.json").write_text(json.dumps(
+        {"stage": "restore", "data": ["d"], "lr": 1e-4, "loss_weights": {"temp": 1.0, "adv": 0.05, "stripes": 1.0}}))
+    stage = {"config": "restore.json", "share": 1.0, "set": {"loss_weights": {"adv": 0.15}, "lr": 5e-5}}
+    (tmp_path / "plan.json").write_text(json.dumps({"stages": [stage]}))
+    seen = []
+
+    class Recorder:  # stands in for the trainer: what config would it have trained?
+        def __init__(self, cfg):
+            seen.append(cfg)
+            self.cfg = cfg
+
+        def train(self):
+            Path(self.cfg.out).mkdir(parents=True)
+            (Path(self.cfg.out) / "log.jsonl").write_text('{"total": 1.0}\n')
+            return {"step": 0}
+
+    monkeypatch.setattr(plan_module, "Trainer", Recorder)
+    run_plan(tmp_path / "plan.json", 1.0, ["d"], tmp_path / "run", log=lambda m: None)
+    assert seen[0].loss_weights == {"temp": 1.0, "adv": 0.15, "stripes": 1.0} and seen[0].lr == 5e-5
+    (tmp_path / "plan.json").write_text(json.dumps({"stages": [stage | {"set": [0.15]}]}))
+    with pytest.raises(InputError, match="set"):
+        load_plan(tmp_path / "plan.json")
 
 
 def write_plan(data_dir: Path, folder: Path) -> Path:

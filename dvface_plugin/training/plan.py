@@ -4,7 +4,9 @@ A plan (models/train/base.json) lists stage configs with a share of the budget e
 in order, each starting from the model the one before wrote; a stage that ends early passes its
 unspent time to the ones after it. With `--init FOLDER` (weights an earlier run returned) the
 stages marked `"resume": false` (the VAE: retraining it would move the latent space the later
-stages learned) are skipped and the rest continue from that folder.
+stages learned) are skipped and the rest continue from that folder. A stage's `"set"` changes its
+config's fields for this plan only (`{"loss_weights": {"adv": 0.15}}` changes that one weight), so
+two plans can differ in one setting without a second copy of the config.
 """
 
 from __future__ import annotations
@@ -23,8 +25,9 @@ def load_plan(path: str | Path) -> list[dict[str, Any]]:
     if not path.is_file():
         raise InputError(f"training plan {path} not found")
     stages = json.loads(path.read_text()).get("stages")
-    if not stages or not all(isinstance(s, dict) and "config" in s and s.get("share", 0) > 0 for s in stages):
-        raise InputError(f"{path}: expected {{\"stages\": [{{\"config\": FILE, \"share\": > 0}}, ...]}}")
+    if not stages or not all(isinstance(s, dict) and "config" in s and s.get("share", 0) > 0
+                             and isinstance(s.get("set", {}), dict) for s in stages):
+        raise InputError(f"{path}: expected {{\"stages\": [{{\"config\": FILE, \"share\": > 0, \"set\": {{...}} (optional)}}, ...]}}")
     return [s | {"config": str(path.parent / s["config"])} for s in stages]
 
 
@@ -56,7 +59,8 @@ def run_plan(
             fields["init"] = previous
         if init is not None:
             fields["zero_velocity_init"] = False  # a resumed DiT keeps its trained output head
-        config = TrainConfig.load(stage["config"], **((overrides or {}) | fields))
+        # the plan's own settings first, then the caller's (a smoke run stays small), then the chain's
+        config = TrainConfig.load(stage["config"], **(stage.get("set", {}) | (overrides or {}) | fields))
         start = time.time()
         summary = Trainer(config).train()
         records = [json.loads(line) for line in (Path(config.out) / "log.jsonl").read_text().splitlines()]

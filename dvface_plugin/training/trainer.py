@@ -82,7 +82,10 @@ class TrainConfig:
         path = Path(path)
         if not path.is_file():
             raise InputError(f"training config {path} not found")
-        data = json.loads(path.read_text()) | {k: v for k, v in overrides.items() if v is not None}
+        data = json.loads(path.read_text())
+        for key, value in overrides.items():  # a dict merges into the file's dict (one loss weight, not all)
+            if value is not None:
+                data[key] = data[key] | value if isinstance(value, dict) and isinstance(data.get(key), dict) else value
         unknown = sorted(set(data) - {f.name for f in dataclasses.fields(cls)})
         if unknown:
             raise InputError(f"{path}: unknown training options {unknown}")
