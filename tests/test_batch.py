@@ -324,3 +324,13 @@ def test_batch_refuses_a_variable_frame_rate_input_before_any_work(clips, model_
     err = capsys.readouterr().err
     assert "vfr.mp4 has variable frame timing" in err and "--allow-retime" in err
     assert not list((tmp_path / "out").glob("*.mkv"))  # not even the constant-rate clip was restored
+
+
+def test_batch_refuses_an_interlaced_input_before_any_work(clips, model_dir, tmp_path, capsys):
+    from test_engine_cli import interlaced_clip
+
+    tape = interlaced_clip(tmp_path / "tape.mp4")
+    assert main(batch_args([clips[0], tape], model_dir, tmp_path / "out")) == 2
+    err = capsys.readouterr().err
+    assert "tape.mp4 is interlaced" in err and "--allow-interlaced" in err
+    assert not list((tmp_path / "out").glob("*.mkv"))

@@ -223,6 +223,41 @@ def test_variable_frame_rate_is_refused_not_retimed_unless_allowed(tmp_path, mod
     assert main([*argv, "--allow-retime"]) == 0 and open_media(out).frame_count == 12
 
 
+def interlaced_clip(path, n=9):
+    """An H.264 clip coded as interlaced, top field first (as from broadcast tape)."""
+    import av
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=25, options={"flags": "+ildct+ilme", "x264-params": "tff=1"})
+        stream.width = stream.height = CROP
+        stream.pix_fmt = "yuv420p"
+        for i in range(n):
+            woven = np.full((CROP, CROP, 3), 10 * i, np.uint8)
+            woven[1::2] += 5  # the second field, shot later
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(woven, format="rgb24")))
+        container.mux(stream.encode())
+    return path
+
+
+def test_interlaced_video_is_refused_unless_allowed_and_then_keeps_its_field_order(tmp_path, model_dir, capsys):
+    src = interlaced_clip(tmp_path / "tape.mp4")
+    assert open_media(src).metadata["interlaced"] == "top field first"
+    progressive = tmp_path / "prog.mkv"
+    write_clip(progressive, np.zeros((3, CROP, CROP, 3), np.uint8), 8)
+    assert "interlaced" not in open_media(progressive).metadata
+    out = tmp_path / "out.mkv"
+    for mode in (["--aligned"], []):  # aligned crops and whole frames, both before any work
+        assert main(["restore", *mode, str(src), "-o", str(out), "--model", str(model_dir), "--quiet"]) == 2
+        err = capsys.readouterr().err
+        assert "tape.mp4 is interlaced (top field first)" in err and "deinterlace" in err
+        assert "--allow-interlaced" in err and err.count("\n") == 1
+        assert not out.exists()
+    argv = ["restore", "--aligned", str(src), "-o", str(out), "--model", str(model_dir), "--quiet", "--allow-interlaced"]
+    assert main(argv) == 0
+    restored = open_media(out)
+    assert restored.frame_count == 9 and restored.metadata["interlaced"] == "top field first"  # the tag is kept
+
+
 def test_frames_range_equals_the_same_frames_of_a_whole_run_on_sequence_numbers(tmp_path, model_dir, capsys):
     """--frames names an image sequence's frames by its file numbers; the preview is the final render's."""
     clip = np.random.default_rng(5).integers(0, 256, (23, CROP, CROP, 3), dtype=np.uint8)

@@ -64,6 +64,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--allow-bit-depth-loss", action="store_true", help="allow an output with fewer bits than IN")
     parser.add_argument("--allow-retime", action="store_true",
                         help="write variable-frame-rate inputs at their average rate (refused without this)")
+    parser.add_argument("--allow-interlaced", action="store_true",
+                        help="restore interlaced inputs frame by frame, as `dvface restore --allow-interlaced` does "
+                        "(refused without this)")
     parser.add_argument("--report", type=Path, default=None, metavar="DIR",
                         help="whole frames: also write a QC page per file to DIR/<stem>/index.html (see `dvface report`)")
     platecolour.add_arguments(parser)
@@ -119,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
     from ..batch.plan import plan_chunks
     from ..batch.scheduler import tracks_path
     from ..engine import WindowGrid
-    from ..media import check_constant_rate, open_media
+    from ..media import check_constant_rate, check_progressive, open_media
     from ..model.config import DVFaceConfig
     from ..model.folders import resolve_model_folder
 
@@ -157,6 +160,7 @@ def run(args: argparse.Namespace) -> int:
             if n < 1:
                 raise InputError(f"{src} has no frames")
             check_constant_rate(media.metadata, Path(src).name, args.allow_retime)  # before any work
+            check_progressive(media.metadata, Path(src).name, args.allow_interlaced)
             if args.aligned and (media.width, media.height) != (cfg.crop_size, cfg.crop_size):
                 raise InputError(f"{src} is {media.width}x{media.height}; --aligned needs "
                                  f"{cfg.crop_size}x{cfg.crop_size} aligned face crops for this model")

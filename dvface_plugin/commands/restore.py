@@ -77,6 +77,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--allow-retime", action="store_true",
         help="write a variable-frame-rate IN to a video at its average rate (refused without this: frames would be retimed)",
     )
+    parser.add_argument(
+        "--allow-interlaced", action="store_true",
+        help="restore an interlaced IN frame by frame, each frame's two fields as one picture: right for "
+        "progressive pictures stored as interlaced (PsF, film); interlaced video is refused without this, "
+        "deinterlace it first",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     # Whole-frame restoration (no --aligned): its own options, defined in wholeframe.command.
     from ..wholeframe.command import add_arguments
@@ -152,7 +158,7 @@ def run(args: argparse.Namespace) -> int:
 
         return run_whole_frames(args)
     from ..engine import FaceTrackSession, WindowCache
-    from ..media import MediaWriter, open_media, parse_frame_range
+    from ..media import MediaWriter, check_progressive, open_media, parse_frame_range
     from ..runtime.backends import describe, open_restorer
     from ..wholeframe.command import crops_bar
 
@@ -170,6 +176,7 @@ def run(args: argparse.Namespace) -> int:
             )
         if n < 1:
             raise InputError(f"{args.input} has no frames")
+        check_progressive(src.metadata, args.input, args.allow_interlaced)
         trim = None if args.frames is None else parse_frame_range(args.frames, n, src.metadata.get("first_frame", 0))
         start, stop = trim or (0, n)
         window = restorer.config.window if args.window is None else args.window

@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from abc import ABC, abstractmethod
 from functools import cached_property
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from fractions import Fraction
 from pathlib import Path
 
@@ -34,6 +34,8 @@ SITING_FRAMES = 24  # frames from the start tried for one whose chroma tells the
 _SEEK_DISTANCE = 12
 # FFmpeg colour enum fields of a frame, with the value that means "unspecified".
 _COLOR_UNSET = {"colorspace": 2, "color_range": 0, "color_primaries": 2, "color_trc": 2}
+# FFmpeg's AVFieldOrder for interlaced streams -> which field is shown first.
+_FIELD_FIRST = {2: "top field first", 3: "bottom field first", 4: "bottom field first", 5: "top field first"}
 _MUXER_TAGS = {"major_brand", "minor_version", "compatible_brands", "encoder", "duration",
                "handler_name", "vendor_id", "language", "timecode"}
 
@@ -124,6 +126,7 @@ class VideoSource(MediaSource):
             # Container colour tags, read before decoding: decoders overwrite them with the
             # bitstream's (often unspecified) values.
             container_color = {key: getattr(stream.codec_context, key) for key in _COLOR_UNSET}
+            field_order = stream.codec_context.field_order
             first = next(self._decoded(container, stream), None)
             if first is None:
                 raise InputError(f"{path.name} holds no decodable video frames; re-export the clip.")
@@ -140,6 +143,11 @@ class VideoSource(MediaSource):
             self.metadata = self._collect_metadata(container, stream, first)
             if variable:
                 self.metadata["variable_frame_rate"] = True
+            field_order = field_order or stream.codec_context.field_order  # some demuxers learn it by decoding
+            if field_order in _FIELD_FIRST or first.interlaced_frame:
+                self.metadata["interlaced"] = _FIELD_FIRST.get(field_order, "interlaced")
+                if field_order in _FIELD_FIRST:
+                    self.metadata["field_order"] = field_order  # the tag a writer keeps
             self.metadata["color"] = {
                 key: container_color[key] if getattr(first, key) == unset else getattr(first, key)
                 for key, unset in _COLOR_UNSET.items()}
@@ -318,6 +326,16 @@ def _frame_rate(stream: av.VideoStream, path: Path) -> tuple[Fraction, bool]:
     if not rate:
         raise InputError(f"{path.name} has no frame rate; remux it with a rate set.")
     return Fraction(rate), False
+
+
+def check_progressive(metadata: Mapping, source: str, allow_interlaced: bool = False) -> None:
+    """Refuse to restore an interlaced source (`metadata` of its MediaSource): the model would take
+    each frame's two fields, shot 1/50 or 1/60 s apart, as one picture and blend them on every moving face."""
+    if metadata.get("interlaced") and not allow_interlaced:
+        raise InputError(f"{source} is interlaced ({metadata['interlaced']}): restoring its frames as pictures "
+                         "would blend the two fields of every moving face; deinterlace it first (ffmpeg -i IN "
+                         "-vf bwdif=mode=send_field OUT, or QTGMC), or pass --allow-interlaced if its pictures "
+                         "are progressive (PsF, film)")
 
 
 class ImageSource(MediaSource):

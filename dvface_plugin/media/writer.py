@@ -91,7 +91,7 @@ class MediaWriter:
     `bit_depth` is the number of significant bits of the frames (8, 10, 12, 16, or 32 for
     float); lossy depth reductions raise unless `allow_bit_depth_loss` is set. Float frames
     written to integer outputs are taken as [0, 1] and clipped. `metadata` may be a source's
-    `metadata`: its `timecode`, `tags`, `color` and `first_frame` are carried over.
+    `metadata`: its `timecode`, `tags`, `color`, `field_order` and `first_frame` are carried over.
     A variable-frame-rate source's metadata is refused for a video file unless `allow_retime`.
     `start_number` overrides the first frame number of a sequence (default: the metadata's
     `first_frame`, else 1). `audio_from` copies every audio stream of that file untouched.
@@ -213,6 +213,8 @@ class MediaWriter:
         else:
             self._matrix = "ITU709"
             ctx.colorspace = _AVCOL_SPC_RGB
+        if self._metadata.get("field_order"):  # an interlaced source's tag (MKV and MOV keep it; H.264/5 do not)
+            ctx.field_order = int(self._metadata["field_order"])
         if spec.encoder == "libx265" and spec.path.suffix.lower() in (".mp4", ".mov"):
             stream.codec_tag = "hvc1"  # Apple players only accept the hvc1 tag
         self._video = stream

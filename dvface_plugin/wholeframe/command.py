@@ -148,7 +148,7 @@ class _WritingBar:
 def restore_whole_frames(args: argparse.Namespace) -> dict[str, Any]:
     """Run the job the parsed `restore` arguments describe; returns the summary `--json` prints."""
     from ..faces import select_tracks
-    from ..media import MediaWriter, open_media, parse_frame_range
+    from ..media import MediaWriter, check_progressive, open_media, parse_frame_range
     from ..runtime.backends import describe, open_restorer
     from .compositor import read_span, restore_stream
     from .platecolour import PlateRoundTrip
@@ -163,6 +163,7 @@ def restore_whole_frames(args: argparse.Namespace) -> dict[str, Any]:
         n_frames = src.frame_count
         if n_frames < 1:
             raise InputError(f"{args.input} has no frames")
+        check_progressive(src.metadata, args.input, args.allow_interlaced)
         trim = (None if args.frames is None
                 else parse_frame_range(args.frames, n_frames, src.metadata.get("first_frame", 0)))
         start, stop = trim or (0, n_frames)

@@ -200,6 +200,15 @@ def test_unsupported_clips(model_dir, make, match):
         vsdvface.restore(make(), model=str(model_dir))
 
 
+def test_interlaced_clips_are_refused_until_marked_progressive(model_dir):
+    woven = core.std.SetFieldBased(clip_in(vs.RGB24), 2)
+    with pytest.raises(vs.Error, match=r"^restore: clip is interlaced \(_FieldBased=2, top field first\).*QTGMC"):
+        vsdvface.restore(woven, model=str(model_dir))
+    marked = vsdvface.restore(core.std.SetFieldBased(woven, 0), model=str(model_dir))
+    ref = vsdvface.restore(clip_in(vs.RGB24), model=str(model_dir))
+    assert same(planes(marked.get_frame(2)), planes(ref.get_frame(2)))
+
+
 @pytest.mark.parametrize(
     "kwargs",
     [

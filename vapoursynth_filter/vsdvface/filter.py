@@ -124,6 +124,7 @@ def restore(
         backend=backend, device_index=device_index, num_streams=num_streams, strength=strength, faces=faces,
         min_face=min_face, window=window, overlap=overlap, stabilise=stabilise, cache_mb=cache_mb, mask=mask,
     )
+    _check_progressive(clip)
     direct = fmt.color_family == vs.RGB and (
         (fmt.sample_type == vs.INTEGER and fmt.bits_per_sample in (8, 16))
         or (fmt.sample_type == vs.FLOAT and fmt.bits_per_sample in (16, 32))
@@ -237,6 +238,18 @@ def _check_options(**o: object) -> None:
         raise _error(f"cache_mb={o['cache_mb']!r}: must be an integer number of MiB >= 0")
     if not isinstance(o["mask"], (bool, np.bool_)) and o["mask"] not in (0, 1):
         raise _error(f"mask={o['mask']!r}: must be True or False")
+
+
+def _check_progressive(clip: vs.VideoNode) -> None:
+    """Woven fields, shot a field period apart, would be blended on every moving face."""
+    field_based = int(clip.get_frame(0).props.get("_FieldBased", 0))
+    if field_based in (1, 2):
+        order = "top" if field_based == 2 else "bottom"
+        raise _error(
+            f"clip is interlaced (_FieldBased={field_based}, {order} field first): restoring its frames as "
+            "pictures would blend the two fields of every moving face; deinterlace it first (e.g. QTGMC), or "
+            "if its pictures are progressive (PsF, film) say so with std.SetFieldBased(clip, 0)"
+        )
 
 
 class _Colour:
