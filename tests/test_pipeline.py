@@ -681,3 +681,43 @@ def test_bench_pipeline_reports_every_stage(capsys):
     assert all(seconds[k] > 0 for k in ("decode", "detect", "model", "encode"))
     ratio = (sum(seconds.values()) - seconds["model"]) / seconds["model"]
     assert result["non_model_over_model"] == pytest.approx(ratio, rel=1e-2, abs=1e-3)
+
+
+def interlaced_clip(path: Path, n: int) -> Path:
+    """Tape-like H.264, coded interlaced and top field first: frame k weaves moments 2k and 2k + 1."""
+    moments = list(synthetic_frames(2 * n, W, H, faces=1, face_px=FACE_PX))
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=25, options={"flags": "+ildct+ilme", "x264-params": "tff=1"})
+        stream.width, stream.height, stream.pix_fmt = W, H, "yuv420p"
+        for k in range(n):
+            woven = moments[2 * k].copy()
+            woven[1::2] = moments[2 * k + 1][1::2]
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(woven, format="rgb24")))
+        container.mux(stream.encode(None))
+    return path
+
+
+def test_interlaced_video_is_restored_field_by_field_and_stays_interlaced(model_dir, tmp_path, capsys):
+    src = interlaced_clip(tmp_path / "tape.mp4", 6)
+    out, mask = tmp_path / "out.mkv", tmp_path / "matte.mkv"
+    code, summary = restore(src, out, model_dir, "--mask-out", str(mask), capsys=capsys)
+    assert code == 0 and summary["frames"] == 6 and summary["interlaced"] == "top field first"
+    assert len(summary["faces_per_frame"]) == 12 and all(summary["faces_per_frame"])  # one face per field
+    restored = open_media(out)
+    assert restored.frame_count == 6 and restored.metadata["interlaced"] == "top field first"
+    before, after, matte = planes(src), planes(out), decoded(mask)[..., 0] > 0
+    for n in range(6):
+        assert np.array_equal(before[n][0][~matte[n]], after[n][0][~matte[n]]), n  # the plate's own samples
+        for field in (0, 1):  # both fields' faces were restored
+            rows = matte[n][field::2]
+            assert not np.array_equal(before[n][0][field::2][rows], after[n][0][field::2][rows]), (n, field)
+    tracks = tmp_path / "tracks.json"  # `dvface track` tracks the fields too, so its file and ids fit
+    assert main(["track", str(src), "-o", str(tracks), "--quiet"]) == 0 and Tracks.load(tracks).frame_count == 12
+    capsys.readouterr()
+    code, again = restore(src, tmp_path / "again.mkv", model_dir, "--tracks", str(tracks), capsys=capsys)
+    assert code == 0 and again["tracks_source"] != summary["tracks_source"]
+    assert np.array_equal(decoded(tmp_path / "again.mkv"), decoded(out))
+    code = main(["restore", str(src), "-o", str(tmp_path / "r.mkv"), "--model", str(model_dir), "--quiet",
+                 "--report", str(tmp_path / "qc")])
+    assert code == 2 and "restored field by field, which --report does not support yet" in capsys.readouterr().err
+    assert not (tmp_path / "r.mkv").exists()

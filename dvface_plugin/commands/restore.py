@@ -80,8 +80,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--allow-interlaced", action="store_true",
         help="restore an interlaced IN frame by frame, each frame's two fields as one picture: right for "
-        "progressive pictures stored as interlaced (PsF, film); interlaced video is refused without this, "
-        "deinterlace it first",
+        "progressive pictures stored as interlaced (PsF, film). Without it interlaced video is restored field "
+        "by field and woven back (whole frames; --aligned and an unknown field order are refused)",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     # Whole-frame restoration (no --aligned): its own options, defined in wholeframe.command.

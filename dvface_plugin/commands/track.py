@@ -48,6 +48,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..faces import CROP_SIZE
     from ..media import open_media
+    from ..wholeframe.fields import FieldSource, first_field
     from ..wholeframe.stages import StageTimer
     from ..wholeframe.tracksource import default_cache_dir, obtain_tracks
 
@@ -64,7 +65,9 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--crop-size must be at least 16 px, got {crop_size}")
     timer = StageTimer()
     with open_media(args.input) as plates:
-        src = platecolour.viewed(plates, colour)  # faces are found, and previews shown, as the model sees them
+        first = first_field(plates.metadata)  # interlaced: tracked over its fields, as `dvface restore` does
+        pictures = plates if first is None else FieldSource(plates, first)
+        src = platecolour.viewed(pictures, colour)  # faces are found, and previews shown, as the model sees them
         total = src.frame_count
 
         def progress(frames, desc):

@@ -104,6 +104,14 @@ def _check_args(args: argparse.Namespace) -> None:
         raise InputError(f"{args.report} already holds a report; pass --overwrite (-y) to replace it")
 
 
+def _check_field_options(args: argparse.Namespace) -> None:
+    """Options an interlaced IN, restored field by field, does not take yet."""
+    for flag, value in (("--report", args.report), ("--colorspace", args.colorspace), ("--ocio", args.ocio)):
+        if value is not None:
+            raise InputError(f"{args.input} is interlaced and is restored field by field, which {flag} does not "
+                             f"support yet; leave {flag} out, or deinterlace IN first")
+
+
 def _warn(message: str) -> None:
     print(f"dvface restore: warning: {message}", file=sys.stderr)
 
@@ -151,6 +159,7 @@ def restore_whole_frames(args: argparse.Namespace) -> dict[str, Any]:
     from ..media import MediaWriter, check_progressive, open_media, parse_frame_range
     from ..runtime.backends import describe, open_restorer
     from .compositor import read_span, restore_stream
+    from .fields import FieldSource, FieldWeaver, first_field
     from .platecolour import PlateRoundTrip
     from .tracksource import default_cache_dir, obtain_tracks
 
@@ -163,7 +172,12 @@ def restore_whole_frames(args: argparse.Namespace) -> dict[str, Any]:
         n_frames = src.frame_count
         if n_frames < 1:
             raise InputError(f"{args.input} has no frames")
-        check_progressive(src.metadata, args.input, args.allow_interlaced)
+        # Interlaced video is restored field by field (fields.py); one of unknown field order is refused.
+        first = None if args.allow_interlaced else first_field(src.metadata)
+        if first is None:
+            check_progressive(src.metadata, args.input, args.allow_interlaced)
+        else:
+            _check_field_options(args)
         trim = (None if args.frames is None
                 else parse_frame_range(args.frames, n_frames, src.metadata.get("first_frame", 0)))
         start, stop = trim or (0, n_frames)
@@ -185,14 +199,15 @@ def restore_whole_frames(args: argparse.Namespace) -> dict[str, Any]:
             args.model, backend=args.backend, device=args.device, precision=args.precision, window=args.window,
             stabilise=args.stabilise, streams=args.streams,
         )
+        pictures = src if first is None else FieldSource(src, first)
         found = obtain_tracks(
-            platecolour.viewed(src, colour),  # faces are found as the model sees them
+            platecolour.viewed(pictures, colour),  # faces are found as the model sees them
             timer,
             restorer.config.crop_size,
             tracks_file=args.tracks,
             check_digest=not args.force_tracks,
             cache_dir=None if args.no_cache else default_cache_dir(),
-            progress=lambda frames, desc: progress(frames, desc, n_frames),
+            progress=lambda frames, desc: progress(frames, desc, pictures.frame_count),
         )
         tracks = found.tracks
         chosen = select_tracks(tracks, args.faces, args.min_face)
@@ -204,18 +219,22 @@ def restore_whole_frames(args: argparse.Namespace) -> dict[str, Any]:
         elif not args.quiet:
             print(f"dvface restore: {len(chosen)} of {len(tracks)} face tracks, on {describe(restorer)}",
                   file=sys.stderr)
-        frames, span = src.frames(), None
+        frames, span = pictures.frames(), None
         if trim is not None:  # decode only what the range's windows read; tracks still span the clip
             config = restorer.config
-            lo, hi = read_span(chosen, start, stop, config.window if args.window is None else args.window,
+            p_start, p_stop = (start, stop) if first is None else (2 * start, 2 * stop)
+            lo, hi = read_span(chosen, p_start, p_stop, config.window if args.window is None else args.window,
                                config.overlap if args.overlap is None else args.overlap, config.vae_temporal_stride)
-            frames, span = src.frames(lo, hi), (lo, start, stop)
+            frames, span = pictures.frames(lo, hi), (lo, p_start, p_stop)
         if colour is not None:
             writer = PlateRoundTrip(colour, writer)
             frames = writer.frames(frames, span[0] if span else 0, start)
         if not args.quiet:
             writer = _WritingBar(writer, stop - start)
             stack.callback(writer.bar.close)
+        if first is not None:
+            writer = FieldWeaver(writer, first)
+            mask_writer = None if mask_writer is None else FieldWeaver(mask_writer, first)
         result = restore_stream(
             frames, chosen, restorer, writer, timer,
             name=Path(args.input).name, strength=args.strength, window=args.window,
@@ -224,7 +243,10 @@ def restore_whole_frames(args: argparse.Namespace) -> dict[str, Any]:
         )
         with timer.stage("encode"):  # flushing the encoders' look-ahead and the rename count too
             stack.close()
-    return _summary(args, src, found, chosen, result, timer, restorer, time.perf_counter() - started)
+    summary = _summary(args, src, found, chosen, result, timer, restorer, time.perf_counter() - started)
+    if first is not None:  # tracks and faces_per_frame count field pictures, two a frame
+        summary.update(frames=stop - start, interlaced=src.metadata["interlaced"])
+    return summary
 
 
 def _summary(args, src, found, chosen, result, timer, restorer, wall: float) -> dict[str, Any]:
