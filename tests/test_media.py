@@ -588,3 +588,29 @@ def test_chroma_siting_is_read_from_how_frames_decode(tmp_path):
     assert chroma_siting(decoded("libx264", [flat, textured])) == "left"  # the flat frame is passed over
     assert chroma_siting(decoded("ffv1", [textured])) is None
     assert chroma_siting(decoded("libx264", [flat])) is None
+
+
+def test_woven_fields_get_each_fields_own_chroma_in_4_2_0(tmp_path):
+    """Interlaced 4:2:0 keeps a chroma row per field: a red top field and a blue bottom field must not
+    come out as one purple."""
+    src = tmp_path / "tape.mkv"
+    with av.open(str(src), "w") as container:
+        stream = container.add_stream("ffv1", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 16, 16, "yuv420p"
+        container.mux(stream.encode(av.VideoFrame.from_ndarray(np.zeros((16, 16, 3), np.uint8), format="rgb24")))
+        container.mux(stream.encode())
+    woven = np.zeros((16, 16, 3), np.uint8)
+    woven[0::2, :, 0] = 200  # top field red
+    woven[1::2, :, 2] = 200  # bottom field blue
+    chroma = {}
+    for fields in (False, True):
+        out = tmp_path / f"out_{fields}.mkv"
+        with open_media(src) as source, MediaWriter(out, fps=25, width=16, height=16, planes_from=source,
+                                                    woven_fields=fields) as writer:
+            writer.write(woven, np.ones((16, 16), np.float32))
+        with av.open(str(out)) as container:
+            frame = next(container.decode(video=0))
+            assert frame.format.name == "yuv420p"
+            chroma[fields] = np.frombuffer(frame.planes[2], np.uint8).reshape(8, -1)[:, :8].astype(int)  # V
+    assert np.ptp(chroma[False][1:-1, 4]) <= 1  # progressive subsampling averages the fields
+    assert (chroma[True][0::2, 4] - chroma[True][1::2, 4] > 60).all()  # V: red rows above blue rows

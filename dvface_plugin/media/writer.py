@@ -24,7 +24,7 @@ import numpy as np
 from ..errors import InputError
 from ..processes import remove_orphans
 from .formats import FFV1_SOURCE_FORMATS, OutputSpec, output_spec, parse_fps
-from .pixels import depth_class, matrix_for, rgb_to_dtype, rgb_to_frame
+from .pixels import depth_class, format_bits, matrix_for, rgb_to_dtype, rgb_to_frame
 from .reader import MediaSource
 from .trim import advance_timecode
 from .sequences import (
@@ -102,6 +102,7 @@ class MediaWriter:
     `write(frame, matte)` takes every sample where the matte is 0 from the source's decoded
     frame, not from `frame`: a frame without faces, and the plate around them, stay bit-identical
     to the source as any decoder decodes it (an RGB round trip moves about a quarter of them).
+    `woven_fields` says each frame is two fields woven (interlaced): 4:2:0 chroma is made per field.
     """
 
     def __init__(self, path: str | Path, fps: Fraction | int | float | str | None = None, *,
@@ -110,7 +111,7 @@ class MediaWriter:
                  metadata: Mapping | None = None, allow_bit_depth_loss: bool = False,
                  allow_retime: bool = False, start_number: int | None = None,
                  trim: tuple[int, int] | None = None, planes_from: MediaSource | None = None,
-                 encoder_options: Mapping[str, str] | None = None) -> None:
+                 encoder_options: Mapping[str, str] | None = None, woven_fields: bool = False) -> None:
         source_format = _copyable_format(planes_from, width, height)
         self.spec: OutputSpec = output_spec(path, codec, bit_depth, allow_bit_depth_loss=allow_bit_depth_loss,
                                             source_pix_fmt=source_format)
@@ -123,6 +124,7 @@ class MediaWriter:
         self._metadata = dict(metadata or {})
         self._options = {**self.spec.options, **(encoder_options or {})}
         self._closed = False
+        self._woven = woven_fields
         if self.spec.kind == "video":
             check_constant_rate(self._metadata, f"the source of {self.spec.path.name}", allow_retime)
             if fps is None:
@@ -266,7 +268,7 @@ class MediaWriter:
             if self._planes_from is not None:
                 self._encode(self._over_source(rgb, matte))
             else:
-                self._encode(rgb_to_frame(rgb, self.spec.pix_fmt, self._matrix))
+                self._encode(self._to_frame(rgb))
         else:
             if self.spec.kind == "photo" and self.frames_written:
                 raise InputError(f"{self.spec.path.name} is a single photo; use a pattern such as "
@@ -288,13 +290,14 @@ class MediaWriter:
                              f"{self.spec.path.name} was being written; the source changed during the run")
         if matte is None or not (covered := np.asarray(matte) > 0).any():
             return source
-        out = rgb_to_frame(rgb, self.spec.pix_fmt, self._matrix)
+        out = self._to_frame(rgb)
         dtype = np.dtype(np.uint16 if FFV1_SOURCE_FORMATS[self.spec.pix_fmt] > 8 else np.uint8)
         keep: dict[tuple[int, int], np.ndarray] = {}  # per plane shape: U and V share theirs
         for ours, theirs in zip(out.planes, source.planes, strict=True):
             new, old = _plane_samples(ours, dtype), _plane_samples(theirs, dtype)
             if new.shape not in keep:
-                keep[new.shape] = ~_subsampled(covered, new.shape)
+                keep[new.shape] = ~(_field_subsampled(covered, new.shape) if self._per_field(out)
+                                    else _subsampled(covered, new.shape))
             new[keep[new.shape]] = old[keep[new.shape]]
         return out
 
@@ -364,6 +367,24 @@ class MediaWriter:
             # FFmpeg's EXR encoder truncates float -> half; round to nearest first.
             rgb = rgb.astype(np.float16).astype(np.float32)
         return rgb
+
+    def _per_field(self, frame: av.VideoFrame) -> bool:
+        """Whether chroma rows belong to fields: woven frames in a vertically subsampled format."""
+        return (self._woven and len(frame.planes) == 3 and frame.planes[1].height < frame.height
+                and frame.height % 4 == 0)
+
+    def _to_frame(self, rgb: np.ndarray) -> av.VideoFrame:
+        """`rgb` in the output's pixel format; woven fields in 4:2:0 get each field's own chroma,
+        as interlaced video stores it, so a moving face's colour is not averaged across fields."""
+        frame = rgb_to_frame(rgb, self.spec.pix_fmt, self._matrix)
+        if not self._per_field(frame):
+            return frame
+        dtype = np.dtype(np.uint16 if format_bits(frame.format) > 8 else np.uint8)
+        for parity in (0, 1):
+            field = rgb_to_frame(np.ascontiguousarray(rgb[parity::2]), self.spec.pix_fmt, self._matrix)
+            for ours, theirs in zip(frame.planes, field.planes, strict=True):
+                _plane_samples(ours, dtype)[parity::2] = _plane_samples(theirs, dtype)
+        return frame
 
     def _mux_audio(self, until: Fraction | None) -> None:
         """Mux audio packets up to time `until` (seconds; None = all) to keep streams interleaved."""
@@ -505,6 +526,14 @@ def _odd_for_chroma(pix_fmt: str, width: int, height: int) -> str | None:
 def _plane_samples(plane: av.video.plane.VideoPlane, dtype: np.dtype) -> np.ndarray:
     """A writable (rows, columns) view of one plane's samples, without the row padding."""
     return np.frombuffer(plane, dtype).reshape(plane.height, -1)[:, :plane.width]
+
+
+def _field_subsampled(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """`_subsampled` for woven fields: chroma row r belongs to field r % 2."""
+    out = np.empty(shape, bool)
+    for parity in (0, 1):
+        out[parity::2] = _subsampled(mask[parity::2], (shape[0] // 2, shape[1]))
+    return out
 
 
 def _subsampled(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
