@@ -62,9 +62,6 @@ class FieldSource:
                     yield field_picture(frame, parity)
                 n += 1
 
-    def __iter__(self) -> Iterator[np.ndarray]:
-        return self.frames()
-
 
 class FieldWeaver:
     """A writer of field pictures: each pair becomes one frame of `writer` (`write(frame, matte)`),
