@@ -7,7 +7,8 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from dvface_plugin.wholeframe.fields import FieldSource, FieldWeaver, field_picture, first_field
+from dvface_plugin.media import first_field
+from dvface_plugin.wholeframe.fields import FieldSource, FieldWeaver, field_picture
 
 
 class Frames:
@@ -72,7 +73,6 @@ def test_the_weaver_takes_each_mattes_own_field_rows():
     assert frame[:, 0, 0].tolist() == [0, 9, 0, 9] and matte[:, 0].tolist() == [0, 1, 0, 1]
 
 
-def test_the_field_shown_first_comes_from_the_source_metadata():
-    assert first_field({"interlaced": "top field first"}) == 0
-    assert first_field({"interlaced": "bottom field first"}) == 1
-    assert first_field({"interlaced": "interlaced"}) is None and first_field({}) is None
+def test_the_field_shown_first_comes_from_the_field_order_tag():
+    assert [first_field({"field_order": tag}) for tag in (2, 3, 4, 5)] == [0, 1, 1, 0]  # FFmpeg's TT, BB, TB, BT
+    assert first_field({"interlaced": "field order unknown"}) is None and first_field({"field_order": 1}) is None

@@ -47,8 +47,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..faces import CROP_SIZE
-    from ..media import open_media
-    from ..wholeframe.fields import FieldSource, first_field
+    from ..media import first_field, open_media
+    from ..wholeframe.fields import FieldSource
     from ..wholeframe.stages import StageTimer
     from ..wholeframe.tracksource import default_cache_dir, obtain_tracks
 

@@ -34,8 +34,8 @@ SITING_FRAMES = 24  # frames from the start tried for one whose chroma tells the
 _SEEK_DISTANCE = 12
 # FFmpeg colour enum fields of a frame, with the value that means "unspecified".
 _COLOR_UNSET = {"colorspace": 2, "color_range": 0, "color_primaries": 2, "color_trc": 2}
-# FFmpeg's AVFieldOrder for interlaced streams -> which field is shown first.
-_FIELD_FIRST = {2: "top field first", 3: "bottom field first", 4: "bottom field first", 5: "top field first"}
+# FFmpeg's AVFieldOrder for interlaced streams -> row parity of the field shown first (0 top, 1 bottom).
+_FIRST_FIELD = {2: 0, 3: 1, 4: 1, 5: 0}
 _MUXER_TAGS = {"major_brand", "minor_version", "compatible_brands", "encoder", "duration",
                "handler_name", "vendor_id", "language", "timecode"}
 
@@ -144,10 +144,11 @@ class VideoSource(MediaSource):
             if variable:
                 self.metadata["variable_frame_rate"] = True
             field_order = field_order or stream.codec_context.field_order  # some demuxers learn it by decoding
-            if field_order in _FIELD_FIRST or first.interlaced_frame:
-                self.metadata["interlaced"] = _FIELD_FIRST.get(field_order, "interlaced")
-                if field_order in _FIELD_FIRST:
-                    self.metadata["field_order"] = field_order  # the tag a writer keeps
+            if field_order in _FIRST_FIELD:
+                self.metadata["field_order"] = field_order  # the tag a writer keeps
+                self.metadata["interlaced"] = ("top", "bottom")[_FIRST_FIELD[field_order]] + " field first"
+            elif first.interlaced_frame:
+                self.metadata["interlaced"] = "field order unknown"
             self.metadata["color"] = {
                 key: container_color[key] if getattr(first, key) == unset else getattr(first, key)
                 for key, unset in _COLOR_UNSET.items()}
@@ -326,6 +327,12 @@ def _frame_rate(stream: av.VideoStream, path: Path) -> tuple[Fraction, bool]:
     if not rate:
         raise InputError(f"{path.name} has no frame rate; remux it with a rate set.")
     return Fraction(rate), False
+
+
+def first_field(metadata: Mapping) -> int | None:
+    """Row parity of the field shown first (0 top, 1 bottom) of an interlaced source (`metadata` of
+    its MediaSource) whose field order is known, else None."""
+    return _FIRST_FIELD.get(metadata.get("field_order"))
 
 
 def check_progressive(metadata: Mapping, source: str, allow_interlaced: bool = False) -> None:

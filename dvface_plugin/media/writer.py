@@ -124,7 +124,9 @@ class MediaWriter:
         self._metadata = dict(metadata or {})
         self._options = {**self.spec.options, **(encoder_options or {})}
         self._closed = False
-        self._woven = woven_fields
+        # Woven fields in a vertically subsampled format (4:2:0) keep a chroma row per field.
+        self._field_chroma = (woven_fields and self.spec.kind == "video" and height % 4 == 0
+                              and av.VideoFormat(self.spec.pix_fmt, width, height).components[1].height < height)
         if self.spec.kind == "video":
             check_constant_rate(self._metadata, f"the source of {self.spec.path.name}", allow_retime)
             if fps is None:
@@ -296,8 +298,7 @@ class MediaWriter:
         for ours, theirs in zip(out.planes, source.planes, strict=True):
             new, old = _plane_samples(ours, dtype), _plane_samples(theirs, dtype)
             if new.shape not in keep:
-                keep[new.shape] = ~(_field_subsampled(covered, new.shape) if self._per_field(out)
-                                    else _subsampled(covered, new.shape))
+                keep[new.shape] = ~(_field_subsampled if self._field_chroma else _subsampled)(covered, new.shape)
             new[keep[new.shape]] = old[keep[new.shape]]
         return out
 
@@ -368,22 +369,18 @@ class MediaWriter:
             rgb = rgb.astype(np.float16).astype(np.float32)
         return rgb
 
-    def _per_field(self, frame: av.VideoFrame) -> bool:
-        """Whether chroma rows belong to fields: woven frames in a vertically subsampled format."""
-        return (self._woven and len(frame.planes) == 3 and frame.planes[1].height < frame.height
-                and frame.height % 4 == 0)
-
     def _to_frame(self, rgb: np.ndarray) -> av.VideoFrame:
         """`rgb` in the output's pixel format; woven fields in 4:2:0 get each field's own chroma,
         as interlaced video stores it, so a moving face's colour is not averaged across fields."""
-        frame = rgb_to_frame(rgb, self.spec.pix_fmt, self._matrix)
-        if not self._per_field(frame):
-            return frame
+        if not self._field_chroma:
+            return rgb_to_frame(rgb, self.spec.pix_fmt, self._matrix)
+        frame = av.VideoFrame(self.width, self.height, self.spec.pix_fmt)
         dtype = np.dtype(np.uint16 if format_bits(frame.format) > 8 else np.uint8)
         for parity in (0, 1):
             field = rgb_to_frame(np.ascontiguousarray(rgb[parity::2]), self.spec.pix_fmt, self._matrix)
             for ours, theirs in zip(frame.planes, field.planes, strict=True):
                 _plane_samples(ours, dtype)[parity::2] = _plane_samples(theirs, dtype)
+        frame.color_range = field.color_range  # the tags the conversion set
         return frame
 
     def _mux_audio(self, until: Fraction | None) -> None:

@@ -156,10 +156,10 @@ class _WritingBar:
 def restore_whole_frames(args: argparse.Namespace) -> dict[str, Any]:
     """Run the job the parsed `restore` arguments describe; returns the summary `--json` prints."""
     from ..faces import select_tracks
-    from ..media import MediaWriter, check_progressive, open_media, parse_frame_range
+    from ..media import MediaWriter, check_progressive, first_field, open_media, parse_frame_range
     from ..runtime.backends import describe, open_restorer
     from .compositor import read_span, restore_stream
-    from .fields import FieldSource, FieldWeaver, first_field
+    from .fields import FieldSource, FieldWeaver
     from .platecolour import PlateRoundTrip
     from .tracksource import default_cache_dir, obtain_tracks
 

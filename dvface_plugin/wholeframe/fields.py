@@ -12,18 +12,11 @@ frames, field order and every sample outside the face mattes.
 from __future__ import annotations
 
 from fractions import Fraction
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterator
 
 import numpy as np
 
 from ..media import MediaSource
-
-_TOP_FIRST = {"top field first": 0, "bottom field first": 1}
-
-
-def first_field(metadata: Mapping) -> int | None:
-    """Row parity of the field shown first (0: top, 1: bottom) of an interlaced source, else None."""
-    return _TOP_FIRST.get(metadata.get("interlaced", ""))
 
 
 def field_picture(frame: np.ndarray, parity: int) -> np.ndarray:
