@@ -10,7 +10,7 @@ import pytest
 from skimage import data
 
 from dvface_plugin.errors import InputError
-from dvface_plugin.faces.align import alignment_matrix, transform_points
+from dvface_plugin.faces.align import alignment_matrix, transform_points, warp_to_crop
 from dvface_plugin.faces.analysis import analysis_settings, analyze, frames_digest
 from dvface_plugin.faces.detector import CenterFaceDetector
 from dvface_plugin.faces.selection import select_tracks
@@ -113,6 +113,36 @@ def test_json_round_trip_and_cache_key(tracks, clip, detector, tmp_path):
     edited = [f.copy() for f in clip]
     edited[7][0, 0, 0] += 1
     assert not loaded.is_for(frames_digest(edited), analysis_settings(detector))
+
+
+def test_anamorphic_frames_are_aligned_as_displayed(clip, detector, tmp_path):
+    """Frames stored squeezed (64:45 pixels, as 16:9 PAL) give the model the crops the same faces
+    give with square pixels; taking the stored pixels as square would hand it narrow faces."""
+    aspect = 64 / 45
+    frames = clip[:4]
+    squeezed = [cv2.resize(f, (round(f.shape[1] / aspect), f.shape[0]), interpolation=cv2.INTER_AREA) for f in frames]
+    square = analyze(frames, 25.0, detector=detector)
+    anamorphic = analyze(squeezed, 25.0, detector=detector, pixel_aspect=aspect)
+    naive = analyze(squeezed, 25.0, detector=detector)
+    assert anamorphic.pixel_aspect == pytest.approx(aspect) and square.pixel_aspect == 1.0
+    assert [len(t.faces) for t in square] == [len(t.faces) for t in anamorphic] == [len(t.faces) for t in naive]
+
+    def crops(tracks, pictures):
+        return np.stack([warp_to_crop(pictures[f.frame], f.affine, 128).astype(np.float64)
+                         for t in tracks for f in t.faces])
+
+    reference = crops(square, frames)
+    for t_sq, t_an in zip(square, anamorphic):
+        for a, b in zip(t_sq.faces, t_an.faces):  # the same points, once stretched back to display width
+            eye = np.linalg.norm(a.landmarks[1] - a.landmarks[0])
+            assert np.abs(b.landmarks * [aspect, 1] - a.landmarks).max() < 0.1 * eye
+    err_anamorphic = np.abs(crops(anamorphic, squeezed) - reference).mean()
+    err_naive = np.abs(crops(naive, squeezed) - reference).mean()
+    assert err_anamorphic < 0.25 * err_naive, (err_anamorphic, err_naive)
+    # the tracks file keeps the aspect, and its affines are checked against it on load
+    anamorphic.save(tmp_path / "t.json")
+    assert Tracks.load(tmp_path / "t.json").to_dict() == anamorphic.to_dict()
+    assert not anamorphic.is_for(anamorphic.input_sha256, naive.settings)
 
 
 def edit(tracks: Tracks, tmp_path, change) -> str:

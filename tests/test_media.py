@@ -12,8 +12,9 @@ import av
 import numpy as np
 import pytest
 
-from dvface_plugin.errors import InputError
+from dvface_plugin.errors import DVFaceError, InputError
 from dvface_plugin.media import MediaWarning, MediaWriter, open_media, output_spec, parse_fps
+from dvface_plugin.media.matroska import set_display_aspect
 from dvface_plugin.media.pixels import rgb_to_dtype
 
 W, H = 64, 48
@@ -37,7 +38,7 @@ def gradient_frames(n: int) -> list[np.ndarray]:
 
 def make_clip(path: Path, frames: list[np.ndarray], rate: Fraction, codec: str = "libx264",
               pix_fmt: str = "yuv420p", audio: str | None = None, gop: int | None = None,
-              timecode: str | None = None, bt2020_pq: bool = False) -> Path:
+              timecode: str | None = None, bt2020_pq: bool = False, sar: Fraction | None = None) -> Path:
     """Encode a clip with plain PyAV (independent of the code under test)."""
     with av.open(str(path), "w") as container:
         stream = container.add_stream(codec, rate=rate)
@@ -48,6 +49,8 @@ def make_clip(path: Path, frames: list[np.ndarray], rate: Fraction, codec: str =
         if timecode:
             stream.metadata["timecode"] = timecode
         ctx = stream.codec_context
+        if sar:
+            ctx.sample_aspect_ratio = sar
         if bt2020_pq:  # HDR10 tags: BT.2020 primaries and matrix, PQ transfer
             ctx.color_primaries, ctx.color_trc, ctx.colorspace, ctx.color_range = 9, 16, 9, 1
         convert = {"dst_colorspace": "BT2020", "dst_color_range": "MPEG"} if bt2020_pq else {}
@@ -171,6 +174,30 @@ def test_timecode_and_tags_carried_over(tmp_path, out_ext):
     result = open_media(out)
     assert result.metadata["timecode"] == "01:00:10:05"
     assert result.metadata["tags"]["comment"] == "restored"
+
+
+@pytest.mark.parametrize("out_ext, codec", [(".mkv", None), (".mkv", "h264"), (".mov", None), (".mp4", None)])
+def test_non_square_pixels_stay_non_square(tmp_path, out_ext, codec):
+    """An anamorphic source (64:45, 16:9 PAL) keeps its pixel aspect in every container, or the
+    restored clip plays squeezed; .mkv's FFV1 carries none of its own, so its header says it,
+    and its frames are the same bytes as without."""
+    anamorphic = Fraction(64, 45)
+    src = open_media(make_clip(tmp_path / "src.mp4", gradient_frames(4), Fraction(25), sar=anamorphic))
+    assert src.metadata["pixel_aspect"] == anamorphic
+    out = write_all(tmp_path / f"out{out_ext}", list(src), fps=src.fps, metadata=src.metadata, codec=codec)
+    assert open_media(out).metadata["pixel_aspect"] == anamorphic
+    square = {k: v for k, v in src.metadata.items() if k != "pixel_aspect"}
+    plain = write_all(tmp_path / f"plain{out_ext}", list(src), fps=src.fps, metadata=square, codec=codec)
+    assert "pixel_aspect" not in open_media(plain).metadata
+    if out_ext == ".mkv" and codec is None:
+        assert np.array_equal(np.stack(list(open_media(out))), np.stack(list(open_media(plain))))
+
+
+def test_a_pixel_aspect_that_cannot_be_recorded_is_an_error_naming_the_fix(tmp_path):
+    bogus = tmp_path / "not.mkv"
+    bogus.write_bytes(b"\x1a\x45\xdf\xa3\x80" + bytes(64))
+    with pytest.raises(DVFaceError, match=r"64:45 pixel aspect in not\.mkv .*write \.mov"):
+        set_display_aspect(bogus, 720, 576, Fraction(64, 45))
 
 
 def test_hdr_colour_tags_and_matrix_follow_the_source(tmp_path):

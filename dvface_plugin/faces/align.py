@@ -65,9 +65,28 @@ def estimate_similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     return m
 
 
-def alignment_matrix(landmarks: np.ndarray, size: int = CROP_SIZE) -> np.ndarray:
-    """2x3 affine taking frame pixels to crop pixels for a face with these (5, 2) landmarks."""
-    return estimate_similarity(np.asarray(landmarks).reshape(5, 2), ffhq_template(size))
+def check_pixel_aspect(value: object) -> float:
+    """A pixel aspect ratio as a float, or an InputError naming the bad value."""
+    try:
+        aspect = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        aspect = float("nan")
+    if not (np.isfinite(aspect) and 0.1 <= aspect <= 10):
+        raise InputError(f"pixel aspect must be a number between 0.1 and 10 (pixel width over height), got {value!r}")
+    return aspect
+
+
+def alignment_matrix(landmarks: np.ndarray, size: int = CROP_SIZE, pixel_aspect: float = 1.0) -> np.ndarray:
+    """2x3 affine taking frame pixels to crop pixels for a face with these (5, 2) landmarks.
+
+    `pixel_aspect` (pixel width over height: 64/45 for anamorphic 16:9 PAL) fits the template to
+    the face as it is displayed, so the model sees the proportions it was trained on, not the
+    squeezed face the frame stores; pasting back with the inverse squeezes it again.
+    """
+    stretch = np.array([pixel_aspect, 1.0])
+    matrix = estimate_similarity(np.asarray(landmarks, dtype=np.float64).reshape(5, 2) * stretch, ffhq_template(size))
+    matrix[:, 0] *= pixel_aspect
+    return matrix
 
 
 def invert_affine(matrix: np.ndarray) -> np.ndarray:

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
-from .align import CROP_SIZE, alignment_matrix
+from .align import CROP_SIZE, alignment_matrix, check_pixel_aspect
 from .detector import CenterFaceDetector, Detection, FaceDetector
 from .imageops import check_frame
 from .smoothing import SmoothingSettings, smooth_points
@@ -46,6 +46,7 @@ def analysis_settings(
     tracking: TrackingSettings | None = None,
     smoothing: SmoothingSettings | None = None,
     crop_size: int = CROP_SIZE,
+    pixel_aspect: float = 1.0,
 ) -> dict[str, Any]:
     """Every setting that changes the result: with the input digest, the key of a cached analysis."""
     return {
@@ -53,6 +54,7 @@ def analysis_settings(
         "tracking": (tracking or TrackingSettings()).as_dict(),
         "smoothing": (smoothing or SmoothingSettings()).as_dict(),
         "crop_size": crop_size,
+        "pixel_aspect": pixel_aspect,
     }
 
 
@@ -83,6 +85,7 @@ def analyze(
     crop_size: int = CROP_SIZE,
     batch_size: int | None = None,
     progress: Callable[[int], None] | None = None,
+    pixel_aspect: float = 1.0,
 ) -> Tracks:
     """Detect, track and smooth every face of a clip; frames are consumed once, in order.
 
@@ -91,6 +94,8 @@ def analyze(
     batch_size: frames per detector call; by default the detector's `preferred_batch` (1 if it
         has none).
     progress: called with the number of frames done after each batch (raise in it to cancel).
+    pixel_aspect: pixel width over height (64/45 for anamorphic 16:9 PAL); faces are detected and
+        aligned as they are displayed.
     """
     try:
         fps = float(fps)
@@ -98,6 +103,7 @@ def analyze(
         raise InputError(f"fps must be a positive number, got {fps!r}") from None
     if not (fps > 0 and np.isfinite(fps)):
         raise InputError(f"fps must be a positive number, got {fps!r}")
+    pixel_aspect = check_pixel_aspect(pixel_aspect)
     detector = detector or CenterFaceDetector()
     if batch_size is None:
         batch_size = int(getattr(detector, "preferred_batch", 1))
@@ -111,7 +117,7 @@ def analyze(
     batch: list[np.ndarray] = []
 
     def flush() -> None:
-        detections.extend(detector.detect_batch(batch))
+        detections.extend(detector.detect_batch(batch, pixel_aspect))
         batch.clear()
         if progress is not None:
             progress(len(detections))
@@ -145,7 +151,7 @@ def analyze(
         raw = np.stack([p.landmarks for p in points])
         smooth = smooth_points(raw, fps, smoothing)
         faces = [
-            FaceState(p.frame, p.box, p.score, p.landmarks, s, alignment_matrix(s, crop_size))
+            FaceState(p.frame, p.box, p.score, p.landmarks, s, alignment_matrix(s, crop_size, pixel_aspect))
             for p, s in zip(points, smooth)
         ]
         tracks.append(Track(tid, faces))
@@ -155,7 +161,7 @@ def analyze(
         frame_count=len(detections),
         fps=fps,
         input_sha256=digest.hexdigest(),
-        settings=analysis_settings(detector, tracking, smoothing, crop_size),
+        settings=analysis_settings(detector, tracking, smoothing, crop_size, pixel_aspect),
         tracks=tracks,
         crop_size=crop_size,
     )

@@ -49,8 +49,9 @@ class FaceDetector(Protocol):
         """Faces in one HxWx3 uint8 RGB image."""
         ...
 
-    def detect_batch(self, frames: Sequence[np.ndarray]) -> list[list[Detection]]:
-        """Faces in several equally sized images; lets a detector run them as one batch."""
+    def detect_batch(self, frames: Sequence[np.ndarray], pixel_aspect: float = 1.0) -> list[list[Detection]]:
+        """Faces in several equally sized images; lets a detector run them as one batch.
+        `pixel_aspect` (pixel width over height) says how the images are displayed."""
         ...
 
     @property
@@ -150,7 +151,8 @@ class CenterFaceDetector:
     Frames whose longer side exceeds `max_side` (default 1280: 720p runs at full size, 1080p and 4K
     are downscaled) are resized with the aspect kept and padded to a multiple of 32: CenterFace cost
     grows with pixel count, and it still finds faces of ~20 px at the reduced size (30 px in 1080p,
-    60 px in 4K), smaller than anything worth restoring at 512x512. Coordinates are mapped back to
+    60 px in 4K), smaller than anything worth restoring at 512x512. Non-square pixels are resized
+    to their display aspect first (it learned faces as they look). Coordinates are mapped back to
     full-resolution frame pixels.
     """
 
@@ -214,7 +216,7 @@ class CenterFaceDetector:
     def detect(self, rgb: np.ndarray) -> list[Detection]:
         return self.detect_batch([rgb])[0]
 
-    def detect_batch(self, frames: Sequence[np.ndarray]) -> list[list[Detection]]:
+    def detect_batch(self, frames: Sequence[np.ndarray], pixel_aspect: float = 1.0) -> list[list[Detection]]:
         if not frames:
             return []
         shape = frames[0].shape
@@ -223,13 +225,13 @@ class CenterFaceDetector:
         if any(f.shape != shape for f in frames):
             raise InputError("frames of one detection batch must share one size")
         h, w = shape[:2]
-        scale = min(1.0, self.max_side / max(h, w))
-        sw, sh = max(1, round(w * scale)), max(1, round(h * scale))
+        scale = min(1.0, self.max_side / max(h, w * pixel_aspect))
+        sw, sh = max(1, round(w * pixel_aspect * scale)), max(1, round(h * scale))
         pw, ph = -(-sw // 32) * 32, -(-sh // 32) * 32
         blob = np.zeros((len(frames), 3, ph, pw), dtype=np.float32)
         for i, frame in enumerate(frames):
             small = to_uint8(frame)
-            if scale < 1.0:
+            if (sw, sh) != (w, h):
                 small = cv2.resize(small, (sw, sh), interpolation=cv2.INTER_AREA)
             blob[i, :, :sh, :sw] = small.transpose(2, 0, 1)
         heat, log_scale, offset, lms = self._session.run(self._outputs, {self._input: blob})

@@ -12,7 +12,8 @@ Format (version 1); coordinates are frame pixels, x right, y down, pixel centres
      "input": {"sha256": <64 hex: frames_digest of the decoded frames>, "width": W, "height": H,
                "frames": N, "fps": F},
      "crop_size": 512,
-     "settings": {"detector": {...}, "tracking": {...}, "smoothing": {...}, "crop_size": 512},
+     "settings": {"detector": {...}, "tracking": {...}, "smoothing": {...}, "crop_size": 512,
+                  "pixel_aspect": 1.0},                # pixel width / height; absent: 1
      "tracks": [{"id": 1,                          # unique, >= 1
                  "faces": [{"frame": 0,            # consecutive frames, ascending, < N
                             "box": [x0, y0, x1, y1],
@@ -21,8 +22,9 @@ Format (version 1); coordinates are frame pixels, x right, y down, pixel centres
                             "landmarks": [[x, y] x 5],      # left and right mouth corner
                             "affine": [[a, b, c], [d, e, f]]}]}]}  # frame -> crop; null: recompute
 
-"landmarks" are the temporally smoothed points the affine is built from; after editing them by
-hand, set "affine" to null (or delete it) and it is recomputed on load.
+"landmarks" are the temporally smoothed points the affine is built from (fitted to the face as
+displayed, so with non-square pixels it scales x and y apart); after editing them by hand, set
+"affine" to null (or delete it) and it is recomputed on load.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
-from .align import CROP_SIZE, alignment_matrix, transform_points
+from .align import CROP_SIZE, alignment_matrix, check_pixel_aspect, transform_points
 
 FORMAT = "dvface-tracks"
 VERSION = 1
@@ -97,6 +99,11 @@ class Tracks:
     settings: dict[str, Any]
     tracks: list[Track] = field(default_factory=list)
     crop_size: int = CROP_SIZE
+
+    @property
+    def pixel_aspect(self) -> float:
+        """Pixel width over height of the frames the faces were found in (the affines account for it)."""
+        return float(self.settings.get("pixel_aspect", 1.0))
 
     def faces_at(self, frame: int) -> list[tuple[int, FaceState]]:
         """(track id, face) for every tracked face in this frame."""
@@ -242,6 +249,10 @@ def _parse(data: Any) -> Tracks:
     crop_size = _int(data.get("crop_size"), "crop_size", 16)
     settings = data.get("settings")
     _need(isinstance(settings, dict), "settings", "missing or not an object")
+    try:
+        pixel_aspect = check_pixel_aspect(settings.get("pixel_aspect", 1.0))
+    except InputError as exc:
+        raise InputError(f"settings.pixel_aspect: {exc}") from None
     raw_tracks = data.get("tracks")
     _need(isinstance(raw_tracks, list), "tracks", "missing or not a list")
     tracks, seen = [], set()
@@ -254,7 +265,8 @@ def _parse(data: Any) -> Tracks:
         raw_faces = rt.get("faces")
         _need(isinstance(raw_faces, list) and len(raw_faces) > 0, f"{where}.faces", "must be a non-empty list")
         faces = [
-            _parse_face(rf, f"{where}.faces[{fi}]", frame_count, crop_size) for fi, rf in enumerate(raw_faces)
+            _parse_face(rf, f"{where}.faces[{fi}]", frame_count, crop_size, pixel_aspect)
+            for fi, rf in enumerate(raw_faces)
         ]
         for fi in range(1, len(faces)):
             _need(
@@ -267,7 +279,7 @@ def _parse(data: Any) -> Tracks:
     return Tracks(width, height, frame_count, fps, sha, settings, tracks, crop_size)
 
 
-def _parse_face(rf: Any, where: str, frame_count: int, crop_size: int) -> FaceState:
+def _parse_face(rf: Any, where: str, frame_count: int, crop_size: int, pixel_aspect: float) -> FaceState:
     _need(isinstance(rf, dict), where, "must be an object")
     frame = _int(rf.get("frame"), f"{where}.frame")
     _need(frame < frame_count, f"{where}.frame", f"{frame} is past the clip's last frame {frame_count - 1}")
@@ -281,7 +293,7 @@ def _parse_face(rf: Any, where: str, frame_count: int, crop_size: int) -> FaceSt
     raw = _array(rf.get("landmarks_raw"), (5, 2), f"{where}.landmarks_raw")
     lms = _array(rf.get("landmarks"), (5, 2), f"{where}.landmarks")
     try:
-        implied = alignment_matrix(lms, crop_size)
+        implied = alignment_matrix(lms, crop_size, pixel_aspect)
     except InputError as exc:
         raise InputError(f"{where}.landmarks: {exc}") from exc
     if rf.get("affine") is None:

@@ -47,7 +47,8 @@ class MediaSource(ABC):
     `width`, `height`, `bit_depth` (8, 16 or 32 = float: the array depth handed out),
     `source_bits` (significant bits in the file, e.g. 10 for yuv420p10le; pass this as the
     writer's `bit_depth` to keep exactly what the source had), `dtype`, `is_photo`,
-    `has_audio`, `metadata` (dict; `timecode`, `tags`, `color`, `first_frame` when known),
+    `has_audio`, `metadata` (dict; `timecode`, `tags`, `color`, `first_frame`, `pixel_aspect` when
+    known),
     `pix_fmt` (a video's decoded pixel format, e.g. yuv420p; None for images), `chroma_siting`.
     """
 
@@ -149,6 +150,9 @@ class VideoSource(MediaSource):
                 self.metadata["interlaced"] = ("top", "bottom")[_FIRST_FIELD[field_order]] + " field first"
             elif first.interlaced_frame:
                 self.metadata["interlaced"] = "field order unknown"
+            sar = stream.sample_aspect_ratio  # the container's, else the bitstream's
+            if sar is not None and sar > 0 and sar != 1:
+                self.metadata["pixel_aspect"] = sar
             self.metadata["color"] = {
                 key: container_color[key] if getattr(first, key) == unset else getattr(first, key)
                 for key, unset in _COLOR_UNSET.items()}
@@ -333,6 +337,12 @@ def first_field(metadata: Mapping) -> int | None:
     """Row parity of the field shown first (0 top, 1 bottom) of an interlaced source (`metadata` of
     its MediaSource) whose field order is known, else None."""
     return _FIRST_FIELD.get(metadata.get("field_order"))
+
+
+def pixel_aspect(metadata: Mapping) -> Fraction:
+    """Width of a source's pixels over their height (`metadata` of its MediaSource): 64:45 for
+    anamorphic 16:9 PAL, 1 for square pixels or when the file does not say."""
+    return Fraction(metadata.get("pixel_aspect") or 1)
 
 
 def check_progressive(metadata: Mapping, source: str, allow_interlaced: bool = False) -> None:

@@ -24,8 +24,9 @@ import numpy as np
 from ..errors import InputError
 from ..processes import remove_orphans
 from .formats import FFV1_SOURCE_FORMATS, OutputSpec, output_spec, parse_fps
+from .matroska import set_display_aspect
 from .pixels import depth_class, format_bits, matrix_for, rgb_to_dtype, rgb_to_frame
-from .reader import MediaSource
+from .reader import MediaSource, pixel_aspect
 from .trim import advance_timecode
 from .sequences import (
     READ_EXTENSIONS,
@@ -91,7 +92,8 @@ class MediaWriter:
     `bit_depth` is the number of significant bits of the frames (8, 10, 12, 16, or 32 for
     float); lossy depth reductions raise unless `allow_bit_depth_loss` is set. Float frames
     written to integer outputs are taken as [0, 1] and clipped. `metadata` may be a source's
-    `metadata`: its `timecode`, `tags`, `color`, `field_order` and `first_frame` are carried over.
+    `metadata`: its `timecode`, `tags`, `color`, `field_order`, `pixel_aspect` and `first_frame` are
+    carried over (a video's pixel aspect in every container; image sequences have no such tag).
     A variable-frame-rate source's metadata is refused for a video file unless `allow_retime`.
     `start_number` overrides the first frame number of a sequence (default: the metadata's
     `first_frame`, else 1). `audio_from` copies every audio stream of that file untouched.
@@ -219,6 +221,9 @@ class MediaWriter:
             ctx.colorspace = _AVCOL_SPC_RGB
         if self._metadata.get("field_order"):  # an interlaced source's tag (MKV and MOV keep it; H.264/5 do not)
             ctx.field_order = int(self._metadata["field_order"])
+        self._pixel_aspect = pixel_aspect(self._metadata)
+        if self._pixel_aspect != 1:  # MOV and MP4 store it from here, H.264/5 in their bitstream too
+            ctx.sample_aspect_ratio = self._pixel_aspect
         if spec.encoder == "libx265" and spec.path.suffix.lower() in (".mp4", ".mov"):
             stream.codec_tag = "hvc1"  # Apple players only accept the hvc1 tag
         self._video = stream
@@ -428,6 +433,8 @@ class MediaWriter:
                 self._mux_audio(until=None)
                 self._container.close()
                 self._close_audio_input()
+                if self._pixel_aspect != 1 and self.spec.path.suffix.lower() == ".mkv":
+                    set_display_aspect(self._tmp, self.width, self.height, self._pixel_aspect)
                 os.replace(self._tmp, self.spec.path)
             elif self.spec.kind == "photo":
                 os.replace(self._tmp, self.spec.path)

@@ -23,7 +23,7 @@ from ..paths import user_cache_dir
 from ..faces import (CenterFaceDetector, FaceDetector, TrackingSettings, Tracks, analysis_settings, analyze,
                      frames_digest)
 from ..faces.detector import Detection
-from ..media import MediaSource
+from ..media import MediaSource, pixel_aspect
 from .stages import StageTimer
 
 
@@ -53,9 +53,9 @@ class TimedDetector:
     def detect(self, rgb: np.ndarray) -> list[Detection]:
         return self.detect_batch([rgb])[0]
 
-    def detect_batch(self, frames: list[np.ndarray]) -> list[list[Detection]]:
+    def detect_batch(self, frames: list[np.ndarray], pixel_aspect: float = 1.0) -> list[list[Detection]]:
         with self._timer.stage("detect"):
-            return self._detector.detect_batch(frames)
+            return self._detector.detect_batch(frames, pixel_aspect)
 
 
 def default_cache_dir() -> Path:
@@ -105,6 +105,7 @@ def run_analysis(
             detector=TimedDetector(detector, timer),
             tracking=TrackingSettings.for_clip(src.frame_count),
             crop_size=crop_size,
+            pixel_aspect=float(pixel_aspect(src.metadata)),
         )
 
 
@@ -147,7 +148,8 @@ def obtain_tracks(
     if tracks_file is not None:
         return TrackSource(load_tracks_file(tracks_file, src, timer, check_digest=check_digest), "file")
     detector = detector_factory()
-    settings = analysis_settings(detector, TrackingSettings.for_clip(src.frame_count), crop_size=crop_size)
+    settings = analysis_settings(detector, TrackingSettings.for_clip(src.frame_count), crop_size=crop_size,
+                                 pixel_aspect=float(pixel_aspect(src.metadata)))
     cached_path = cache_file(cache_dir, src, settings) if cache_dir is not None else None
     if cached_path is not None and cached_path.is_file():
         try:

@@ -294,8 +294,10 @@ class RangeRestorer:
 
         detector = self._get_detector()
         tracking = TrackingSettings.for_clip(plates.count)
+        aspect = plates.plate(0).pixel_aspect  # the plate's pixelAspectRatio: anamorphic plates align as displayed
         h = hashlib.sha256()
-        h.update(json.dumps([analysis_settings(detector, tracking, crop_size=crop), s.colour.as_dict(), s.fps],
+        h.update(json.dumps([analysis_settings(detector, tracking, crop_size=crop, pixel_aspect=aspect),
+                             s.colour.as_dict(), s.fps],
                             sort_keys=True, default=str).encode())
         for i in range(plates.count):  # decoded pixels: hosts put render times in EXR headers
             check()
@@ -319,7 +321,8 @@ class RangeRestorer:
             progress({"event": "progress", "stage": "analyse", "frame": plates.first + done - 1,
                       "done": done, "total": plates.count})
 
-        tracks = analyze(frames(), s.fps, detector=detector, tracking=tracking, crop_size=crop, progress=report)
+        tracks = analyze(frames(), s.fps, detector=detector, tracking=tracking, crop_size=crop, progress=report,
+                         pixel_aspect=aspect)
         self._analyses.put(key, tracks)
         return tracks, False
 

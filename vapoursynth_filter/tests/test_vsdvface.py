@@ -308,6 +308,17 @@ def test_analysis_is_reused_from_memory_and_disk(model_dir, monkeypatch, tracks_
     assert all(same(first[n], again[n]) for n in range(LENGTH))
 
 
+def test_anamorphic_clips_are_analysed_as_displayed_and_keep_their_aspect(model_dir):
+    import vsdvface.analysis as analysis
+
+    src = core.std.SetFrameProps(clip_in(vs.RGB24), _SARNum=64, _SARDen=45)
+    out = vsdvface.restore(src, model=str(model_dir))
+    tracks = next(reversed(analysis._MEMO.values()))
+    assert tracks.pixel_aspect == pytest.approx(64 / 45)
+    props = out.get_frame(0).props
+    assert (props["_SARNum"], props["_SARDen"]) == (64, 45) and props["DVFaceCount"] == 1
+
+
 def test_tracks_file(model_dir, tmp_path):
     import vsdvface.analysis as analysis
 

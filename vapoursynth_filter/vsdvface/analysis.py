@@ -55,11 +55,12 @@ def analyse_clip(
     det: FaceDetector,
     crop_size: int,
     *,
+    pixel_aspect: float = 1.0,
     disk_cache: bool = True,
 ) -> Tracks:
     """Tracks of the clip whose frames `frames()` yields in order (called once, twice on a miss)."""
     tracking = TrackingSettings.for_clip(frame_count)
-    settings = analysis_settings(det, tracking, crop_size=crop_size)
+    settings = analysis_settings(det, tracking, crop_size=crop_size, pixel_aspect=pixel_aspect)
     digest = frames_digest(frames())
     key = hashlib.sha256(json.dumps([digest, settings, float(fps)], sort_keys=True).encode()).hexdigest()
     with _LOCK:
@@ -69,7 +70,8 @@ def analyse_clip(
     path = cache_dir() / f"vs-{key[:32]}.json"
     tracks = _load_cached(path, digest, settings, fps) if disk_cache else None
     if tracks is None:
-        tracks = analyze(frames(), fps, detector=det, tracking=tracking, crop_size=crop_size)
+        tracks = analyze(frames(), fps, detector=det, tracking=tracking, crop_size=crop_size,
+                         pixel_aspect=pixel_aspect)
         if disk_cache:
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)

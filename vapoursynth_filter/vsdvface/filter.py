@@ -161,7 +161,8 @@ def restore(
             raise _error(f"tracks={str(tracks)!r}: {exc}") from None
     else:
         try:
-            found = analyse_clip(partial(_analysis_frames, work), clip.num_frames, _fps(clip), detector(), CROP_SIZE)
+            found = analyse_clip(partial(_analysis_frames, work), clip.num_frames, _fps(clip), detector(), CROP_SIZE,
+                                 pixel_aspect=_pixel_aspect(clip))
         except DVFaceError as exc:
             raise _error(f"clip: face analysis failed: {exc}") from None
     try:
@@ -294,6 +295,13 @@ def _fps(clip: vs.VideoNode) -> float:
     if props.get("_DurationNum", 0) > 0 and props.get("_DurationDen", 0) > 0:
         return props["_DurationDen"] / props["_DurationNum"]
     raise _error("clip has a variable frame rate and no _DurationNum/_DurationDen; use std.AssumeFPS first")
+
+
+def _pixel_aspect(clip: vs.VideoNode) -> float:
+    """_SARNum/_SARDen of the first frame (source filters set them from the file); 1 when absent."""
+    props = clip.get_frame(0).props
+    num, den = props.get("_SARNum", 0), props.get("_SARDen", 0)
+    return num / den if num > 0 and den > 0 else 1.0
 
 
 def _restorer(
