@@ -38,7 +38,8 @@ def gradient_frames(n: int) -> list[np.ndarray]:
 
 def make_clip(path: Path, frames: list[np.ndarray], rate: Fraction, codec: str = "libx264",
               pix_fmt: str = "yuv420p", audio: str | None = None, gop: int | None = None,
-              timecode: str | None = None, bt2020_pq: bool = False, sar: Fraction | None = None) -> Path:
+              timecode: str | None = None, bt2020_pq: bool = False, sar: Fraction | None = None,
+              rotation: int = 0) -> Path:
     """Encode a clip with plain PyAV (independent of the code under test)."""
     with av.open(str(path), "w") as container:
         stream = container.add_stream(codec, rate=rate)
@@ -51,6 +52,8 @@ def make_clip(path: Path, frames: list[np.ndarray], rate: Fraction, codec: str =
         ctx = stream.codec_context
         if sar:
             ctx.sample_aspect_ratio = sar
+        if rotation:
+            stream.set_display_rotation(rotation)
         if bt2020_pq:  # HDR10 tags: BT.2020 primaries and matrix, PQ transfer
             ctx.color_primaries, ctx.color_trc, ctx.colorspace, ctx.color_range = 9, 16, 9, 1
         convert = {"dst_colorspace": "BT2020", "dst_color_range": "MPEG"} if bt2020_pq else {}
@@ -191,6 +194,32 @@ def test_non_square_pixels_stay_non_square(tmp_path, out_ext, codec):
     assert "pixel_aspect" not in open_media(plain).metadata
     if out_ext == ".mkv" and codec is None:
         assert np.array_equal(np.stack(list(open_media(out))), np.stack(list(open_media(plain))))
+
+
+@pytest.mark.parametrize("out_ext", [".mkv", ".mov", ".mp4"])
+def test_a_phone_clip_stored_on_its_side_plays_upright_after(tmp_path, out_ext):
+    """The display rotation is kept on video outputs (the samples stay as stored); image files have
+    no such tag, so their pictures are turned upright."""
+    frames = gradient_frames(3)
+    src = open_media(make_clip(tmp_path / "src.mp4", frames, Fraction(25), rotation=-90))
+    assert src.metadata["rotation"] == -90
+    out = open_media(write_all(tmp_path / f"out{out_ext}", list(src), fps=src.fps, metadata=src.metadata))
+    assert out.metadata["rotation"] == -90 and (out.width, out.height) == (W, H)
+    write_all(tmp_path / "seq_%02d.png", list(src), metadata=src.metadata)
+    pictures = open_media(tmp_path / "seq_%02d.png")
+    assert (pictures.width, pictures.height) == (H, W)
+    np.testing.assert_array_equal(pictures.read(1), np.rot90(src.read(1), -1))
+
+
+@pytest.mark.parametrize("name", ["plate.####.exr", "plate_%04d.png", "plate_%04d.tif", "still.jpg"])
+def test_anamorphic_image_files_keep_their_pixel_aspect(tmp_path, name):
+    """A 2:1 anamorphic scan read as a sequence says so, and the restored sequence records it too."""
+    frames = random_frames(2 if "%" in name or "#" in name else 1)
+    (tmp_path / "in").mkdir()
+    src = open_media(write_all(tmp_path / "in" / name, frames, metadata={"pixel_aspect": Fraction(2)}))
+    assert src.metadata["pixel_aspect"] == 2
+    out = write_all(tmp_path / name, list(src), metadata=src.metadata)
+    assert open_media(out).metadata["pixel_aspect"] == 2
 
 
 def test_a_pixel_aspect_that_cannot_be_recorded_is_an_error_naming_the_fix(tmp_path):

@@ -47,6 +47,7 @@ def analysis_settings(
     smoothing: SmoothingSettings | None = None,
     crop_size: int = CROP_SIZE,
     pixel_aspect: float = 1.0,
+    rotation: int = 0,
 ) -> dict[str, Any]:
     """Every setting that changes the result: with the input digest, the key of a cached analysis."""
     return {
@@ -55,7 +56,47 @@ def analysis_settings(
         "smoothing": (smoothing or SmoothingSettings()).as_dict(),
         "crop_size": crop_size,
         "pixel_aspect": pixel_aspect,
+        "rotation": 90 * quarter_turns(rotation),
     }
+
+
+def quarter_turns(rotation: float) -> int:
+    """Counter-clockwise quarter turns (0-3) nearest a display rotation in degrees (a video's
+    display matrix: -90 is a phone held upright, its pictures stored on their side)."""
+    try:
+        return round(float(rotation) / 90) % 4
+    except (TypeError, ValueError, OverflowError):
+        raise InputError(f"rotation must be a number of degrees, got {rotation!r}") from None
+
+
+def _stored_points(points: np.ndarray, turns: int, width: int, height: int) -> np.ndarray:
+    """Points of np.rot90(frame, turns) as points of the frame (width x height) itself, on the
+    pixel grid the crops are sampled on (cv2's: pixel centres at integers), so a turned frame's
+    crops are the upright frame's crops exactly."""
+    x, y = points[..., 0], points[..., 1]
+    right, bottom = width - 1, height - 1
+    mapped = {0: (x, y), 1: (right - y, x), 2: (right - x, bottom - y), 3: (y, bottom - x)}[turns]
+    return np.stack(mapped, axis=-1).astype(points.dtype)
+
+
+def _detect_upright(detector: FaceDetector, frames: list[np.ndarray], turns: int,
+                    pixel_aspect: float) -> list[list[Detection]]:
+    """Detections in frames stored `turns` quarter turns from upright, in the stored frames'
+    coordinates. The detector sees the pictures as displayed: it finds upright faces only."""
+    if turns == 0:
+        return detector.detect_batch(frames, pixel_aspect)
+    h, w = frames[0].shape[:2]
+    upright = detector.detect_batch([np.rot90(f, turns) for f in frames],
+                                    pixel_aspect if turns == 2 else 1.0 / pixel_aspect)
+    out = []
+    for found in upright:
+        faces = []
+        for d in found:
+            corners = _stored_points(d.box[[0, 1, 2, 3, 0, 3, 2, 1]].reshape(4, 2), turns, w, h)
+            box = np.concatenate([corners.min(0), corners.max(0)]).astype(np.float32)
+            faces.append(Detection(box, d.score, _stored_points(d.landmarks, turns, w, h)))
+        out.append(faces)
+    return out
 
 
 def _hash_frame(h: Any, frame: np.ndarray) -> None:
@@ -86,6 +127,7 @@ def analyze(
     batch_size: int | None = None,
     progress: Callable[[int], None] | None = None,
     pixel_aspect: float = 1.0,
+    rotation: float = 0,
 ) -> Tracks:
     """Detect, track and smooth every face of a clip; frames are consumed once, in order.
 
@@ -94,8 +136,9 @@ def analyze(
     batch_size: frames per detector call; by default the detector's `preferred_batch` (1 if it
         has none).
     progress: called with the number of frames done after each batch (raise in it to cancel).
-    pixel_aspect: pixel width over height (64/45 for anamorphic 16:9 PAL); faces are detected and
-        aligned as they are displayed.
+    pixel_aspect: pixel width over height (64/45 for anamorphic 16:9 PAL), and
+    rotation: the display rotation in degrees counter-clockwise (a video's `rotation` metadata):
+        faces are detected and aligned as they are displayed, so crops show them upright.
     """
     try:
         fps = float(fps)
@@ -104,6 +147,7 @@ def analyze(
     if not (fps > 0 and np.isfinite(fps)):
         raise InputError(f"fps must be a positive number, got {fps!r}")
     pixel_aspect = check_pixel_aspect(pixel_aspect)
+    turns = quarter_turns(rotation)
     detector = detector or CenterFaceDetector()
     if batch_size is None:
         batch_size = int(getattr(detector, "preferred_batch", 1))
@@ -117,7 +161,7 @@ def analyze(
     batch: list[np.ndarray] = []
 
     def flush() -> None:
-        detections.extend(detector.detect_batch(batch, pixel_aspect))
+        detections.extend(_detect_upright(detector, batch, turns, pixel_aspect))
         batch.clear()
         if progress is not None:
             progress(len(detections))
@@ -161,7 +205,7 @@ def analyze(
         frame_count=len(detections),
         fps=fps,
         input_sha256=digest.hexdigest(),
-        settings=analysis_settings(detector, tracking, smoothing, crop_size, pixel_aspect),
+        settings=analysis_settings(detector, tracking, smoothing, crop_size, pixel_aspect, rotation),
         tracks=tracks,
         crop_size=crop_size,
     )

@@ -13,7 +13,8 @@ Format (version 1); coordinates are frame pixels, x right, y down, pixel centres
                "frames": N, "fps": F},
      "crop_size": 512,
      "settings": {"detector": {...}, "tracking": {...}, "smoothing": {...}, "crop_size": 512,
-                  "pixel_aspect": 1.0},                # pixel width / height; absent: 1
+                  "pixel_aspect": 1.0,                 # pixel width / height; absent: 1
+                  "rotation": 0},                      # display rotation the faces were found in
      "tracks": [{"id": 1,                          # unique, >= 1
                  "faces": [{"frame": 0,            # consecutive frames, ascending, < N
                             "box": [x0, y0, x1, y1],

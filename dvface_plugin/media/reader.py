@@ -345,6 +345,12 @@ def pixel_aspect(metadata: Mapping) -> Fraction:
     return Fraction(metadata.get("pixel_aspect") or 1)
 
 
+def display_geometry(metadata: Mapping) -> dict[str, float]:
+    """How a source's pictures are displayed (`metadata` of its MediaSource), as the face analysis
+    takes it: `pixel_aspect` (float) and `rotation` (degrees counter-clockwise)."""
+    return {"pixel_aspect": float(pixel_aspect(metadata)), "rotation": metadata.get("rotation", 0)}
+
+
 def check_progressive(metadata: Mapping, source: str, allow_interlaced: bool = False) -> None:
     """Refuse to restore an interlaced source (`metadata` of its MediaSource): the model would take
     each frame's two fields, shot 1/50 or 1/60 s apart, as one picture and blend them on every moving face."""
@@ -363,7 +369,7 @@ class ImageSource(MediaSource):
         self._files = files
         self.path = files[0] if pattern is None else pattern.path(numbers[0])
         self.is_photo = pattern is None
-        first = decode_image(files[0])
+        first, aspect = decode_image(files[0])
         self.width, self.height = first.width, first.height
         self.source_bits = format_bits(first.format)
         self.fps = Fraction(0) if self.is_photo else fps
@@ -380,6 +386,8 @@ class ImageSource(MediaSource):
                                  frame_numbers=(numbers[0], numbers[-1]))
         if len(first.format.components) in (2, 4):  # gray+alpha or RGBA: alpha is not handed out
             self.metadata["alpha_dropped"] = True
+        if aspect is not None and aspect > 0 and aspect != 1:  # an anamorphic scan or plate
+            self.metadata["pixel_aspect"] = aspect
 
     @property
     def frame_count(self) -> int:
@@ -391,7 +399,7 @@ class ImageSource(MediaSource):
 
     def read(self, n: int) -> np.ndarray:
         self._check_index(n)
-        frame = decode_image(self._files[n])
+        frame = decode_image(self._files[n])[0]
         self._check_size(frame.width, frame.height, n)
         return frame_to_rgb(frame, self.bit_depth)
 

@@ -108,12 +108,14 @@ def resolve_sequence(pattern: FramePattern) -> tuple[list[int], list[Path]]:
     return numbers, [found[n] for n in numbers]
 
 
-def decode_image(path: Path) -> av.VideoFrame:
-    """Decode the single picture in an image file."""
+def decode_image(path: Path) -> tuple[av.VideoFrame, Fraction | None]:
+    """The single picture in an image file, and its pixel aspect (EXR, DPX, PNG and TIFF can
+    record one; None when it does not say)."""
     try:
         with av.open(str(path)) as container:
-            for frame in container.decode(video=0):
-                return frame
+            stream = container.streams.video[0]
+            for frame in container.decode(stream):
+                return frame, stream.sample_aspect_ratio
     except (av.FFmpegError, OSError, IndexError) as exc:
         raise InputError(f"Cannot read image {path}: {exc}. Is it a valid "
                          f"{path.suffix.lstrip('.').upper() or 'image'} file?") from exc

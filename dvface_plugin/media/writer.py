@@ -92,8 +92,9 @@ class MediaWriter:
     `bit_depth` is the number of significant bits of the frames (8, 10, 12, 16, or 32 for
     float); lossy depth reductions raise unless `allow_bit_depth_loss` is set. Float frames
     written to integer outputs are taken as [0, 1] and clipped. `metadata` may be a source's
-    `metadata`: its `timecode`, `tags`, `color`, `field_order`, `pixel_aspect` and `first_frame` are
-    carried over (a video's pixel aspect in every container; image sequences have no such tag).
+    `metadata`: its `timecode`, `tags`, `color`, `field_order`, `pixel_aspect`, `rotation` and
+    `first_frame` are carried over (image files have no rotation tag: a rotated video's frames are
+    written turned upright).
     A variable-frame-rate source's metadata is refused for a video file unless `allow_retime`.
     `start_number` overrides the first frame number of a sequence (default: the metadata's
     `first_frame`, else 1). `audio_from` copies every audio stream of that file untouched.
@@ -124,6 +125,7 @@ class MediaWriter:
         self.width, self.height, self.bit_depth = width, height, bit_depth
         self.frames_written = 0
         self._metadata = dict(metadata or {})
+        self._pixel_aspect = pixel_aspect(self._metadata)
         self._options = {**self.spec.options, **(encoder_options or {})}
         self._closed = False
         # Woven fields in a vertically subsampled format (4:2:0) keep a chroma row per field.
@@ -167,8 +169,12 @@ class MediaWriter:
             if self.spec.kind == "video":
                 self._open_video(audio_from)
             else:
-                self._image = image_codec(self.spec.encoder, self.spec.pix_fmt, width, height,
-                                          self._options)
+                # Image files have no rotation tag: a rotated video's frames are turned upright (exactly).
+                self._turns = round(self._metadata.get("rotation", 0) / 90) % 4
+                size = (height, width) if self._turns % 2 else (width, height)
+                self._image = image_codec(self.spec.encoder, self.spec.pix_fmt, *size, self._options)
+                if self._pixel_aspect != 1:  # every image format here records it (turned upright: inverted)
+                    self._image.sample_aspect_ratio = 1 / self._pixel_aspect if self._turns % 2 else self._pixel_aspect
         except BaseException:
             self.abort()
             raise
@@ -221,9 +227,10 @@ class MediaWriter:
             ctx.colorspace = _AVCOL_SPC_RGB
         if self._metadata.get("field_order"):  # an interlaced source's tag (MKV and MOV keep it; H.264/5 do not)
             ctx.field_order = int(self._metadata["field_order"])
-        self._pixel_aspect = pixel_aspect(self._metadata)
         if self._pixel_aspect != 1:  # MOV and MP4 store it from here, H.264/5 in their bitstream too
             ctx.sample_aspect_ratio = self._pixel_aspect
+        if self._metadata.get("rotation"):  # a phone's upright clip, stored on its side
+            stream.set_display_rotation(self._metadata["rotation"])
         if spec.encoder == "libx265" and spec.path.suffix.lower() in (".mp4", ".mov"):
             stream.codec_tag = "hvc1"  # Apple players only accept the hvc1 tag
         self._video = stream
@@ -283,7 +290,8 @@ class MediaWriter:
             name = (self.spec.pattern.name(self._start_number + self.frames_written)
                     if self.spec.kind == "sequence" else None)
             out = Path(self._tmp) / name if name else Path(self._tmp)
-            encode_image(self._image, rgb_to_frame(rgb, self.spec.pix_fmt), out)
+            upright = np.ascontiguousarray(np.rot90(rgb, self._turns))
+            encode_image(self._image, rgb_to_frame(upright, self.spec.pix_fmt), out)
         self.frames_written += 1
 
     def _over_source(self, rgb: np.ndarray, matte: np.ndarray | None) -> av.VideoFrame:

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..faces import CenterFaceDetector, alignment_matrix, analyze, warp_to_crop
-from ..media import open_media
+from ..media import display_geometry, open_media
 
 VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".avi", ".webm"}
 PHOTO_SUFFIXES = {".png", ".jpg", ".jpeg"}
@@ -32,8 +32,9 @@ def prepare_video(path: Path, out: Path, size: int, max_frames: int, min_frames:
     with open_media(path) as src:
         frames = list(src.frames(0, min(src.frame_count, max_frames)))
         fps = float(src.fps) or 24.0
+        display = display_geometry(src.metadata)
     frames = [f if f.dtype == np.uint8 else (f.astype(np.float32) / 257).round().astype(np.uint8) for f in frames]
-    tracks = analyze(frames, fps, detector=detector)
+    tracks = analyze(frames, fps, detector=detector, **display)
     written = []
     for track in tracks:
         runs, current = [], []
@@ -44,7 +45,8 @@ def prepare_video(path: Path, out: Path, size: int, max_frames: int, min_frames:
             current.append(face)
         runs.append(current)
         for k, run in enumerate(r for r in runs if len(r) >= min_frames):
-            crops = np.stack([warp_to_crop(frames[f.frame], alignment_matrix(f.landmarks, size), size) for f in run])
+            crops = np.stack([warp_to_crop(frames[f.frame], alignment_matrix(f.landmarks, size, tracks.pixel_aspect), size)
+                              for f in run])
             name = f"{path.stem}_t{track.id}_{k}.npy"
             np.save(out / name, crops)
             written.append({"file": name, "source": str(path), "frames": len(run), "track": track.id})

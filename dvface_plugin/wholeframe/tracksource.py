@@ -23,7 +23,7 @@ from ..paths import user_cache_dir
 from ..faces import (CenterFaceDetector, FaceDetector, TrackingSettings, Tracks, analysis_settings, analyze,
                      frames_digest)
 from ..faces.detector import Detection
-from ..media import MediaSource, pixel_aspect
+from ..media import MediaSource, display_geometry
 from .stages import StageTimer
 
 
@@ -105,7 +105,7 @@ def run_analysis(
             detector=TimedDetector(detector, timer),
             tracking=TrackingSettings.for_clip(src.frame_count),
             crop_size=crop_size,
-            pixel_aspect=float(pixel_aspect(src.metadata)),
+            **display_geometry(src.metadata),
         )
 
 
@@ -149,7 +149,7 @@ def obtain_tracks(
         return TrackSource(load_tracks_file(tracks_file, src, timer, check_digest=check_digest), "file")
     detector = detector_factory()
     settings = analysis_settings(detector, TrackingSettings.for_clip(src.frame_count), crop_size=crop_size,
-                                 pixel_aspect=float(pixel_aspect(src.metadata)))
+                                 **display_geometry(src.metadata))
     cached_path = cache_file(cache_dir, src, settings) if cache_dir is not None else None
     if cached_path is not None and cached_path.is_file():
         try:
