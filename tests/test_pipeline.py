@@ -721,3 +721,31 @@ def test_interlaced_video_is_restored_field_by_field_and_stays_interlaced(model_
                  "--report", str(tmp_path / "qc")])
     assert code == 2 and "restored field by field, which --report does not support yet" in capsys.readouterr().err
     assert not (tmp_path / "r.mkv").exists()
+
+
+@pytest.mark.parametrize("pixel_aspect, rotation", [(Fraction(2), 0), (Fraction(1), -90)])
+def test_anamorphic_and_turned_clips_are_restored_as_displayed_and_play_as_before(
+        model_dir, tmp_path, capsys, pixel_aspect, rotation):
+    """A 2:1 squeezed clip, and a phone clip stored on its side: faces are found in every frame as
+    displayed, and the output plays as the source does (pixel aspect and rotation kept)."""
+    import cv2
+
+    upright = list(synthetic_frames(6, W, H, faces=1, face_px=FACE_PX))
+    stored = [np.ascontiguousarray(np.rot90(cv2.resize(f, (int(W / pixel_aspect), H), interpolation=cv2.INTER_AREA),
+                                            -rotation // 90)) for f in upright]
+    src = tmp_path / "src.mp4"
+    with av.open(str(src), "w") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = stored[0].shape[1], stored[0].shape[0], "yuv420p"
+        stream.codec_context.sample_aspect_ratio = pixel_aspect
+        stream.set_display_rotation(rotation)
+        for frame in stored:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode(None))
+    out = tmp_path / "out.mkv"
+    code, summary = restore(src, out, model_dir, capsys=capsys)
+    assert code == 0 and summary["faces_per_frame"] == [1] * 6
+    assert (summary["pixel_aspect"], summary["rotation"]) == (float(pixel_aspect), rotation % 360)
+    restored = open_media(out)
+    assert restored.metadata.get("pixel_aspect", 1) == pixel_aspect and restored.metadata.get("rotation", 0) == rotation
+    assert (restored.width, restored.height) == (stored[0].shape[1], stored[0].shape[0])

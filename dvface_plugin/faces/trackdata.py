@@ -106,6 +106,11 @@ class Tracks:
         """Pixel width over height of the frames the faces were found in (the affines account for it)."""
         return float(self.settings.get("pixel_aspect", 1.0))
 
+    @property
+    def rotation(self) -> int:
+        """Display rotation (degrees counter-clockwise) the faces were found in."""
+        return int(self.settings.get("rotation", 0))
+
     def faces_at(self, frame: int) -> list[tuple[int, FaceState]]:
         """(track id, face) for every tracked face in this frame."""
         out = []

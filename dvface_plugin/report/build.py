@@ -71,6 +71,7 @@ class ShotReport:
             self.identity = None
         self.tracks = [t for t in tracks if t.first_frame < self.stop and t.last_frame >= self.start]
         self.scale = QC_CROP / tracks.crop_size
+        self.display = (tracks.pixel_aspect, tracks.rotation // 90 % 4)  # full frames shown as players show them
         self.reports: dict[int, TrackReport] = {}
         self.picks: dict[int, set[int]] = {}
         for t in self.tracks:
@@ -100,8 +101,10 @@ class ShotReport:
             if n in self.picks[track.id]:
                 report.thumbs.append(_save_pair(self.out, f"track{track.id}_f{name}", name, crop_a, crop_b))
             if name == (report.first_frame + report.last_frame) // 2:
-                report.full = _save_pair(self.out, f"track{track.id}_full", name, _fit(source), _fit(restored))
-                report.full["matte"] = _save(self.out, f"track{track.id}_matte.png", _changed(source, restored))
+                report.full = _save_pair(self.out, f"track{track.id}_full", name,
+                                         _fit(source, *self.display), _fit(restored, *self.display))
+                report.full["matte"] = _save(self.out, f"track{track.id}_matte.png",
+                                             _changed(source, restored, self.display))
 
     def finish(self, shot: dict) -> dict:
         """Write report.json and index.html; `shot` describes the source and the run."""
@@ -201,20 +204,25 @@ def _u8(image: np.ndarray) -> np.ndarray:
     return rgb_to_dtype(image, np.dtype(np.uint8))
 
 
-def _fit(frame: np.ndarray) -> np.ndarray:
+def _fit(frame: np.ndarray, pixel_aspect: float = 1.0, turns: int = 0) -> np.ndarray:
+    """The frame as displayed (its pixel aspect, turned `turns` quarter turns counter-clockwise),
+    at most FULL_WIDTH wide."""
     import cv2
 
     image = _u8(frame)
     h, w = image.shape[:2]
-    if w <= FULL_WIDTH:
-        return image
-    return cv2.resize(image, (FULL_WIDTH, round(h * FULL_WIDTH / w)), interpolation=cv2.INTER_AREA)
+    wide = w * pixel_aspect
+    scale = min(1.0, FULL_WIDTH / (h if turns % 2 else wide))
+    size = (max(1, round(wide * scale)), max(1, round(h * scale)))
+    if size != (w, h):
+        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    return np.ascontiguousarray(np.rot90(image, turns))
 
 
-def _changed(source: np.ndarray, restored: np.ndarray) -> np.ndarray:
-    """White where the restore changed any sample of the frame (every face's matte), at the page's size."""
+def _changed(source: np.ndarray, restored: np.ndarray, display: tuple[float, int]) -> np.ndarray:
+    """White where the restore changed any sample of the frame (every face's matte), as the page shows frames."""
     mask = np.any(source != restored, axis=-1).astype(np.uint8) * np.uint8(255)
-    return _fit(np.repeat(mask[..., None], 3, axis=-1))
+    return _fit(np.repeat(mask[..., None], 3, axis=-1), *display)
 
 
 def _save(out: Path, name: str, image: np.ndarray) -> str:

@@ -259,6 +259,8 @@ def _summary(args, src, found, chosen, result, timer, restorer, wall: float) -> 
         "width": src.width,
         "height": src.height,
         "fps": str(src.fps),
+        "pixel_aspect": found.tracks.pixel_aspect,  # how the faces were found and aligned: as displayed
+        "rotation": found.tracks.rotation,
         "tracks_source": found.origin,
         "tracks_cache": None if found.cache_file is None else str(found.cache_file),
         "tracks": [
