@@ -269,6 +269,34 @@ def test_whole_frame_batch_is_bit_identical_to_dvface_restore(ray_local, tmp_pat
         [{"first": 0, "last": 2, "why": "no face detected"}]
 
 
+def test_an_interlaced_file_is_restored_field_by_field_as_dvface_restore_does(ray_local, tmp_path, monkeypatch,
+                                                                             capsys):
+    """Tape: chunks are cut between frames, each restores its fields and weaves them; the joined
+    output equals `dvface restore`'s, frame for frame, and stays interlaced."""
+    from test_pipeline import interlaced_clip
+
+    monkeypatch.setenv("DVFACE_CACHE_DIR", str(tmp_path / "cache"))
+    model = save_tiny(tmp_path / "model", 64, window=5, overlap=1)
+    tape = interlaced_clip(tmp_path / "tape.mp4", 7)
+    ref = tmp_path / "ref.mkv"
+    assert main(["restore", str(tape), "-o", str(ref), "--model", str(model), "--quiet"]) == 0
+    reference = np.stack(list(open_media(ref)))
+    assert not np.array_equal(reference, np.stack(list(open_media(tape))))  # faces were restored
+    outdir = tmp_path / "out"
+    args = ["batch", str(tape), "-o", str(outdir), "--model", str(model), "--quiet", "--chunk-frames", "2",
+            "--workers", "2", "--threads-per-worker", str(torch.get_num_threads())]
+    assert main([*args, "--report", str(tmp_path / "qc")]) == 2  # not for fields yet, and said before any work
+    assert "restored field by field, which --report does not support yet" in capsys.readouterr().err
+    assert main(args) == 0
+    out = open_media(outdir / "tape.mkv")
+    assert out.metadata["interlaced"] == "top field first" and out.frame_count == 7
+    assert np.array_equal(np.stack(list(out)), reference)
+    (entry,) = job_manifest(outdir)["files"].values()
+    chunks = entry["chunks"]
+    assert entry["unit"] == "fields" and len(chunks) == 4  # 14 field pictures, cut between frames
+    assert all(c["start"] % 2 == 0 and c["stop"] % 2 == 0 for c in chunks)
+
+
 def test_a_log_encoded_batch_is_restored_in_the_models_srgb_as_dvface_restore_does(ray_local, tmp_path, monkeypatch,
                                                                                     capsys):
     """`batch --colorspace`: faces are found and restored in display sRGB and only their change goes

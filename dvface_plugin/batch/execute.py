@@ -98,34 +98,43 @@ def render_chunk(restorer, source: str, n_frames: int, chunk: Chunk, piece: Path
 
 
 def render_frames_chunk(restorer, source: str, tracks_file: Path, chunk: Chunk, piece: Path, options: dict) -> None:
-    """Whole frames [start, stop) with every chosen face restored and pasted back, as `dvface restore`."""
+    """Whole pictures [start, stop) with every chosen face restored and pasted back, as `dvface restore`:
+    frames, or an interlaced file's fields (two a frame; the chunk then holds frames [start/2, stop/2))."""
     from ..faces import Tracks, select_tracks
     from ..wholeframe.compositor import restore_stream
+    from ..wholeframe.fields import FieldSource, FieldWeaver, restore_by_fields
     from ..wholeframe.platecolour import PlateRoundTrip, plate_colour
     from ..wholeframe.stages import StageTimer
 
     chosen = select_tracks(Tracks.load(tracks_file), options["faces"], options["min_face"])
     colour = plate_colour(options["colorspace"], options["ocio"])
     with open_media(source) as src:
+        first = restore_by_fields(src.metadata, Path(source).name, options.get("allow_interlaced", False))
+        pictures, per_frame = (src, 1) if first is None else (FieldSource(src, first), 2)
         piece.parent.mkdir(parents=True, exist_ok=True)
         # In the source's own YUV format with its samples around the faces, as `dvface restore` writes.
         with MediaWriter(piece, fps=piece_fps(src), width=src.width, height=src.height, bit_depth=src.source_bits,
-                         codec="ffv1", planes_from=src, trim=(chunk.start, chunk.stop)) as writer:
-            frames, sink = src.frames(chunk.read_start, chunk.read_stop), writer
+                         codec="ffv1", planes_from=src, trim=(chunk.start // per_frame, chunk.stop // per_frame),
+                         woven_fields=first is not None) as writer:
+            frames, sink = pictures.frames(chunk.read_start, chunk.read_stop), writer
             if colour is not None:  # the model sees display sRGB; the plate gets back only the faces' change
                 sink = PlateRoundTrip(colour, writer)
                 frames = sink.frames(frames, chunk.read_start, chunk.start)
+            if first is not None:
+                sink = FieldWeaver(sink, first)
             restore_stream(
                 frames, chosen, restorer, sink, StageTimer(),
                 name=Path(source).name, strength=options["strength"], window=options["window"],
                 overlap=options["overlap"], span=(chunk.read_start, chunk.start, chunk.stop),
             )
-            if writer.frames_written != chunk.frames:
+            if writer.frames_written != chunk.frames // per_frame:
                 raise InputError(f"{source} ended before frame {chunk.stop}; the file is truncated: re-encode it")
 
 
 def assemble(source: str, pieces: list[str], output: Path, options: dict) -> None:
     """Write the file's output from its pieces in order, with the source's audio and metadata."""
+    from ..wholeframe.fields import restore_by_fields
+
     with open_media(source) as src, MediaWriter(
         output,
         fps=src.fps if src.fps else None,
@@ -138,6 +147,8 @@ def assemble(source: str, pieces: list[str], output: Path, options: dict) -> Non
         allow_bit_depth_loss=options["allow_bit_depth_loss"],
         allow_retime=options["allow_retime"],
         planes_from=src,  # an FFV1 output in the source's YUV format takes the pieces' packets as they are
+        woven_fields=not options["aligned"] and restore_by_fields(
+            src.metadata, Path(source).name, options.get("allow_interlaced", False)) is not None,
     ) as writer:
         for piece in pieces:
             if writer.append_video_from(piece):  # FFV1: their packets; another codec: their samples encoded

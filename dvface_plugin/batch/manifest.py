@@ -54,8 +54,10 @@ class Manifest:
     def files(self) -> dict:
         return self.data["files"]
 
-    def add_file(self, source: str, sha256: str, output: str, n_frames: int, chunks: list[Chunk]) -> dict:
-        """The file's entry, kept if its checksum and plan are unchanged, else a fresh one."""
+    def add_file(self, source: str, sha256: str, output: str, n_frames: int, chunks: list[Chunk],
+                 unit: str = "frames") -> dict:
+        """The file's entry, kept if its checksum and plan are unchanged, else a fresh one. `unit`
+        names what the chunks count: "frames", or "fields" for an interlaced file (two a frame)."""
         entry = self.files.get(source)
         plan = [c.to_json() for c in chunks]
         if entry is not None and entry["sha256"] == sha256 and entry["output"] == output and [
@@ -71,6 +73,7 @@ class Manifest:
             "sha256": sha256,
             "output": output,
             "n_frames": n_frames,
+            "unit": unit,
             "state": "pending",
             "chunks": [{**c, "state": "pending", "piece": None, "runs": 0} for c in plan],
         }

@@ -66,7 +66,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="write variable-frame-rate inputs at their average rate (refused without this)")
     parser.add_argument("--allow-interlaced", action="store_true",
                         help="restore interlaced inputs frame by frame, as `dvface restore --allow-interlaced` does "
-                        "(refused without this)")
+                        "(by default whole frames are restored field by field, and --aligned refuses them)")
     parser.add_argument("--report", type=Path, default=None, metavar="DIR",
                         help="whole frames: also write a QC page per file to DIR/<stem>/index.html (see `dvface report`)")
     platecolour.add_arguments(parser)
@@ -123,6 +123,7 @@ def run(args: argparse.Namespace) -> int:
     from ..batch.scheduler import tracks_path
     from ..engine import WindowGrid
     from ..media import check_constant_rate, check_progressive, open_media
+    from ..wholeframe.fields import FieldSource, check_field_options, restore_by_fields
     from ..model.config import DVFaceConfig
     from ..model.folders import resolve_model_folder
 
@@ -149,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
                "allow_bit_depth_loss": args.allow_bit_depth_loss,
                "allow_retime": args.allow_retime, "threads": args.threads_per_worker,
                "aligned": args.aligned, "faces": args.faces, "min_face": args.min_face,
-               "colorspace": args.colorspace, "ocio": args.ocio}
+               "colorspace": args.colorspace, "ocio": args.ocio, "allow_interlaced": args.allow_interlaced}
     settings = {**{k: v for k, v in options.items() if k != "device"}, "chunk_frames": args.chunk_frames,
                 "ext": args.ext}
     job = job_id(inputs, settings)
@@ -160,14 +161,21 @@ def run(args: argparse.Namespace) -> int:
             if n < 1:
                 raise InputError(f"{src} has no frames")
             check_constant_rate(media.metadata, Path(src).name, args.allow_retime)  # before any work
-            check_progressive(media.metadata, Path(src).name, args.allow_interlaced)
+            if args.aligned:
+                check_progressive(media.metadata, Path(src).name, args.allow_interlaced)
+                first = None
+            else:  # interlaced whole frames are restored field by field, as `dvface restore` does
+                first = restore_by_fields(media.metadata, Path(src).name, args.allow_interlaced)
+                if first is not None:
+                    check_field_options(src, args)
             if args.aligned and (media.width, media.height) != (cfg.crop_size, cfg.crop_size):
                 raise InputError(f"{src} is {media.width}x{media.height}; --aligned needs "
                                  f"{cfg.crop_size}x{cfg.crop_size} aligned face crops for this model")
-            tracks = None if args.aligned else _analyse(platecolour.viewed(media, colour), src, cfg.crop_size,
+            pictures = media if first is None else FieldSource(media, first)
+            tracks = None if args.aligned else _analyse(platecolour.viewed(pictures, colour), src, cfg.crop_size,
                                                         args.quiet)
         try:
-            grid = WindowGrid(n, window, overlap, cfg.vae_temporal_stride)
+            grid = WindowGrid(pictures.frame_count, window, overlap, cfg.vae_temporal_stride)
         except ValueError as exc:
             raise InputError(str(exc)) from exc
         if tracks is None:
@@ -177,8 +185,12 @@ def run(args: argparse.Namespace) -> int:
             from ..faces import select_tracks
 
             chosen = select_tracks(tracks, args.faces, args.min_face)
-            chunks = plan_frame_chunks(n, chosen, args.chunk_frames, window, overlap, cfg.vae_temporal_stride)
-        manifest.add_file(src, file_sha256(src), str(outdir / f"{Path(src).stem}.{args.ext}"), n, chunks)
+            # chunks count pictures: a field file's are its fields, two a frame, cut between frames
+            per_frame = 1 if first is None else 2
+            chunks = plan_frame_chunks(pictures.frame_count, chosen, per_frame * args.chunk_frames, window, overlap,
+                                       cfg.vae_temporal_stride)
+        manifest.add_file(src, file_sha256(src), str(outdir / f"{Path(src).stem}.{args.ext}"), n, chunks,
+                          "frames" if first is None else "fields")
         if tracks is not None:
             path = tracks_path(manifest, src)
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -217,6 +229,7 @@ def print_plan(manifest: Manifest) -> None:
         done = sum(c["state"] == "done" for c in chunks)
         print(f"{src} -> {entry['output']}: {entry['n_frames']} frames, {len(chunks)} chunks, "
               f"{done} done, file {entry['state']}")
+        unit = entry.get("unit", "frames")
         for c in chunks:
-            print(f"  chunk {c['index']}: frames [{c['start']}, {c['stop']}) reads [{c['read_start']}, "
+            print(f"  chunk {c['index']}: {unit} [{c['start']}, {c['stop']}) reads [{c['read_start']}, "
                   f"{c['read_stop']}) {c['state']}")

@@ -104,14 +104,6 @@ def _check_args(args: argparse.Namespace) -> None:
         raise InputError(f"{args.report} already holds a report; pass --overwrite (-y) to replace it")
 
 
-def _check_field_options(args: argparse.Namespace) -> None:
-    """Options an interlaced IN, restored field by field, does not take yet."""
-    for flag, value in (("--report", args.report), ("--colorspace", args.colorspace), ("--ocio", args.ocio)):
-        if value is not None:
-            raise InputError(f"{args.input} is interlaced and is restored field by field, which {flag} does not "
-                             f"support yet; leave {flag} out, or deinterlace IN first")
-
-
 def _warn(message: str) -> None:
     print(f"dvface restore: warning: {message}", file=sys.stderr)
 
@@ -156,10 +148,10 @@ class _WritingBar:
 def restore_whole_frames(args: argparse.Namespace) -> dict[str, Any]:
     """Run the job the parsed `restore` arguments describe; returns the summary `--json` prints."""
     from ..faces import select_tracks
-    from ..media import MediaWriter, check_progressive, first_field, open_media, parse_frame_range
+    from ..media import MediaWriter, open_media, parse_frame_range
     from ..runtime.backends import describe, open_restorer
     from .compositor import read_span, restore_stream
-    from .fields import FieldSource, FieldWeaver
+    from .fields import FieldSource, FieldWeaver, check_field_options, restore_by_fields
     from .platecolour import PlateRoundTrip
     from .tracksource import default_cache_dir, obtain_tracks
 
@@ -173,11 +165,9 @@ def restore_whole_frames(args: argparse.Namespace) -> dict[str, Any]:
         if n_frames < 1:
             raise InputError(f"{args.input} has no frames")
         # Interlaced video is restored field by field (fields.py); one of unknown field order is refused.
-        first = None if args.allow_interlaced else first_field(src.metadata)
-        if first is None:
-            check_progressive(src.metadata, args.input, args.allow_interlaced)
-        else:
-            _check_field_options(args)
+        first = restore_by_fields(src.metadata, args.input, args.allow_interlaced)
+        if first is not None:
+            check_field_options(args.input, args)
         trim = (None if args.frames is None
                 else parse_frame_range(args.frames, n_frames, src.metadata.get("first_frame", 0)))
         start, stop = trim or (0, n_frames)

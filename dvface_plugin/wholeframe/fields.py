@@ -16,7 +16,27 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from ..media import MediaSource
+from ..errors import InputError
+from ..media import MediaSource, check_progressive, first_field
+
+
+def restore_by_fields(metadata: Any, source: str, allow_interlaced: bool) -> int | None:
+    """The first field's row parity when `source` (`metadata` of its MediaSource) is restored field
+    by field; None to restore its frames as pictures (progressive, or `allow_interlaced`). An
+    interlaced source of unknown field order is refused."""
+    first = None if allow_interlaced else first_field(metadata)
+    if first is None:
+        check_progressive(metadata, source, allow_interlaced)
+    return first
+
+
+def check_field_options(source: str, args: Any) -> None:
+    """Refuse the options (`dvface restore` or `batch` arguments) that a source restored field by
+    field does not take yet."""
+    for name in ("report", "colorspace", "ocio"):
+        if getattr(args, name) is not None:
+            raise InputError(f"{source} is interlaced and is restored field by field, which --{name} does not "
+                             f"support yet; leave --{name} out, or deinterlace it first")
 
 
 def field_picture(frame: np.ndarray, parity: int) -> np.ndarray:
