@@ -285,9 +285,10 @@ def test_an_interlaced_file_is_restored_field_by_field_as_dvface_restore_does(ra
     outdir = tmp_path / "out"
     args = ["batch", str(tape), "-o", str(outdir), "--model", str(model), "--quiet", "--chunk-frames", "2",
             "--workers", "2", "--threads-per-worker", str(torch.get_num_threads())]
-    assert main([*args, "--report", str(tmp_path / "qc")]) == 2  # not for fields yet, and said before any work
-    assert "restored field by field, which --report does not support yet" in capsys.readouterr().err
-    assert main(args) == 0
+    assert main([*args, "--colorspace", "ACEScct"]) == 2  # not for fields yet, and said before any work
+    assert "restored field by field, which --colorspace does not support yet" in capsys.readouterr().err
+    assert main([*args, "--report", str(tmp_path / "qc")]) == 0
+    assert json.loads((tmp_path / "qc" / "tape" / "report.json").read_text())["shot"]["unit"] == "field"
     out = open_media(outdir / "tape.mkv")
     assert out.metadata["interlaced"] == "top field first" and out.frame_count == 7
     assert np.array_equal(np.stack(list(out)), reference)

@@ -718,9 +718,17 @@ def test_interlaced_video_is_restored_field_by_field_and_stays_interlaced(model_
     assert code == 0 and again["tracks_source"] != summary["tracks_source"]
     assert np.array_equal(decoded(tmp_path / "again.mkv"), decoded(out))
     code = main(["restore", str(src), "-o", str(tmp_path / "r.mkv"), "--model", str(model_dir), "--quiet",
-                 "--report", str(tmp_path / "qc")])
-    assert code == 2 and "restored field by field, which --report does not support yet" in capsys.readouterr().err
+                 "--colorspace", "ACEScct"])
+    assert code == 2 and "restored field by field, which --colorspace does not support yet" in capsys.readouterr().err
     assert not (tmp_path / "r.mkv").exists()
+    # the QC page measures it as it was restored, field by field, and says so
+    code = main(["report", str(src), str(out), "-o", str(tmp_path / "qc")])
+    assert code == 0
+    report = json.loads((tmp_path / "qc" / "report.json").read_text())
+    assert report["shot"]["unit"] == "field" and report["shot"]["frames"] == 6
+    (track,) = report["tracks"]
+    assert track["restored"] and (track["first_frame"], track["last_frame"]) == (0, 11)
+    assert "numbers count fields" in (tmp_path / "qc" / "index.html").read_text()
 
 
 @pytest.mark.parametrize("pixel_aspect, rotation", [(Fraction(2), 0), (Fraction(1), -90)])

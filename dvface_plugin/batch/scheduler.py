@@ -125,7 +125,8 @@ def _finish_if_complete(manifest: Manifest, src: str, options: dict, report_dir:
 
             build_report(src, entry["output"], report_dir / Path(src).stem, tracks_file=tracks,
                          faces=options["faces"], min_face=options["min_face"],
-                         colour=plate_colour(options["colorspace"], options["ocio"]))
+                         colour=plate_colour(options["colorspace"], options["ocio"]),
+                         allow_interlaced=options.get("allow_interlaced", False))
         tracks.unlink(missing_ok=True)
         if not any(tracks.parent.iterdir()):
             tracks.parent.rmdir()

@@ -34,6 +34,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--faces", default=None,
                         help="the restore's --faces, so tracks it left out are named with the reason")
     parser.add_argument("--min-face", type=float, default=0.0, help="the restore's --min-face (px)")
+    parser.add_argument("--allow-interlaced", action="store_true",
+                        help="the restore's --allow-interlaced: an interlaced IN is then measured frame by frame "
+                        "(by default field by field, as it was restored)")
     platecolour.add_arguments(parser)  # both clips are plates in that space; the page shows them as the model saw them
     parser.set_defaults(func=run)
 
@@ -47,7 +50,8 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"{out} already holds a report; pass --overwrite (-y) to replace it, or name another folder")
     report = build_report(args.input, args.restored, out, crop_size=args.crop_size, cache_dir=default_cache_dir(),
                           tracks_file=args.tracks, check_digest=not args.force_tracks, frames=args.frames,
-                          faces=args.faces, min_face=args.min_face, colour=platecolour.settings(args))
+                          faces=args.faces, min_face=args.min_face, colour=platecolour.settings(args),
+                          allow_interlaced=args.allow_interlaced)
     restored = sum(t["restored"] for t in report["tracks"])
     print(f"dvface report: {len(report['tracks'])} face tracks ({restored} restored) -> {out / 'index.html'}",
           file=sys.stderr)

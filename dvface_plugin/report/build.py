@@ -139,21 +139,26 @@ class ShotReport:
 def build_report(input_path: str | Path, restored_path: str | Path, out_dir: str | Path, *,
                  crop_size: int = 512, cache_dir: Path | None = None, tracks_file: Path | None = None,
                  check_digest: bool = True, frames: str | None = None, faces: str | None = None,
-                 min_face: float = 0.0, colour: ColourSettings | None = None, run: dict | None = None) -> dict:
+                 min_face: float = 0.0, colour: ColourSettings | None = None, run: dict | None = None,
+                 allow_interlaced: bool = False) -> dict:
     """Measure the shot, write `out_dir/report.json`, `index.html` and images; return the report.
 
     `tracks_file`: the (hand-edited) tracks the restore was given, instead of the cached analysis.
     `frames`: the "A-B" range a `restore --frames` wrote (the restored clip holds only those).
     `faces`, `min_face`: the restore's choice of tracks, so skipped tracks are named with the reason.
     `colour`: the plates' colour space (`restore --colorspace`): both clips are seen in display sRGB.
-    `run`: how the restore ran (model, backend, device, settings, seconds), when the caller knows."""
+    `run`: how the restore ran (model, backend, device, settings, seconds), when the caller knows.
+    An interlaced input is measured field by field, as `dvface restore` restores it (unless
+    `allow_interlaced`, as there): the page then counts fields, two a frame."""
     from ..faces import left_out_reasons
     from ..media import parse_frame_range
     from ..wholeframe.platecolour import viewed
     from ..wholeframe.stages import StageTimer
+    from ..wholeframe.fields import FieldSource, restore_by_fields
     from ..wholeframe.tracksource import obtain_tracks
 
     with open_media(input_path) as src_plates, open_media(restored_path) as res_plates:
+        field = restore_by_fields(src_plates.metadata, Path(input_path).name, allow_interlaced)
         src, res = viewed(src_plates, colour), viewed(res_plates, colour)
         first_number = src.metadata.get("first_frame", 0)
         start, stop = (0, src.frame_count) if frames is None else parse_frame_range(frames, src.frame_count,
@@ -164,14 +169,18 @@ def build_report(input_path: str | Path, restored_path: str | Path, out_dir: str
                 f"{restored_path} ({res.frame_count} frames of {res.width}x{res.height}) is not a restoration of"
                 f"{within} {input_path} ({stop - start} frames of {src.width}x{src.height}); give the clip it was "
                 f"made from" + ("" if frames is None else " and the --frames it was restored with"))
+        per = 1  # pictures a frame: 2 when restored field by field (picture 2k is frame k's first field)
+        if field is not None:
+            per, src, res = 2, FieldSource(src, field), FieldSource(res, field)
         tracks = obtain_tracks(src, StageTimer(), crop_size, tracks_file=tracks_file, check_digest=check_digest,
                                cache_dir=cache_dir).tracks
         left_out = None if faces is None and not min_face else left_out_reasons(tracks, faces or "all", min_face)
-        shot = ShotReport(out_dir, tracks, (start, stop), first_number=first_number, left_out=left_out)
-        for n, (a, b) in enumerate(zip(src.frames(start, stop), res.frames(), strict=True), start):
+        shot = ShotReport(out_dir, tracks, (per * start, per * stop), first_number=per * first_number,
+                          left_out=left_out)
+        for n, (a, b) in enumerate(zip(src.frames(per * start, per * stop), res.frames(), strict=True), per * start):
             shot.add(n, a, b)
         return shot.finish({
-            "input": str(input_path), "restored": str(restored_path),
+            "input": str(input_path), "restored": str(restored_path), "unit": "frame" if field is None else "field",
             "frames": stop - start, "frame_range": f"{start + first_number}-{stop - 1 + first_number}",
             "fps": str(src.fps), "width": src.width, "height": src.height,
             "pix_fmt": src.pix_fmt, "bit_depth": src.source_bits,

@@ -78,7 +78,8 @@ def run(args: argparse.Namespace) -> int:
         build_report(args.input, args.output, args.report, crop_size=summary["crop_size"],
                      cache_dir=None if args.no_cache else default_cache_dir(), tracks_file=args.tracks,
                      check_digest=not args.force_tracks, frames=args.frames, faces=args.faces,
-                     min_face=args.min_face, colour=platecolour.settings(args), run=run)
+                     min_face=args.min_face, colour=platecolour.settings(args), run=run,
+                     allow_interlaced=args.allow_interlaced)
     if args.json:
         print(json.dumps(summary))
     elif not args.quiet:

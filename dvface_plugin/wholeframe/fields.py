@@ -33,7 +33,7 @@ def restore_by_fields(metadata: Any, source: str, allow_interlaced: bool) -> int
 def check_field_options(source: str, args: Any) -> None:
     """Refuse the options (`dvface restore` or `batch` arguments) that a source restored field by
     field does not take yet."""
-    for name in ("report", "colorspace", "ocio"):
+    for name in ("colorspace", "ocio"):
         if getattr(args, name) is not None:
             raise InputError(f"{source} is interlaced and is restored field by field, which --{name} does not "
                              f"support yet; leave --{name} out, or deinterlace it first")
