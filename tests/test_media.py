@@ -222,6 +222,22 @@ def test_anamorphic_image_files_keep_their_pixel_aspect(tmp_path, name):
     assert open_media(out).metadata["pixel_aspect"] == 2
 
 
+def test_a_phone_photo_with_an_exif_orientation_is_written_upright(tmp_path):
+    """Viewers turn a photo by its EXIF orientation; the restored picture, which has none, is
+    written turned the same way, so it looks as the original does."""
+    from PIL import Image
+
+    stored = random_frames(1)[0]
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to display", as phones write portraits
+    Image.fromarray(stored).save(tmp_path / "phone.jpg", exif=exif.tobytes(), quality=100)
+    src = open_media(tmp_path / "phone.jpg")
+    assert src.metadata["rotation"] == -90
+    out = open_media(write_all(tmp_path / "out.png", list(src), metadata=src.metadata))
+    assert (out.width, out.height) == (H, W)
+    np.testing.assert_array_equal(out.read(0), np.rot90(src.read(0), -1))
+
+
 def test_a_pixel_aspect_that_cannot_be_recorded_is_an_error_naming_the_fix(tmp_path):
     bogus = tmp_path / "not.mkv"
     bogus.write_bytes(b"\x1a\x45\xdf\xa3\x80" + bytes(64))

@@ -388,6 +388,8 @@ class ImageSource(MediaSource):
             self.metadata["alpha_dropped"] = True
         if aspect is not None and aspect > 0 and aspect != 1:  # an anamorphic scan or plate
             self.metadata["pixel_aspect"] = aspect
+        if first.rotation:  # a phone photo's EXIF orientation, as the decoder reports it
+            self.metadata["rotation"] = first.rotation
 
     @property
     def frame_count(self) -> int:
