@@ -713,6 +713,9 @@ def test_interlaced_video_is_restored_field_by_field_and_stays_interlaced(model_
             assert not np.array_equal(before[n][0][field::2][rows], after[n][0][field::2][rows]), (n, field)
     tracks = tmp_path / "tracks.json"  # `dvface track` tracks the fields too, so its file and ids fit
     assert main(["track", str(src), "-o", str(tracks), "--quiet"]) == 0 and Tracks.load(tracks).frame_count == 12
+    as_pictures = tmp_path / "frames.json"  # what `restore --allow-interlaced` would take
+    assert main(["track", str(src), "-o", str(as_pictures), "--quiet", "--allow-interlaced"]) == 0
+    assert Tracks.load(as_pictures).frame_count == 6
     capsys.readouterr()
     code, again = restore(src, tmp_path / "again.mkv", model_dir, "--tracks", str(tracks), capsys=capsys)
     assert code == 0 and again["tracks_source"] != summary["tracks_source"]

@@ -40,6 +40,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="also write DIR/track_<id>.png, each track's face in its middle frame, to see which "
                         "id is which face")
     platecolour.add_arguments(parser)
+    parser.add_argument("--allow-interlaced", action="store_true",
+                        help="track an interlaced IN frame by frame, as `dvface restore --allow-interlaced` "
+                        "restores it (by default its fields are tracked, as restore restores them)")
     parser.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
@@ -47,8 +50,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..faces import CROP_SIZE
-    from ..media import first_field, open_media
-    from ..wholeframe.fields import FieldSource
+    from ..media import open_media
+    from ..wholeframe.fields import FieldSource, restore_by_fields
     from ..wholeframe.stages import StageTimer
     from ..wholeframe.tracksource import default_cache_dir, obtain_tracks
 
@@ -65,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--crop-size must be at least 16 px, got {crop_size}")
     timer = StageTimer()
     with open_media(args.input) as plates:
-        first = first_field(plates.metadata)  # interlaced: tracked over its fields, as `dvface restore` does
+        first = restore_by_fields(plates.metadata, args.input, args.allow_interlaced)  # as `dvface restore`
         pictures = plates if first is None else FieldSource(plates, first)
         src = platecolour.viewed(pictures, colour)  # faces are found, and previews shown, as the model sees them
         total = src.frame_count

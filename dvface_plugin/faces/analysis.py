@@ -56,17 +56,16 @@ def analysis_settings(
         "smoothing": (smoothing or SmoothingSettings()).as_dict(),
         "crop_size": crop_size,
         "pixel_aspect": pixel_aspect,
-        "rotation": 90 * quarter_turns(rotation),
+        "rotation": 90 * _quarter_turns(rotation),
     }
 
 
-def quarter_turns(rotation: float) -> int:
-    """Counter-clockwise quarter turns (0-3) nearest a display rotation in degrees (a video's
-    display matrix: -90 is a phone held upright, its pictures stored on their side)."""
-    try:
-        return round(float(rotation) / 90) % 4
-    except (TypeError, ValueError, OverflowError):
-        raise InputError(f"rotation must be a number of degrees, got {rotation!r}") from None
+def _quarter_turns(rotation: int) -> int:
+    """Counter-clockwise quarter turns (0-3) of a display rotation that is a multiple of 90 degrees."""
+    if not isinstance(rotation, int) or rotation % 90:
+        raise InputError(f"rotation must be a whole number of quarter turns in degrees (0, 90, 180, 270), "
+                         f"got {rotation!r}")
+    return rotation // 90 % 4
 
 
 def _stored_points(points: np.ndarray, turns: int, width: int, height: int) -> np.ndarray:
@@ -127,7 +126,7 @@ def analyze(
     batch_size: int | None = None,
     progress: Callable[[int], None] | None = None,
     pixel_aspect: float = 1.0,
-    rotation: float = 0,
+    rotation: int = 0,
 ) -> Tracks:
     """Detect, track and smooth every face of a clip; frames are consumed once, in order.
 
@@ -137,7 +136,7 @@ def analyze(
         has none).
     progress: called with the number of frames done after each batch (raise in it to cancel).
     pixel_aspect: pixel width over height (64/45 for anamorphic 16:9 PAL), and
-    rotation: the display rotation in degrees counter-clockwise (a video's `rotation` metadata):
+    rotation: the display rotation in degrees counter-clockwise, a multiple of 90 (`media.display_geometry`):
         faces are detected and aligned as they are displayed, so crops show them upright.
     """
     try:
@@ -147,7 +146,7 @@ def analyze(
     if not (fps > 0 and np.isfinite(fps)):
         raise InputError(f"fps must be a positive number, got {fps!r}")
     pixel_aspect = check_pixel_aspect(pixel_aspect)
-    turns = quarter_turns(rotation)
+    turns = _quarter_turns(rotation)
     detector = detector or CenterFaceDetector()
     if batch_size is None:
         batch_size = int(getattr(detector, "preferred_batch", 1))

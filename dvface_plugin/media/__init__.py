@@ -10,10 +10,10 @@ and OpenEXR under one interface; imports only `errors` and `processes` of dvface
 
 from .formats import OutputSpec, output_spec, parse_fps
 from .reader import (ImageSource, MediaSource, VideoSource, check_progressive, display_geometry,
-                     first_field, open_media, pixel_aspect)
+                     first_field, open_media, pixel_aspect, quarter_turns)
 from .trim import parse_frame_range
 from .writer import MediaWarning, MediaWriter, check_constant_rate, existing_output
 
 __all__ = ["ImageSource", "MediaSource", "MediaWarning", "MediaWriter", "OutputSpec", "VideoSource",
            "check_constant_rate", "check_progressive", "display_geometry", "existing_output", "first_field", "open_media",
-           "output_spec", "parse_fps", "parse_frame_range", "pixel_aspect"]
+           "output_spec", "parse_fps", "parse_frame_range", "pixel_aspect", "quarter_turns"]

@@ -345,10 +345,16 @@ def pixel_aspect(metadata: Mapping) -> Fraction:
     return Fraction(metadata.get("pixel_aspect") or 1)
 
 
+def quarter_turns(metadata: Mapping) -> int:
+    """Counter-clockwise quarter turns (0-3) that show a source's pictures upright (`metadata` of its
+    MediaSource; its display rotation, -90 for a phone clip or photo stored on its side)."""
+    return round(float(metadata.get("rotation") or 0) / 90) % 4
+
+
 def display_geometry(metadata: Mapping) -> dict[str, float]:
     """How a source's pictures are displayed (`metadata` of its MediaSource), as the face analysis
-    takes it: `pixel_aspect` (float) and `rotation` (degrees counter-clockwise)."""
-    return {"pixel_aspect": float(pixel_aspect(metadata)), "rotation": metadata.get("rotation", 0)}
+    takes it: `pixel_aspect` (float) and `rotation` (0, 90, 180 or 270 degrees counter-clockwise)."""
+    return {"pixel_aspect": float(pixel_aspect(metadata)), "rotation": 90 * quarter_turns(metadata)}
 
 
 def check_progressive(metadata: Mapping, source: str, allow_interlaced: bool = False) -> None:

@@ -26,7 +26,7 @@ from ..processes import remove_orphans
 from .formats import FFV1_SOURCE_FORMATS, OutputSpec, output_spec, parse_fps
 from .matroska import set_display_aspect
 from .pixels import depth_class, format_bits, matrix_for, rgb_to_dtype, rgb_to_frame
-from .reader import MediaSource, pixel_aspect
+from .reader import MediaSource, pixel_aspect, quarter_turns
 from .trim import advance_timecode
 from .sequences import (
     READ_EXTENSIONS,
@@ -170,7 +170,7 @@ class MediaWriter:
                 self._open_video(audio_from)
             else:
                 # Image files have no rotation tag: a rotated video's frames are turned upright (exactly).
-                self._turns = round(self._metadata.get("rotation", 0) / 90) % 4
+                self._turns = quarter_turns(self._metadata)
                 size = (height, width) if self._turns % 2 else (width, height)
                 self._image = image_codec(self.spec.encoder, self.spec.pix_fmt, *size, self._options)
                 if self._pixel_aspect != 1:  # every image format here records it (turned upright: inverted)

@@ -71,7 +71,7 @@ class ShotReport:
             self.identity = None
         self.tracks = [t for t in tracks if t.first_frame < self.stop and t.last_frame >= self.start]
         self.scale = QC_CROP / tracks.crop_size
-        self.display = (tracks.pixel_aspect, tracks.rotation // 90 % 4)  # full frames shown as players show them
+        self.display = (tracks.pixel_aspect, tracks.rotation // 90)  # full frames shown as players show them
         self.reports: dict[int, TrackReport] = {}
         self.picks: dict[int, set[int]] = {}
         for t in self.tracks:
