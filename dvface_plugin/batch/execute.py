@@ -131,10 +131,9 @@ def render_frames_chunk(restorer, source: str, tracks_file: Path, chunk: Chunk, 
                 raise InputError(f"{source} ended before frame {chunk.stop}; the file is truncated: re-encode it")
 
 
-def assemble(source: str, pieces: list[str], output: Path, options: dict) -> None:
-    """Write the file's output from its pieces in order, with the source's audio and metadata."""
-    from ..wholeframe.fields import restore_by_fields
-
+def assemble(source: str, pieces: list[str], output: Path, options: dict, woven_fields: bool = False) -> None:
+    """Write the file's output from its pieces in order, with the source's audio and metadata
+    (`woven_fields`: the pieces are an interlaced file restored field by field)."""
     with open_media(source) as src, MediaWriter(
         output,
         fps=src.fps if src.fps else None,
@@ -147,8 +146,7 @@ def assemble(source: str, pieces: list[str], output: Path, options: dict) -> Non
         allow_bit_depth_loss=options["allow_bit_depth_loss"],
         allow_retime=options["allow_retime"],
         planes_from=src,  # an FFV1 output in the source's YUV format takes the pieces' packets as they are
-        woven_fields=not options["aligned"] and restore_by_fields(
-            src.metadata, Path(source).name, options.get("allow_interlaced", False)) is not None,
+        woven_fields=woven_fields,
     ) as writer:
         for piece in pieces:
             if writer.append_video_from(piece):  # FFV1: their packets; another codec: their samples encoded

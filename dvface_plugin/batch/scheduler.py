@@ -114,7 +114,8 @@ def _finish_if_complete(manifest: Manifest, src: str, options: dict, report_dir:
     entry = manifest.files[src]
     if any(c["state"] != "done" for c in entry["chunks"]):
         return
-    assemble(src, [c["piece"] for c in entry["chunks"]], Path(entry["output"]), options)
+    assemble(src, [c["piece"] for c in entry["chunks"]], Path(entry["output"]), options,
+             woven_fields=entry.get("unit") == "fields")
     manifest.file_done(src)
     shutil.rmtree(Path(entry["chunks"][0]["piece"]).parent, ignore_errors=True)
     if not options["aligned"]:
