@@ -25,7 +25,7 @@ from ..errors import InputError
 from ..processes import remove_orphans
 from .formats import FFV1_SOURCE_FORMATS, OutputSpec, output_spec, parse_fps
 from .matroska import set_display_aspect
-from .pixels import depth_class, format_bits, matrix_for, rgb_to_dtype, rgb_to_frame
+from .pixels import chroma_per_field, depth_class, format_bits, matrix_for, rgb_to_dtype, rgb_to_frame
 from .reader import MediaSource, pixel_aspect, quarter_turns
 from .trim import advance_timecode
 from .sequences import (
@@ -129,8 +129,8 @@ class MediaWriter:
         self._options = {**self.spec.options, **(encoder_options or {})}
         self._closed = False
         # Woven fields in a vertically subsampled format (4:2:0) keep a chroma row per field.
-        self._field_chroma = (woven_fields and self.spec.kind == "video" and height % 4 == 0
-                              and av.VideoFormat(self.spec.pix_fmt, width, height).components[1].height < height)
+        self._field_chroma = (woven_fields and self.spec.kind == "video"
+                              and chroma_per_field(self.spec.pix_fmt, width, height))
         if self.spec.kind == "video":
             check_constant_rate(self._metadata, f"the source of {self.spec.path.name}", allow_retime)
             if fps is None:

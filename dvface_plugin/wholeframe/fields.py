@@ -2,9 +2,10 @@
 
 Each frame of interlaced video holds two fields shot a field period apart. Restoring the frame
 as one picture would blend them on every moving face, so the job runs on the fields instead:
-`FieldSource` shows the clip as twice as many pictures, each one field with its missing lines
-interpolated (in place, so a face keeps its size and position), and `FieldWeaver` takes the
-restored pictures in pairs and puts each field's own lines back into one frame. Analysis,
+`FieldSource` shows the clip as twice as many pictures, each one field (converted to RGB from its
+own samples, 4:2:0 chroma included) with its missing lines interpolated (in place, so a face keeps
+its size and position), and `FieldWeaver` takes the restored pictures in pairs and puts each
+field's own lines back into one frame. Analysis,
 tracking and restoration see a progressive clip at the field rate; the output keeps the source's
 frames, field order and every sample outside the face mattes.
 """
@@ -17,7 +18,8 @@ from typing import Any, Iterator
 import numpy as np
 
 from ..errors import InputError
-from ..media import MediaSource, check_progressive, first_field
+from ..media import VideoSource, check_progressive, first_field
+from ..media.pixels import field_to_rgb
 
 
 def restore_by_fields(metadata: Any, source: str, allow_interlaced: bool) -> int | None:
@@ -39,11 +41,12 @@ def check_field_options(source: str, args: Any) -> None:
                              f"support yet; leave --{name} out, or deinterlace it first")
 
 
-def field_picture(frame: np.ndarray, parity: int) -> np.ndarray:
-    """The field of row parity `parity` as a full-height picture: its own rows as they are, the
-    other field's rows interpolated from the rows above and below."""
-    out = frame.copy()
-    own = frame[parity::2].astype(np.float32)
+def field_picture(own: np.ndarray, parity: int, height: int) -> np.ndarray:
+    """A full-height picture of the field of row parity `parity` whose rows are `own`: they stay as
+    they are, the other field's rows are interpolated from the rows above and below."""
+    out = np.empty((height, *own.shape[1:]), own.dtype)
+    out[parity::2] = own
+    own = own.astype(np.float32)
     rows = out[1 - parity :: 2]
     # Row r of the other field lies between own rows r - (1 - parity) and r + parity.
     above = own[: len(rows)] if parity == 0 else np.concatenate([own[:1], own[: len(rows) - 1]])
@@ -51,14 +54,14 @@ def field_picture(frame: np.ndarray, parity: int) -> np.ndarray:
     if len(below) < len(rows):  # the last row has no own row below it
         below = np.concatenate([below, own[-1:]])
     mid = (above + below) / 2
-    rows[...] = mid if np.issubdtype(frame.dtype, np.floating) else np.rint(mid).astype(frame.dtype)
+    rows[...] = mid if np.issubdtype(out.dtype, np.floating) else np.rint(mid).astype(out.dtype)
     return out
 
 
 class FieldSource:
     """`src` seen as its fields in display order: picture 2k is frame k's first field, 2k + 1 its second."""
 
-    def __init__(self, src: MediaSource, first: int) -> None:
+    def __init__(self, src: VideoSource, first: int) -> None:
         self._src, self.first = src, first
         self.frame_count = 2 * src.frame_count
         self.fps = Fraction(src.fps) * 2
@@ -69,10 +72,11 @@ class FieldSource:
     def frames(self, start: int = 0, stop: int | None = None) -> Iterator[np.ndarray]:
         stop = self.frame_count if stop is None else min(stop, self.frame_count)
         n = start - start % 2
-        for frame in self._src.frames(start // 2, (stop + 1) // 2):
+        depth, colorspace = self._src.bit_depth, self._src.metadata["color"]["colorspace"]
+        for frame in self._src.decoded_frames(start // 2, (stop + 1) // 2):
             for parity in (self.first, 1 - self.first):
                 if start <= n < stop:
-                    yield field_picture(frame, parity)
+                    yield field_picture(field_to_rgb(frame, parity, depth, colorspace), parity, frame.height)
                 n += 1
 
 
