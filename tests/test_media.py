@@ -686,3 +686,36 @@ def test_woven_fields_get_each_fields_own_chroma_in_4_2_0(tmp_path):
             chroma[fields] = np.frombuffer(frame.planes[2], np.uint8).reshape(8, -1)[:, :8].astype(int)  # V
     assert np.ptp(chroma[False][1:-1, 4]) <= 1  # progressive subsampling averages the fields
     assert (chroma[True][0::2, 4] - chroma[True][1::2, 4] > 60).all()  # V: red rows above blue rows
+
+
+def _dv_clip(path: Path, n: int = 4) -> Path:
+    """A raw NTSC DV file (720x480 4:1:1, 30000/1001 fps), as a tape capture stores it."""
+    with av.open(str(path), "w", format="dv") as container:
+        stream = container.add_stream("dvvideo", rate=Fraction(30000, 1001))
+        stream.width, stream.height, stream.pix_fmt = 720, 480, "yuv411p"
+        for frame in random_frames(n, size=(480, 720)):
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+    return path
+
+
+def test_a_dv_capture_reads_at_its_rate_bottom_field_first_and_keeps_its_4_1_1_samples(tmp_path):
+    """Raw DV reports its time base (60000) as its average rate and tags no field order: the frames'
+    even timestamps give 30000/1001, and SD DV is bottom field first by its standard. FFV1 keeps its
+    4:1:1 samples, so those outside a face stay the source's."""
+    src = open_media(_dv_clip(tmp_path / "tape.dv"))
+    assert src.fps == Fraction(30000, 1001) and not src.metadata.get("variable_frame_rate")
+    assert src.metadata["interlaced"] == "bottom field first" and src.pix_fmt == "yuv411p"
+    matte = np.zeros((480, 720), np.float32)
+    matte[100:200, 300:400] = 1
+    out = tmp_path / "out.mkv"
+    with MediaWriter(out, fps=src.fps, width=720, height=480, planes_from=src, metadata=src.metadata) as writer:
+        for frame in src.frames():
+            writer.write(255 - frame, matte)
+    restored = open_media(out)
+    assert restored.pix_fmt == "yuv411p" and restored.metadata["interlaced"] == "bottom field first"
+    for a, b in zip(src.decoded_frames(), restored.decoded_frames(), strict=True):
+        luma_a, luma_b = (np.frombuffer(f.planes[0], np.uint8).reshape(480, -1)[:, :720] for f in (a, b))
+        outside = np.ones((480, 720), bool)
+        outside[100:200, 300:400] = False
+        assert np.array_equal(luma_a[outside], luma_b[outside]) and not np.array_equal(luma_a, luma_b)

@@ -35,6 +35,7 @@ _VIDEO_CODECS: dict[str, tuple[str, list[tuple[int, str, int]], bool]] = {
 # `ffv1rgb` writes RGB instead.
 FFV1_SOURCE_FORMATS = {f"yuv{s}p{d}": bits for s in ("420", "422", "444")
                        for d, bits in (("", 8), ("10le", 10), ("12le", 12), ("16le", 16))}
+FFV1_SOURCE_FORMATS["yuv411p"] = 8  # NTSC DV and DVCPRO
 _CODEC_ALIASES = {"hevc": "h265", "x265": "h265", "avc": "h264", "x264": "h264",
                   "prores_hq": "prores", "prores422": "prores", "rgb": "ffv1rgb"}
 _CONTAINER_CODECS = {

@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from abc import ABC, abstractmethod
 from functools import cached_property
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from fractions import Fraction
 from pathlib import Path
 
@@ -36,6 +36,7 @@ _SEEK_DISTANCE = 12
 _COLOR_UNSET = {"colorspace": 2, "color_range": 0, "color_primaries": 2, "color_trc": 2}
 # FFmpeg's AVFieldOrder for interlaced streams -> row parity of the field shown first (0 top, 1 bottom).
 _FIRST_FIELD = {2: 0, 3: 1, 4: 1, 5: 0}
+_BOTTOM_FIRST = 3
 _MUXER_TAGS = {"major_brand", "minor_version", "compatible_brands", "encoder", "duration",
                "handler_name", "vendor_id", "language", "timecode"}
 
@@ -134,7 +135,9 @@ class VideoSource(MediaSource):
             self.width, self.height = first.width, first.height
             self.source_bits = format_bits(first.format)
             self.pix_fmt = first.format.name
-            self.fps, variable = _frame_rate(stream, path)
+            self._pts_index: list[int] | None = None
+            self._packet_count: int | None = None
+            self.fps, variable = _frame_rate(stream, path, self._index)
             # MP4/MOV sample tables list every frame without reading data; entries an edit
             # list discards are not shown, so they are not counted. Other containers are
             # counted by one demux pass when the count is first needed.
@@ -145,6 +148,8 @@ class VideoSource(MediaSource):
             if variable:
                 self.metadata["variable_frame_rate"] = True
             field_order = field_order or stream.codec_context.field_order  # some demuxers learn it by decoding
+            if field_order not in _FIRST_FIELD and first.interlaced_frame and _is_sd_dv(stream, first):
+                field_order = _BOTTOM_FIRST  # DV's own standard (IEC 61834), which .dv and .avi do not tag
             if field_order in _FIRST_FIELD:
                 self.metadata["field_order"] = field_order  # the tag a writer keeps
                 self.metadata["interlaced"] = ("top", "bottom")[_FIRST_FIELD[field_order]] + " field first"
@@ -158,8 +163,6 @@ class VideoSource(MediaSource):
                 for key, unset in _COLOR_UNSET.items()}
         finally:
             container.close()
-        self._pts_index: list[int] | None = None
-        self._packet_count: int | None = None
         self._cursor: Iterator[av.VideoFrame] | None = None
         self._cursor_next = -1
         self._lock = threading.Lock()
@@ -317,20 +320,43 @@ class VideoSource(MediaSource):
             self._cursor_next = -1
 
 
-def _frame_rate(stream: av.VideoStream, path: Path) -> tuple[Fraction, bool]:
-    """Exact frame rate and whether the stream looks variable-rate.
+def _frame_rate(stream: av.VideoStream, path: Path,
+                timestamps: Callable[[], list[int] | None]) -> tuple[Fraction, bool]:
+    """Exact frame rate and whether the stream's frame timing varies.
 
     The stream's declared rate is exact (30, 24000/1001) where the average is often a
-    rounding artefact (345000000/11500001) or skewed by edit lists; the average wins only
-    when the two disagree by more than 2%, which means variable frame timing.
+    rounding artefact (345000000/11500001), skewed by edit lists, or a placeholder (raw DV
+    reports its time base, 60000). When the two disagree by more than 2%, the frames'
+    `timestamps` (sorted, in the stream's time base) decide: evenly spaced, they give the
+    rate; uneven, the timing is variable and the average stands for it.
     """
     declared, average = stream.guessed_rate, stream.average_rate
     if declared and average and abs(float(average / declared) - 1) > 0.02:
-        return Fraction(average), True
+        steady = _steady_rate(timestamps(), Fraction(stream.time_base))
+        if steady is None:
+            return Fraction(average), True
+        return (Fraction(declared) if abs(float(steady / declared) - 1) < 0.002 else steady), False
     rate = declared or average or stream.base_rate
     if not rate:
         raise InputError(f"{path.name} has no frame rate; remux it with a rate set.")
     return Fraction(rate), False
+
+
+def _is_sd_dv(stream: av.VideoStream, frame: av.VideoFrame) -> bool:
+    """Standard-definition DV (DV25, DVCAM, DVCPRO, DVCPRO50: 720x480 or 720x576), whose
+    interlaced pictures are always bottom field first."""
+    return stream.codec_context.name == "dvvideo" and (frame.width, frame.height) in ((720, 480), (720, 576))
+
+
+def _steady_rate(pts: list[int] | None, time_base: Fraction) -> Fraction | None:
+    """The rate of evenly spaced timestamps (steps within one tick of each other, as rounding to
+    a millisecond time base leaves them), None when they are uneven or unknown."""
+    if pts is None or len(pts) < 3:
+        return None
+    steps = np.diff(pts)
+    if steps.min() <= 0 or steps.max() - steps.min() > 1:
+        return None
+    return (Fraction(len(steps), int(pts[-1] - pts[0])) / time_base).limit_denominator(1001)
 
 
 def first_field(metadata: Mapping) -> int | None:

@@ -527,8 +527,9 @@ def _copyable_format(source: MediaSource | None, width: int, height: int) -> str
 
 
 def _odd_for_chroma(pix_fmt: str, width: int, height: int) -> str | None:
-    """"width" or "height" when chroma subsampling in `pix_fmt` needs it even and it is odd."""
-    if width % 2 and pix_fmt.startswith(("yuv420", "yuv422")):
+    """"width" or "height" when chroma subsampling in `pix_fmt` needs it even (4:1:1: a multiple
+    of 4) and it is not."""
+    if width % (4 if pix_fmt.startswith("yuv411") else 2) and pix_fmt.startswith(("yuv420", "yuv422", "yuv411")):
         return "width"
     if height % 2 and pix_fmt.startswith("yuv420"):
         return "height"
