@@ -719,3 +719,72 @@ def test_a_dv_capture_reads_at_its_rate_bottom_field_first_and_keeps_its_4_1_1_s
         outside = np.ones((480, 720), bool)
         outside[100:200, 300:400] = False
         assert np.array_equal(luma_a[outside], luma_b[outside]) and not np.array_equal(luma_a, luma_b)
+
+
+def _dpx_scan(path: Path, codes: np.ndarray, pix_fmt: str = "gbrp10le") -> Path:
+    """One DPX file of the (H, W, 3) RGB `codes` in `pix_fmt` (10 or 12 bits), as FFmpeg writes it."""
+    frame = av.VideoFrame(codes.shape[1], codes.shape[0], pix_fmt)
+    order = ">u2" if pix_fmt.endswith("be") else "<u2"
+    for plane, channel in zip(frame.planes, (1, 2, 0)):  # g, b, r
+        np.frombuffer(plane, order).reshape(plane.height, -1)[:, :codes.shape[1]] = codes[..., channel]
+    codec = av.CodecContext.create("dpx", "w")
+    codec.width, codec.height, codec.pix_fmt, codec.time_base = codes.shape[1], codes.shape[0], pix_fmt, Fraction(1, 24)
+    path.write_bytes(b"".join(bytes(p) for p in (*codec.encode(frame), *codec.encode())))
+    return path
+
+
+def _dpx_codes(path: Path) -> np.ndarray:
+    frame = next(av.open(str(path)).decode(video=0))
+    order = ">u2" if frame.format.name.endswith("be") else "<u2"
+    g, b, r = (np.frombuffer(p, order).reshape(p.height, -1)[:, :frame.width] for p in frame.planes[:3])
+    return np.stack([r, g, b], axis=-1)
+
+
+@pytest.mark.parametrize("pix_fmt,bits", [("gbrp10le", 10), ("gbrp12le", 12)])
+def test_dpx_scans_are_written_back_at_their_depth_every_code_exact(tmp_path, pix_fmt, bits):
+    """A 10- or 12-bit DPX scan goes through 16 bits and back to DPX with every code value it had
+    (swscale's own scaling moved a third of the 10-bit codes by one), and to a 16-bit TIFF as the
+    exactly scaled code."""
+    codes = np.random.default_rng(bits).integers(0, 1 << bits, (6, 1 << (bits - 4), 3)).astype(np.uint16)
+    codes[0, :16, 0] = np.arange(16)  # the smallest codes, where rounding slips first
+    scan = _dpx_scan(tmp_path / "scan_0001.dpx", codes, pix_fmt)
+    src = open_media(tmp_path / "scan_%04d.dpx")
+    assert src.source_bits == bits
+    picture = src.read(0)
+    assert np.array_equal(picture, (codes.astype(np.uint32) * 131070 + (1 << bits) - 1) // (2 * ((1 << bits) - 1)))
+    with MediaWriter(tmp_path / "out_%04d.dpx", width=codes.shape[1], height=6, bit_depth=bits,
+                     metadata=src.metadata, planes_from=src) as writer:
+        writer.write(picture)
+    assert np.array_equal(_dpx_codes(tmp_path / "out_0001.dpx"), codes) and scan.is_file()
+
+
+def test_a_restored_dpx_keeps_its_scans_header(tmp_path):
+    """Transfer, reference codes, edge code, frame position and timecode come from the scan of the
+    same frame, turned from the scan's big-endian order into the output's."""
+    import struct
+
+    for n in (11, 12):
+        path = _dpx_scan(tmp_path / f"scan_{n:04d}.dpx", np.full((4, 8, 3), 500, np.uint16), "gbrp10be")
+        data = bytearray(path.read_bytes())
+        offset = struct.unpack(">I", data[4:8])[0]
+        header, pixels = data[:offset].ljust(2048, b"\0"), data[offset:]
+        header[801:803] = bytes([1, 1])  # printing density
+        header[784:800] = struct.pack(">IfIf", 95, 0.0, 685, 2.048)  # Cineon black and white codes
+        header[1664:1680] = b"KODAK5219\0\0\0\0\0\0\0"
+        header[1712:1716] = struct.pack(">I", 86400 + n)  # frame position
+        header[1920:1924] = struct.pack(">I", 0x01000000 + n)  # timecode 01:00:00:nn (BCD)
+        header[1940:1944] = struct.pack(">f", 24.0)
+        for at, value in ((4, 2048), (16, 2048 + len(pixels)), (28, 384), (808, 2048)):
+            header[at:at + 4] = struct.pack(">I", value)
+        path.write_bytes(bytes(header) + pixels)
+    src = open_media(tmp_path / "scan_%04d.dpx")
+    with MediaWriter(tmp_path / "out_%04d.dpx", width=8, height=4, bit_depth=10, metadata=src.metadata,
+                     planes_from=src, trim=(1, 2)) as writer:
+        writer.write(src.read(1))
+    out = (tmp_path / "out_0012.dpx").read_bytes()
+    assert out[:4] == b"XPDS" and out[801:803] == bytes([1, 1])
+    assert struct.unpack("<IfIf", out[784:800]) == (95, 0.0, 685, pytest.approx(2.048))
+    assert out[1664:1673] == b"KODAK5219" and struct.unpack("<I", out[1712:1716]) == (86412,)
+    assert struct.unpack("<I", out[1920:1924]) == (0x01000000 + 12,) and struct.unpack("<f", out[1940:1944]) == (24.0,)
+    assert struct.unpack("<I", out[4:8]) == (2048,) and struct.unpack("<I", out[16:20]) == (len(out),)
+    assert np.array_equal(_dpx_codes(tmp_path / "out_0012.dpx"), np.full((4, 8, 3), 500))

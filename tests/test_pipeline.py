@@ -418,6 +418,34 @@ def test_an_acescg_exr_plate_is_restored_in_the_models_srgb_and_keeps_every_othe
     assert not list(tmp_path.glob("x_*"))
 
 
+def test_a_10_bit_dpx_scan_is_restored_to_10_bit_dpx_with_every_code_outside_the_faces_its_own(model_dir, tmp_path,
+                                                                                                capsys):
+    """Film scans: `dvface restore scan_%04d.dpx -o out_%04d.dpx` keeps 10 bits, each code value
+    outside the mattes, and the scan's header (its transfer here)."""
+    grain = np.random.default_rng(3).integers(0, 4, (H, W, 3))
+    for n, frame in enumerate(synthetic_frames(N, W, H, faces=2, face_px=FACE_PX)):
+        codes = (frame.astype(np.int64) * 4 + grain).clip(0, 1023)  # 10 bits used, not 8 shifted
+        picture = av.VideoFrame(W, H, "gbrp10le")
+        for plane, channel in zip(picture.planes, (1, 2, 0)):
+            np.frombuffer(plane, "<u2").reshape(H, -1)[:, :W] = codes[..., channel]
+        codec = av.CodecContext.create("dpx", "w")
+        codec.width, codec.height, codec.pix_fmt, codec.time_base = W, H, "gbrp10le", Fraction(1, 24)
+        data = bytearray(b"".join(bytes(p) for p in (*codec.encode(picture), *codec.encode())))
+        data[801] = 3  # logarithmic
+        (tmp_path / f"scan_{n:04d}.dpx").write_bytes(bytes(data))
+    code, summary = restore(tmp_path / "scan_%04d.dpx", tmp_path / "out_%04d.dpx", model_dir,
+                            "--mask-out", str(tmp_path / "matte_%04d.png"), capsys=capsys)
+    assert code == 0 and len(summary["tracks"]) == 2
+    with open_media(tmp_path / "matte_%04d.png") as mattes:
+        for n, matte in enumerate(mattes):
+            scan, out = (next(av.open(str(tmp_path / f"{name}_{n:04d}.dpx")).decode(video=0)) for name in ("scan", "out"))
+            assert out.format.name == "gbrp10le" and (tmp_path / f"out_{n:04d}.dpx").read_bytes()[801] == 3
+            planes = [[np.frombuffer(p, "<u2").reshape(H, -1)[:, :W] for p in f.planes] for f in (scan, out)]
+            outside, face = matte[..., 0] == 0, matte[..., 0] == 65535
+            assert all(np.array_equal(a[outside], b[outside]) for a, b in zip(*planes))
+            assert face.sum() > 1000 and any(not np.array_equal(a[face], b[face]) for a, b in zip(*planes))
+
+
 @pytest.mark.skipif(shutil.which("chromium") is None,
                     reason="chromium is not installed: `apt-get install chromium` (Debian; .ci/run does it) to render the report")
 def test_report_page_renders_every_image_in_a_browser(full_run, two_faces, tmp_path):

@@ -19,7 +19,7 @@ from .pixels import DTYPE_BY_DEPTH, depth_class
 from .sequences import FramePattern, parse_pattern
 
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv")
-IMAGE_EXTENSIONS = (".png", ".tif", ".tiff", ".exr", ".jpg", ".jpeg")
+IMAGE_EXTENSIONS = (".png", ".tif", ".tiff", ".exr", ".dpx", ".jpg", ".jpeg")
 
 # codec alias -> (encoder, [(max input bits, pix_fmt, bits kept)], lossless)
 _VIDEO_CODECS: dict[str, tuple[str, list[tuple[int, str, int]], bool]] = {
@@ -49,6 +49,7 @@ _IMAGE_CODECS: dict[str, tuple[str, list[tuple[int, str, int]]]] = {
     ".tif": ("tiff", [(8, "rgb24", 8), (99, "rgb48le", 16)]),
     ".jpg": ("mjpeg", [(99, "yuvj444p", 8)]),
     ".exr": ("exr", [(99, "gbrpf32le", 32)]),
+    ".dpx": ("dpx", [(8, "rgb24", 8), (10, "gbrp10le", 10), (12, "gbrp12le", 12), (99, "rgb48le", 16)]),
 }
 _ENCODER_OPTIONS = {
     "libx264": {"crf": "14", "preset": "medium"},

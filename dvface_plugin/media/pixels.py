@@ -73,6 +73,35 @@ def _float_planes(frame: av.VideoFrame) -> np.ndarray:
     return rgb.astype(np.float32)
 
 
+def _deep_rgb(fmt: av.VideoFormat) -> int | None:
+    """Bits of a planar RGB format of 9 to 15 bits (gbrp10le: DPX scans), else None. swscale
+    scales those to and from 16 bits inexactly (a third of 10-bit codes come back one off), so
+    they are scaled here, exactly: code x of b bits is round(x * 65535 / (2**b - 1)) and back."""
+    bits = format_bits(fmt)
+    return bits if fmt.name.startswith("gbrp") and 8 < bits < 16 else None
+
+
+def _sample_dtype(fmt: av.VideoFormat) -> np.dtype:
+    return np.dtype(">u2" if fmt.name.endswith("be") else "<u2")
+
+
+def _deep_rgb_to_16(frame: av.VideoFrame, bits: int) -> np.ndarray:
+    top = (1 << bits) - 1
+    g, b, r = (np.frombuffer(plane, _sample_dtype(frame.format)).reshape(plane.height, -1)[:, :frame.width]
+               for plane in frame.planes[:3])
+    codes = np.stack([r, g, b], axis=-1).astype(np.uint32)
+    return ((codes * 131070 + top) // (2 * top)).astype(np.uint16)
+
+
+def _16_to_deep_rgb(rgb: np.ndarray, pix_fmt: str, bits: int) -> av.VideoFrame:
+    top = (1 << bits) - 1
+    codes = ((rgb.astype(np.uint32) * (2 * top) + 65535) // 131070)
+    frame = av.VideoFrame(rgb.shape[1], rgb.shape[0], pix_fmt)
+    for plane, channel in zip(frame.planes[:3], (1, 2, 0)):  # g, b, r
+        np.frombuffer(plane, _sample_dtype(frame.format)).reshape(plane.height, -1)[:, :rgb.shape[1]] = codes[..., channel]
+    return frame
+
+
 def frame_to_rgb(frame: av.VideoFrame, depth: int,
                  container_colorspace: int = _AVCOL_SPC_UNSPECIFIED) -> np.ndarray:
     """Decoded frame -> HxWx3 RGB array of the depth class `depth` (8, 16 or 32).
@@ -83,6 +112,9 @@ def frame_to_rgb(frame: av.VideoFrame, depth: int,
         if format_bits(frame.format) == 32:
             return _float_planes(frame)
         return rgb_to_dtype(frame_to_rgb(frame, 16, container_colorspace), FLOAT_DTYPE)
+    deep = _deep_rgb(frame.format)
+    if deep and depth == 16:
+        return _deep_rgb_to_16(frame, deep)
     target = "rgb24" if depth == 8 else "gbrp16le"
     kwargs = {"interpolation": _TO_RGB_FLAGS}
     is_yuv = not frame.format.is_rgb and not frame.format.name.startswith(("gray", "ya", "pal"))
@@ -154,6 +186,9 @@ def rgb_to_frame(rgb: np.ndarray, pix_fmt: str, matrix: str = "ITU709") -> av.Vi
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format=src)
     if frame.format.name == pix_fmt:
         return frame
+    deep = _deep_rgb(av.VideoFormat(pix_fmt))
+    if deep and rgb.dtype == np.uint16:
+        return _16_to_deep_rgb(rgb, pix_fmt, deep)
     if pix_fmt.startswith("yuvj"):  # JPEG/JFIF: BT.601 matrix, full range
         return frame.reformat(format=pix_fmt, dst_colorspace="ITU601", dst_color_range="JPEG",
                               interpolation=_FROM_RGB_FLAGS)

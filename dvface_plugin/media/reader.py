@@ -431,6 +431,11 @@ class ImageSource(MediaSource):
         start, stop = self._range(start, stop)
         return (self.read(n) for n in range(start, stop))
 
+    def file(self, n: int) -> Path:
+        """The image file of frame `n`."""
+        self._check_index(n)
+        return self._files[n]
+
     def read(self, n: int) -> np.ndarray:
         self._check_index(n)
         frame = decode_image(self._files[n])[0]

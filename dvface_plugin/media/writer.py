@@ -24,9 +24,10 @@ import numpy as np
 from ..errors import InputError
 from ..processes import remove_orphans
 from .formats import FFV1_SOURCE_FORMATS, OutputSpec, output_spec, parse_fps
+from .dpx import carry_header
 from .matroska import set_display_aspect
 from .pixels import chroma_per_field, depth_class, format_bits, matrix_for, rgb_to_dtype, rgb_to_frame
-from .reader import MediaSource, pixel_aspect, quarter_turns
+from .reader import ImageSource, MediaSource, pixel_aspect, quarter_turns
 from .trim import advance_timecode
 from .sequences import (
     READ_EXTENSIONS,
@@ -105,6 +106,8 @@ class MediaWriter:
     `write(frame, matte)` takes every sample where the matte is 0 from the source's decoded
     frame, not from `frame`: a frame without faces, and the plate around them, stay bit-identical
     to the source as any decoder decodes it (an RGB round trip moves about a quarter of them).
+    A DPX sequence written from a DPX `planes_from` gives each file its scan's header fields
+    (`dpx.carry_header`).
     `woven_fields` says each frame is two fields woven (interlaced): 4:2:0 chroma is made per field.
     """
 
@@ -144,6 +147,9 @@ class MediaWriter:
         self._trim = trim
         # Decoded source frames to copy samples from, opened at the first write.
         self._planes_from = planes_from if source_format and self.spec.pix_fmt == source_format else None
+        # DPX scans whose headers (transfer, edge code, timecode...) each restored DPX file takes.
+        self._headers_from = (planes_from if self.spec.encoder == "dpx" and isinstance(planes_from, ImageSource)
+                              and planes_from.metadata["codec"] == "dpx" else None)
         self._planes: Iterator[av.VideoFrame] | None = None
         offset = trim[0] if trim else 0
         self._start_number = (start_number if start_number is not None
@@ -292,6 +298,8 @@ class MediaWriter:
             out = Path(self._tmp) / name if name else Path(self._tmp)
             upright = np.ascontiguousarray(np.rot90(rgb, self._turns))
             encode_image(self._image, rgb_to_frame(upright, self.spec.pix_fmt), out)
+            if self._headers_from is not None:
+                carry_header(self._headers_from.file((self._trim or (0,))[0] + self.frames_written), out)
         self.frames_written += 1
 
     def _over_source(self, rgb: np.ndarray, matte: np.ndarray | None) -> av.VideoFrame:
