@@ -39,7 +39,8 @@ _BIT_SIZE = 803
 def carry_header(source: Path, target: Path) -> None:
     """Give the DPX file `target` (as FFmpeg wrote it) the header fields of the DPX scan `source`.
     Nothing changes when either is not a DPX file."""
-    head = source.read_bytes()[:_INDUSTRY_END]
+    with source.open("rb") as file:
+        head = file.read(_INDUSTRY_END)
     data = target.read_bytes()
     theirs, ours = _BYTE_ORDER.get(head[:4]), _BYTE_ORDER.get(data[:4])
     if theirs is None or ours is None or len(head) < _INDUSTRY_END:

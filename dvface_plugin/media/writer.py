@@ -151,9 +151,9 @@ class MediaWriter:
         self._headers_from = (planes_from if self.spec.encoder == "dpx" and isinstance(planes_from, ImageSource)
                               and planes_from.metadata["codec"] == "dpx" else None)
         self._planes: Iterator[av.VideoFrame] | None = None
-        offset = trim[0] if trim else 0
+        self._source_offset = trim[0] if trim else 0  # the source frame of the first written
         self._start_number = (start_number if start_number is not None
-                              else int(self._metadata.get("first_frame", 1)) + offset)
+                              else int(self._metadata.get("first_frame", 1)) + self._source_offset)
         target = self.spec.path
         # Partials carry the writer's pid: those of a killed run of this output are removed here,
         # never one a live process still writes.
@@ -242,8 +242,7 @@ class MediaWriter:
         self._video = stream
         timecode = self._metadata.get("timecode")
         if timecode:
-            offset = self._trim[0] if self._trim else 0
-            stream.metadata["timecode"] = advance_timecode(str(timecode), offset, self.fps)
+            stream.metadata["timecode"] = advance_timecode(str(timecode), self._source_offset, self.fps)
         for key, value in (self._metadata.get("tags") or {}).items():
             self._container.metadata[str(key)] = str(value)
         self._audio_in = None
@@ -299,7 +298,7 @@ class MediaWriter:
             upright = np.ascontiguousarray(np.rot90(rgb, self._turns))
             encode_image(self._image, rgb_to_frame(upright, self.spec.pix_fmt), out)
             if self._headers_from is not None:
-                carry_header(self._headers_from.file((self._trim or (0,))[0] + self.frames_written), out)
+                carry_header(self._headers_from.file(self._source_offset + self.frames_written), out)
         self.frames_written += 1
 
     def _over_source(self, rgb: np.ndarray, matte: np.ndarray | None) -> av.VideoFrame:
