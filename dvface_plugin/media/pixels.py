@@ -129,29 +129,12 @@ def frame_to_rgb(frame: av.VideoFrame, depth: int,
 def chroma_per_field(pix_fmt: str, width: int, height: int) -> bool:
     """Whether woven fields in `pix_fmt` keep a chroma row per field: the format subsamples chroma
     vertically and the height splits into two fields of whole chroma rows. Interlaced 4:2:0 stores
-    chroma this way (chroma row r belongs to field r % 2), so it is read and written field by field."""
+    chroma this way (chroma row r belongs to field r % 2), so it is written field by field."""
     fmt = av.VideoFormat(pix_fmt, width, height)
     if len(fmt.components) < 3 or fmt.is_rgb:
         return False
     factor = -(-height // max(fmt.components[1].height, 1))  # rows per chroma row
     return factor > 1 and height % (2 * factor) == 0
-
-
-def field_to_rgb(frame: av.VideoFrame, parity: int, depth: int,
-                 container_colorspace: int = _AVCOL_SPC_UNSPECIFIED) -> np.ndarray:
-    """The rows of field `parity` (0 top) of a woven frame as RGB, like `frame_to_rgb`. Where chroma is
-    stored per field (`chroma_per_field`), the field is converted from its own luma and chroma rows:
-    converting the whole frame would give half its rows the other field's colour, shot a field
-    period apart, a fringe on every moving face."""
-    if not chroma_per_field(frame.format.name, frame.width, frame.height):
-        return frame_to_rgb(frame, depth, container_colorspace)[parity::2]
-    field = av.VideoFrame(frame.width, frame.height // 2, frame.format.name)
-    for source, target in zip(frame.planes, field.planes, strict=True):
-        row = min(source.line_size, target.line_size)  # both hold the samples; the padding differs
-        np.frombuffer(target, np.uint8).reshape(target.height, -1)[:, :row] = \
-            np.frombuffer(source, np.uint8).reshape(source.height, -1)[parity::2, :row]
-    field.colorspace, field.color_range = frame.colorspace, frame.color_range
-    return frame_to_rgb(field, depth, container_colorspace)
 
 
 def rgb_to_dtype(rgb: np.ndarray, dtype: np.dtype) -> np.ndarray:

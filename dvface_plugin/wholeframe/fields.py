@@ -2,12 +2,12 @@
 
 Each frame of interlaced video holds two fields shot a field period apart. Restoring the frame
 as one picture would blend them on every moving face, so the job runs on the fields instead:
-`FieldSource` shows the clip as twice as many pictures, each one field (converted to RGB from its
-own samples, 4:2:0 chroma included) with its missing lines interpolated (in place, so a face keeps
-its size and position), and `FieldWeaver` takes the restored pictures in pairs and puts each
-field's own lines back into one frame. Analysis,
-tracking and restoration see a progressive clip at the field rate; the output keeps the source's
-frames, field order and every sample outside the face mattes.
+`FieldSource` shows the clip as twice as many pictures, each one field with the other field's
+lines filled in (`media.deinterlace`: in place, so a face keeps its size and position, and its
+full detail where it is still), and `FieldWeaver` takes the restored pictures in pairs and puts
+each field's own lines back into one frame. Analysis, tracking and restoration see a progressive
+clip at the field rate; the output keeps the source's frames, field order and every sample
+outside the face mattes.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ import numpy as np
 
 from ..errors import InputError
 from ..media import VideoSource, check_progressive, first_field
-from ..media.pixels import field_to_rgb
+from ..media.deinterlace import field_pictures
+from ..media.pixels import frame_to_rgb
 
 
 def restore_by_fields(metadata: Any, source: str, allow_interlaced: bool) -> int | None:
@@ -41,23 +42,6 @@ def check_field_options(source: str, args: Any) -> None:
                              f"support yet; leave --{name} out, or deinterlace it first")
 
 
-def field_picture(own: np.ndarray, parity: int, height: int) -> np.ndarray:
-    """A full-height picture of the field of row parity `parity` whose rows are `own`: they stay as
-    they are, the other field's rows are interpolated from the rows above and below."""
-    out = np.empty((height, *own.shape[1:]), own.dtype)
-    out[parity::2] = own
-    own = own.astype(np.float32)
-    rows = out[1 - parity :: 2]
-    # Row r of the other field lies between own rows r - (1 - parity) and r + parity.
-    above = own[: len(rows)] if parity == 0 else np.concatenate([own[:1], own[: len(rows) - 1]])
-    below = own[1 : len(rows) + 1] if parity == 0 else own[: len(rows)]
-    if len(below) < len(rows):  # the last row has no own row below it
-        below = np.concatenate([below, own[-1:]])
-    mid = (above + below) / 2
-    rows[...] = mid if np.issubdtype(out.dtype, np.floating) else np.rint(mid).astype(out.dtype)
-    return out
-
-
 class FieldSource:
     """`src` seen as its fields in display order: picture 2k is frame k's first field, 2k + 1 its second."""
 
@@ -71,13 +55,29 @@ class FieldSource:
 
     def frames(self, start: int = 0, stop: int | None = None) -> Iterator[np.ndarray]:
         stop = self.frame_count if stop is None else min(stop, self.frame_count)
-        n = start - start % 2
+        if start >= stop:
+            return
+        first, last = start // 2, (stop + 1) // 2  # the frames holding pictures [start, stop)
         depth, colorspace = self._src.bit_depth, self._src.metadata["color"]["colorspace"]
-        for frame in self._src.decoded_frames(start // 2, (stop + 1) // 2):
-            for parity in (self.first, 1 - self.first):
-                if start <= n < stop:
-                    yield field_picture(field_to_rgb(frame, parity, depth, colorspace), parity, frame.height)
-                n += 1
+        n = 2 * (first - 1) if self._src.frame_count > 1 else 0
+        for picture in field_pictures(self._neighboured(first, last), self.first):
+            if start <= n < stop:
+                yield frame_to_rgb(picture, depth, colorspace)
+            n += 1
+
+    def _neighboured(self, first: int, last: int) -> Iterator[Any]:
+        """Decoded frames [first, last) with a neighbour on each side, as the whole clip gives each
+        frame its pictures: the frames before and after, or at the clip's ends its only
+        neighbour on both sides (without it, the deinterlacer takes the ends for still)."""
+        count, decoded = self._src.frame_count, self._src.decoded_frames
+        if count < 2:
+            yield from decoded(first, last)
+            return
+        if first == 0:
+            yield from decoded(1, 2)
+        yield from decoded(max(first - 1, 0), min(last + 1, count))
+        if last == count:
+            yield from decoded(count - 2, count - 1)
 
 
 class FieldWeaver:
