@@ -756,7 +756,8 @@ def test_interlaced_video_is_restored_field_by_field_and_stays_interlaced(model_
     code = main(["report", str(src), str(out), "-o", str(tmp_path / "qc")])
     assert code == 0
     report = json.loads((tmp_path / "qc" / "report.json").read_text())
-    assert report["shot"]["unit"] == "field" and report["shot"]["frames"] == 6
+    assert report["shot"]["unit"] == "field" and report["shot"]["frames"] == 6 and report["shot"]["fields"] == 12
+    assert Fraction(report["shot"]["fps"]) == restored.fps  # the clip's frame rate, not the field rate
     (track,) = report["tracks"]
     assert track["restored"] and (track["first_frame"], track["last_frame"]) == (0, 11)
     assert "numbers count fields" in (tmp_path / "qc" / "index.html").read_text()

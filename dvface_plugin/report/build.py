@@ -182,7 +182,8 @@ def build_report(input_path: str | Path, restored_path: str | Path, out_dir: str
         return shot.finish({
             "input": str(input_path), "restored": str(restored_path), "unit": "frame" if field is None else "field",
             "frames": stop - start, "frame_range": f"{start + first_number}-{stop - 1 + first_number}",
-            "fps": str(src.fps), "width": src.width, "height": src.height,
+            **({} if field is None else {"fields": per * (stop - start)}),
+            "fps": str(src_plates.fps), "width": src.width, "height": src.height,
             "pix_fmt": src.pix_fmt, "bit_depth": src.source_bits,
             "restored_pix_fmt": res.pix_fmt, "restored_bit_depth": res.source_bits,
             **(run or {}),
