@@ -85,7 +85,7 @@ def _sample_dtype(fmt: av.VideoFormat) -> np.dtype:
     return np.dtype(">u2" if fmt.name.endswith("be") else "<u2")
 
 
-def _deep_rgb_to_16(frame: av.VideoFrame, bits: int) -> np.ndarray:
+def _deep_rgb_array(frame: av.VideoFrame, bits: int) -> np.ndarray:
     top = (1 << bits) - 1
     g, b, r = (np.frombuffer(plane, _sample_dtype(frame.format)).reshape(plane.height, -1)[:, :frame.width]
                for plane in frame.planes[:3])
@@ -93,7 +93,7 @@ def _deep_rgb_to_16(frame: av.VideoFrame, bits: int) -> np.ndarray:
     return ((codes * 131070 + top) // (2 * top)).astype(np.uint16)
 
 
-def _16_to_deep_rgb(rgb: np.ndarray, pix_fmt: str, bits: int) -> av.VideoFrame:
+def _deep_rgb_frame(rgb: np.ndarray, pix_fmt: str, bits: int) -> av.VideoFrame:
     top = (1 << bits) - 1
     codes = ((rgb.astype(np.uint32) * (2 * top) + 65535) // 131070)
     frame = av.VideoFrame(rgb.shape[1], rgb.shape[0], pix_fmt)
@@ -114,7 +114,7 @@ def frame_to_rgb(frame: av.VideoFrame, depth: int,
         return rgb_to_dtype(frame_to_rgb(frame, 16, container_colorspace), FLOAT_DTYPE)
     deep = _deep_rgb(frame.format)
     if deep and depth == 16:
-        return _deep_rgb_to_16(frame, deep)
+        return _deep_rgb_array(frame, deep)
     target = "rgb24" if depth == 8 else "gbrp16le"
     kwargs = {"interpolation": _TO_RGB_FLAGS}
     is_yuv = not frame.format.is_rgb and not frame.format.name.startswith(("gray", "ya", "pal"))
@@ -124,17 +124,6 @@ def frame_to_rgb(frame: av.VideoFrame, depth: int,
     if is_yuv and colorspace != _AVCOL_SPC_RGB:
         kwargs["src_colorspace"] = matrix_for(colorspace, frame.height)
     return np.ascontiguousarray(frame.to_ndarray(format=target, **kwargs))
-
-
-def chroma_per_field(pix_fmt: str, width: int, height: int) -> bool:
-    """Whether woven fields in `pix_fmt` keep a chroma row per field: the format subsamples chroma
-    vertically and the height splits into two fields of whole chroma rows. Interlaced 4:2:0 stores
-    chroma this way (chroma row r belongs to field r % 2), so it is written field by field."""
-    fmt = av.VideoFormat(pix_fmt, width, height)
-    if len(fmt.components) < 3 or fmt.is_rgb:
-        return False
-    factor = -(-height // max(fmt.components[1].height, 1))  # rows per chroma row
-    return factor > 1 and height % (2 * factor) == 0
 
 
 def rgb_to_dtype(rgb: np.ndarray, dtype: np.dtype) -> np.ndarray:
@@ -171,7 +160,7 @@ def rgb_to_frame(rgb: np.ndarray, pix_fmt: str, matrix: str = "ITU709") -> av.Vi
         return frame
     deep = _deep_rgb(av.VideoFormat(pix_fmt))
     if deep and rgb.dtype == np.uint16:
-        return _16_to_deep_rgb(rgb, pix_fmt, deep)
+        return _deep_rgb_frame(rgb, pix_fmt, deep)
     if pix_fmt.startswith("yuvj"):  # JPEG/JFIF: BT.601 matrix, full range
         return frame.reformat(format=pix_fmt, dst_colorspace="ITU601", dst_color_range="JPEG",
                               interpolation=_FROM_RGB_FLAGS)

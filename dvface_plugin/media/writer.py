@@ -26,7 +26,7 @@ from ..processes import remove_orphans
 from .formats import FFV1_SOURCE_FORMATS, OutputSpec, output_spec, parse_fps
 from .dpx import carry_header
 from .matroska import set_display_aspect
-from .pixels import chroma_per_field, depth_class, format_bits, matrix_for, rgb_to_dtype, rgb_to_frame
+from .pixels import depth_class, format_bits, matrix_for, rgb_to_dtype, rgb_to_frame
 from .reader import ImageSource, MediaSource, pixel_aspect, quarter_turns
 from .trim import advance_timecode
 from .sequences import (
@@ -133,7 +133,7 @@ class MediaWriter:
         self._closed = False
         # Woven fields in a vertically subsampled format (4:2:0) keep a chroma row per field.
         self._field_chroma = (woven_fields and self.spec.kind == "video"
-                              and chroma_per_field(self.spec.pix_fmt, width, height))
+                              and _chroma_per_field(self.spec.pix_fmt, width, height))
         if self.spec.kind == "video":
             check_constant_rate(self._metadata, f"the source of {self.spec.path.name}", allow_retime)
             if fps is None:
@@ -546,6 +546,17 @@ def _odd_for_chroma(pix_fmt: str, width: int, height: int) -> str | None:
 def _plane_samples(plane: av.video.plane.VideoPlane, dtype: np.dtype) -> np.ndarray:
     """A writable (rows, columns) view of one plane's samples, without the row padding."""
     return np.frombuffer(plane, dtype).reshape(plane.height, -1)[:, :plane.width]
+
+
+def _chroma_per_field(pix_fmt: str, width: int, height: int) -> bool:
+    """Whether woven fields in `pix_fmt` keep a chroma row per field: the format subsamples chroma
+    vertically and the height splits into two fields of whole chroma rows. Interlaced 4:2:0 stores
+    chroma this way (chroma row r belongs to field r % 2), so it is written field by field."""
+    fmt = av.VideoFormat(pix_fmt, width, height)
+    if len(fmt.components) < 3 or fmt.is_rgb:
+        return False
+    factor = -(-height // max(fmt.components[1].height, 1))  # rows per chroma row
+    return factor > 1 and height % (2 * factor) == 0
 
 
 def _field_subsampled(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
