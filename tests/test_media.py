@@ -788,3 +788,28 @@ def test_a_restored_dpx_keeps_its_scans_header(tmp_path):
     assert struct.unpack("<I", out[1920:1924]) == (0x01000000 + 12,) and struct.unpack("<f", out[1940:1944]) == (24.0,)
     assert struct.unpack("<I", out[4:8]) == (2048,) and struct.unpack("<I", out[16:20]) == (len(out),)
     assert np.array_equal(_dpx_codes(tmp_path / "out_0012.dpx"), np.full((4, 8, 3), 500))
+
+
+def test_a_restored_exr_keeps_its_plates_attributes(tmp_path):
+    """Chromaticities, timecode, frame rate and a host's own attributes come from the plate of the
+    same frame; FFmpeg's invented gamma does not appear; every float stays as written."""
+    OpenEXR = pytest.importorskip("OpenEXR")
+    frames = [np.random.default_rng(n).random((8, 12, 3)).astype(np.float32) * 4 for n in range(2)]
+    for n, frame in enumerate(frames):
+        header = {"compression": OpenEXR.PIZ_COMPRESSION, "type": OpenEXR.scanlineimage,
+                  "chromaticities": (0.713, 0.293, 0.165, 0.830, 0.128, 0.044, 0.32168, 0.33767),  # AP1
+                  "timeCode": OpenEXR.TimeCode(1, 0, 0, n, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0),
+                  "framesPerSecond": Fraction(24), "nuke/node_hash": f"hash{n}"}
+        with OpenEXR.File(header, {c: np.ascontiguousarray(frame[..., i]) for i, c in enumerate("RGB")}) as file:
+            file.write(str(tmp_path / f"plate_{n + 1:04d}.exr"))
+    src = open_media(tmp_path / "plate_%04d.exr")
+    with MediaWriter(tmp_path / "out_%04d.exr", width=12, height=8, bit_depth=32, metadata=src.metadata,
+                     planes_from=src, trim=(1, 2)) as writer:
+        writer.write(src.read(1))
+    with OpenEXR.File(str(tmp_path / "out_0002.exr"), separate_channels=True) as file:
+        header = file.header()
+        assert header["chromaticities"] == pytest.approx((0.713, 0.293, 0.165, 0.830, 0.128, 0.044, 0.32168, 0.33767))
+        assert header["nuke/node_hash"] == "hash1" and header["framesPerSecond"] == 24 and "gamma" not in header
+        assert (header["timeCode"].hours, header["timeCode"].frame) == (1, 1)
+        restored = np.stack([file.channels()[c].pixels for c in "RGB"], axis=-1)
+    assert restored.dtype == np.float32 and np.array_equal(restored, frames[1])

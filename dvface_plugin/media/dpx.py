@@ -36,15 +36,15 @@ _REFERENCE_CODES = (784, 800, 4)  # reference low/high code values and quantitie
 _BIT_SIZE = 803
 
 
-def carry_header(source: Path, target: Path) -> None:
+def carry_header(source: Path, target: Path) -> list[str]:
     """Give the DPX file `target` (as FFmpeg wrote it) the header fields of the DPX scan `source`.
-    Nothing changes when either is not a DPX file."""
+    Nothing changes when either is not a DPX file. Returns the fields left out: none."""
     with source.open("rb") as file:
         head = file.read(_INDUSTRY_END)
     data = target.read_bytes()
     theirs, ours = _BYTE_ORDER.get(head[:4]), _BYTE_ORDER.get(data[:4])
     if theirs is None or ours is None or len(head) < _INDUSTRY_END:
-        return
+        return []
     offset = struct.unpack(ours + "I", data[4:8])[0]
     header, pixels = bytearray(data[:offset].ljust(_INDUSTRY_END, b"\0")), data[offset:]
     fields = _CARRIED + ((_REFERENCE_CODES,) if head[_BIT_SIZE] == header[_BIT_SIZE] else ())
@@ -57,3 +57,4 @@ def carry_header(source: Path, target: Path) -> None:
     for at, value in ((4, size), (16, size + len(pixels)), (28, size - 1664), (808, size)):
         header[at:at + 4] = struct.pack(ours + "I", value)  # image offset, file size, industry size, data offset
     target.write_bytes(bytes(header[:size]) + pixels)
+    return []

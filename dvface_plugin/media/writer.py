@@ -25,6 +25,7 @@ from ..errors import InputError
 from ..processes import remove_orphans
 from .formats import FFV1_SOURCE_FORMATS, OutputSpec, output_spec, parse_fps
 from .dpx import carry_header
+from .exr import carry_attributes
 from .matroska import set_display_aspect
 from .pixels import depth_class, format_bits, matrix_for, rgb_to_dtype, rgb_to_frame
 from .reader import ImageSource, MediaSource, pixel_aspect, quarter_turns
@@ -49,6 +50,10 @@ _FRAME_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32))
 
 class MediaWarning(UserWarning):
     """A lossy step the caller allowed, or an output property a player may not handle."""
+
+
+# Image encoders whose files take the header of the source file they were made from (its own format).
+_HEADER_CARRIERS = {"dpx": carry_header, "exr": carry_attributes}
 
 
 def _discard(path: str) -> None:
@@ -106,8 +111,8 @@ class MediaWriter:
     `write(frame, matte)` takes every sample where the matte is 0 from the source's decoded
     frame, not from `frame`: a frame without faces, and the plate around them, stay bit-identical
     to the source as any decoder decodes it (an RGB round trip moves about a quarter of them).
-    A DPX sequence written from a DPX `planes_from` gives each file its scan's header fields
-    (`dpx.carry_header`).
+    A DPX or EXR sequence written from a `planes_from` of the same format gives each file the
+    header of the source file it was made from (`dpx.carry_header`, `exr.carry_attributes`).
     `woven_fields` says each frame is two fields woven (interlaced): 4:2:0 chroma is made per field.
     """
 
@@ -147,9 +152,11 @@ class MediaWriter:
         self._trim = trim
         # Decoded source frames to copy samples from, opened at the first write.
         self._planes_from = planes_from if source_format and self.spec.pix_fmt == source_format else None
-        # DPX scans whose headers (transfer, edge code, timecode...) each restored DPX file takes.
-        self._headers_from = (planes_from if self.spec.encoder == "dpx" and isinstance(planes_from, ImageSource)
-                              and planes_from.metadata["codec"] == "dpx" else None)
+        # Scans and plates whose headers each restored file of their own format takes (DPX: transfer,
+        # edge code, timecode; EXR: chromaticities, timecode, the host's attributes).
+        self._headers_from = (planes_from if isinstance(planes_from, ImageSource) and self.spec.encoder in _HEADER_CARRIERS
+                              and planes_from.metadata["codec"] == self.spec.encoder else None)
+        self._warned_left_out = False
         self._planes: Iterator[av.VideoFrame] | None = None
         self._source_offset = trim[0] if trim else 0  # the source frame of the first written
         self._start_number = (start_number if start_number is not None
@@ -298,8 +305,17 @@ class MediaWriter:
             upright = np.ascontiguousarray(np.rot90(rgb, self._turns))
             encode_image(self._image, rgb_to_frame(upright, self.spec.pix_fmt), out)
             if self._headers_from is not None:
-                carry_header(self._headers_from.file(self._source_offset + self.frames_written), out)
+                self._carry_header(out)
         self.frames_written += 1
+
+    def _carry_header(self, out: Path) -> None:
+        """Give the image file `out` the header of the source file it was made from."""
+        source = self._headers_from.file(self._source_offset + self.frames_written)
+        left_out = _HEADER_CARRIERS[self.spec.encoder](source, out)
+        if left_out and not self._warned_left_out:
+            self._warned_left_out = True
+            warnings.warn(f"{self.spec.path.name}: the attributes {', '.join(left_out)} of {source.name} cannot be "
+                          "written back by this OpenEXR and are left out", MediaWarning, stacklevel=3)
 
     def _over_source(self, rgb: np.ndarray, matte: np.ndarray | None) -> av.VideoFrame:
         """The source's next decoded frame with the samples under `matte` taken from `rgb`."""
