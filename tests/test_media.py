@@ -813,3 +813,23 @@ def test_a_restored_exr_keeps_its_plates_attributes(tmp_path):
         assert (header["timeCode"].hours, header["timeCode"].frame) == (1, 1)
         restored = np.stack([file.channels()[c].pixels for c in "RGB"], axis=-1)
     assert restored.dtype == np.float32 and np.array_equal(restored, frames[1])
+
+
+def test_a_half_float_exr_plate_is_written_back_in_half_without_asking(tmp_path):
+    """A half plate comes back half (the .exr default for it), every value as it was, with no
+    depth-loss refusal; a float plate stays float."""
+    OpenEXR = pytest.importorskip("OpenEXR")
+    plate = (np.random.default_rng(0).random((8, 12, 3)) * 6 - 1).astype(np.float16)  # above 1, below 0
+    for name, dtype in (("half", np.float16), ("full", np.float32)):
+        with OpenEXR.File({"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage},
+                          {c: np.ascontiguousarray(plate[..., i].astype(dtype)) for i, c in enumerate("RGB")}) as file:
+            file.write(str(tmp_path / f"{name}_0001.exr"))
+        src = open_media(tmp_path / f"{name}_%04d.exr")
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            with MediaWriter(tmp_path / f"{name}_out_%04d.exr", width=12, height=8, bit_depth=src.source_bits,
+                             metadata=src.metadata, planes_from=src) as writer:
+                writer.write(src.read(0))
+        with OpenEXR.File(str(tmp_path / f"{name}_out_0001.exr"), separate_channels=True) as file:
+            restored = np.stack([file.channels()[c].pixels for c in "RGB"], axis=-1)
+        assert restored.dtype == dtype and np.array_equal(restored, plate.astype(dtype))

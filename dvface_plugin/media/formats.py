@@ -122,7 +122,8 @@ def _check_writable(folder: Path) -> None:
 
 
 def output_spec(path: str | Path, codec: str | None = None, input_bit_depth: int = 8, *,
-                allow_bit_depth_loss: bool = False, source_pix_fmt: str | None = None) -> OutputSpec:
+                allow_bit_depth_loss: bool = False, source_pix_fmt: str | None = None,
+                half_float: bool = False) -> OutputSpec:
     """Validate an output choice and resolve encoder, pixel format and depth.
 
     `input_bit_depth` is the number of significant bits of the frames to be written
@@ -130,7 +131,8 @@ def output_spec(path: str | Path, codec: str | None = None, input_bit_depth: int
     `InputError` naming a format that keeps them, unless `allow_bit_depth_loss` is set,
     in which case the spec carries a warning instead. `source_pix_fmt`: the source's decoded
     format, kept by codec ffv1 when it is one of `FFV1_SOURCE_FORMATS`; H.264 and H.265 keep its
-    chroma subsampling, and the .mov default turns ProRes 4444 for a 4:4:4 source.
+    chroma subsampling, and the .mov default turns ProRes 4444 for a 4:4:4 source. `half_float`:
+    the frames are half floats (an EXR plate in half), which .exr writes as half by default, whole.
     """
     path = Path(path)
     chroma_warning = None
@@ -173,16 +175,16 @@ def output_spec(path: str | Path, codec: str | None = None, input_bit_depth: int
     elif ext in _IMAGE_CODECS:
         encoder, table = _IMAGE_CODECS[ext]
         if ext == ".exr" and name in ("half", "float", None):
-            options["format"] = "half" if name == "half" else "float"
+            options["format"] = "half" if name == "half" or (name is None and half_float) else "float"
             name = None
         if name is not None and name != encoder and name != ext.lstrip("."):
             raise InputError(f"{ext} images are written with their own codec; drop codec={codec!r}"
                              + (" (or use 'half'/'float' for .exr)." if ext == ".exr" else "."))
         pix_fmt, kept = _pick(table, input_bit_depth)
-        if options.get("format") == "half":
+        if options.get("format") == "half" and not half_float:
             kept = 10  # half floats hold 11 significant bits: 10-bit integer data round-trips
         options.update(_ENCODER_OPTIONS.get(encoder, {}))
-        lossless = encoder != "mjpeg" and options.get("format") != "half"
+        lossless = encoder != "mjpeg" and (options.get("format") != "half" or half_float)
         kind = "photo" if pattern is None else "sequence"
     else:
         raise InputError(f"Unsupported output {path.name!r}: use {', '.join(VIDEO_EXTENSIONS)} "

@@ -100,7 +100,7 @@ class MediaWriter:
     written to integer outputs are taken as [0, 1] and clipped. `metadata` may be a source's
     `metadata`: its `timecode`, `tags`, `color`, `field_order`, `pixel_aspect`, `rotation` and
     `first_frame` are carried over (image files have no rotation tag: a rotated video's frames are
-    written turned upright).
+    written turned upright), and a half-float source (its `pix_fmt`) is written as half in .exr.
     A variable-frame-rate source's metadata is refused for a video file unless `allow_retime`.
     `start_number` overrides the first frame number of a sequence (default: the metadata's
     `first_frame`, else 1). `audio_from` copies every audio stream of that file untouched.
@@ -124,8 +124,9 @@ class MediaWriter:
                  trim: tuple[int, int] | None = None, planes_from: MediaSource | None = None,
                  encoder_options: Mapping[str, str] | None = None, woven_fields: bool = False) -> None:
         source_format = _copyable_format(planes_from, width, height)
+        half_float = bit_depth == 32 and "f16" in str((metadata or {}).get("pix_fmt", ""))  # a half EXR plate
         self.spec: OutputSpec = output_spec(path, codec, bit_depth, allow_bit_depth_loss=allow_bit_depth_loss,
-                                            source_pix_fmt=source_format)
+                                            source_pix_fmt=source_format, half_float=half_float)
         for message in self.spec.warnings:
             warnings.warn(message, MediaWarning, stacklevel=2)
         if not (isinstance(width, int) and isinstance(height, int) and width > 0 and height > 0):
