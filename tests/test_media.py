@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from dvface_plugin.errors import DVFaceError, InputError
-from dvface_plugin.media import MediaWarning, MediaWriter, open_media, output_spec, parse_fps
+from dvface_plugin.media import MediaWarning, MediaWriter, first_field, open_media, output_spec, parse_fps
 from dvface_plugin.media.matroska import set_display_aspect
 from dvface_plugin.media.pixels import rgb_to_dtype
 
@@ -833,3 +833,52 @@ def test_a_half_float_exr_plate_is_written_back_in_half_without_asking(tmp_path)
         with OpenEXR.File(str(tmp_path / f"{name}_out_0001.exr"), separate_channels=True) as file:
             restored = np.stack([file.channels()[c].pixels for c in "RGB"], axis=-1)
         assert restored.dtype == dtype and np.array_equal(restored, plate.astype(dtype))
+
+
+def _capture(path: Path, woven: str | None, n: int = 12) -> Path:
+    """An FFV1 clip that tags no field order, as lossless captures of tape often are: a smooth
+    pattern moving 8 pixels a field, its frames woven from two moments (`woven`: which field
+    comes first, "top" or "bottom") or shot at one."""
+    y, x = np.mgrid[0:48, 0:48]
+    pattern = (127 + 100 * np.sin(x / 3.0) * np.cos(y / 4.0)).astype(np.uint8)[..., None].repeat(3, 2)
+
+    def moment(t: int) -> np.ndarray:
+        picture = np.full((96, 160, 3), 120, np.uint8)
+        picture[24:72, 8 + 4 * t:56 + 4 * t] = pattern
+        return picture
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("ffv1", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 160, 96, "yuv420p"
+        for k in range(n):
+            frame = moment(2 * k)
+            if woven is not None:  # the second field's rows are a field period later
+                second = 1 if woven == "top" else 0
+                frame[second::2] = moment(2 * k + 1)[second::2]
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+    return path
+
+
+def test_a_capture_that_does_not_say_it_is_interlaced_is_found_so_by_its_frames(tmp_path):
+    """Untagged woven frames get the field order FFmpeg's idet finds (and restore warns that it
+    restores them by fields); progressive frames stay progressive."""
+    from dvface_plugin.wholeframe.fields import restore_by_fields
+
+    for woven, first in (("top", 0), ("bottom", 1)):
+        src = open_media(_capture(tmp_path / f"{woven}.mkv", woven))
+        assert src.metadata["field_order_found"] == 2 + first  # FFmpeg's TT or BB, found, not a tag to keep
+        assert first_field(src.metadata) is None and "interlaced" not in src.metadata
+        with pytest.warns(MediaWarning, match="does not say it is interlaced, but its frames are"):
+            assert restore_by_fields(src.metadata, "tape.mkv", False) == first
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert restore_by_fields(src.metadata, "tape.mkv", False, quiet=True) == first
+            assert restore_by_fields(src.metadata, "tape.mkv", True) is None
+    for still in (_capture(tmp_path / "progressive.mkv", None), tmp_path / "noise.mkv"):
+        if still.name == "noise.mkv":  # small noise frames, which idet reads as woven in most frames
+            with MediaWriter(still, fps=25, width=32, height=32) as writer:
+                for frame in np.random.default_rng(3).integers(0, 255, (14, 32, 32, 3), dtype=np.uint8):
+                    writer.write(frame)
+        metadata = open_media(still).metadata
+        assert "field_order_found" not in metadata and restore_by_fields(metadata, still.name, False) is None

@@ -109,7 +109,7 @@ def render_frames_chunk(restorer, source: str, tracks_file: Path, chunk: Chunk, 
     chosen = select_tracks(Tracks.load(tracks_file), options["faces"], options["min_face"])
     colour = plate_colour(options["colorspace"], options["ocio"])
     with open_media(source) as src:
-        first = restore_by_fields(src.metadata, Path(source).name, options.get("allow_interlaced", False))
+        first = restore_by_fields(src.metadata, Path(source).name, options.get("allow_interlaced", False), quiet=True)
         pictures, per_frame = (src, 1) if first is None else (FieldSource(src, first), 2)
         piece.parent.mkdir(parents=True, exist_ok=True)
         # In the source's own YUV format with its samples around the faces, as `dvface restore` writes.

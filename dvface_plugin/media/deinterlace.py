@@ -1,4 +1,5 @@
-"""Interlaced frames as field pictures: FFmpeg's bwdif, one full-height picture per field.
+"""Interlaced frames: their field order where the file does not say it (FFmpeg's idet), and
+their field pictures (FFmpeg's bwdif, one full-height picture per field).
 
 Each picture keeps its field's own samples (chroma rows included: interlaced 4:2:0 stores a
 chroma row per field) and fills the other field's lines motion-adaptively: where nothing moves
@@ -13,6 +14,10 @@ from collections.abc import Iterable, Iterator
 from fractions import Fraction
 
 import av
+
+# A file that does not say it is interlaced is taken as such when idet sees one field order in at
+# least this share of the frames it looks at, and in at least this many (noise fools it in fewer).
+_WOVEN_SHARE, _MIN_WOVEN = 0.8, 4
 
 
 def field_pictures(frames: Iterable[av.VideoFrame], first: int) -> Iterator[av.VideoFrame]:
@@ -44,3 +49,36 @@ def _ready(sink: av.filter.context.FilterContext) -> Iterator[av.VideoFrame]:
             yield sink.pull()
         except (av.BlockingIOError, av.EOFError):
             return
+
+
+def found_field_order(frames: Iterable[av.VideoFrame]) -> int | None:
+    """The field order FFmpeg's idet filter finds in `frames`, for video whose file does not say
+    (analogue captures in lossless codecs rarely do): FFmpeg's AVFieldOrder, 2 top field first or
+    3 bottom field first. Only when it finds that order in nearly every frame: None when they look
+    progressive, are too still to tell, or are noise it cannot read."""
+    graph = sink = last = None
+    seen = 0
+    for seen, frame in enumerate(frames, 1):
+        if graph is None:
+            graph = av.filter.Graph()
+            source = graph.add_buffer(width=frame.width, height=frame.height, format=frame.format,
+                                      time_base=Fraction(1, 1))
+            idet = graph.add("idet")
+            sink = graph.add("buffersink")
+            source.link_to(idet)
+            idet.link_to(sink)
+            graph.configure()
+        frame.pts = seen
+        graph.push(frame)
+        for last in _ready(sink):
+            pass
+    if graph is None:
+        return None
+    graph.push(None)
+    for last in _ready(sink):
+        pass
+    metadata = {} if last is None else last.metadata
+    tff, bff = (float(metadata.get(f"lavfi.idet.multiple.{order}", 0)) for order in ("tff", "bff"))
+    if max(tff, bff) < max(_MIN_WOVEN, _WOVEN_SHARE * seen):
+        return None
+    return 2 if tff > bff else 3

@@ -17,6 +17,7 @@ import av
 import numpy as np
 
 from ..errors import InputError
+from .deinterlace import found_field_order
 from .formats import parse_fps
 from .pixels import DTYPE_BY_DEPTH, chroma_siting, depth_class, format_bits, frame_to_rgb
 from .sequences import (
@@ -36,7 +37,8 @@ _SEEK_DISTANCE = 12
 _COLOR_UNSET = {"colorspace": 2, "color_range": 0, "color_primaries": 2, "color_trc": 2}
 # FFmpeg's AVFieldOrder for interlaced streams -> row parity of the field shown first (0 top, 1 bottom).
 _FIRST_FIELD = {2: 0, 3: 1, 4: 1, 5: 0}
-_BOTTOM_FIRST = 3
+_UNKNOWN_ORDER, _BOTTOM_FIRST = 0, 3
+_IDET_FRAMES = 120  # frames FFmpeg's idet looks at when the file does not say whether it is interlaced
 _MUXER_TAGS = {"major_brand", "minor_version", "compatible_brands", "encoder", "duration",
                "handler_name", "vendor_id", "language", "timecode"}
 
@@ -155,6 +157,10 @@ class VideoSource(MediaSource):
                 self.metadata["interlaced"] = ("top", "bottom")[_FIRST_FIELD[field_order]] + " field first"
             elif first.interlaced_frame:
                 self.metadata["interlaced"] = "field order unknown"
+            elif field_order == _UNKNOWN_ORDER:  # the file says neither progressive nor interlaced
+                found = found_field_order(self.decoded_frames(0, _IDET_FRAMES))
+                if found is not None:  # not a tag: restore_by_fields decides what to do with it
+                    self.metadata["field_order_found"] = found
             sar = stream.sample_aspect_ratio  # the container's, else the bitstream's
             if sar is not None and sar > 0 and sar != 1:
                 self.metadata["pixel_aspect"] = sar

@@ -12,24 +12,37 @@ outside the face mattes.
 
 from __future__ import annotations
 
+import warnings
 from fractions import Fraction
 from typing import Any, Iterator
 
 import numpy as np
 
 from ..errors import InputError
-from ..media import VideoSource, check_progressive, first_field
+from ..media import MediaWarning, VideoSource, check_progressive, first_field
 from ..media.deinterlace import field_pictures
 from ..media.pixels import frame_to_rgb
 
 
-def restore_by_fields(metadata: Any, source: str, allow_interlaced: bool) -> int | None:
+def restore_by_fields(metadata: Any, source: str, allow_interlaced: bool, *, quiet: bool = False) -> int | None:
     """The first field's row parity when `source` (`metadata` of its MediaSource) is restored field
     by field; None to restore its frames as pictures (progressive, or `allow_interlaced`). An
-    interlaced source of unknown field order is refused."""
-    first = None if allow_interlaced else first_field(metadata)
+    interlaced source of unknown field order is refused. One whose file does not say it is
+    interlaced, but whose frames are, is restored by fields with a warning (unless `quiet`: a
+    batch chunk, whose job already warned)."""
+    if allow_interlaced:
+        return None
+    first = first_field(metadata)
     if first is None:
-        check_progressive(metadata, source, allow_interlaced)
+        check_progressive(metadata, source)
+        found = metadata.get("field_order_found")
+        if found is not None:
+            first = first_field({"field_order": found})
+            if not quiet:
+                warnings.warn(f"{source} does not say it is interlaced, but its frames are "
+                              f"({('top', 'bottom')[first]} field first, found by FFmpeg's idet): it is restored "
+                              "field by field; pass --allow-interlaced if its pictures are progressive",
+                              MediaWarning, stacklevel=2)
     return first
 
 
