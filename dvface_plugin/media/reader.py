@@ -39,6 +39,7 @@ _COLOR_UNSET = {"colorspace": 2, "color_range": 0, "color_primaries": 2, "color_
 _FIRST_FIELD = {2: 0, 3: 1, 4: 1, 5: 0}
 _UNKNOWN_ORDER, _BOTTOM_FIRST = 0, 3
 _IDET_FRAMES = 120  # frames FFmpeg's idet looks at when the file does not say whether it is interlaced
+_FOUND_FIELD_ORDERS: dict[tuple[str, int, int], int | None] = {}  # what idet found, by file version
 _MUXER_TAGS = {"major_brand", "minor_version", "compatible_brands", "encoder", "duration",
                "handler_name", "vendor_id", "language", "timecode"}
 
@@ -158,7 +159,7 @@ class VideoSource(MediaSource):
             elif first.interlaced_frame:
                 self.metadata["interlaced"] = "field order unknown"
             elif field_order == _UNKNOWN_ORDER:  # the file says neither progressive nor interlaced
-                found = found_field_order(self.decoded_frames(0, _IDET_FRAMES))
+                found = self._found_field_order()
                 if found is not None:  # not a tag: restore_by_fields decides what to do with it
                     self.metadata["field_order_found"] = found
             sar = stream.sample_aspect_ratio  # the container's, else the bitstream's
@@ -172,6 +173,15 @@ class VideoSource(MediaSource):
         self._cursor: Iterator[av.VideoFrame] | None = None
         self._cursor_next = -1
         self._lock = threading.Lock()
+
+    def _found_field_order(self) -> int | None:
+        """`deinterlace.found_field_order` of the first frames, looked at once per file version in a
+        process (a job opens its source several times; idet decodes up to 120 frames)."""
+        stat = self.path.stat()
+        key = (str(self.path.resolve()), stat.st_size, stat.st_mtime_ns)
+        if key not in _FOUND_FIELD_ORDERS:
+            _FOUND_FIELD_ORDERS[key] = found_field_order(self.decoded_frames(0, _IDET_FRAMES))
+        return _FOUND_FIELD_ORDERS[key]
 
     def _open(self) -> tuple[av.container.InputContainer, av.VideoStream]:
         try:
