@@ -24,16 +24,43 @@ def field_pictures(frames: Iterable[av.VideoFrame], first: int) -> Iterator[av.V
     """Two pictures per frame of `frames`, in display order (`first`: the row parity of the field
     shown first, 0 top). A frame's pictures depend on it and its two neighbours only, so a range
     read with one frame more on each side gives its pictures as the whole clip would."""
+    return _filtered(frames, "bwdif", f"mode=send_field:parity={('tff', 'bff')[first]}:deint=all")
+
+
+def found_field_order(frames: Iterable[av.VideoFrame]) -> int | None:
+    """The field order FFmpeg's idet filter finds in `frames`, for video whose file does not say
+    (analogue captures in lossless codecs rarely do): FFmpeg's AVFieldOrder, 2 top field first or
+    3 bottom field first. Only when it finds that order in nearly every frame: None when they look
+    progressive, are too still to tell, or are noise it cannot read."""
+    seen = 0
+
+    def counted() -> Iterator[av.VideoFrame]:
+        nonlocal seen
+        for seen, frame in enumerate(frames, 1):
+            yield frame
+
+    last = None
+    for last in _filtered(counted(), "idet", ""):
+        pass
+    metadata = {} if last is None else last.metadata  # idet's running counts, on every frame it passes
+    tff, bff = (float(metadata.get(f"lavfi.idet.multiple.{order}", 0)) for order in ("tff", "bff"))
+    if max(tff, bff) < max(_MIN_WOVEN, _WOVEN_SHARE * seen):
+        return None
+    return 2 if tff > bff else 3
+
+
+def _filtered(frames: Iterable[av.VideoFrame], name: str, args: str) -> Iterator[av.VideoFrame]:
+    """`frames` through the FFmpeg video filter `name` (its options `args`), as it gives them out."""
     graph = sink = None
     for index, frame in enumerate(frames):
         if graph is None:
             graph = av.filter.Graph()
             source = graph.add_buffer(width=frame.width, height=frame.height, format=frame.format,
                                       time_base=Fraction(1, 1))
-            bwdif = graph.add("bwdif", f"mode=send_field:parity={('tff', 'bff')[first]}:deint=all")
+            node = graph.add(name, args)
             sink = graph.add("buffersink")
-            source.link_to(bwdif)
-            bwdif.link_to(sink)
+            source.link_to(node)
+            node.link_to(sink)
             graph.configure()
         frame.pts = index
         graph.push(frame)
@@ -49,36 +76,3 @@ def _ready(sink: av.filter.context.FilterContext) -> Iterator[av.VideoFrame]:
             yield sink.pull()
         except (av.BlockingIOError, av.EOFError):
             return
-
-
-def found_field_order(frames: Iterable[av.VideoFrame]) -> int | None:
-    """The field order FFmpeg's idet filter finds in `frames`, for video whose file does not say
-    (analogue captures in lossless codecs rarely do): FFmpeg's AVFieldOrder, 2 top field first or
-    3 bottom field first. Only when it finds that order in nearly every frame: None when they look
-    progressive, are too still to tell, or are noise it cannot read."""
-    graph = sink = last = None
-    seen = 0
-    for seen, frame in enumerate(frames, 1):
-        if graph is None:
-            graph = av.filter.Graph()
-            source = graph.add_buffer(width=frame.width, height=frame.height, format=frame.format,
-                                      time_base=Fraction(1, 1))
-            idet = graph.add("idet")
-            sink = graph.add("buffersink")
-            source.link_to(idet)
-            idet.link_to(sink)
-            graph.configure()
-        frame.pts = seen
-        graph.push(frame)
-        for last in _ready(sink):
-            pass
-    if graph is None:
-        return None
-    graph.push(None)
-    for last in _ready(sink):
-        pass
-    metadata = {} if last is None else last.metadata
-    tff, bff = (float(metadata.get(f"lavfi.idet.multiple.{order}", 0)) for order in ("tff", "bff"))
-    if max(tff, bff) < max(_MIN_WOVEN, _WOVEN_SHARE * seen):
-        return None
-    return 2 if tff > bff else 3
