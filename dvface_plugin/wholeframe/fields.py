@@ -42,7 +42,7 @@ def restore_by_fields(metadata: Any, source: str, allow_interlaced: bool, *, qui
                 warnings.warn(f"{source} does not say it is interlaced, but its frames are "
                               f"({('top', 'bottom')[first]} field first, found by FFmpeg's idet): it is restored "
                               "field by field; pass --allow-interlaced if its pictures are progressive",
-                              MediaWarning, stacklevel=2)
+                              MediaWarning)  # one place, so a job that asks twice (restore --report) warns once
     return first
 
 
