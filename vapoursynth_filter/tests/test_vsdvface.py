@@ -200,13 +200,57 @@ def test_unsupported_clips(model_dir, make, match):
         vsdvface.restore(make(), model=str(model_dir))
 
 
-def test_interlaced_clips_are_refused_until_marked_progressive(model_dir):
-    woven = core.std.SetFieldBased(clip_in(vs.RGB24), 2)
-    with pytest.raises(vs.Error, match=r"^restore: clip is interlaced \(_FieldBased=2, top field first\).*QTGMC"):
-        vsdvface.restore(woven, model=str(model_dir))
-    marked = vsdvface.restore(core.std.SetFieldBased(woven, 0), model=str(model_dir))
+@pytest.mark.parametrize("name, field_based", [("RGB24", 2), ("YUV420P8", 1)])
+def test_interlaced_clips_are_restored_field_by_field(model_dir, name, field_based):
+    fmt, resize = FORMATS[name]
+    woven = core.std.SetFieldBased(clip_in(fmt, **resize), field_based)
+    out = vsdvface.restore(woven, model=str(model_dir))
+    assert (out.format.id, out.num_frames, out.fps) == (woven.format.id, LENGTH, woven.fps)
+    assert out.get_frame(0).props["_FieldBased"] == field_based
+    # Each field's rows are those of its own restored field picture (bwdif, in display order).
+    pictures = render(vsdvface.restore(core.bwdif.Bwdif(woven, field=field_based + 1), model=str(model_dir)))
+    first = 0 if field_based == 2 else 1
+    got, want = render(out), render(woven)
+    matte = render(vsdvface.restore(woven, model=str(model_dir), mask=True))
+    assert len(matte) == LENGTH and matte[0][0].shape == (HEIGHT, WIDTH)
+    for n in range(LENGTH):
+        for k, rows in enumerate((slice(first, None, 2), slice(1 - first, None, 2))):
+            assert all(np.array_equal(g[rows], q[rows]) for g, q in zip(got[n], pictures[2 * n + k]))
+        if n < FACE_FRAMES:
+            changed = got[n][0] != want[n][0]
+            assert changed.any() and not (changed & (matte[n][0] == 0)).any()
+        else:
+            assert same(got[n], want[n]), f"frame {n} has no face but changed"
+    assert out.get_frame(2).props["DVFaceCount"] == 1
+
+
+def test_interlaced_clips_marked_progressive_are_restored_as_pictures(model_dir):
+    marked = core.std.SetFieldBased(core.std.SetFieldBased(clip_in(vs.RGB24), 2), 0)
     ref = vsdvface.restore(clip_in(vs.RGB24), model=str(model_dir))
-    assert same(planes(marked.get_frame(2)), planes(ref.get_frame(2)))
+    assert same(planes(vsdvface.restore(marked, model=str(model_dir)).get_frame(2)), planes(ref.get_frame(2)))
+
+
+class _CoreWithout:
+    """The VapourSynth core as it looks where one plugin is not installed."""
+
+    def __init__(self, namespace: str) -> None:
+        self._namespace = namespace
+
+    def __getattr__(self, name: str):
+        if name == self._namespace:
+            raise AttributeError(name)
+        return getattr(core, name)
+
+
+def test_interlaced_clips_that_cannot_be_split_into_field_pictures_are_refused(model_dir, monkeypatch):
+    half = core.std.SetFieldBased(clip_in(vs.RGBH), 2)
+    with pytest.raises(vs.Error, match=r"^restore: clip is interlaced \(_FieldBased=2, top field first\) and RGBH.*RGBS"):
+        vsdvface.restore(half, model=str(model_dir))
+    monkeypatch.setattr(vsdvface.filter, "core", _CoreWithout("bwdif"))
+    woven = core.std.SetFieldBased(clip_in(vs.RGB24), 1)
+    with pytest.raises(vs.Error, match=r"^restore: clip is interlaced \(_FieldBased=1, bottom field first\).*"
+                                       r"pip install vapoursynth-bwdif.*QTGMC"):
+        vsdvface.restore(woven, model=str(model_dir))
 
 
 @pytest.mark.parametrize(

@@ -14,6 +14,7 @@ import threading
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import vapoursynth as vs
@@ -87,7 +88,9 @@ def restore(
 
     :param clip: RGB24, RGB48, RGBS or RGBH are processed as they are; other RGB depths and YUV are
         converted to RGBS and back to the input format (YUV with `_Matrix`, `_Transfer` and `_Range`
-        from the frame properties, or the `*_in` overrides). Constant format and size only.
+        from the frame properties, or the `*_in` overrides). Constant format and size only. An
+        interlaced clip (`_FieldBased` 1 or 2) is restored field by field (bwdif field pictures at twice
+        the rate, each field's own rows woven back); its `tracks` count field pictures.
     :param model: a DVFace ONNX export folder (`dvface export onnx --model M -o DIR`) or a model
         folder holding one in `onnx/`; default `$DVFACE_MODEL`, else the bundled model.
     :param backend: "cpu", "cuda" or "tensorrt" (onnxruntime's execution providers) or "openvino"
@@ -117,24 +120,39 @@ def restore(
         works on the gamma-encoded signal).
     :param range_in: YUV range, overriding `_Range`: 0 limited, 1 full.
     :returns: the restored clip in the input's format with `DVFaceCount`, `DVFaceIds` and
-        `DVFaceBoxes` (x0, y0, x1, y1 per face, frame pixels) frame properties, or the matte clip.
+        `DVFaceBoxes` (x0, y0, x1, y1 per face, frame pixels; of the first field's picture where
+        interlaced) frame properties, or the matte clip.
     """
     fmt = _check_clip(clip)
     _check_options(
         backend=backend, device_index=device_index, num_streams=num_streams, strength=strength, faces=faces,
         min_face=min_face, window=window, overlap=overlap, stabilise=stabilise, cache_mb=cache_mb, mask=mask,
     )
-    _check_progressive(clip)
+    order = _field_order(clip, fmt)
+    colour = _check_colour(clip, fmt, matrix_in, transfer_in, range_in)
+    pictures = clip if order is None else _field_pictures(clip, order)
+    result = _restore_pictures(
+        pictures, fmt, colour, model=model, backend=backend, device_index=device_index, num_streams=num_streams,
+        strength=strength, faces=faces, min_face=min_face, window=window, overlap=overlap, stabilise=stabilise,
+        cache_mb=cache_mb, mask=mask, tracks=tracks,
+    )
+    if order is None:
+        return result
+    return _woven(core.std.ShufflePlanes(clip, 0, vs.GRAY) if mask else clip, result, order)
+
+
+def _restore_pictures(clip: vs.VideoNode, fmt: vs.VideoFormat, colour: _Colour, **o: Any) -> vs.VideoNode:
+    """`restore()` on progressive pictures (the clip itself, or an interlaced clip's field pictures)."""
     direct = fmt.color_family == vs.RGB and (
         (fmt.sample_type == vs.INTEGER and fmt.bits_per_sample in (8, 16))
         or (fmt.sample_type == vs.FLOAT and fmt.bits_per_sample in (16, 32))
     )
-    colour = _check_colour(clip, fmt, matrix_in, transfer_in, range_in)
     half = fmt.sample_type == vs.FLOAT and fmt.bits_per_sample == 16
+    model, cache_mb, window, overlap, tracks = o["model"], o["cache_mb"], o["window"], o["overlap"], o["tracks"]
     try:
         # Without a cache nothing can be prefetched, and streams alone would leave a core idle.
-        streams = num_streams if num_streams is not None or cache_mb else 1
-        restorer = _restorer(model, backend, device_index, streams, half)
+        streams = o["num_streams"] if o["num_streams"] is not None or cache_mb else 1
+        restorer = _restorer(model, o["backend"], o["device_index"], streams, half)
     except DVFaceError as exc:
         raise _error(f"model={model!r}: {exc}") from None
     cfg = restorer.config
@@ -148,8 +166,8 @@ def restore(
     overlap = min(cfg.overlap, limit) if overlap is None else overlap
     if overlap > limit:
         raise _error(f"overlap={overlap}: at most {limit} for window={window}")
-    if stabilise is not None:
-        restorer = restorer.with_stabilise(int(stabilise))
+    if o["stabilise"] is not None:
+        restorer = restorer.with_stabilise(int(o["stabilise"]))
 
     work = clip if direct else core.resize.Bicubic(clip, format=vs.RGBS, **colour.to_rgb)
     if tracks is not None:
@@ -166,14 +184,14 @@ def restore(
         except DVFaceError as exc:
             raise _error(f"clip: face analysis failed: {exc}") from None
     try:
-        chosen = select_tracks(found, faces, float(min_face))
+        chosen = select_tracks(found, o["faces"], float(o["min_face"]))
     except DVFaceError as exc:  # its messages name faces= / min_face
         raise _error(str(exc)) from None
     comp = ClipCompositor(
-        chosen, restorer, window_cache(cache_mb), strength=strength, window=window, overlap=overlap,
+        chosen, restorer, window_cache(cache_mb), strength=o["strength"], window=window, overlap=overlap,
         prefetch=restorer.streams,
     )
-    if mask:
+    if o["mask"]:
         return _matte_clip(clip, comp, binary=False)
     restored = _restored_clip(work, comp)
     if direct:
@@ -241,16 +259,49 @@ def _check_options(**o: object) -> None:
         raise _error(f"mask={o['mask']!r}: must be True or False")
 
 
-def _check_progressive(clip: vs.VideoNode) -> None:
-    """Woven fields, shot a field period apart, would be blended on every moving face."""
+def _field_order(clip: vs.VideoNode, fmt: vs.VideoFormat) -> int | None:
+    """The row parity of the first field (0 top) of an interlaced clip (`_FieldBased` 1 or 2 on its
+    first frame, as source filters set it), None for a progressive one."""
     field_based = int(clip.get_frame(0).props.get("_FieldBased", 0))
-    if field_based in (1, 2):
-        order = "top" if field_based == 2 else "bottom"
+    if field_based not in (1, 2):
+        return None
+    first = 0 if field_based == 2 else 1
+    said = f"clip is interlaced (_FieldBased={field_based}, {('top', 'bottom')[first]} field first)"
+    if not hasattr(core, "bwdif"):
         raise _error(
-            f"clip is interlaced (_FieldBased={field_based}, {order} field first): restoring its frames as "
-            "pictures would blend the two fields of every moving face; deinterlace it first (e.g. QTGMC), or "
-            "if its pictures are progressive (PsF, film) say so with std.SetFieldBased(clip, 0)"
+            f"{said}: it is restored field by field, which needs the bwdif plugin (pip install vapoursynth-bwdif); "
+            "or deinterlace it first (e.g. QTGMC), or if its pictures are progressive (PsF, film) say so with "
+            "std.SetFieldBased(clip, 0)"
         )
+    if fmt.sample_type == vs.FLOAT and fmt.bits_per_sample == 16:
+        raise _error(f"{said} and RGBH, which bwdif does not take: convert it to RGBS first (resize.Point)")
+    return first
+
+
+def _field_pictures(clip: vs.VideoNode, first: int) -> vs.VideoNode:
+    """Two full-height pictures per frame, one per field in display order, each keeping its field's
+    own rows exactly (bwdif fills the other rows: the other field's lines where nothing moves, so a
+    still face keeps its full vertical detail; interpolated where something moves)."""
+    return core.bwdif.Bwdif(clip, field=3 if first == 0 else 2)
+
+
+def _woven(clip: vs.VideoNode, pictures: vs.VideoNode, first: int) -> vs.VideoNode:
+    """Frame n of `clip` with the rows of its first field from picture 2n and those of its second
+    from picture 2n + 1 (chroma rows too: interlaced chroma alternates by field); `clip`'s frame
+    properties, and the face properties of the first field's picture."""
+
+    def weave(n: int, f: list[vs.VideoFrame]) -> vs.VideoFrame:
+        fout = f[0].copy()
+        for k, picture in enumerate(f[1:]):
+            rows = slice((first + k) % 2, None, 2)
+            for p in range(fout.format.num_planes):
+                np.asarray(fout[p])[rows] = np.asarray(picture[p])[rows]
+        for name in (PROP_COUNT, PROP_IDS, PROP_BOXES):
+            if name in f[1].props:
+                fout.props[name] = f[1].props[name]
+        return fout
+
+    return core.std.ModifyFrame(clip, [clip, pictures[::2], pictures[1::2]], weave)
 
 
 class _Colour:
