@@ -345,6 +345,17 @@ def test_batch_refuses_face_choice_for_aligned_clips_and_shared_stems(clips, mod
     assert not (tmp_path / "out").exists()
 
 
+def test_a_folder_of_captures_gives_its_video_files_whatever_their_container(tmp_path):
+    """Archives keep tape and disc captures in .mxf, .avi, .dv, .mpg, .vob or .ts: a folder given to
+    `dvface batch` restores them all, in name order, and nothing else in it."""
+    from dvface_plugin.commands.batch import expand_inputs
+
+    names = ["a.MXF", "b.avi", "c.dv", "d.mpg", "e.vob", "f.m2ts", "g.mov", "notes.txt", "still.png", "tracks.json"]
+    for name in names:
+        (tmp_path / name).write_bytes(b"")
+    assert [Path(p).name for p in expand_inputs([str(tmp_path)])] == names[:7]
+
+
 def test_batch_refuses_a_variable_frame_rate_input_before_any_work(clips, model_dir, tmp_path, capsys):
     from test_engine_cli import variable_rate_clip
 

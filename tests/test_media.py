@@ -882,3 +882,80 @@ def test_a_capture_that_does_not_say_it_is_interlaced_is_found_so_by_its_frames(
                     writer.write(frame)
         metadata = open_media(still).metadata
         assert "field_order_found" not in metadata and restore_by_fields(metadata, still.name, False) is None
+
+
+def _broadcast_mxf(path: Path, frames: list[np.ndarray], rate: Fraction = Fraction(25), audio: str = "pcm_s24le",
+                   interlaced: bool = False) -> Path:
+    """A 4:2:2 MPEG-2 MXF with timecode, anamorphic 16:9 pixels and 48 kHz audio, as broadcast archives hold
+    XDCAM and IMX (`interlaced`: field-coded, as tape is)."""
+    with av.open(str(path), "w") as container:
+        options = {"b": "30M", **({"flags": "+ilme+ildct"} if interlaced else {})}
+        video = container.add_stream("mpeg2video", rate=rate, options=options)
+        video.width, video.height, video.pix_fmt = frames[0].shape[1], frames[0].shape[0], "yuv422p"
+        video.codec_context.sample_aspect_ratio = Fraction(4, 3)  # 16:9 pictures
+        if interlaced:
+            video.codec_context.field_order = 2
+        video.metadata["timecode"] = "10:00:00:00"
+        sound = container.add_stream(audio, rate=48000)
+        sound.layout = "stereo"
+        per_frame = int(48000 / rate)
+        for i, array in enumerate(frames):
+            picture = av.VideoFrame.from_ndarray(array, format="rgb24").reformat(format="yuv422p")
+            picture.pts = i
+            for packet in video.encode(picture):
+                container.mux(packet)
+            tone = (np.sin(np.arange(i * per_frame, (i + 1) * per_frame) / 7) * 2e8).astype(np.int32)
+            samples = av.AudioFrame.from_ndarray(np.repeat(tone, 2)[None], format="s32", layout="stereo")
+            samples.sample_rate, samples.pts = 48000, i * per_frame
+            for packet in sound.encode(samples):
+                container.mux(packet)
+        for stream in (video, sound):
+            for packet in stream.encode(None):
+                container.mux(packet)
+    return path
+
+
+def _audio_samples(path: Path) -> np.ndarray:
+    with av.open(str(path)) as container:
+        return np.concatenate([f.to_ndarray().ravel() for f in container.decode(audio=0)])
+
+
+def test_an_mxf_is_written_back_as_mxf_with_its_samples_timecode_aspect_and_audio(tmp_path):
+    """FFV1 in MXF (the .mxf default) keeps what a broadcast archive's MXF holds: the source's 4:2:2
+    samples outside the faces, its timecode, pixel aspect and PCM audio untouched."""
+    src = open_media(_broadcast_mxf(tmp_path / "xdcam.mxf", gradient_frames(6)))
+    assert src.pix_fmt == "yuv422p" and first_field(src.metadata) is None
+    matte = np.zeros((H, W), np.float32)
+    matte[10:30, 20:40] = 1
+    out = tmp_path / "restored.mxf"
+    with MediaWriter(out, fps=src.fps, width=W, height=H, planes_from=src, metadata=src.metadata,
+                     audio_from=src) as writer:
+        for frame in src.frames():
+            writer.write(255 - frame, matte)
+    restored = open_media(out)
+    with av.open(str(out)) as container:
+        assert container.format.name == "mxf" and container.streams.video[0].codec_context.name == "ffv1"
+    assert restored.pix_fmt == "yuv422p" and first_field(restored.metadata) is None
+    assert restored.metadata["timecode"] == "10:00:00:00" and restored.metadata["pixel_aspect"] == Fraction(4, 3)
+    assert (restored.fps, restored.frame_count) == (Fraction(25), 6)
+    assert np.array_equal(_audio_samples(out), _audio_samples(tmp_path / "xdcam.mxf"))
+    outside = matte == 0
+    for a, b in zip(src.decoded_frames(), restored.decoded_frames(), strict=True):
+        luma_a, luma_b = (np.frombuffer(f.planes[0], np.uint8).reshape(H, -1)[:, :W] for f in (a, b))
+        assert np.array_equal(luma_a[outside], luma_b[outside]) and not np.array_equal(luma_a, luma_b)
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda d: make_clip(d / "a.mkv", gradient_frames(4), Fraction(12), "ffv1", "yuv422p"),
+     r"only the broadcast frame rates .* not 12 fps; write \.mov or \.mkv"),
+    (lambda d: _broadcast_mxf(d / "a.mxf", gradient_frames(4), interlaced=True),
+     r"interlaced clip's field order cannot be recorded in MXF .* write \.mkv \(FFV1\) or \.mov"),
+    (lambda d: make_clip(d / "a.mkv", gradient_frames(4), Fraction(25), "ffv1", "yuv422p", audio="aac"),
+     r"aac audio at 48000 Hz; \.mxf holds only 48 kHz 16- or 24-bit PCM"),
+])
+def test_what_mxf_cannot_hold_is_refused_before_any_frame_and_leaves_nothing(tmp_path, make, match):
+    src = open_media(make(tmp_path))
+    with pytest.raises(InputError, match=match):
+        MediaWriter(tmp_path / "out.mxf", fps=src.fps, width=W, height=H, planes_from=src, metadata=src.metadata,
+                    audio_from=src)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [src.path.name]

@@ -17,7 +17,7 @@ from pathlib import Path
 from ..batch.manifest import Manifest, file_sha256, job_id
 from ..errors import InputError
 from ..runtime.backends import BACKENDS, PRECISIONS
-from ..media.formats import VIDEO_EXTENSIONS
+from ..media.formats import SOURCE_VIDEO_EXTENSIONS
 from ..wholeframe import platecolour
 
 BATCH_DIR = ".dvface-batch"
@@ -80,7 +80,7 @@ def expand_inputs(specs: list[str]) -> list[str]:
     for spec in specs:
         path = Path(spec).expanduser()
         if path.is_dir():
-            found += sorted(p for p in path.iterdir() if p.suffix.lower() in VIDEO_EXTENSIONS)
+            found += sorted(p for p in path.iterdir() if p.suffix.lower() in SOURCE_VIDEO_EXTENSIONS)
         elif path.suffix.lower() == ".txt" and path.is_file():
             lines = [line.strip() for line in path.read_text().splitlines()]
             found += [Path(line).expanduser() for line in lines if line and not line.startswith("#")]

@@ -68,7 +68,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--codec", default=None,
                         help="output codec: h264, h265, prores, prores4444, ffv1 (in a YUV source's own format) "
-                        "or ffv1rgb (default: chosen from OUT's extension: .mkv ffv1, .mov prores (prores4444 for a 4:4:4 "
+                        "or ffv1rgb (default: chosen from OUT's extension: .mkv and .mxf ffv1, .mov prores (prores4444 for a 4:4:4 "
                         "source), .mp4 h264 (in the source's chroma subsampling))")
     parser.add_argument(
         "--allow-bit-depth-loss", action="store_true", help="allow an output format with fewer bits than IN"

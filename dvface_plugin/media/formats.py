@@ -18,7 +18,14 @@ from ..errors import InputError
 from .pixels import DTYPE_BY_DEPTH, depth_class
 from .sequences import FramePattern, parse_pattern
 
-VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv")
+VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".mxf")
+# What a folder of source clips is searched for (anything FFmpeg reads works when named): the
+# outputs' containers plus tape, disc and broadcast captures.
+SOURCE_VIDEO_EXTENSIONS = VIDEO_EXTENSIONS + (".avi", ".dv", ".mpg", ".mpeg", ".m2v", ".vob", ".ts", ".m2ts",
+                                              ".mts", ".m4v", ".webm", ".y4m")
+# The frame rates FFmpeg's MXF muxer writes (its table of SMPTE content package rates); it refuses others.
+MXF_RATES = frozenset(Fraction(r) for r in ("24000/1001", "24", "25", "30000/1001", "30", "48000/1001", "48", "50",
+                                            "60000/1001", "60", "72", "75", "90", "96", "100", "120000/1001", "120"))
 IMAGE_EXTENSIONS = (".png", ".tif", ".tiff", ".exr", ".dpx", ".jpg", ".jpeg")
 
 # codec alias -> (encoder, [(max input bits, pix_fmt, bits kept)], lossless)
@@ -42,6 +49,7 @@ _CONTAINER_CODECS = {
     ".mp4": ("h264", ("h264", "h265")),
     ".mov": ("prores", ("prores", "prores4444", "h264", "h265")),
     ".mkv": ("ffv1", ("ffv1", "ffv1rgb", "h264", "h265", "prores", "prores4444")),
+    ".mxf": ("ffv1", ("ffv1", "ffv1rgb", "prores", "prores4444")),  # FFV1 in MXF: SMPTE RDD 48
 }
 # extension -> (encoder, [(max input bits, pix_fmt, bits kept)])
 _IMAGE_CODECS: dict[str, tuple[str, list[tuple[int, str, int]]]] = {

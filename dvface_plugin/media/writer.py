@@ -23,12 +23,12 @@ import numpy as np
 
 from ..errors import InputError
 from ..processes import remove_orphans
-from .formats import FFV1_SOURCE_FORMATS, OutputSpec, output_spec, parse_fps
+from .formats import FFV1_SOURCE_FORMATS, MXF_RATES, OutputSpec, output_spec, parse_fps
 from .dpx import carry_header
 from .exr import carry_attributes
 from .matroska import set_display_aspect
 from .pixels import depth_class, format_bits, matrix_for, rgb_to_dtype, rgb_to_frame
-from .reader import ImageSource, MediaSource, pixel_aspect, quarter_turns
+from .reader import ImageSource, MediaSource, first_field, pixel_aspect, quarter_turns
 from .trim import advance_timecode
 from .sequences import (
     READ_EXTENSIONS,
@@ -147,6 +147,8 @@ class MediaWriter:
                                  f"pass the source's fps to keep its timing.")
             self.fps = parse_fps(fps)
             self._check_chroma_size()
+            if self.spec.path.suffix.lower() == ".mxf":
+                self._check_mxf()
         else:
             self.fps = parse_fps(fps) if fps else Fraction(0)
             self._warn_dropped_audio(audio_from)
@@ -203,6 +205,16 @@ class MediaWriter:
                              f"{odd}, the frames are "
                              f"{self.width}x{self.height}; crop or pad by one pixel, or write "
                              f".mkv (FFV1), which takes any size.")
+
+    def _check_mxf(self) -> None:
+        """What FFmpeg's MXF muxer cannot write faithfully, refused before any work."""
+        name = self.spec.path.name
+        if self.fps not in MXF_RATES:
+            raise InputError(f"{name}: MXF holds only the broadcast frame rates (23.976, 24, 25, 29.97, 30, 48, "
+                             f"50, 59.94, 60 and some higher), not {self.fps} fps; write .mov or .mkv")
+        if first_field(self._metadata) is not None:  # it writes no field dominance for FFV1 or ProRes
+            raise InputError(f"{name}: this interlaced clip's field order cannot be recorded in MXF here (it would "
+                             "read back bottom field first, or progressive); write .mkv (FFV1) or .mov, which keep it")
 
     def _warn_dropped_audio(self, audio_from: str | Path | MediaSource | None) -> None:
         if _has_audio(audio_from):
@@ -273,6 +285,9 @@ class MediaWriter:
             if ext == ".mp4" and name.startswith("pcm_"):
                 raise InputError(f"{source.name} has {name} audio, which .mp4 cannot hold "
                                  f"untouched; write .mov or .mkv to keep the audio as it is.")
+            if ext == ".mxf" and (name not in ("pcm_s16le", "pcm_s24le") or stream.sample_rate != 48000):
+                raise InputError(f"{source.name} has {name} audio at {stream.sample_rate} Hz; .mxf holds only "
+                                 f"48 kHz 16- or 24-bit PCM, so write .mov or .mkv to keep the audio as it is.")
             try:
                 mapping[stream.index] = self._container.add_stream_from_template(stream)
             except ValueError as exc:
