@@ -150,7 +150,7 @@ def test_audio_packets_are_copied_untouched(tmp_path, codec, src_ext, out_ext):
     src_path = make_clip(tmp_path / f"src{src_ext}", gradient_frames(25), Fraction(25), audio=codec)
     src = open_media(src_path)
     assert src.has_audio
-    out = write_all(tmp_path / f"out{out_ext}", list(src), fps=src.fps, audio_from=src)
+    out = write_all(tmp_path / f"out{out_ext}", list(src), fps=src.fps, streams_from=src)
     before, after = audio_packets(src_path), audio_packets(out)
     assert [payload for payload, _ in after] == [payload for payload, _ in before]
     tolerance = Fraction(1, 1000) if out_ext == ".mkv" else 0  # Matroska stores milliseconds
@@ -163,7 +163,7 @@ def test_audio_packets_are_copied_untouched(tmp_path, codec, src_ext, out_ext):
 def test_pcm_audio_into_mp4_is_refused_before_writing(tmp_path):
     src_path = make_clip(tmp_path / "src.mov", gradient_frames(5), Fraction(25), audio="pcm_s16le")
     with pytest.raises(InputError, match=r"\.mov or \.mkv"):
-        MediaWriter(tmp_path / "out.mp4", fps=25, width=W, height=H, audio_from=src_path)
+        MediaWriter(tmp_path / "out.mp4", fps=25, width=W, height=H, streams_from=src_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["src.mov"]
 
 
@@ -583,7 +583,7 @@ def test_image_output_warns_when_source_audio_cannot_follow(tmp_path):
     src_path = make_clip(tmp_path / "src.mov", gradient_frames(2), Fraction(25), audio="aac")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        MediaWriter(tmp_path / "x_%04d.png", width=W, height=H, audio_from=src_path).abort()
+        MediaWriter(tmp_path / "x_%04d.png", width=W, height=H, streams_from=src_path).abort()
     assert any("audio" in str(w.message) for w in caught)
 
 
@@ -929,7 +929,7 @@ def test_an_mxf_is_written_back_as_mxf_with_its_samples_timecode_aspect_and_audi
     matte[10:30, 20:40] = 1
     out = tmp_path / "restored.mxf"
     with MediaWriter(out, fps=src.fps, width=W, height=H, planes_from=src, metadata=src.metadata,
-                     audio_from=src) as writer:
+                     streams_from=src) as writer:
         for frame in src.frames():
             writer.write(255 - frame, matte)
     restored = open_media(out)
@@ -957,5 +957,56 @@ def test_what_mxf_cannot_hold_is_refused_before_any_frame_and_leaves_nothing(tmp
     src = open_media(make(tmp_path))
     with pytest.raises(InputError, match=match):
         MediaWriter(tmp_path / "out.mxf", fps=src.fps, width=W, height=H, planes_from=src, metadata=src.metadata,
-                    audio_from=src)
+                    streams_from=src)
     assert sorted(p.name for p in tmp_path.iterdir()) == [src.path.name]
+
+
+def _subtitled(path: Path, frames: list[np.ndarray], lines: dict[int, str]) -> Path:
+    """An FFV1 .mkv at 25 fps with a SubRip track: `lines[n]` shown from frame n for 0.2 s."""
+    with av.open(str(path), "w") as container:
+        video = container.add_stream("ffv1", rate=25)
+        video.width, video.height, video.pix_fmt = frames[0].shape[1], frames[0].shape[0], "yuv420p"
+        text = container.add_mux_stream("subrip")
+        text.time_base = Fraction(1, 1000)
+        container.start_encoding()
+        for i, array in enumerate(frames):
+            picture = av.VideoFrame.from_ndarray(array, format="rgb24")
+            picture.pts = i
+            for packet in video.encode(picture):
+                container.mux(packet)
+            if i in lines:
+                packet = av.Packet(lines[i].encode())
+                packet.pts = packet.dts = i * 40
+                packet.duration, packet.stream, packet.time_base = 200, text, text.time_base
+                container.mux(packet)
+        for packet in video.encode(None):
+            container.mux(packet)
+    return path
+
+
+def _subtitles(path: Path) -> list[tuple[float, bytes]]:
+    with av.open(str(path)) as container:
+        stream = container.streams.subtitles[0]
+        return [(float(p.pts * p.time_base), bytes(p)) for p in container.demux(stream) if p.size]
+
+
+def test_subtitles_are_carried_untouched_and_cut_with_a_frame_range(tmp_path):
+    """Captions and subtitle tracks are part of what an archive keeps: copied packet for packet,
+    shifted with the frames a `--frames` range keeps, and refused where the container cannot hold them."""
+    src = open_media(_subtitled(tmp_path / "film.mkv", gradient_frames(10), {0: "one", 5: "two", 8: "three"}))
+    assert src.has_subtitles and not src.has_audio
+    with MediaWriter(tmp_path / "whole.mkv", fps=src.fps, width=W, height=H, streams_from=src,
+                     metadata=src.metadata) as writer:
+        for frame in src.frames():
+            writer.write(frame)
+    assert _subtitles(tmp_path / "whole.mkv") == [(0.0, b"one"), (0.2, b"two"), (0.32, b"three")]
+    with MediaWriter(tmp_path / "part.mkv", fps=src.fps, width=W, height=H, streams_from=src, metadata=src.metadata,
+                     trim=(4, 9)) as writer:
+        for frame in src.frames(4, 9):
+            writer.write(frame)
+    assert _subtitles(tmp_path / "part.mkv") == [(0.04, b"two"), (0.16, b"three")]
+    with pytest.raises(InputError, match=r"film.mkv has srt subtitles, which \.mp4 cannot hold; write \.mkv"):
+        MediaWriter(tmp_path / "out.mp4", fps=src.fps, width=W, height=H, streams_from=src, metadata=src.metadata)
+    with pytest.warns(MediaWarning, match="image files cannot carry audio or subtitles"):
+        MediaWriter(tmp_path / "still.png", width=W, height=H, streams_from=src).abort()
+    assert not (tmp_path / "out.mp4").exists()

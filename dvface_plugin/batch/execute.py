@@ -141,7 +141,7 @@ def assemble(source: str, pieces: list[str], output: Path, options: dict, woven_
         height=src.height,
         bit_depth=src.source_bits,
         codec=options["codec"],
-        audio_from=src,
+        streams_from=src,
         metadata=src.metadata,
         allow_bit_depth_loss=options["allow_bit_depth_loss"],
         allow_retime=options["allow_retime"],

@@ -201,7 +201,7 @@ def run(args: argparse.Namespace) -> int:
             height=size,
             bit_depth=src.source_bits,
             codec=args.codec,
-            audio_from=src,
+            streams_from=src,
             metadata=src.metadata,
             allow_bit_depth_loss=args.allow_bit_depth_loss,
             allow_retime=args.allow_retime,

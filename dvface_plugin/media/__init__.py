@@ -3,7 +3,7 @@ and OpenEXR under one interface; imports only `errors` and `processes` of dvface
 
     src = open_media("shot.mov")          # or "shot_%04d.exr", a folder, "face.png"
     with MediaWriter("out.mkv", fps=src.fps, width=src.width, height=src.height,
-                     bit_depth=src.source_bits, audio_from=src, metadata=src.metadata) as w:
+                     bit_depth=src.source_bits, streams_from=src, metadata=src.metadata) as w:
         for frame in src:
             w.write(restore(frame))
 """

@@ -51,7 +51,7 @@ class MediaSource(ABC):
     `width`, `height`, `bit_depth` (8, 16 or 32 = float: the array depth handed out),
     `source_bits` (significant bits in the file, e.g. 10 for yuv420p10le; pass this as the
     writer's `bit_depth` to keep exactly what the source had), `dtype`, `is_photo`,
-    `has_audio`, `metadata` (dict; `timecode`, `tags`, `color`, `first_frame`, `pixel_aspect` when
+    `has_audio`, `has_subtitles`, `metadata` (dict; `timecode`, `tags`, `color`, `first_frame`, `pixel_aspect` when
     known),
     `pix_fmt` (a video's decoded pixel format, e.g. yuv420p; None for images), `chroma_siting`.
     """
@@ -65,6 +65,7 @@ class MediaSource(ABC):
     chroma_siting: str | None = None  # where a video's chroma samples sit (FFmpeg's name); None: unspecified
     is_photo: bool = False
     has_audio: bool = False
+    has_subtitles: bool = False
     metadata: dict
 
     @property
@@ -147,6 +148,7 @@ class VideoSource(MediaSource):
             self._nb_frames = (sum(1 for e in stream.index_entries if not e.is_discard)
                                if container.format.name.startswith("mov") else 0)
             self.has_audio = bool(container.streams.audio)
+            self.has_subtitles = bool(container.streams.subtitles)
             self.metadata = self._collect_metadata(container, stream, first)
             if variable:
                 self.metadata["variable_frame_rate"] = True

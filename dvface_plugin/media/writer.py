@@ -2,7 +2,7 @@
 
 Everything is written to a temporary file or folder beside the target and moved into
 place only on a clean close, so an exception, Ctrl-C or crash never leaves a half-written
-clip that looks finished. Audio is remuxed packet by packet (never re-encoded).
+clip that looks finished. Audio and subtitles are remuxed packet by packet (never re-encoded).
 """
 
 from __future__ import annotations
@@ -52,6 +52,8 @@ class MediaWarning(UserWarning):
     """A lossy step the caller allowed, or an output property a player may not handle."""
 
 
+# The subtitle codecs a container holds untouched, where it does not hold them all (MXF: none).
+_SUBTITLE_CODECS = {".mp4": {"mov_text"}, ".mov": {"mov_text", "eia_608"}, ".mxf": set()}
 # Image encoders whose files take the header of the source file they were made from (its own format).
 _HEADER_CARRIERS = {"dpx": carry_header, "exr": carry_attributes}
 
@@ -103,10 +105,10 @@ class MediaWriter:
     written turned upright), and a half-float source (its `pix_fmt`) is written as half in .exr.
     A variable-frame-rate source's metadata is refused for a video file unless `allow_retime`.
     `start_number` overrides the first frame number of a sequence (default: the metadata's
-    `first_frame`, else 1). `audio_from` copies every audio stream of that file untouched.
-    `trim = (start, stop)` says the output holds only frames [start, stop) of that source (a
-    `--frames` preview): its timecode and sequence numbers start at frame `start`'s, and the audio
-    is cut to those frames' time, to the nearest audio packet.
+    `first_frame`, else 1). `streams_from` copies every audio and subtitle stream of that file
+    untouched. `trim = (start, stop)` says the output holds only frames [start, stop) of that source
+    (a `--frames` preview): its timecode and sequence numbers start at frame `start`'s, and the audio
+    and subtitles are cut to those frames' time, to the nearest packet.
     `planes_from` (a video source, with codec ffv1) writes the source's own YUV format, and
     `write(frame, matte)` takes every sample where the matte is 0 from the source's decoded
     frame, not from `frame`: a frame without faces, and the plate around them, stay bit-identical
@@ -118,7 +120,7 @@ class MediaWriter:
 
     def __init__(self, path: str | Path, fps: Fraction | int | float | str | None = None, *,
                  width: int, height: int, bit_depth: int = 8, codec: str | None = None,
-                 audio_from: str | Path | MediaSource | None = None,
+                 streams_from: str | Path | MediaSource | None = None,
                  metadata: Mapping | None = None, allow_bit_depth_loss: bool = False,
                  allow_retime: bool = False, start_number: int | None = None,
                  trim: tuple[int, int] | None = None, planes_from: MediaSource | None = None,
@@ -151,7 +153,7 @@ class MediaWriter:
                 self._check_mxf()
         else:
             self.fps = parse_fps(fps) if fps else Fraction(0)
-            self._warn_dropped_audio(audio_from)
+            self._warn_dropped_streams(streams_from)
         self._trim = trim
         # Decoded source frames to copy samples from, opened at the first write.
         self._planes_from = planes_from if source_format and self.spec.pix_fmt == source_format else None
@@ -183,7 +185,7 @@ class MediaWriter:
         self._finalizer = weakref.finalize(self, _discard, self._tmp)
         try:
             if self.spec.kind == "video":
-                self._open_video(audio_from)
+                self._open_video(streams_from)
             else:
                 # Image files have no rotation tag: a rotated video's frames are turned upright (exactly).
                 self._turns = quarter_turns(self._metadata)
@@ -216,13 +218,13 @@ class MediaWriter:
             raise InputError(f"{name}: this interlaced clip's field order cannot be recorded in MXF here (it would "
                              "read back bottom field first, or progressive); write .mkv (FFV1) or .mov, which keep it")
 
-    def _warn_dropped_audio(self, audio_from: str | Path | MediaSource | None) -> None:
-        if _has_audio(audio_from):
-            warnings.warn(f"{self.spec.path.name}: image files cannot carry audio; the audio of "
-                          f"{_source_path(audio_from)} is not copied. Write .mov/.mkv/.mp4 to "
-                          f"keep it.", MediaWarning, stacklevel=3)
+    def _warn_dropped_streams(self, streams_from: str | Path | MediaSource | None) -> None:
+        if _has_carried_streams(streams_from):
+            warnings.warn(f"{self.spec.path.name}: image files cannot carry audio or subtitles; those of "
+                          f"{_source_path(streams_from)} are not copied. Write .mov/.mkv/.mp4 to "
+                          f"keep them.", MediaWarning, stacklevel=3)
 
-    def _open_video(self, audio_from: str | Path | MediaSource | None) -> None:
+    def _open_video(self, streams_from: str | Path | MediaSource | None) -> None:
         spec = self.spec
         muxer_options = {"movflags": "+faststart"} if spec.path.suffix.lower() == ".mp4" else {}
         self._container = av.open(self._tmp, "w", options=muxer_options)
@@ -265,22 +267,24 @@ class MediaWriter:
             stream.metadata["timecode"] = advance_timecode(str(timecode), self._source_offset, self.fps)
         for key, value in (self._metadata.get("tags") or {}).items():
             self._container.metadata[str(key)] = str(value)
-        self._audio_in = None
-        self._audio_packets: Iterator[av.Packet] = iter(())
+        self._carried_in = None
+        self._carried_packets: Iterator[av.Packet] = iter(())
         self._pending: av.Packet | None = None
-        if _has_audio(audio_from):
-            self._add_audio(_source_path(audio_from))
+        if _has_carried_streams(streams_from):
+            self._add_carried_streams(_source_path(streams_from))
         try:
             self._container.start_encoding()
         except (av.FFmpegError, ValueError) as exc:
             raise InputError(f"Cannot start {spec.path.name} ({spec.encoder}, {spec.pix_fmt}): "
                              f"{exc}") from exc
 
-    def _add_audio(self, source: Path) -> None:
-        self._audio_in = av.open(str(source))
+    def _add_carried_streams(self, source: Path) -> None:
+        """Streams for the audio and subtitles of `source`, copied packet by packet; what the
+        output's container cannot hold as it is refused, naming one that can."""
+        self._carried_in = av.open(str(source))
         ext = self.spec.path.suffix.lower()
         mapping = {}
-        for stream in self._audio_in.streams.audio:
+        for stream in self._carried_in.streams.audio:
             name = stream.codec_context.name
             if ext == ".mp4" and name.startswith("pcm_"):
                 raise InputError(f"{source.name} has {name} audio, which .mp4 cannot hold "
@@ -293,10 +297,17 @@ class MediaWriter:
             except ValueError as exc:
                 raise InputError(f"{ext} cannot hold the {name} audio of {source.name}; write "
                                  f".mkv or .mov to keep it untouched.") from exc
-        self._audio_map = mapping
-        self._audio_packets = self._audio_in.demux(*self._audio_in.streams.audio)
-        # Source seconds [begin, end) of the audio a trimmed output carries (None: all of it, as it is).
-        self._audio_span = None if self._trim is None else tuple(Fraction(f) / self.fps for f in self._trim)
+        for stream in self._carried_in.streams.subtitles:
+            name = stream.codec_context.name
+            if ext in _SUBTITLE_CODECS and name not in _SUBTITLE_CODECS[ext]:
+                raise InputError(f"{source.name} has {name} subtitles, which {ext} cannot hold; write .mkv "
+                                 "to keep them as they are.")
+            mapping[stream.index] = self._container.add_stream_from_template(stream)
+        self._carried_map = mapping
+        self._carried_packets = self._carried_in.demux(*self._carried_in.streams.audio,
+                                                       *self._carried_in.streams.subtitles)
+        # Source seconds [begin, end) of what a trimmed output carries (None: all of it, as it is).
+        self._carried_span = None if self._trim is None else tuple(Fraction(f) / self.fps for f in self._trim)
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -385,7 +396,7 @@ class MediaWriter:
                     packet.time_base = self._frame_time_base
                     packet.duration = 1
                     self._container.mux(packet)
-                    self._mux_audio(until=Fraction(self.frames_written + 1) / self.fps)
+                    self._mux_carried(until=Fraction(self.frames_written + 1) / self.fps)
                     self.frames_written += 1
                 return True
             for frame in piece.decode(stream):
@@ -395,13 +406,13 @@ class MediaWriter:
         return True
 
     def _encode(self, video_frame: av.VideoFrame) -> None:
-        """Encode `video_frame` as the next frame, with the audio up to its end."""
+        """Encode `video_frame` as the next frame, with the audio and subtitles up to its end."""
         video_frame.colorspace = self._video.codec_context.colorspace  # encoders that tag from the frame
         video_frame.pts = self.frames_written
         video_frame.time_base = self._frame_time_base
         for packet in self._video.encode(video_frame):
             self._container.mux(packet)
-        self._mux_audio(until=Fraction(self.frames_written + 1) / self.fps)
+        self._mux_carried(until=Fraction(self.frames_written + 1) / self.fps)
 
     def _validated(self, frame: np.ndarray) -> np.ndarray:
         index = self.frames_written
@@ -435,12 +446,12 @@ class MediaWriter:
         frame.color_range = field.color_range  # the tags the conversion set
         return frame
 
-    def _mux_audio(self, until: Fraction | None) -> None:
-        """Mux audio packets up to time `until` (seconds; None = all) to keep streams interleaved."""
-        if self._audio_in is None:
+    def _mux_carried(self, until: Fraction | None) -> None:
+        """Mux audio and subtitle packets up to time `until` (seconds; None = all), interleaved with the video."""
+        if self._carried_in is None:
             return
         while True:
-            packet = self._pending or next(self._audio_packets, None)
+            packet = self._pending or next(self._carried_packets, None)
             self._pending = None
             if packet is None:
                 return
@@ -448,12 +459,12 @@ class MediaWriter:
                 continue  # demuxer flush packet
             stamp = packet.pts if packet.pts is not None else packet.dts
             seconds = stamp * packet.time_base
-            begin, end = self._audio_span or (0, None)
-            if self._audio_span is not None:
+            begin, end = self._carried_span or (0, None)
+            if self._carried_span is not None:
                 if begin and seconds < begin:
                     continue  # before the first frame (from frame 0 on, the codec's priming too)
                 if seconds >= end:
-                    self._close_audio_input()  # after the last frame: the rest is not needed
+                    self._close_carried_input()  # after the last frame: the rest is not needed
                     return
             if until is not None and seconds - begin >= until:
                 self._pending = packet
@@ -462,7 +473,7 @@ class MediaWriter:
                 shift = round(begin / packet.time_base)
                 packet.pts = None if packet.pts is None else packet.pts - shift
                 packet.dts = None if packet.dts is None else packet.dts - shift
-            packet.stream = self._audio_map[packet.stream.index]
+            packet.stream = self._carried_map[packet.stream.index]
             self._container.mux(packet)
 
     # -- finishing -------------------------------------------------------------------------
@@ -477,9 +488,9 @@ class MediaWriter:
             if self.spec.kind == "video":
                 for packet in self._video.encode(None):
                     self._container.mux(packet)
-                self._mux_audio(until=None)
+                self._mux_carried(until=None)
                 self._container.close()
-                self._close_audio_input()
+                self._close_carried_input()
                 if self._pixel_aspect != 1 and self.spec.path.suffix.lower() == ".mkv":
                     set_display_aspect(self._tmp, self.width, self.height, self._pixel_aspect)
                 os.replace(self._tmp, self.spec.path)
@@ -517,13 +528,13 @@ class MediaWriter:
                 container.close()
             except (av.FFmpegError, OSError, ValueError):
                 pass  # the partial file is deleted next; its trailer does not matter
-        self._close_audio_input()
+        self._close_carried_input()
         self._finalizer()
 
-    def _close_audio_input(self) -> None:
-        if getattr(self, "_audio_in", None) is not None:
-            self._audio_in.close()
-            self._audio_in = None
+    def _close_carried_input(self) -> None:
+        if getattr(self, "_carried_in", None) is not None:
+            self._carried_in.close()
+            self._carried_in = None
 
     def __enter__(self) -> MediaWriter:
         return self
@@ -539,20 +550,20 @@ def _source_path(source: str | Path | MediaSource) -> Path:
     return source.path if isinstance(source, MediaSource) else Path(source)
 
 
-def _has_audio(source: str | Path | MediaSource | None) -> bool:
-    """Whether `source` is a media file with at least one audio stream (False for images)."""
+def _has_carried_streams(source: str | Path | MediaSource | None) -> bool:
+    """Whether `source` is a media file with audio or subtitle streams (False for images)."""
     if source is None:
         return False
     if isinstance(source, MediaSource):
-        return source.has_audio
+        return source.has_audio or source.has_subtitles
     path = Path(source)
     if path.suffix.lower() in READ_EXTENSIONS or path.is_dir():
         return False
     try:
         with av.open(str(path)) as container:
-            return bool(container.streams.audio)
+            return bool(container.streams.audio or container.streams.subtitles)
     except (av.FFmpegError, OSError) as exc:
-        raise InputError(f"Cannot read audio from {path}: {exc}.") from exc
+        raise InputError(f"Cannot read audio or subtitles from {path}: {exc}.") from exc
 
 
 def _copyable_format(source: MediaSource | None, width: int, height: int) -> str | None:

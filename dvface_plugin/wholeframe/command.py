@@ -176,7 +176,7 @@ def restore_whole_frames(args: argparse.Namespace) -> dict[str, Any]:
         # comes before the slow part. They write to hidden partial files until closed.
         writer = stack.enter_context(MediaWriter(
             args.output, fps=src.fps or None, width=src.width, height=src.height,
-            bit_depth=src.source_bits, codec=args.codec, audio_from=src, metadata=src.metadata,
+            bit_depth=src.source_bits, codec=args.codec, streams_from=src, metadata=src.metadata,
             allow_bit_depth_loss=args.allow_bit_depth_loss, allow_retime=args.allow_retime, trim=trim,
             planes_from=src, woven_fields=first is not None,
         ))
