@@ -366,6 +366,20 @@ def test_batch_refuses_a_variable_frame_rate_input_before_any_work(clips, model_
     assert not list((tmp_path / "out").glob("*.mkv"))  # not even the constant-rate clip was restored
 
 
+def test_batch_refuses_an_output_that_cannot_hold_an_input_before_any_work(clips, model_dir, tmp_path, capsys):
+    """What the joined output could not hold (here a SubRip track in .mp4) is said before any chunk is
+    rendered, not hours later when the pieces are joined."""
+    from test_media import _subtitled
+
+    subbed = _subtitled(tmp_path / "subbed.mkv", [np.full((CROP, CROP, 3), 90, np.uint8)] * 6, {1: "hello"})
+    assert main(batch_args([clips[0], subbed], model_dir, tmp_path / "out", "--ext", "mp4")) == 2
+    err = capsys.readouterr().err
+    assert "subbed.mkv has srt subtitles, which .mp4 cannot hold" in err and "--drop-subtitles" in err
+    assert not (tmp_path / "out").exists()
+    assert main(batch_args([clips[0], subbed], model_dir, tmp_path / "out", "--ext", "mp4", "--drop-subtitles",
+                           "--dry-run")) == 0
+
+
 def test_batch_refuses_an_interlaced_input_before_any_work(clips, model_dir, tmp_path, capsys):
     from test_engine_cli import interlaced_clip
 

@@ -962,11 +962,14 @@ def test_what_mxf_cannot_hold_is_refused_before_any_frame_and_leaves_nothing(tmp
 
 
 def _subtitled(path: Path, frames: list[np.ndarray], lines: dict[int, str]) -> Path:
-    """An FFV1 .mkv at 25 fps with a SubRip track: `lines[n]` shown from frame n for 0.2 s."""
+    """A 25 fps clip with a subtitle track, `lines[n]` shown from frame n for 0.2 s: FFV1 and SubRip
+    in .mkv, ProRes and a QuickTime text track (mov_text) in .mov."""
+    mov = path.suffix == ".mov"
     with av.open(str(path), "w") as container:
-        video = container.add_stream("ffv1", rate=25)
-        video.width, video.height, video.pix_fmt = frames[0].shape[1], frames[0].shape[0], "yuv420p"
-        text = container.add_mux_stream("subrip")
+        video = container.add_stream("prores_ks" if mov else "ffv1", rate=25)
+        video.width, video.height = frames[0].shape[1], frames[0].shape[0]
+        video.pix_fmt = "yuv422p10le" if mov else "yuv420p"
+        text = container.add_mux_stream("mov_text" if mov else "subrip")
         text.time_base = Fraction(1, 1000)
         container.start_encoding()
         for i, array in enumerate(frames):
@@ -975,7 +978,8 @@ def _subtitled(path: Path, frames: list[np.ndarray], lines: dict[int, str]) -> P
             for packet in video.encode(picture):
                 container.mux(packet)
             if i in lines:
-                packet = av.Packet(lines[i].encode())
+                line = lines[i].encode()
+                packet = av.Packet(len(line).to_bytes(2, "big") + line if mov else line)
                 packet.pts = packet.dts = i * 40
                 packet.duration, packet.stream, packet.time_base = 200, text, text.time_base
                 container.mux(packet)
@@ -985,28 +989,41 @@ def _subtitled(path: Path, frames: list[np.ndarray], lines: dict[int, str]) -> P
 
 
 def _subtitles(path: Path) -> list[tuple[float, bytes]]:
+    """(seconds, payload) of each subtitle shown (not the empty samples QuickTime muxers put in gaps)."""
     with av.open(str(path)) as container:
         stream = container.streams.subtitles[0]
-        return [(float(p.pts * p.time_base), bytes(p)) for p in container.demux(stream) if p.size]
+        return [(round(float(p.pts * p.time_base), 3), bytes(p)) for p in container.demux(stream)
+                if p.size and bytes(p) != b"\x00\x00"]
+
+
+def _rewrite(src, out: Path, frames: range | None = None, **options) -> Path:
+    first, stop = (0, src.frame_count) if frames is None else (frames.start, frames.stop)
+    with MediaWriter(out, fps=src.fps, width=W, height=H, bit_depth=src.source_bits, streams_from=src,
+                     metadata=src.metadata, trim=None if frames is None else (first, stop), **options) as writer:
+        for frame in src.frames(first, stop):
+            writer.write(frame)
+    return out
 
 
 def test_subtitles_are_carried_untouched_and_cut_with_a_frame_range(tmp_path):
     """Captions and subtitle tracks are part of what an archive keeps: copied packet for packet,
-    shifted with the frames a `--frames` range keeps, and refused where the container cannot hold them."""
+    shifted with the frames a `--frames` range keeps; where the output's container cannot hold them
+    they are refused, naming one that can, unless dropped explicitly."""
     src = open_media(_subtitled(tmp_path / "film.mkv", gradient_frames(10), {0: "one", 5: "two", 8: "three"}))
     assert src.has_subtitles and not src.has_audio
-    with MediaWriter(tmp_path / "whole.mkv", fps=src.fps, width=W, height=H, streams_from=src,
-                     metadata=src.metadata) as writer:
-        for frame in src.frames():
-            writer.write(frame)
-    assert _subtitles(tmp_path / "whole.mkv") == [(0.0, b"one"), (0.2, b"two"), (0.32, b"three")]
-    with MediaWriter(tmp_path / "part.mkv", fps=src.fps, width=W, height=H, streams_from=src, metadata=src.metadata,
-                     trim=(4, 9)) as writer:
-        for frame in src.frames(4, 9):
-            writer.write(frame)
-    assert _subtitles(tmp_path / "part.mkv") == [(0.04, b"two"), (0.16, b"three")]
-    with pytest.raises(InputError, match=r"film.mkv has srt subtitles, which \.mp4 cannot hold; write \.mkv"):
-        MediaWriter(tmp_path / "out.mp4", fps=src.fps, width=W, height=H, streams_from=src, metadata=src.metadata)
+    assert _subtitles(_rewrite(src, tmp_path / "whole.mkv")) == [(0.0, b"one"), (0.2, b"two"), (0.32, b"three")]
+    assert _subtitles(_rewrite(src, tmp_path / "part.mkv", range(4, 9))) == [(0.04, b"two"), (0.16, b"three")]
+    with pytest.raises(InputError, match=r"film.mkv has srt subtitles, which \.mp4 cannot hold; write \.mkv to keep "
+                                         r"them as they are, or drop them explicitly \(--drop-subtitles\)"):
+        _rewrite(src, tmp_path / "out.mp4")
+    assert not (tmp_path / "out.mp4").exists()
+    with av.open(str(_rewrite(src, tmp_path / "out.mp4", drop_subtitles=True))) as container:
+        assert not container.streams.subtitles
     with pytest.warns(MediaWarning, match="image files cannot carry audio or subtitles"):
         MediaWriter(tmp_path / "still.png", width=W, height=H, streams_from=src).abort()
-    assert not (tmp_path / "out.mp4").exists()
+    # A QuickTime capture's text track stays in .mov; Matroska cannot hold it, so .mkv names .mov.
+    quicktime = open_media(_subtitled(tmp_path / "tape.mov", gradient_frames(6), {2: "caption"}))
+    assert _subtitles(_rewrite(quicktime, tmp_path / "restored.mov")) == [(0.08, b"\x00\x07caption")]
+    with pytest.raises(InputError, match=r"tape.mov has mov_text subtitles, which \.mkv cannot hold; write \.mov"):
+        _rewrite(quicktime, tmp_path / "restored.mkv")
+    assert not (tmp_path / "restored.mkv").exists()

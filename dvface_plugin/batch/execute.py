@@ -131,10 +131,11 @@ def render_frames_chunk(restorer, source: str, tracks_file: Path, chunk: Chunk, 
                 raise InputError(f"{source} ended before frame {chunk.stop}; the file is truncated: re-encode it")
 
 
-def assemble(source: str, pieces: list[str], output: Path, options: dict, woven_fields: bool = False) -> None:
-    """Write the file's output from its pieces in order, with the source's audio and metadata
-    (`woven_fields`: the pieces are an interlaced file restored field by field)."""
-    with open_media(source) as src, MediaWriter(
+def output_writer(src, output: Path, options: dict, woven_fields: bool = False) -> MediaWriter:
+    """The writer of a file's output (`src` its open source): the source's audio, subtitles and
+    metadata, and its samples where the format keeps them. The driver opens one for each file
+    before any work, so whatever it refuses is said first."""
+    return MediaWriter(
         output,
         fps=src.fps if src.fps else None,
         width=src.width,
@@ -147,7 +148,14 @@ def assemble(source: str, pieces: list[str], output: Path, options: dict, woven_
         allow_retime=options["allow_retime"],
         planes_from=src,  # an FFV1 output in the source's YUV format takes the pieces' packets as they are
         woven_fields=woven_fields,
-    ) as writer:
+        drop_subtitles=options["drop_subtitles"],
+    )
+
+
+def assemble(source: str, pieces: list[str], output: Path, options: dict, woven_fields: bool = False) -> None:
+    """Write the file's output from its pieces in order, with the source's audio and metadata
+    (`woven_fields`: the pieces are an interlaced file restored field by field)."""
+    with open_media(source) as src, output_writer(src, output, options, woven_fields) as writer:
         for piece in pieces:
             if writer.append_video_from(piece):  # FFV1: their packets; another codec: their samples encoded
                 continue

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 import glob
+import tempfile
+import warnings
 from pathlib import Path
 
 from ..batch.manifest import Manifest, file_sha256, job_id
@@ -62,6 +64,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "face (0 = off; default: the model's)")
     parser.add_argument("--codec", default=None, help="output codec (default: chosen from --ext)")
     parser.add_argument("--allow-bit-depth-loss", action="store_true", help="allow an output with fewer bits than IN")
+    parser.add_argument("--drop-subtitles", action="store_true",
+                        help="leave the inputs' subtitle tracks out (copied otherwise, and refused where --ext cannot hold them)")
     parser.add_argument("--allow-retime", action="store_true",
                         help="write variable-frame-rate inputs at their average rate (refused without this)")
     parser.add_argument("--allow-interlaced", action="store_true",
@@ -100,6 +104,17 @@ def expand_inputs(specs: list[str]) -> list[str]:
     if not result:
         raise InputError("no input files found")
     return result
+
+
+def _check_output(media, name: str, options: dict, woven_fields: bool) -> None:
+    """Open and drop the writer this file's output will get, in a scratch folder (the output
+    folder is made later), so what it refuses (container, codec, depth, audio, subtitles) is said
+    before any work; its warnings come when the output is written."""
+    from ..batch.execute import output_writer
+
+    with tempfile.TemporaryDirectory() as folder, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        output_writer(media, Path(folder) / name, options, woven_fields).abort()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -147,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
     options = {"model": str(model), "backend": args.backend, "device": args.device, "precision": args.precision,
                "window": window, "overlap": overlap, "strength": args.strength, "stabilise": stabilise,
                "codec": args.codec,
-               "allow_bit_depth_loss": args.allow_bit_depth_loss,
+               "allow_bit_depth_loss": args.allow_bit_depth_loss, "drop_subtitles": args.drop_subtitles,
                "allow_retime": args.allow_retime, "threads": args.threads_per_worker,
                "aligned": args.aligned, "faces": args.faces, "min_face": args.min_face,
                "colorspace": args.colorspace, "ocio": args.ocio, "allow_interlaced": args.allow_interlaced}
@@ -171,6 +186,7 @@ def run(args: argparse.Namespace) -> int:
             if args.aligned and (media.width, media.height) != (cfg.crop_size, cfg.crop_size):
                 raise InputError(f"{src} is {media.width}x{media.height}; --aligned needs "
                                  f"{cfg.crop_size}x{cfg.crop_size} aligned face crops for this model")
+            _check_output(media, f"{Path(src).stem}.{args.ext}", options, woven_fields=first is not None)
             pictures = media if first is None else FieldSource(media, first)
             tracks = None if args.aligned else _analyse(platecolour.viewed(pictures, colour), src, cfg.crop_size,
                                                         args.quiet)

@@ -74,6 +74,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--allow-bit-depth-loss", action="store_true", help="allow an output format with fewer bits than IN"
     )
     parser.add_argument(
+        "--drop-subtitles", action="store_true",
+        help="leave IN's subtitle tracks out (they are copied as they are, and refused where OUT cannot hold them)",
+    )
+    parser.add_argument(
         "--allow-retime", action="store_true",
         help="write a variable-frame-rate IN to a video at its average rate (refused without this: frames would be retimed)",
     )
@@ -206,6 +210,7 @@ def run(args: argparse.Namespace) -> int:
             allow_bit_depth_loss=args.allow_bit_depth_loss,
             allow_retime=args.allow_retime,
             trim=trim,
+            drop_subtitles=args.drop_subtitles,
         ) as writer:
             if not args.quiet:
                 print(f"dvface restore: {stop - start} aligned crops, on {describe(restorer)}", file=sys.stderr)

@@ -106,7 +106,7 @@ class MediaWriter:
     A variable-frame-rate source's metadata is refused for a video file unless `allow_retime`.
     `start_number` overrides the first frame number of a sequence (default: the metadata's
     `first_frame`, else 1). `streams_from` copies every audio and subtitle stream of that file
-    untouched. `trim = (start, stop)` says the output holds only frames [start, stop) of that source
+    untouched (its subtitles not with `drop_subtitles`). `trim = (start, stop)` says the output holds only frames [start, stop) of that source
     (a `--frames` preview): its timecode and sequence numbers start at frame `start`'s, and the audio
     and subtitles are cut to those frames' time, to the nearest packet.
     `planes_from` (a video source, with codec ffv1) writes the source's own YUV format, and
@@ -124,7 +124,8 @@ class MediaWriter:
                  metadata: Mapping | None = None, allow_bit_depth_loss: bool = False,
                  allow_retime: bool = False, start_number: int | None = None,
                  trim: tuple[int, int] | None = None, planes_from: MediaSource | None = None,
-                 encoder_options: Mapping[str, str] | None = None, woven_fields: bool = False) -> None:
+                 encoder_options: Mapping[str, str] | None = None, woven_fields: bool = False,
+                 drop_subtitles: bool = False) -> None:
         source_format = _copyable_format(planes_from, width, height)
         half_float = bit_depth == 32 and "f16" in str((metadata or {}).get("pix_fmt", ""))  # a half EXR plate
         self.spec: OutputSpec = output_spec(path, codec, bit_depth, allow_bit_depth_loss=allow_bit_depth_loss,
@@ -155,6 +156,7 @@ class MediaWriter:
             self.fps = parse_fps(fps) if fps else Fraction(0)
             self._warn_dropped_streams(streams_from)
         self._trim = trim
+        self._drop_subtitles = drop_subtitles
         # Decoded source frames to copy samples from, opened at the first write.
         self._planes_from = planes_from if source_format and self.spec.pix_fmt == source_format else None
         # Scans and plates whose headers each restored file of their own format takes (DPX: transfer,
@@ -297,15 +299,23 @@ class MediaWriter:
             except ValueError as exc:
                 raise InputError(f"{ext} cannot hold the {name} audio of {source.name}; write "
                                  f".mkv or .mov to keep it untouched.") from exc
-        for stream in self._carried_in.streams.subtitles:
+        subtitles = [] if self._drop_subtitles else list(self._carried_in.streams.subtitles)
+        for stream in subtitles:
             name = stream.codec_context.name
+            holder = ".mov" if name in _SUBTITLE_CODECS[".mov"] else ".mkv"
+            refusal = (f"{source.name} has {name} subtitles, which {ext} cannot hold; write {holder} to keep them "
+                       "as they are, or drop them explicitly (--drop-subtitles)")
             if ext in _SUBTITLE_CODECS and name not in _SUBTITLE_CODECS[ext]:
-                raise InputError(f"{source.name} has {name} subtitles, which {ext} cannot hold; write .mkv "
-                                 "to keep them as they are.")
-            mapping[stream.index] = self._container.add_stream_from_template(stream)
+                raise InputError(refusal)
+            try:
+                mapping[stream.index] = self._container.add_stream_from_template(stream)
+            except ValueError as exc:  # Matroska takes neither of the .mov ones
+                raise InputError(refusal) from exc
         self._carried_map = mapping
-        self._carried_packets = self._carried_in.demux(*self._carried_in.streams.audio,
-                                                       *self._carried_in.streams.subtitles)
+        if mapping:  # demux() of no stream would give every stream
+            self._carried_packets = self._carried_in.demux(*self._carried_in.streams.audio, *subtitles)
+        else:
+            self._close_carried_input()
         # Source seconds [begin, end) of what a trimmed output carries (None: all of it, as it is).
         self._carried_span = None if self._trim is None else tuple(Fraction(f) / self.fps for f in self._trim)
 

@@ -178,7 +178,7 @@ def restore_whole_frames(args: argparse.Namespace) -> dict[str, Any]:
             args.output, fps=src.fps or None, width=src.width, height=src.height,
             bit_depth=src.source_bits, codec=args.codec, streams_from=src, metadata=src.metadata,
             allow_bit_depth_loss=args.allow_bit_depth_loss, allow_retime=args.allow_retime, trim=trim,
-            planes_from=src, woven_fields=first is not None,
+            planes_from=src, woven_fields=first is not None, drop_subtitles=args.drop_subtitles,
         ))
         mask_writer = None
         if args.mask_out is not None:
