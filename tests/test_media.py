@@ -1027,3 +1027,27 @@ def test_subtitles_are_carried_untouched_and_cut_with_a_frame_range(tmp_path):
     with pytest.raises(InputError, match=r"tape.mov has mov_text subtitles, which \.mkv cannot hold; write \.mov"):
         _rewrite(quicktime, tmp_path / "restored.mkv")
     assert not (tmp_path / "restored.mkv").exists()
+
+
+def test_chapters_are_carried_and_cut_with_a_frame_range(tmp_path):
+    """A tape transfer's chapter marks (mkv/mp4/mov) stay on the restored file, cut and retimed with
+    a `--frames` range."""
+    path = make_clip(tmp_path / "tape.mkv", gradient_frames(20), Fraction(25), "ffv1", "yuv420p")
+    with av.open(str(path)) as src, av.open(str(tmp_path / "marked.mkv"), "w") as out:
+        video = out.add_stream_from_template(src.streams.video[0])
+        out.set_chapters([{"id": n + 1, "start": 4000 * n, "end": 4000 * (n + 1), "time_base": Fraction(1, 10000),
+                           "metadata": {"title": title}} for n, title in enumerate(("Intro", "Interview"))])
+        for packet in src.demux(src.streams.video[0]):
+            if packet.size:
+                packet.stream = video
+                out.mux(packet)
+    src = open_media(tmp_path / "marked.mkv")
+
+    def chapters(path: Path) -> list[tuple[float, float, str]]:
+        with av.open(str(path)) as container:
+            return [(round(float(c["start"] * c["time_base"]), 3), round(float(c["end"] * c["time_base"]), 3),
+                     c["metadata"]["title"]) for c in container.chapters()]
+
+    assert chapters(_rewrite(src, tmp_path / "whole.mkv")) == [(0.0, 0.4, "Intro"), (0.4, 0.8, "Interview")]
+    assert chapters(_rewrite(src, tmp_path / "part.mov", range(5, 15))) == [(0.0, 0.2, "Intro"), (0.2, 0.4, "Interview")]
+    assert chapters(_rewrite(src, tmp_path / "late.mkv", range(12, 20))) == [(0.0, 0.32, "Interview")]

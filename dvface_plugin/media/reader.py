@@ -51,8 +51,8 @@ class MediaSource(ABC):
     `width`, `height`, `bit_depth` (8, 16 or 32 = float: the array depth handed out),
     `source_bits` (significant bits in the file, e.g. 10 for yuv420p10le; pass this as the
     writer's `bit_depth` to keep exactly what the source had), `dtype`, `is_photo`,
-    `has_audio`, `has_subtitles`, `metadata` (dict; `timecode`, `tags`, `color`, `first_frame`, `pixel_aspect` when
-    known),
+    `has_audio`, `has_subtitles`, `metadata` (dict; `timecode`, `tags`, `chapters`, `color`, `first_frame`,
+    `pixel_aspect` when known),
     `pix_fmt` (a video's decoded pixel format, e.g. yuv420p; None for images), `chroma_siting`.
     """
 
@@ -225,6 +225,10 @@ class VideoSource(MediaSource):
         else:
             if "timecode" in container.metadata:
                 meta["timecode"] = container.metadata["timecode"]
+        chapters = container.chapters()
+        if chapters:  # (start, end) in seconds, and each chapter's own tags (its title)
+            meta["chapters"] = [(Fraction(c["start"]) * c["time_base"], Fraction(c["end"]) * c["time_base"],
+                                 dict(c["metadata"])) for c in chapters]
         if frame.rotation:
             meta["rotation"] = frame.rotation
         if len(frame.format.components) in (2, 4):  # gray+alpha or RGBA/YUVA

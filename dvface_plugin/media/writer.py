@@ -100,8 +100,8 @@ class MediaWriter:
     `bit_depth` is the number of significant bits of the frames (8, 10, 12, 16, or 32 for
     float); lossy depth reductions raise unless `allow_bit_depth_loss` is set. Float frames
     written to integer outputs are taken as [0, 1] and clipped. `metadata` may be a source's
-    `metadata`: its `timecode`, `tags`, `color`, `field_order`, `pixel_aspect`, `rotation` and
-    `first_frame` are carried over (image files have no rotation tag: a rotated video's frames are
+    `metadata`: its `timecode`, `tags`, `chapters`, `color`, `field_order`, `pixel_aspect`, `rotation`
+    and `first_frame` are carried over (image files have no rotation tag: a rotated video's frames are
     written turned upright), and a half-float source (its `pix_fmt`) is written as half in .exr.
     A variable-frame-rate source's metadata is refused for a video file unless `allow_retime`.
     `start_number` overrides the first frame number of a sequence (default: the metadata's
@@ -269,6 +269,9 @@ class MediaWriter:
             stream.metadata["timecode"] = advance_timecode(str(timecode), self._source_offset, self.fps)
         for key, value in (self._metadata.get("tags") or {}).items():
             self._container.metadata[str(key)] = str(value)
+        chapters = self._metadata.get("chapters")
+        if chapters:
+            self._container.set_chapters(_chapters_within(chapters, self._trim, self.fps))
         self._carried_in = None
         self._carried_packets: Iterator[av.Packet] = iter(())
         self._pending: av.Packet | None = None
@@ -574,6 +577,21 @@ def _has_carried_streams(source: str | Path | MediaSource | None) -> bool:
             return bool(container.streams.audio or container.streams.subtitles)
     except (av.FFmpegError, OSError) as exc:
         raise InputError(f"Cannot read audio or subtitles from {path}: {exc}.") from exc
+
+
+def _chapters_within(chapters: list[tuple[Fraction, Fraction, dict]], trim: tuple[int, int] | None,
+                     fps: Fraction) -> list[dict]:
+    """A source's chapters (`metadata["chapters"]`) as the muxer takes them, cut to the frames
+    [start, stop) of a trimmed output and timed from its first frame."""
+    begin, end = (Fraction(0), None) if trim is None else (trim[0] / fps, trim[1] / fps)
+    scale = 1_000_000  # microseconds
+    kept = []
+    for start, stop, tags in chapters:
+        start, stop = max(start, begin), stop if end is None else min(stop, end)
+        if stop > start:
+            kept.append({"id": len(kept) + 1, "start": round((start - begin) * scale), "end": round((stop - begin) * scale),
+                         "time_base": Fraction(1, scale), "metadata": tags})
+    return kept
 
 
 def _copyable_format(source: MediaSource | None, width: int, height: int) -> str | None:
