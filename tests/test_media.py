@@ -1051,3 +1051,45 @@ def test_chapters_are_carried_and_cut_with_a_frame_range(tmp_path):
     assert chapters(_rewrite(src, tmp_path / "whole.mkv")) == [(0.0, 0.4, "Intro"), (0.4, 0.8, "Interview")]
     assert chapters(_rewrite(src, tmp_path / "part.mov", range(5, 15))) == [(0.0, 0.2, "Intro"), (0.2, 0.4, "Interview")]
     assert chapters(_rewrite(src, tmp_path / "late.mkv", range(12, 20))) == [(0.0, 0.32, "Interview")]
+
+
+def test_audio_and_subtitle_tracks_keep_their_language_title_and_disposition(tmp_path):
+    """A multilingual transfer's tracks stay named and chosen as they were (players list and pick
+    tracks by these), not 'Track 1' and 'Track 2'."""
+    path = tmp_path / "bilingual.mkv"
+    with av.open(str(path), "w") as container:
+        video = container.add_stream("ffv1", rate=25)
+        video.width, video.height, video.pix_fmt = W, H, "yuv420p"
+        voices = []
+        for lang, default in (("eng", False), ("fra", True)):
+            voice = container.add_stream("pcm_s16le", rate=48000)
+            voice.layout = "stereo"
+            voice.metadata.update({"language": lang, "title": f"{lang} mix"})
+            voice.disposition = av.stream.Disposition.default if default else av.stream.Disposition(0)
+            voices.append(voice)
+        text = container.add_mux_stream("subrip")
+        text.time_base = Fraction(1, 1000)
+        text.metadata["language"] = "deu"
+        text.disposition = av.stream.Disposition.forced
+        for i, array in enumerate(gradient_frames(4)):
+            picture = av.VideoFrame.from_ndarray(array, format="rgb24")
+            picture.pts = i
+            for packet in video.encode(picture):
+                container.mux(packet)
+            for voice in voices:
+                sound = av.AudioFrame.from_ndarray(np.zeros((1, 2 * 1920), np.int16), format="s16", layout="stereo")
+                sound.sample_rate, sound.pts = 48000, i * 1920
+                for packet in voice.encode(sound):
+                    container.mux(packet)
+        for stream in (video, *voices):
+            for packet in stream.encode(None):
+                container.mux(packet)
+
+    def tracks(path: Path) -> list[tuple[str, str | None, str | None, int]]:
+        with av.open(str(path)) as container:
+            return [(s.type, s.metadata.get("language"), s.metadata.get("title"), int(s.disposition))
+                    for s in container.streams if s.type != "video"]
+
+    assert tracks(_rewrite(open_media(path), tmp_path / "restored.mkv")) == tracks(path) == [
+        ("audio", "eng", "eng mix", 0), ("audio", "fra", "fra mix", int(av.stream.Disposition.default)),
+        ("subtitle", "deu", None, int(av.stream.Disposition.forced))]

@@ -52,6 +52,8 @@ class MediaWarning(UserWarning):
     """A lossy step the caller allowed, or an output property a player may not handle."""
 
 
+# Stream tags a muxer writes of its own (Matroska's statistics, the writing library).
+_MUXER_STREAM_TAGS = {"duration", "number_of_frames", "number_of_bytes", "encoder", "vendor_id"}
 # The subtitle codecs a container holds untouched, where it does not hold them all (MXF: none).
 _SUBTITLE_CODECS = {".mp4": {"mov_text"}, ".mov": {"mov_text", "eia_608"}, ".mxf": set()}
 # Image encoders whose files take the header of the source file they were made from (its own format).
@@ -298,7 +300,7 @@ class MediaWriter:
                 raise InputError(f"{source.name} has {name} audio at {stream.sample_rate} Hz; .mxf holds only "
                                  f"48 kHz 16- or 24-bit PCM, so write .mov or .mkv to keep the audio as it is.")
             try:
-                mapping[stream.index] = self._container.add_stream_from_template(stream)
+                mapping[stream.index] = _carried(self._container, stream)
             except ValueError as exc:
                 raise InputError(f"{ext} cannot hold the {name} audio of {source.name}; write "
                                  f".mkv or .mov to keep it untouched.") from exc
@@ -311,7 +313,7 @@ class MediaWriter:
             if ext in _SUBTITLE_CODECS and name not in _SUBTITLE_CODECS[ext]:
                 raise InputError(refusal)
             try:
-                mapping[stream.index] = self._container.add_stream_from_template(stream)
+                mapping[stream.index] = _carried(self._container, stream)
             except ValueError as exc:  # Matroska takes neither of the .mov ones
                 raise InputError(refusal) from exc
         self._carried_map = mapping
@@ -577,6 +579,17 @@ def _has_carried_streams(source: str | Path | MediaSource | None) -> bool:
             return bool(container.streams.audio or container.streams.subtitles)
     except (av.FFmpegError, OSError) as exc:
         raise InputError(f"Cannot read audio or subtitles from {path}: {exc}.") from exc
+
+
+def _carried(container: av.container.OutputContainer, stream: av.stream.Stream) -> av.stream.Stream:
+    """An output stream for `stream`'s packets, with its tags (language, title) and disposition
+    (default, forced, hearing impaired): what a player names and picks tracks by."""
+    out = container.add_stream_from_template(stream)
+    for key, value in stream.metadata.items():
+        if key.lower() not in _MUXER_STREAM_TAGS and not key.lower().startswith("_statistics"):
+            out.metadata[key] = value
+    out.disposition = stream.disposition
+    return out
 
 
 def _chapters_within(chapters: list[tuple[Fraction, Fraction, dict]], trim: tuple[int, int] | None,
