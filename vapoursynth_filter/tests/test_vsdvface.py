@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import random
+from functools import partial
 
 import numpy as np
 import pytest
@@ -222,6 +223,23 @@ def test_interlaced_clips_are_restored_field_by_field(model_dir, name, field_bas
         else:
             assert same(got[n], want[n]), f"frame {n} has no face but changed"
     assert out.get_frame(2).props["DVFaceCount"] == 1
+
+
+def test_an_interlaced_clip_takes_tracks_of_its_field_pictures(model_dir, tmp_path):
+    """A tracks file for an interlaced clip counts its field pictures, as `dvface track` writes for an
+    interlaced source; one counting frames is refused with the reason."""
+    from vsdvface.analysis import analyse_clip, detector
+
+    def rgb(clip: vs.VideoNode):
+        return (np.stack([np.asarray(f[p]) for p in range(3)], -1) for f in clip.frames())
+
+    woven = core.std.SetFieldBased(clip_in(vs.RGB24), 2)
+    for clip, name in ((core.bwdif.Bwdif(woven, field=3), "fields.json"), (woven, "frames.json")):
+        analyse_clip(partial(rgb, clip), clip.num_frames, 50.0, detector(), 512).save(tmp_path / name)
+    with_tracks = vsdvface.restore(woven, model=str(model_dir), tracks=str(tmp_path / "fields.json"))
+    assert same(planes(with_tracks.get_frame(2)), planes(vsdvface.restore(woven, model=str(model_dir)).get_frame(2)))
+    with pytest.raises(vs.Error, match=r"clip of 14 frames, this clip is 320x240 with 28.*restored field by field"):
+        vsdvface.restore(woven, model=str(model_dir), tracks=str(tmp_path / "frames.json"))
 
 
 def test_interlaced_clips_marked_progressive_are_restored_as_pictures(model_dir):

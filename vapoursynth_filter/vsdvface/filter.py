@@ -134,7 +134,7 @@ def restore(
     result = _restore_pictures(
         pictures, fmt, colour, model=model, backend=backend, device_index=device_index, num_streams=num_streams,
         strength=strength, faces=faces, min_face=min_face, window=window, overlap=overlap, stabilise=stabilise,
-        cache_mb=cache_mb, mask=mask, tracks=tracks,
+        cache_mb=cache_mb, mask=mask, tracks=tracks, fields=order is not None,
     )
     if order is None:
         return result
@@ -176,7 +176,9 @@ def _restore_pictures(clip: vs.VideoNode, fmt: vs.VideoFormat, colour: _Colour, 
         try:
             found = load_tracks_file(tracks, clip.width, clip.height, clip.num_frames)
         except DVFaceError as exc:
-            raise _error(f"tracks={str(tracks)!r}: {exc}") from None
+            fields = (" (this interlaced clip is restored field by field, two pictures a frame, and `dvface track` "
+                      "tracks an interlaced source the same way)") if o["fields"] else ""
+            raise _error(f"tracks={str(tracks)!r}: {exc}{fields}") from None
     else:
         try:
             found = analyse_clip(partial(_analysis_frames, work), clip.num_frames, _fps(clip), detector(), CROP_SIZE,
