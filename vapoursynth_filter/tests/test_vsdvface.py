@@ -201,17 +201,22 @@ def test_unsupported_clips(model_dir, make, match):
         vsdvface.restore(make(), model=str(model_dir))
 
 
-@pytest.mark.parametrize("name, field_based", [("RGB24", 2), ("YUV420P8", 1)])
+@pytest.mark.parametrize("name, field_based", [("RGB24", 2), ("YUV420P8", 1), ("RGBH", 2)])
 def test_interlaced_clips_are_restored_field_by_field(model_dir, name, field_based):
     fmt, resize = FORMATS[name]
     woven = core.std.SetFieldBased(clip_in(fmt, **resize), field_based)
     out = vsdvface.restore(woven, model=str(model_dir))
     assert (out.format.id, out.num_frames, out.fps) == (woven.format.id, LENGTH, woven.fps)
     assert out.get_frame(0).props["_FieldBased"] == field_based
-    # Each field's rows are those of its own restored field picture (bwdif, in display order).
-    pictures = render(vsdvface.restore(core.bwdif.Bwdif(woven, field=field_based + 1), model=str(model_dir)))
+    # Each field's rows are those of its own restored field picture (bwdif, in display order), whose
+    # own rows are the field's exactly.
     first = 0 if field_based == 2 else 1
-    got, want = render(out), render(woven)
+    field_pictures = vsdvface.filter._field_pictures(woven, first)
+    pictures = render(vsdvface.restore(field_pictures, model=str(model_dir)))
+    got, want, unrestored = render(out), render(woven), render(field_pictures)
+    for k, picture in unrestored.items():
+        rows = slice((first + k) % 2, None, 2)
+        assert all(np.array_equal(a[rows], b[rows]) for a, b in zip(picture, want[k // 2]))
     matte = render(vsdvface.restore(woven, model=str(model_dir), mask=True))
     assert len(matte) == LENGTH and matte[0][0].shape == (HEIGHT, WIDTH)
     for n in range(LENGTH):
@@ -260,10 +265,7 @@ class _CoreWithout:
         return getattr(core, name)
 
 
-def test_interlaced_clips_that_cannot_be_split_into_field_pictures_are_refused(model_dir, monkeypatch):
-    half = core.std.SetFieldBased(clip_in(vs.RGBH), 2)
-    with pytest.raises(vs.Error, match=r"^restore: clip is interlaced \(_FieldBased=2, top field first\) and RGBH.*RGBS"):
-        vsdvface.restore(half, model=str(model_dir))
+def test_interlaced_clips_are_refused_where_the_bwdif_plugin_is_missing(model_dir, monkeypatch):
     monkeypatch.setattr(vsdvface.filter, "core", _CoreWithout("bwdif"))
     woven = core.std.SetFieldBased(clip_in(vs.RGB24), 1)
     with pytest.raises(vs.Error, match=r"^restore: clip is interlaced \(_FieldBased=1, bottom field first\).*"

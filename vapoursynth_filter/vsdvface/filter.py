@@ -128,7 +128,7 @@ def restore(
         backend=backend, device_index=device_index, num_streams=num_streams, strength=strength, faces=faces,
         min_face=min_face, window=window, overlap=overlap, stabilise=stabilise, cache_mb=cache_mb, mask=mask,
     )
-    order = _field_order(clip, fmt)
+    order = _field_order(clip)
     colour = _check_colour(clip, fmt, matrix_in, transfer_in, range_in)
     pictures = clip if order is None else _field_pictures(clip, order)
     result = _restore_pictures(
@@ -261,7 +261,7 @@ def _check_options(**o: object) -> None:
         raise _error(f"mask={o['mask']!r}: must be True or False")
 
 
-def _field_order(clip: vs.VideoNode, fmt: vs.VideoFormat) -> int | None:
+def _field_order(clip: vs.VideoNode) -> int | None:
     """The row parity of the first field (0 top) of an interlaced clip (`_FieldBased` 1 or 2 on its
     first frame, as source filters set it), None for a progressive one."""
     field_based = int(clip.get_frame(0).props.get("_FieldBased", 0))
@@ -275,16 +275,18 @@ def _field_order(clip: vs.VideoNode, fmt: vs.VideoFormat) -> int | None:
             "or deinterlace it first (e.g. QTGMC), or if its pictures are progressive (PsF, film) say so with "
             "std.SetFieldBased(clip, 0)"
         )
-    if fmt.sample_type == vs.FLOAT and fmt.bits_per_sample == 16:
-        raise _error(f"{said} and RGBH, which bwdif does not take: convert it to RGBS first (resize.Point)")
     return first
 
 
 def _field_pictures(clip: vs.VideoNode, first: int) -> vs.VideoNode:
     """Two full-height pictures per frame, one per field in display order, each keeping its field's
     own rows exactly (bwdif fills the other rows: the other field's lines where nothing moves, so a
-    still face keeps its full vertical detail; interpolated where something moves)."""
-    return core.bwdif.Bwdif(clip, field=3 if first == 0 else 2)
+    still face keeps its full vertical detail; interpolated where something moves). Half floats,
+    which bwdif does not take, go through single floats and back, exactly."""
+    field = 3 if first == 0 else 2
+    if clip.format.id == vs.RGBH:
+        return core.resize.Point(core.bwdif.Bwdif(core.resize.Point(clip, format=vs.RGBS), field=field), format=vs.RGBH)
+    return core.bwdif.Bwdif(clip, field=field)
 
 
 def _woven(clip: vs.VideoNode, pictures: vs.VideoNode, first: int) -> vs.VideoNode:
