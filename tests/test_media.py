@@ -1093,3 +1093,20 @@ def test_audio_and_subtitle_tracks_keep_their_language_title_and_disposition(tmp
     assert tracks(_rewrite(open_media(path), tmp_path / "restored.mkv")) == tracks(path) == [
         ("audio", "eng", "eng mix", 0), ("audio", "fra", "fra mix", int(av.stream.Disposition.default)),
         ("subtitle", "deu", None, int(av.stream.Disposition.forced))]
+
+
+def test_a_source_alpha_channel_that_is_not_written_is_said(tmp_path):
+    """An RGBA plate's alpha does not reach the output: the writer says so instead of dropping it silently."""
+    frame = av.VideoFrame.from_ndarray(np.full((H, W, 4), 200, np.uint8), format="rgba")
+    codec = av.CodecContext.create("png", "w")
+    codec.width, codec.height, codec.pix_fmt = W, H, "rgba"
+    png = b"".join(bytes(p) for p in (*codec.encode(frame), *codec.encode()))
+    for n in (1, 2):
+        (tmp_path / f"key_{n:04d}.png").write_bytes(png)
+    src = open_media(tmp_path / "key_%04d.png")
+    with pytest.warns(MediaWarning, match=r"out_%04d.png: key_%04d.png has an alpha channel, which is not written"):
+        MediaWriter(tmp_path / "out_%04d.png", width=W, height=H, planes_from=src, metadata=src.metadata).abort()
+    plain = open_media(make_clip(tmp_path / "plain.mkv", gradient_frames(2), Fraction(25), "ffv1", "yuv420p"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        MediaWriter(tmp_path / "out.mkv", fps=25, width=W, height=H, planes_from=plain, metadata=plain.metadata).abort()

@@ -134,6 +134,10 @@ class MediaWriter:
                                             source_pix_fmt=source_format, half_float=half_float)
         for message in self.spec.warnings:
             warnings.warn(message, MediaWarning, stacklevel=2)
+        if planes_from is not None and planes_from.metadata.get("alpha_dropped"):
+            warnings.warn(f"{self.spec.path.name}: {planes_from.path.name} has an alpha channel, which is not "
+                          "written (faces are restored in RGB); take the alpha from the source when compositing",
+                          MediaWarning, stacklevel=2)
         if not (isinstance(width, int) and isinstance(height, int) and width > 0 and height > 0):
             raise InputError(f"Output size must be positive integers, got {width}x{height}.")
         self.width, self.height, self.bit_depth = width, height, bit_depth
