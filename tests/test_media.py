@@ -1110,3 +1110,35 @@ def test_a_source_alpha_channel_that_is_not_written_is_said(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         MediaWriter(tmp_path / "out.mkv", fps=25, width=W, height=H, planes_from=plain, metadata=plain.metadata).abort()
+
+
+def test_cover_art_is_not_taken_for_the_clip_and_other_video_streams_are_said(tmp_path):
+    """A clip whose file lists cover art first is still read as the clip; a second camera angle in the
+    same file is not restored or written, and the writer says so."""
+    frames = gradient_frames(3)
+    path = tmp_path / "angles.mov"
+    with av.open(str(path), "w") as container:
+        art = container.add_stream("png", rate=1)
+        art.width, art.height, art.pix_fmt = 32, 32, "rgb24"
+        art.disposition = av.stream.Disposition.attached_pic
+        angles = [container.add_stream("prores_ks", rate=25) for _ in range(2)]
+        for angle in angles:
+            angle.width, angle.height, angle.pix_fmt = W, H, "yuv422p10le"
+        cover = av.VideoFrame.from_ndarray(np.zeros((32, 32, 3), np.uint8), format="rgb24")
+        for packet in (*art.encode(cover), *art.encode(None)):
+            container.mux(packet)
+        for i, array in enumerate(frames):
+            for k, angle in enumerate(angles):
+                picture = av.VideoFrame.from_ndarray(array if k == 0 else 255 - array, format="rgb24")
+                picture.pts = i
+                for packet in angle.encode(picture):
+                    container.mux(packet)
+        for angle in angles:
+            for packet in angle.encode(None):
+                container.mux(packet)
+    src = open_media(path)
+    assert (src.width, src.height, src.frame_count, src.metadata["other_video_streams"]) == (W, H, 3, 1)
+    assert np.abs(src.read(1) / 257 - frames[1]).mean() < 3  # (16-bit) the first angle, not the cover or the second
+    with pytest.warns(MediaWarning, match=r"out.mkv: angles.mov has 1 more video stream; only the first is restored"):
+        MediaWriter(tmp_path / "out.mkv", fps=25, width=W, height=H, bit_depth=src.source_bits, planes_from=src,
+                    metadata=src.metadata).abort()

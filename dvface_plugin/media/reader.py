@@ -190,11 +190,11 @@ class VideoSource(MediaSource):
             container = av.open(str(self.path))
         except (av.FFmpegError, OSError, UnicodeDecodeError) as exc:
             raise InputError(f"Cannot open {self.path}: {exc}. Is it a video file?") from exc
-        if not container.streams.video:
+        if not _pictures(container):
             container.close()
             raise InputError(f"{self.path.name} has no video frames (no usable video stream); "
                              f"check that it is the clip you meant.")
-        stream = container.streams.video[0]
+        stream = _pictures(container)[0]
         stream.thread_type = "AUTO"
         return container, stream
 
@@ -225,6 +225,9 @@ class VideoSource(MediaSource):
         else:
             if "timecode" in container.metadata:
                 meta["timecode"] = container.metadata["timecode"]
+        others = len(_pictures(container)) - 1
+        if others:
+            meta["other_video_streams"] = others  # only the first is restored and written
         chapters = container.chapters()
         if chapters:  # (start, end) in seconds, and each chapter's own tags (its title)
             meta["chapters"] = [(Fraction(c["start"]) * c["time_base"], Fraction(c["end"]) * c["time_base"],
@@ -362,6 +365,11 @@ def _frame_rate(stream: av.VideoStream, path: Path,
     if not rate:
         raise InputError(f"{path.name} has no frame rate; remux it with a rate set.")
     return Fraction(rate), False
+
+
+def _pictures(container: av.container.InputContainer) -> list[av.VideoStream]:
+    """The video streams that hold a clip: not cover art or thumbnails (attached pictures)."""
+    return [s for s in container.streams.video if not s.disposition & av.stream.Disposition.attached_pic]
 
 
 def _is_sd_dv(stream: av.VideoStream, frame: av.VideoFrame) -> bool:

@@ -134,10 +134,8 @@ class MediaWriter:
                                             source_pix_fmt=source_format, half_float=half_float)
         for message in self.spec.warnings:
             warnings.warn(message, MediaWarning, stacklevel=2)
-        if planes_from is not None and planes_from.metadata.get("alpha_dropped"):
-            warnings.warn(f"{self.spec.path.name}: {planes_from.path.name} has an alpha channel, which is not "
-                          "written (faces are restored in RGB); take the alpha from the source when compositing",
-                          MediaWarning, stacklevel=2)
+        if planes_from is not None:
+            _warn_left_out(self.spec.path.name, planes_from)
         if not (isinstance(width, int) and isinstance(height, int) and width > 0 and height > 0):
             raise InputError(f"Output size must be positive integers, got {width}x{height}.")
         self.width, self.height, self.bit_depth = width, height, bit_depth
@@ -583,6 +581,17 @@ def _has_carried_streams(source: str | Path | MediaSource | None) -> bool:
             return bool(container.streams.audio or container.streams.subtitles)
     except (av.FFmpegError, OSError) as exc:
         raise InputError(f"Cannot read audio or subtitles from {path}: {exc}.") from exc
+
+
+def _warn_left_out(name: str, source: MediaSource) -> None:
+    """Say what of `source` an output made from it does not hold, rather than drop it silently."""
+    if source.metadata.get("alpha_dropped"):
+        warnings.warn(f"{name}: {source.path.name} has an alpha channel, which is not written (faces are "
+                      "restored in RGB); take the alpha from the source when compositing", MediaWarning, stacklevel=3)
+    others = source.metadata.get("other_video_streams")
+    if others:
+        warnings.warn(f"{name}: {source.path.name} has {others} more video stream{'s' * (others > 1)}; only the "
+                      "first is restored and written", MediaWarning, stacklevel=3)
 
 
 def _carried(container: av.container.OutputContainer, stream: av.stream.Stream) -> av.stream.Stream:
