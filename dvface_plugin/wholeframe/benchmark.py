@@ -84,8 +84,8 @@ def run(args: argparse.Namespace) -> int:
         job = argparse.Namespace(
             input=str(clip), output=str(folder / "out.mp4"), model=str(folder / "model"), device=args.device,
             precision=args.precision, backend=args.backend, window=None, overlap=None, strength=1.0, codec=None,
-            stabilise=None, allow_bit_depth_loss=False, allow_retime=False, allow_interlaced=False, quiet=True,
-            faces="all", min_face=0.0, tracks=None, force_tracks=False, no_cache=True, mask_out=None, json=True,
+            stabilise=None, allow_bit_depth_loss=False, allow_retime=False, allow_interlaced=False, drop_subtitles=False,
+            quiet=True, faces="all", min_face=0.0, tracks=None, force_tracks=False, no_cache=True, mask_out=None, json=True,
             fps=None, frames=None, report=None, colorspace=None, ocio=None, streams=None,
         )
         summary = restore_whole_frames(job)
