@@ -108,9 +108,10 @@ class MediaWriter:
     A variable-frame-rate source's metadata is refused for a video file unless `allow_retime`.
     `start_number` overrides the first frame number of a sequence (default: the metadata's
     `first_frame`, else 1). `streams_from` copies every audio and subtitle stream of that file
-    untouched (its subtitles not with `drop_subtitles`). `trim = (start, stop)` says the output holds only frames [start, stop) of that source
-    (a `--frames` preview): its timecode and sequence numbers start at frame `start`'s, and the audio
-    and subtitles are cut to those frames' time, to the nearest packet.
+    untouched (its subtitles not with `drop_subtitles`), with their language, title and disposition.
+    `trim = (start, stop)` says the output holds only frames [start, stop) of that source (a
+    `--frames` preview): its timecode and sequence numbers start at frame `start`'s, and the audio,
+    subtitles and chapters are cut to those frames' time (audio and subtitles to the nearest packet).
     `planes_from` (a video source, with codec ffv1) writes the source's own YUV format, and
     `write(frame, matte)` takes every sample where the matte is 0 from the source's decoded
     frame, not from `frame`: a frame without faces, and the plate around them, stay bit-identical
