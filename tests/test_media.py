@@ -1142,3 +1142,30 @@ def test_cover_art_is_not_taken_for_the_clip_and_other_video_streams_are_said(tm
     with pytest.warns(MediaWarning, match=r"out.mkv: angles.mov has 1 more video stream; only the first is restored"):
         MediaWriter(tmp_path / "out.mkv", fps=25, width=W, height=H, bit_depth=src.source_bits, planes_from=src,
                     metadata=src.metadata).abort()
+
+
+@pytest.mark.parametrize("name, codec, pix_fmt", [("camera.avi", "mjpeg", "yuvj420p"), ("phone.mp4", "libx264", "yuvj420p"),
+                                                  ("camera422.avi", "mjpeg", "yuvj422p")])
+def test_a_full_range_source_keeps_its_samples_and_range(tmp_path, name, codec, pix_fmt):
+    """Motion-JPEG camera clips and phones' full-range H.264 decode as JPEG-range YUV: FFV1 stores
+    those samples as they are (tagged full range) instead of turning the clip into RGB, and the
+    restored faces are converted to the same range."""
+    frames = gradient_frames(4)
+    src = open_media(make_clip(tmp_path / name, frames, Fraction(25), codec, pix_fmt))
+    assert src.pix_fmt == pix_fmt
+    matte = np.zeros((H, W), np.float32)
+    matte[10:30, 20:40] = 1
+    face = np.full((H, W, 3), (200, 120, 60), np.uint8)
+    with MediaWriter(tmp_path / "out.mkv", fps=src.fps, width=W, height=H, planes_from=src,
+                     metadata=src.metadata) as writer:
+        for _ in src.frames():
+            writer.write(face, matte)
+    with av.open(str(tmp_path / "out.mkv")) as container:
+        decoded = list(container.decode(video=0))
+    assert decoded[0].format.name == pix_fmt.replace("yuvj", "yuv") and decoded[0].color_range == 2
+    outside = matte == 0
+    for a, b in zip(src.decoded_frames(), decoded, strict=True):
+        luma_a, luma_b = (np.frombuffer(f.planes[0], np.uint8).reshape(H, -1)[:, :W] for f in (a, b))
+        assert np.array_equal(luma_a[outside], luma_b[outside])
+    restored = open_media(tmp_path / "out.mkv").read(1)
+    assert np.abs(restored[12:28, 22:38].astype(int) - face[12:28, 22:38]).max() <= 2  # not range-shifted

@@ -145,11 +145,12 @@ def rgb_to_dtype(rgb: np.ndarray, dtype: np.dtype) -> np.ndarray:
     return ((rgb.astype(np.uint32) + 128) // 257).astype(np.uint8)
 
 
-def rgb_to_frame(rgb: np.ndarray, pix_fmt: str, matrix: str = "ITU709") -> av.VideoFrame:
+def rgb_to_frame(rgb: np.ndarray, pix_fmt: str, matrix: str = "ITU709", full_range: bool = False) -> av.VideoFrame:
     """HxWx3 RGB array (already in the encoder's depth class) -> frame in `pix_fmt`.
 
-    YUV targets get limited range and the given matrix, matching the tags the writer puts
-    on the stream, so decoders convert back with the same coefficients.
+    YUV targets get the given matrix and limited range (full with `full_range`: samples copied
+    from a full-range source sit beside them), matching the tags the writer puts on the stream,
+    so decoders convert back with the same coefficients.
     """
     if rgb.dtype == FLOAT_DTYPE:
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="gbrpf32le")
@@ -165,7 +166,7 @@ def rgb_to_frame(rgb: np.ndarray, pix_fmt: str, matrix: str = "ITU709") -> av.Vi
         return frame.reformat(format=pix_fmt, dst_colorspace="ITU601", dst_color_range="JPEG",
                               interpolation=_FROM_RGB_FLAGS)
     if pix_fmt.startswith(("yuv", "nv")):
-        return frame.reformat(format=pix_fmt, dst_colorspace=matrix, dst_color_range="MPEG",
+        return frame.reformat(format=pix_fmt, dst_colorspace=matrix, dst_color_range="JPEG" if full_range else "MPEG",
                               interpolation=_FROM_RGB_FLAGS)
     return frame.reformat(format=pix_fmt, interpolation=_FROM_RGB_FLAGS)
 
@@ -195,8 +196,11 @@ def _lossless_round_trip(frame: av.VideoFrame, siting: str | None) -> av.VideoFr
     buffer = io.BytesIO()
     with av.open(buffer, "w", format="matroska") as container:
         stream = container.add_stream("ffv1", rate=25, options={"chroma_sample_location": siting} if siting else {})
-        stream.width, stream.height, stream.pix_fmt = frame.width, frame.height, frame.format.name
-        copy = av.VideoFrame(frame.width, frame.height, frame.format.name)  # a fresh frame: no siting of its own
+        stored = frame.format.name.replace("yuvj", "yuv", 1)  # FFV1 keeps JPEG-range samples as tagged YUV
+        stream.width, stream.height, stream.pix_fmt = frame.width, frame.height, stored
+        stream.codec_context.color_range = frame.color_range
+        copy = av.VideoFrame(frame.width, frame.height, stored)  # a fresh frame: no siting of its own
+        copy.color_range = frame.color_range
         for source, target in zip(frame.planes, copy.planes):
             row = min(source.line_size, target.line_size)  # both hold the samples; the padding differs
             np.frombuffer(target, np.uint8).reshape(target.height, -1)[:, :row] = \

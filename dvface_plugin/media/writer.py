@@ -253,12 +253,13 @@ class MediaWriter:
             tag = _AVCOL_UNSPECIFIED if tag in _UNSET or tag == _AVCOL_SPC_RGB else tag
             self._matrix = matrix_for(tag, self.height)
             ctx.colorspace = tag
-            # Limited range: what our RGB -> YUV conversion makes; copied samples keep the source's
-            # tag, so an untagged range stays untagged (decoders take both as limited).
+            # Copied samples keep the source's range and tag (an untagged range stays untagged:
+            # decoders take it as limited), and faces are converted to it; otherwise limited.
             ctx.color_range = (int(color.get("color_range") or 0) if self._planes_from is not None
                                else _AVCOL_RANGE_MPEG)
+            self._full_range = ctx.color_range == _AVCOL_RANGE_JPEG
         else:
-            self._matrix = "ITU709"
+            self._matrix, self._full_range = "ITU709", False
             ctx.colorspace = _AVCOL_SPC_RGB
         if self._metadata.get("field_order"):  # an interlaced source's tag (MKV and MOV keep it; H.264/5 do not)
             ctx.field_order = int(self._metadata["field_order"])
@@ -371,6 +372,8 @@ class MediaWriter:
         if source is None:
             raise InputError(f"{self._planes_from.path.name} ended after {self.frames_written} frames while "
                              f"{self.spec.path.name} was being written; the source changed during the run")
+        if source.format.name != self.spec.pix_fmt:  # full-range JPEG YUV, stored as the YUV it is
+            source = _relabelled(source, self.spec.pix_fmt)
         if matte is None or not (covered := np.asarray(matte) > 0).any():
             return source
         out = self._to_frame(rgb)
@@ -454,11 +457,12 @@ class MediaWriter:
         """`rgb` in the output's pixel format; woven fields in 4:2:0 get each field's own chroma,
         as interlaced video stores it, so a moving face's colour is not averaged across fields."""
         if not self._field_chroma:
-            return rgb_to_frame(rgb, self.spec.pix_fmt, self._matrix)
+            return rgb_to_frame(rgb, self.spec.pix_fmt, self._matrix, self._full_range)
         frame = av.VideoFrame(self.width, self.height, self.spec.pix_fmt)
         dtype = np.dtype(np.uint16 if format_bits(frame.format) > 8 else np.uint8)
         for parity in (0, 1):
-            field = rgb_to_frame(np.ascontiguousarray(rgb[parity::2]), self.spec.pix_fmt, self._matrix)
+            field = rgb_to_frame(np.ascontiguousarray(rgb[parity::2]), self.spec.pix_fmt, self._matrix,
+                                 self._full_range)
             for ours, theirs in zip(frame.planes, field.planes, strict=True):
                 _plane_samples(ours, dtype)[parity::2] = _plane_samples(theirs, dtype)
         frame.color_range = field.color_range  # the tags the conversion set
@@ -622,13 +626,25 @@ def _chapters_within(chapters: list[tuple[Fraction, Fraction, dict]], trim: tupl
 
 
 def _copyable_format(source: MediaSource | None, width: int, height: int) -> str | None:
-    """The source's pixel format when a writer may copy its samples: limited-range planar YUV of
-    this size, with the dimensions its chroma subsampling needs (else the output is RGB)."""
-    if source is None or source.pix_fmt not in FFV1_SOURCE_FORMATS or (source.width, source.height) != (width, height):
+    """The format a writer copies the source's samples in: its planar YUV (the full-range JPEG
+    formats, yuvj*, as the YUV format that stores the same samples) at this size, with the
+    dimensions its chroma subsampling needs; None when it cannot (the output is then RGB)."""
+    if source is None or (source.width, source.height) != (width, height):
         return None
-    if (source.metadata.get("color") or {}).get("color_range") == _AVCOL_RANGE_JPEG:
+    stored = source.pix_fmt.replace("yuvj", "yuv", 1) if source.pix_fmt else None
+    if stored not in FFV1_SOURCE_FORMATS:
         return None
-    return None if _odd_for_chroma(source.pix_fmt, width, height) else source.pix_fmt
+    return None if _odd_for_chroma(stored, width, height) else stored
+
+
+def _relabelled(frame: av.VideoFrame, pix_fmt: str) -> av.VideoFrame:
+    """`frame`'s samples, untouched, in `pix_fmt` of the same layout (yuvj420p as yuv420p): a
+    conversion would rescale the range."""
+    out = av.VideoFrame(frame.width, frame.height, pix_fmt)
+    for ours, theirs in zip(out.planes, frame.planes, strict=True):
+        _plane_samples(ours, np.dtype(np.uint8))[...] = _plane_samples(theirs, np.dtype(np.uint8))
+    out.color_range = frame.color_range
+    return out
 
 
 def _odd_for_chroma(pix_fmt: str, width: int, height: int) -> str | None:
