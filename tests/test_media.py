@@ -1169,3 +1169,28 @@ def test_a_full_range_source_keeps_its_samples_and_range(tmp_path, name, codec, 
         assert np.array_equal(luma_a[outside], luma_b[outside])
     restored = open_media(tmp_path / "out.mkv").read(1)
     assert np.abs(restored[12:28, 22:38].astype(int) - face[12:28, 22:38]).max() <= 2  # not range-shifted
+
+
+@pytest.mark.parametrize("name, pix_fmt, stored", [("capture.mov", "uyvy422", "yuv422p"),
+                                                   ("capture.avi", "yuyv422", "yuv422p"), ("capture.avi", "nv12", "yuv420p")])
+def test_packed_and_semi_planar_captures_keep_their_samples(tmp_path, name, pix_fmt, stored):
+    """Uncompressed 8-bit 4:2:2 captures (QuickTime 2vuy, AVI YUY2) and NV12 decode to packed or
+    semi-planar layouts: FFV1 stores the same samples planar instead of turning the clip into RGB."""
+    src = open_media(make_clip(tmp_path / name, gradient_frames(3), Fraction(25), "rawvideo", pix_fmt))
+    assert src.pix_fmt == pix_fmt
+    matte = np.zeros((H, W), np.float32)
+    matte[10:30, 20:40] = 1
+    with MediaWriter(tmp_path / "out.mkv", fps=src.fps, width=W, height=H, planes_from=src,
+                     metadata=src.metadata) as writer:
+        for frame in src.frames():
+            writer.write(255 - frame, matte)
+    with av.open(str(tmp_path / "out.mkv")) as container:
+        decoded = list(container.decode(video=0))
+    assert decoded[0].format.name == stored
+    luma_at = {"uyvy422": (1, 2), "yuyv422": (0, 2), "nv12": (0, 1)}[pix_fmt]  # first luma byte, step
+    outside = matte == 0
+    for a, b in zip(src.decoded_frames(), decoded, strict=True):
+        raw = np.frombuffer(a.planes[0], np.uint8).reshape(H, -1)
+        luma_a = raw[:, luma_at[0]::luma_at[1]][:, :W]
+        luma_b = np.frombuffer(b.planes[0], np.uint8).reshape(H, -1)[:, :W]
+        assert np.array_equal(luma_a[outside], luma_b[outside]) and not np.array_equal(luma_a, luma_b)

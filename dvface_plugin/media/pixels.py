@@ -171,6 +171,35 @@ def rgb_to_frame(rgb: np.ndarray, pix_fmt: str, matrix: str = "ITU709", full_ran
     return frame.reformat(format=pix_fmt, interpolation=_FROM_RGB_FLAGS)
 
 
+# Decoded formats whose samples a planar YUV format holds exactly: packed and semi-planar layouts
+# (uncompressed 4:2:2 captures, hardware decoders) repacked, and the JPEG-range yuvj formats, which
+# are that YUV with a full-range tag.
+_PLANAR = {"uyvy422": "yuv422p", "yuyv422": "yuv422p", "nv12": "yuv420p", "nv16": "yuv422p",
+           "p010le": "yuv420p10le", "p016le": "yuv420p16le", "p210le": "yuv422p10le",
+           "yuvj420p": "yuv420p", "yuvj422p": "yuv422p", "yuvj444p": "yuv444p", "yuvj411p": "yuv411p"}
+
+
+def planar_name(pix_fmt: str) -> str:
+    """The planar YUV format that holds a decoded format's samples exactly (itself if planar)."""
+    return _PLANAR.get(pix_fmt, pix_fmt)
+
+
+def as_planar(frame: av.VideoFrame) -> av.VideoFrame:
+    """`frame`'s samples, every one unchanged, in `planar_name` of its format."""
+    name = planar_name(frame.format.name)
+    if name == frame.format.name:
+        return frame
+    if not frame.format.name.startswith("yuvj"):
+        return frame.reformat(format=name)  # an unscaled repack: exact
+    out = av.VideoFrame(frame.width, frame.height, name)  # converting would rescale the range: copy
+    for ours, theirs in zip(out.planes, frame.planes, strict=True):
+        rows = min(ours.line_size, theirs.line_size)
+        np.frombuffer(ours, np.uint8).reshape(ours.height, -1)[:, :rows] = \
+            np.frombuffer(theirs, np.uint8).reshape(theirs.height, -1)[:, :rows]
+    out.color_range = frame.color_range
+    return out
+
+
 # FFmpeg's names for where chroma samples sit; unspecified decodes as "center".
 CHROMA_SITINGS = ("left", "center", "topleft", "top", "bottomleft", "bottom")
 
@@ -196,12 +225,12 @@ def _lossless_round_trip(frame: av.VideoFrame, siting: str | None) -> av.VideoFr
     buffer = io.BytesIO()
     with av.open(buffer, "w", format="matroska") as container:
         stream = container.add_stream("ffv1", rate=25, options={"chroma_sample_location": siting} if siting else {})
-        stored = frame.format.name.replace("yuvj", "yuv", 1)  # FFV1 keeps JPEG-range samples as tagged YUV
-        stream.width, stream.height, stream.pix_fmt = frame.width, frame.height, stored
+        planar = as_planar(frame)
+        stream.width, stream.height, stream.pix_fmt = frame.width, frame.height, planar.format.name
         stream.codec_context.color_range = frame.color_range
-        copy = av.VideoFrame(frame.width, frame.height, stored)  # a fresh frame: no siting of its own
+        copy = av.VideoFrame(frame.width, frame.height, planar.format.name)  # a fresh frame: no siting of its own
         copy.color_range = frame.color_range
-        for source, target in zip(frame.planes, copy.planes):
+        for source, target in zip(planar.planes, copy.planes):
             row = min(source.line_size, target.line_size)  # both hold the samples; the padding differs
             np.frombuffer(target, np.uint8).reshape(target.height, -1)[:, :row] = \
                 np.frombuffer(source, np.uint8).reshape(source.height, -1)[:, :row]

@@ -27,7 +27,7 @@ from .formats import FFV1_SOURCE_FORMATS, MXF_RATES, OutputSpec, output_spec, pa
 from .dpx import carry_header
 from .exr import carry_attributes
 from .matroska import set_display_aspect
-from .pixels import depth_class, format_bits, matrix_for, rgb_to_dtype, rgb_to_frame
+from .pixels import as_planar, depth_class, format_bits, matrix_for, planar_name, rgb_to_dtype, rgb_to_frame
 from .reader import ImageSource, MediaSource, first_field, pixel_aspect, quarter_turns
 from .trim import advance_timecode
 from .sequences import (
@@ -372,8 +372,7 @@ class MediaWriter:
         if source is None:
             raise InputError(f"{self._planes_from.path.name} ended after {self.frames_written} frames while "
                              f"{self.spec.path.name} was being written; the source changed during the run")
-        if source.format.name != self.spec.pix_fmt:  # full-range JPEG YUV, stored as the YUV it is
-            source = _relabelled(source, self.spec.pix_fmt)
+        source = as_planar(source)  # packed 4:2:2, NV12, JPEG-range YUV: the same samples, planar
         if matte is None or not (covered := np.asarray(matte) > 0).any():
             return source
         out = self._to_frame(rgb)
@@ -626,25 +625,15 @@ def _chapters_within(chapters: list[tuple[Fraction, Fraction, dict]], trim: tupl
 
 
 def _copyable_format(source: MediaSource | None, width: int, height: int) -> str | None:
-    """The format a writer copies the source's samples in: its planar YUV (the full-range JPEG
-    formats, yuvj*, as the YUV format that stores the same samples) at this size, with the
-    dimensions its chroma subsampling needs; None when it cannot (the output is then RGB)."""
-    if source is None or (source.width, source.height) != (width, height):
+    """The format a writer copies the source's samples in: the planar YUV that holds its decoded
+    samples exactly (`pixels.planar_name`), at this size, with the dimensions its chroma
+    subsampling needs; None when there is none (the output is then RGB)."""
+    if source is None or source.pix_fmt is None or (source.width, source.height) != (width, height):
         return None
-    stored = source.pix_fmt.replace("yuvj", "yuv", 1) if source.pix_fmt else None
+    stored = planar_name(source.pix_fmt)
     if stored not in FFV1_SOURCE_FORMATS:
         return None
     return None if _odd_for_chroma(stored, width, height) else stored
-
-
-def _relabelled(frame: av.VideoFrame, pix_fmt: str) -> av.VideoFrame:
-    """`frame`'s samples, untouched, in `pix_fmt` of the same layout (yuvj420p as yuv420p): a
-    conversion would rescale the range."""
-    out = av.VideoFrame(frame.width, frame.height, pix_fmt)
-    for ours, theirs in zip(out.planes, frame.planes, strict=True):
-        _plane_samples(ours, np.dtype(np.uint8))[...] = _plane_samples(theirs, np.dtype(np.uint8))
-    out.color_range = frame.color_range
-    return out
 
 
 def _odd_for_chroma(pix_fmt: str, width: int, height: int) -> str | None:
