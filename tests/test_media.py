@@ -1194,3 +1194,58 @@ def test_packed_and_semi_planar_captures_keep_their_samples(tmp_path, name, pix_
         luma_a = raw[:, luma_at[0]::luma_at[1]][:, :W]
         luma_b = np.frombuffer(b.planes[0], np.uint8).reshape(H, -1)[:, :W]
         assert np.array_equal(luma_a[outside], luma_b[outside]) and not np.array_equal(luma_a, luma_b)
+
+
+@pytest.mark.parametrize("pix_fmt, bits", [("gray", 8), ("gray10le", 10), ("gray16le", 16)])
+def test_a_black_and_white_transfer_stays_grey_at_its_depth(tmp_path, pix_fmt, bits):
+    """Black-and-white film transfers kept as grey FFV1 come back grey at their depth, every sample
+    outside the faces the source's, not as three times the data in RGB."""
+    grey = [np.repeat(f[..., :1], 3, axis=-1).astype(np.uint16 if bits > 8 else np.uint8) * (257 if bits > 8 else 1)
+            for f in gradient_frames(3)]
+    src = open_media(make_clip(tmp_path / "film.mkv", grey, Fraction(24), "ffv1", pix_fmt))
+    assert src.pix_fmt == pix_fmt
+    matte = np.zeros((H, W), np.float32)
+    matte[10:30, 20:40] = 1
+    with MediaWriter(tmp_path / "out.mkv", fps=src.fps, width=W, height=H, bit_depth=src.source_bits,
+                     planes_from=src, metadata=src.metadata) as writer:
+        for frame in src.frames():
+            writer.write(frame[::-1].copy(), matte)  # the faces: other (grey) samples
+    with av.open(str(tmp_path / "out.mkv")) as container:
+        decoded = list(container.decode(video=0))
+    assert decoded[0].format.name == pix_fmt
+    dtype = np.uint8 if bits == 8 else np.uint16
+    outside = matte == 0
+    for a, b, frame in zip(src.decoded_frames(), decoded, src.frames(), strict=True):
+        luma_a, luma_b = (np.frombuffer(f.planes[0], dtype).reshape(H, -1)[:, :W] for f in (a, b))
+        assert np.array_equal(luma_a[outside], luma_b[outside])
+        flipped = np.frombuffer(a.planes[0], dtype).reshape(H, -1)[:, :W][::-1]
+        assert np.array_equal(luma_b[~outside], flipped[~outside])  # grey in, the same grey out, exactly
+
+
+@pytest.mark.parametrize("ext, pix_fmt, dtype", [(".png", "gray", "u1"), (".png", "gray16be", ">u2"),
+                                                 (".tif", "gray16le", "<u2"), (".exr", "grayf32le", "<f4")])
+def test_black_and_white_scans_are_written_back_grey(tmp_path, ext, pix_fmt, dtype):
+    """A sequence of grey scans comes back grey at its depth (float stays float), each sample where
+    it was, instead of three identical RGB channels."""
+    codec = av.CodecContext.create({".png": "png", ".tif": "tiff", ".exr": "exr"}[ext], "w")
+    codec.width, codec.height, codec.pix_fmt = W, H, pix_fmt
+    rng = np.random.default_rng(0)
+    planes = []
+    for n in (1, 2):
+        frame = av.VideoFrame(W, H, pix_fmt)
+        samples = np.frombuffer(frame.planes[0], dtype).reshape(H, -1)[:, :W]
+        samples[...] = rng.random((H, W)) * 2 if dtype == "<f4" else rng.integers(0, np.iinfo(dtype).max, (H, W))
+        planes.append(samples.copy())
+        (tmp_path / f"scan_{n:04d}{ext}").write_bytes(b"".join(bytes(p) for p in (*codec.encode(frame), *codec.encode())))
+        codec = av.CodecContext.create(codec.name, "w")
+        codec.width, codec.height, codec.pix_fmt = W, H, pix_fmt
+    src = open_media(tmp_path / f"scan_%04d{ext}")
+    with MediaWriter(tmp_path / f"out_%04d{ext}", width=W, height=H, bit_depth=src.source_bits, planes_from=src,
+                     metadata=src.metadata) as writer:
+        for frame in src.frames():
+            writer.write(frame[::-1].copy())
+    for n, samples in zip((1, 2), planes):
+        with av.open(str(tmp_path / f"out_{n:04d}{ext}")) as container:
+            out = next(container.decode(video=0))
+        assert out.format.name == pix_fmt
+        assert np.array_equal(np.frombuffer(out.planes[0], dtype).reshape(H, -1)[:, :W], samples[::-1])

@@ -37,12 +37,13 @@ _VIDEO_CODECS: dict[str, tuple[str, list[tuple[int, str, int]], bool]] = {
     "ffv1": ("ffv1", [(8, "bgr0", 8), (99, "gbrp16le", 16)], True),
     "ffv1rgb": ("ffv1", [(8, "bgr0", 8), (99, "gbrp16le", 16)], True),
 }
-# Planar YUV formats FFV1 stores as they are: a source decoded to one of these is written in it
-# (codec ffv1, the .mkv default), so samples outside the faces can be copied bit for bit.
+# Planar YUV and grey formats FFV1 stores as they are: a source decoded to one of these is written
+# in it (codec ffv1, the .mkv default), so samples outside the faces can be copied bit for bit.
 # `ffv1rgb` writes RGB instead.
 FFV1_SOURCE_FORMATS = {f"yuv{s}p{d}": bits for s in ("420", "422", "444")
                        for d, bits in (("", 8), ("10le", 10), ("12le", 12), ("16le", 16))}
 FFV1_SOURCE_FORMATS["yuv411p"] = 8  # NTSC DV and DVCPRO
+FFV1_SOURCE_FORMATS.update(gray=8, gray10le=10, gray12le=12, gray16le=16)  # black-and-white film transfers
 _CODEC_ALIASES = {"hevc": "h265", "x265": "h265", "avc": "h264", "x264": "h264",
                   "prores_hq": "prores", "prores422": "prores", "rgb": "ffv1rgb"}
 _CONTAINER_CODECS = {
@@ -58,6 +59,13 @@ _IMAGE_CODECS: dict[str, tuple[str, list[tuple[int, str, int]]]] = {
     ".jpg": ("mjpeg", [(99, "yuvj444p", 8)]),
     ".exr": ("exr", [(99, "gbrpf32le", 32)]),
     ".dpx": ("dpx", [(8, "rgb24", 8), (10, "gbrp10le", 10), (12, "gbrp12le", 12), (99, "rgb48le", 16)]),
+}
+# extension -> [(max input bits, pix_fmt, bits kept)] for a grey source (black-and-white scans).
+_GREY_IMAGE_FORMATS = {
+    ".png": [(8, "gray", 8), (99, "gray16be", 16)],
+    ".tif": [(8, "gray", 8), (99, "gray16le", 16)],
+    ".dpx": [(8, "gray", 8), (99, "gray16le", 16)],
+    ".exr": [(99, "grayf32le", 32)],
 }
 _ENCODER_OPTIONS = {
     "libx264": {"crf": "14", "preset": "medium"},
@@ -131,7 +139,7 @@ def _check_writable(folder: Path) -> None:
 
 def output_spec(path: str | Path, codec: str | None = None, input_bit_depth: int = 8, *,
                 allow_bit_depth_loss: bool = False, source_pix_fmt: str | None = None,
-                half_float: bool = False) -> OutputSpec:
+                half_float: bool = False, grey: bool = False) -> OutputSpec:
     """Validate an output choice and resolve encoder, pixel format and depth.
 
     `input_bit_depth` is the number of significant bits of the frames to be written
@@ -141,6 +149,7 @@ def output_spec(path: str | Path, codec: str | None = None, input_bit_depth: int
     format, kept by codec ffv1 when it is one of `FFV1_SOURCE_FORMATS`; H.264 and H.265 keep its
     chroma subsampling, and the .mov default turns ProRes 4444 for a 4:4:4 source. `half_float`:
     the frames are half floats (an EXR plate in half), which .exr writes as half by default, whole.
+    `grey`: the source is grey (a black-and-white scan), which image formats that hold grey keep.
     """
     path = Path(path)
     chroma_warning = None
@@ -188,7 +197,8 @@ def output_spec(path: str | Path, codec: str | None = None, input_bit_depth: int
         if name is not None and name != encoder and name != ext.lstrip("."):
             raise InputError(f"{ext} images are written with their own codec; drop codec={codec!r}"
                              + (" (or use 'half'/'float' for .exr)." if ext == ".exr" else "."))
-        pix_fmt, kept = _pick(table, input_bit_depth)
+        grey_table = _GREY_IMAGE_FORMATS.get(ext) if grey and options.get("format") != "half" else None
+        pix_fmt, kept = _pick(grey_table or table, input_bit_depth)
         if options.get("format") == "half" and not half_float:
             kept = 10  # half floats hold 11 significant bits: 10-bit integer data round-trips
         options.update(_ENCODER_OPTIONS.get(encoder, {}))

@@ -74,11 +74,11 @@ def _float_planes(frame: av.VideoFrame) -> np.ndarray:
 
 
 def _deep_rgb(fmt: av.VideoFormat) -> int | None:
-    """Bits of a planar RGB format of 9 to 15 bits (gbrp10le: DPX scans), else None. swscale
-    scales those to and from 16 bits inexactly (a third of 10-bit codes come back one off), so
-    they are scaled here, exactly: code x of b bits is round(x * 65535 / (2**b - 1)) and back."""
+    """Bits of a planar RGB or grey format of 9 to 15 bits (gbrp10le: DPX scans), else None.
+    swscale scales those to and from 16 bits inexactly (a third of 10-bit codes come back one
+    off), so they are scaled here, exactly: code x of b bits is round(x * 65535 / (2**b - 1)) and back."""
     bits = format_bits(fmt)
-    return bits if fmt.name.startswith("gbrp") and 8 < bits < 16 else None
+    return bits if fmt.name.startswith(("gbrp", "gray")) and 8 < bits < 16 else None
 
 
 def _sample_dtype(fmt: av.VideoFormat) -> np.dtype:
@@ -87,8 +87,9 @@ def _sample_dtype(fmt: av.VideoFormat) -> np.dtype:
 
 def _deep_rgb_array(frame: av.VideoFrame, bits: int) -> np.ndarray:
     top = (1 << bits) - 1
+    planes = frame.planes[:3] if frame.format.name.startswith("gbrp") else frame.planes[:1] * 3  # grey: R = G = B
     g, b, r = (np.frombuffer(plane, _sample_dtype(frame.format)).reshape(plane.height, -1)[:, :frame.width]
-               for plane in frame.planes[:3])
+               for plane in planes)
     codes = np.stack([r, g, b], axis=-1).astype(np.uint32)
     return ((codes * 131070 + top) // (2 * top)).astype(np.uint16)
 
@@ -159,6 +160,8 @@ def rgb_to_frame(rgb: np.ndarray, pix_fmt: str, matrix: str = "ITU709", full_ran
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format=src)
     if frame.format.name == pix_fmt:
         return frame
+    if pix_fmt.startswith("gray"):
+        return _grey_frame(rgb, pix_fmt)
     deep = _deep_rgb(av.VideoFormat(pix_fmt))
     if deep and rgb.dtype == np.uint16:
         return _deep_rgb_frame(rgb, pix_fmt, deep)
@@ -169,6 +172,23 @@ def rgb_to_frame(rgb: np.ndarray, pix_fmt: str, matrix: str = "ITU709", full_ran
         return frame.reformat(format=pix_fmt, dst_colorspace=matrix, dst_color_range="JPEG" if full_range else "MPEG",
                               interpolation=_FROM_RGB_FLAGS)
     return frame.reformat(format=pix_fmt, interpolation=_FROM_RGB_FLAGS)
+
+
+def _grey_frame(rgb: np.ndarray, pix_fmt: str) -> av.VideoFrame:
+    """RGB -> a grey format, as luma (BT.601 weights), scaled exactly to its depth (the inverse of
+    `_deep_rgb_array`'s scaling): a grey source reads as R = G = B = Y, so an unchanged pixel comes
+    back as the sample it was (swscale's 16-bit path moved them by up to 253 codes)."""
+    bits = format_bits(av.VideoFormat(pix_fmt))
+    luma = rgb.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+    frame = av.VideoFrame(rgb.shape[1], rgb.shape[0], pix_fmt)
+    plane = frame.planes[0]
+    if bits == 32:  # grayf32le: float stays float
+        samples = luma.astype(np.float32)
+    else:
+        samples = np.rint(luma * ((1 << bits) - 1) / np.iinfo(rgb.dtype).max)
+    dtype = np.dtype(np.uint8) if bits == 8 else np.dtype("<f4") if bits == 32 else _sample_dtype(frame.format)
+    np.frombuffer(plane, dtype).reshape(plane.height, -1)[:, :plane.width] = samples.astype(dtype)
+    return frame
 
 
 # Decoded formats whose samples a planar YUV format holds exactly: packed and semi-planar layouts

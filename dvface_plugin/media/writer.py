@@ -131,8 +131,9 @@ class MediaWriter:
                  drop_subtitles: bool = False) -> None:
         source_format = _copyable_format(planes_from, width, height)
         half_float = bit_depth == 32 and "f16" in str((metadata or {}).get("pix_fmt", ""))  # a half EXR plate
+        grey = planes_from is not None and str(planes_from.metadata.get("pix_fmt", "")).startswith("gray")
         self.spec: OutputSpec = output_spec(path, codec, bit_depth, allow_bit_depth_loss=allow_bit_depth_loss,
-                                            source_pix_fmt=source_format, half_float=half_float)
+                                            source_pix_fmt=source_format, half_float=half_float, grey=grey)
         for message in self.spec.warnings:
             warnings.warn(message, MediaWarning, stacklevel=2)
         if planes_from is not None:
@@ -258,6 +259,10 @@ class MediaWriter:
             ctx.color_range = (int(color.get("color_range") or 0) if self._planes_from is not None
                                else _AVCOL_RANGE_MPEG)
             self._full_range = ctx.color_range == _AVCOL_RANGE_JPEG
+        elif spec.pix_fmt.startswith("gray"):  # a black-and-white source's own samples: its range, no matrix
+            self._matrix, self._full_range = "ITU709", False
+            ctx.colorspace = _AVCOL_UNSPECIFIED
+            ctx.color_range = int(color.get("color_range") or 0)
         else:
             self._matrix, self._full_range = "ITU709", False
             ctx.colorspace = _AVCOL_SPC_RGB
