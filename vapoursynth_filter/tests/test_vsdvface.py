@@ -24,6 +24,9 @@ FORMATS = {
     "YUV420P8": (vs.YUV420P8, {"matrix": 1}),
     "YUV444P16": (vs.YUV444P16, {"matrix": 6, "range": 1}),
     "YUV422P10": (vs.YUV422P10, {"matrix": 1}),
+    "GRAY8": (vs.GRAY8, {"matrix": 6, "range": 0}),  # black-and-white film: full-range grey
+    "GRAY16": (vs.GRAY16, {"matrix": 6, "range": 0}),
+    "GRAYS": (vs.GRAYS, {"matrix": 6}),
 }
 
 
@@ -189,7 +192,6 @@ def test_yuv_without_matrix(model_dir):
 @pytest.mark.parametrize(
     "make, match",
     [
-        (lambda: core.std.BlankClip(format=vs.GRAY8, length=3), "GRAY"),
         (lambda: core.std.Splice([clip_in(vs.RGB24)[:2], clip_in(vs.RGBS)[:2]], mismatch=True), "variable format"),
         (lambda: core.std.Splice([clip_in(vs.RGB24)[:2], core.std.BlankClip(format=vs.RGB24, length=2)], mismatch=True),
          "variable frame size"),

@@ -86,9 +86,10 @@ def restore(
     Detection, tracking and smoothing run once over the whole clip when this function is called
     (memoised per clip content in the process); restoration runs per frame on request.
 
-    :param clip: RGB24, RGB48, RGBS or RGBH are processed as they are; other RGB depths and YUV are
-        converted to RGBS and back to the input format (YUV with `_Matrix`, `_Transfer` and `_Range`
-        from the frame properties, or the `*_in` overrides). Constant format and size only. An
+    :param clip: RGB24, RGB48, RGBS or RGBH are processed as they are; other RGB depths, YUV and GRAY
+        are converted to RGBS and back to the input format (YUV with `_Matrix`, `_Transfer` and `_Range`
+        from the frame properties, or the `*_in` overrides; GRAY full range unless `_Range` or
+        `range_in` says limited). Constant format and size only. An
         interlaced clip (`_FieldBased` 1 or 2) is restored field by field (bwdif field pictures at twice
         the rate, each field's own rows woven back); its `tracks` count field pictures.
     :param model: a DVFace ONNX export folder (`dvface export onnx --model M -o DIR`) or a model
@@ -215,10 +216,8 @@ def _check_clip(clip: object) -> vs.VideoFormat:
         raise _error("clip has a variable format; convert it to one format first (e.g. resize.Bicubic(format=...))")
     if clip.width == 0 or clip.height == 0:
         raise _error("clip has a variable frame size; resize it to one size first")
-    if fmt.color_family == vs.GRAY:
-        raise _error("clip is GRAY: faces are found and restored in colour; pass an RGB or YUV clip")
-    if fmt.color_family not in (vs.RGB, vs.YUV):
-        raise _error(f"clip format {fmt.name} is not RGB or YUV")
+    if fmt.color_family not in (vs.RGB, vs.YUV, vs.GRAY):
+        raise _error(f"clip format {fmt.name} is not RGB, YUV or GRAY")
     return fmt
 
 
@@ -327,6 +326,9 @@ def _check_colour(
     if fmt.color_family == vs.RGB:
         return _Colour({}, {})
     props = clip.get_frame(0).props
+    if fmt.color_family == vs.GRAY:  # black and white: R = G = B = Y; scans are full range unless they say
+        rng = int(range_in if range_in is not None else props.get("_Range", vs.RANGE_FULL))
+        return _Colour({"range_in": rng}, {"matrix": 6, "range": rng})  # any matrix gives Y back from R = G = B
     matrix = matrix_in if matrix_in is not None else int(props.get("_Matrix", UNSPECIFIED))
     if matrix not in MATRICES:
         raise _error(
