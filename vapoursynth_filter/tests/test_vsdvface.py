@@ -24,8 +24,8 @@ FORMATS = {
     "YUV420P8": (vs.YUV420P8, {"matrix": 1}),
     "YUV444P16": (vs.YUV444P16, {"matrix": 6, "range": 1}),
     "YUV422P10": (vs.YUV422P10, {"matrix": 1}),
-    "GRAY8": (vs.GRAY8, {"matrix": 6, "range": 0}),  # black-and-white film: full-range grey
-    "GRAY16": (vs.GRAY16, {"matrix": 6, "range": 0}),
+    "GRAY8": (vs.GRAY8, {"matrix": 6, "range": 1}),  # black-and-white film: full-range grey
+    "GRAY16": (vs.GRAY16, {"matrix": 6, "range": 0}),  # and a limited-range one (_Range 0)
     "GRAYS": (vs.GRAYS, {"matrix": 6}),
 }
 
