@@ -269,6 +269,31 @@ def test_whole_frame_batch_is_bit_identical_to_dvface_restore(ray_local, tmp_pat
         [{"first": 0, "last": 2, "why": "no face detected"}]
 
 
+def test_a_scan_sequence_keeps_its_frame_names_depth_and_pixels(ray_local, tmp_path, monkeypatch):
+    """Film scans on a farm: a folder of 16-bit numbered frames is one input; its output is a folder of
+    frames with the same names and numbers, each equal to `dvface restore`'s."""
+    monkeypatch.setenv("DVFACE_CACHE_DIR", str(tmp_path / "cache"))
+    model = save_tiny(tmp_path / "model", 64, window=5, overlap=1)
+    reel = tmp_path / "reel1"
+    reel.mkdir()
+    frames = [f.astype(np.uint16) * 257 for f in synthetic_frames(9, 320, 200, faces=1, face_px=130)]
+    with MediaWriter(reel / "reel1_%04d.png", width=320, height=200, bit_depth=16, start_number=1001) as writer:
+        for frame in frames:
+            writer.write(frame)
+    (tmp_path / "ref").mkdir()
+    assert main(["restore", str(reel / "reel1_%04d.png"), "-o", str(tmp_path / "ref" / "reel1_%04d.png"),
+                 "--model", str(model), "--quiet"]) == 0
+    outdir = tmp_path / "out"
+    assert main(["batch", str(reel), "-o", str(outdir), "--model", str(model), "--quiet", "--chunk-frames", "3",
+                 "--workers", "2", "--threads-per-worker", str(torch.get_num_threads())]) == 0
+    names = [f"reel1_{n:04d}.png" for n in range(1001, 1010)]
+    assert sorted(p.name for p in (outdir / "reel1").iterdir()) == names
+    restored = [open_media(outdir / "reel1" / name).read(0) for name in names]
+    assert restored[0].dtype == np.uint16 and not np.array_equal(np.stack(restored), np.stack(frames))
+    assert all(np.array_equal(a, open_media(tmp_path / "ref" / name).read(0)) for a, name in zip(restored, names))
+    assert len(job_manifest(outdir)["files"][str(reel)]["chunks"]) >= 3
+
+
 def test_an_interlaced_file_is_restored_field_by_field_as_dvface_restore_does(ray_local, tmp_path, monkeypatch,
                                                                              capsys):
     """Tape: chunks are cut between frames, each restores its fields and weaves them; the joined

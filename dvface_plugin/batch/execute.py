@@ -155,6 +155,7 @@ def output_writer(src, output: Path, options: dict, woven_fields: bool = False) 
 def assemble(source: str, pieces: list[str], output: Path, options: dict, woven_fields: bool = False) -> None:
     """Write the file's output from its pieces in order, with the source's audio and metadata
     (`woven_fields`: the pieces are an interlaced file restored field by field)."""
+    output.parent.mkdir(parents=True, exist_ok=True)  # a sequence's own folder in OUTDIR
     with open_media(source) as src, output_writer(src, output, options, woven_fields) as writer:
         for piece in pieces:
             if writer.append_video_from(piece):  # FFV1: their packets; another codec: their samples encoded

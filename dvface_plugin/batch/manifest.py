@@ -14,16 +14,25 @@ import os
 from pathlib import Path
 
 from ..errors import InputError
+from ..media.sequences import parse_pattern, resolve_sequence, scan_folder
 from .plan import Chunk
 
 VERSION = 1
 
 
-def file_sha256(path: str | Path) -> str:
+def source_sha256(path: str | Path) -> str:
+    """Checksum of an input: a video file's bytes, or an image sequence's frame names and bytes, in
+    order (a pattern, or a folder of numbered frames), so a re-rendered frame starts the file over."""
+    path = Path(path)
+    pattern = parse_pattern(path) or (scan_folder(path) if path.is_dir() else None)
+    files = [path] if pattern is None else resolve_sequence(pattern)[1]
     h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
+    for file in files:
+        if pattern is not None:
+            h.update(file.name.encode() + b"\0")
+        with open(file, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
     return h.hexdigest()
 
 

@@ -1,7 +1,8 @@
 """`dvface batch INPUTS... -o OUTDIR`: restore many clips on Ray workers, resumably.
 
 Each clip is split into chunks (see `plan`), rendered by actors that each hold a loaded model,
-and joined into OUTDIR/<stem>.<ext> with the source's audio and metadata. Whole-frame clips are
+and joined into OUTDIR/<stem>.<ext> with the source's audio and metadata (an image sequence of
+scans: OUTDIR/<stem>/, its frames' names and numbers kept). Whole-frame clips are
 analysed (faces detected, tracked and smoothed) once per file on the driver before splitting, and
 every chunk gets the file's tracks. The job's manifest (OUTDIR/.dvface-batch/<job>/manifest.json)
 records inputs with checksums, settings and each chunk's state, so rerunning the same command
@@ -16,10 +17,11 @@ import tempfile
 import warnings
 from pathlib import Path
 
-from ..batch.manifest import Manifest, file_sha256, job_id
+from ..batch.manifest import Manifest, job_id, source_sha256
 from ..errors import InputError
 from ..runtime.backends import BACKENDS, PRECISIONS
-from ..media.formats import SOURCE_VIDEO_EXTENSIONS
+from ..media.formats import IMAGE_EXTENSIONS, SOURCE_VIDEO_EXTENSIONS
+from ..media.sequences import FramePattern, parse_pattern, scan_folder
 from ..wholeframe import platecolour
 
 BATCH_DIR = ".dvface-batch"
@@ -33,8 +35,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "restored and pasted back, as dvface restore) or, with --aligned, aligned face-crop clips.",
     )
     parser.add_argument("inputs", nargs="+", metavar="INPUT",
-                        help="video files, globs, folders (their video files) or .txt lists (one path a line)")
-    parser.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="folder for <stem>.<ext> outputs")
+                        help="video files, image sequences (name_%%04d.dpx, or a folder of numbered frames), globs, "
+                        "folders (their video files) or .txt lists (one path a line)")
+    parser.add_argument("-o", "--output", required=True, metavar="OUTDIR",
+                        help="folder for <stem>.<ext> outputs (a sequence: <stem>/ with its own frame names)")
     parser.add_argument("--aligned", action="store_true", help="inputs hold aligned face crops (one track each)")
     parser.add_argument("--faces", default="all", help="whole frames: all, largest, center or track ids (default all)")
     parser.add_argument("--min-face", type=float, default=0.0, metavar="PX",
@@ -46,7 +50,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="model threads per worker, torch or onnxruntime (default 1); 16-bit outputs match "
                         "dvface restore run with the same thread count")
     parser.add_argument("--chunk-frames", type=int, default=240, help="output frames per chunk, about (default 240)")
-    parser.add_argument("--ext", default="mkv", help="output extension (default mkv: FFV1, lossless)")
+    parser.add_argument("--ext", default=None,
+                        help="output extension (default mkv: FFV1, lossless; an image sequence: its own format)")
     parser.add_argument("--dry-run", action="store_true", help="print the plan and the job state, render nothing")
     parser.add_argument("--model", default=None, help="model folder, or a bundled model name (default: dvface-tiny)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
@@ -79,12 +84,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def expand_inputs(specs: list[str]) -> list[str]:
-    """Absolute paths of the input files, in the order given, each once."""
+    """Absolute paths of the inputs, in the order given, each once: video files, and image
+    sequences as a frame pattern or a folder of numbered frames."""
     found: list[Path] = []
     for spec in specs:
         path = Path(spec).expanduser()
-        if path.is_dir():
-            found += sorted(p for p in path.iterdir() if p.suffix.lower() in SOURCE_VIDEO_EXTENSIONS)
+        if parse_pattern(path) is not None:  # scan_%04d.dpx, scan_####.dpx
+            found.append(path)
+        elif path.is_dir():
+            videos = sorted(p for p in path.iterdir() if p.suffix.lower() in SOURCE_VIDEO_EXTENSIONS)
+            found += videos or [path]  # no video files: a folder of numbered frames (scans)
         elif path.suffix.lower() == ".txt" and path.is_file():
             lines = [line.strip() for line in path.read_text().splitlines()]
             found += [Path(line).expanduser() for line in lines if line and not line.startswith("#")]
@@ -97,13 +106,34 @@ def expand_inputs(specs: list[str]) -> list[str]:
             found += [Path(m) for m in matches]
     result: list[str] = []
     for p in found:
-        if not p.is_file():
-            raise InputError(f"{p}: not a file (listed inputs must be video files)")
+        if not (p.is_file() or p.is_dir() or parse_pattern(p) is not None):
+            raise InputError(f"{p}: not a file (listed inputs must be video files or image sequences)")
         if str(p.resolve()) not in result:
             result.append(str(p.resolve()))
     if not result:
         raise InputError("no input files found")
     return result
+
+
+def _sequence(src: str) -> FramePattern | None:
+    """The frames of an image-sequence input (a pattern, or a folder of numbered frames); None for a file."""
+    path = Path(src)
+    pattern = parse_pattern(path)
+    return scan_folder(path) if pattern is None and path.is_dir() else pattern
+
+
+def output_name(src: str, ext: str | None) -> str:
+    """Where an input's output goes, under OUTDIR: <stem>.<ext> (default mkv); an image sequence
+    written as images (its own format unless `ext` says) keeps its frame names, in <stem>/."""
+    pattern = _sequence(src)
+    if pattern is None:
+        return f"{Path(src).stem}.{ext or 'mkv'}"
+    stem = pattern.prefix.rstrip("._- ") or pattern.folder.name
+    ext = (ext or pattern.suffix.rsplit(".", 1)[-1]).lower()
+    if f".{ext}" not in IMAGE_EXTENSIONS:
+        return f"{stem}.{ext}"
+    number = f"%0{pattern.padding}d" if pattern.padding else "%d"
+    return f"{stem}/{pattern.prefix}{number}{pattern.suffix.rsplit('.', 1)[0]}.{ext}"
 
 
 def _check_output(media, name: str, options: dict, woven_fields: bool) -> None:
@@ -114,7 +144,9 @@ def _check_output(media, name: str, options: dict, woven_fields: bool) -> None:
 
     with tempfile.TemporaryDirectory() as folder, warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        output_writer(media, Path(folder) / name, options, woven_fields).abort()
+        target = Path(folder) / name
+        target.parent.mkdir(exist_ok=True)
+        output_writer(media, target, options, woven_fields).abort()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -148,12 +180,12 @@ def run(args: argparse.Namespace) -> int:
         import_ray()  # say how to install Ray before any work
     inputs = expand_inputs(args.inputs)
     outdir = Path(args.output).expanduser().resolve()
-    stems: dict[str, str] = {}
+    outputs: dict[str, str] = {}
     for src in inputs:
-        if Path(src).stem in stems:
-            raise InputError(f"{src} and {stems[Path(src).stem]} would both write {Path(src).stem}.{args.ext}; "
-                             "run them as separate jobs")
-        stems[Path(src).stem] = src
+        name = output_name(src, args.ext)
+        if name in outputs:
+            raise InputError(f"{src} and {outputs[name]} would both write {name}; run them as separate jobs")
+        outputs[name] = src
     model = resolve_model_folder(args.model).resolve()
     cfg = DVFaceConfig.load(model / "config.json")
     window = cfg.window if args.window is None else args.window
@@ -186,7 +218,10 @@ def run(args: argparse.Namespace) -> int:
             if args.aligned and (media.width, media.height) != (cfg.crop_size, cfg.crop_size):
                 raise InputError(f"{src} is {media.width}x{media.height}; --aligned needs "
                                  f"{cfg.crop_size}x{cfg.crop_size} aligned face crops for this model")
-            _check_output(media, f"{Path(src).stem}.{args.ext}", options, woven_fields=first is not None)
+            if media.source_bits == 32 and _sequence(src) is not None:
+                raise InputError(f"{src} holds float frames; dvface batch joins 16-bit pieces, so restore float "
+                                 "plates (EXR) with dvface restore")
+            _check_output(media, output_name(src, args.ext), options, woven_fields=first is not None)
             pictures = media if first is None else FieldSource(media, first)
             tracks = None if args.aligned else _analyse(platecolour.viewed(pictures, colour), src, cfg.crop_size,
                                                         args.quiet)
@@ -205,7 +240,7 @@ def run(args: argparse.Namespace) -> int:
             per_frame = 1 if first is None else 2
             chunks = plan_frame_chunks(pictures.frame_count, chosen, per_frame * args.chunk_frames, window, overlap,
                                        cfg.vae_temporal_stride)
-        manifest.add_file(src, file_sha256(src), str(outdir / f"{Path(src).stem}.{args.ext}"), n, chunks,
+        manifest.add_file(src, source_sha256(src), str(outdir / output_name(src, args.ext)), n, chunks,
                           "frames" if first is None else "fields")
         if tracks is not None:
             path = tracks_path(manifest, src)
