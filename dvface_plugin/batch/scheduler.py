@@ -17,6 +17,7 @@ from pathlib import Path
 from ..errors import DVFaceError
 from .execute import CRASH_ONCE_ENV, DRIVER_KILL_AFTER_ENV, FAIL_AFTER_ENV, ChunkWorker, assemble
 from .manifest import Manifest
+from .naming import input_stem
 
 INSTALL_HINT = 'dvface batch needs Ray: pip install "dvface-plugin[batch]" (or pip install "ray>=2.9")'
 
@@ -101,13 +102,13 @@ def run_job(manifest: Manifest, options: dict, *, workers: int, gpus_per_worker:
 
 def _piece_path(manifest: Manifest, src: str, index: int) -> Path:
     entry = manifest.files[src]
-    return manifest.path.parent / f"{Path(src).stem}-{entry['sha256'][:8]}" / f"chunk-{index:05d}.mkv"
+    return manifest.path.parent / f"{input_stem(src)}-{entry['sha256'][:8]}" / f"chunk-{index:05d}.mkv"
 
 
 def tracks_path(manifest: Manifest, src: str) -> Path:
     """Where the driver keeps a whole-frame file's face tracks for its chunks."""
     entry = manifest.files[src]
-    return manifest.path.parent / "tracks" / f"{Path(src).stem}-{entry['sha256'][:8]}.json"
+    return manifest.path.parent / "tracks" / f"{input_stem(src)}-{entry['sha256'][:8]}.json"
 
 
 def _finish_if_complete(manifest: Manifest, src: str, options: dict, report_dir: Path | None) -> None:
@@ -124,7 +125,7 @@ def _finish_if_complete(manifest: Manifest, src: str, options: dict, report_dir:
             from ..report import build_report
             from ..wholeframe.platecolour import plate_colour
 
-            build_report(src, entry["output"], report_dir / Path(src).stem, tracks_file=tracks,
+            build_report(src, entry["output"], report_dir / input_stem(src), tracks_file=tracks,
                          faces=options["faces"], min_face=options["min_face"],
                          colour=plate_colour(options["colorspace"], options["ocio"]),
                          allow_interlaced=options.get("allow_interlaced", False))

@@ -20,8 +20,9 @@ from pathlib import Path
 from ..batch.manifest import Manifest, job_id, source_sha256
 from ..errors import InputError
 from ..runtime.backends import BACKENDS, PRECISIONS
-from ..media.formats import IMAGE_EXTENSIONS, SOURCE_VIDEO_EXTENSIONS
-from ..media.sequences import FramePattern, parse_pattern, scan_folder
+from ..batch.naming import output_name, sequence_of
+from ..media.formats import SOURCE_VIDEO_EXTENSIONS
+from ..media.sequences import parse_pattern
 from ..wholeframe import platecolour
 
 BATCH_DIR = ".dvface-batch"
@@ -115,27 +116,6 @@ def expand_inputs(specs: list[str]) -> list[str]:
     return result
 
 
-def _sequence(src: str) -> FramePattern | None:
-    """The frames of an image-sequence input (a pattern, or a folder of numbered frames); None for a file."""
-    path = Path(src)
-    pattern = parse_pattern(path)
-    return scan_folder(path) if pattern is None and path.is_dir() else pattern
-
-
-def output_name(src: str, ext: str | None) -> str:
-    """Where an input's output goes, under OUTDIR: <stem>.<ext> (default mkv); an image sequence
-    written as images (its own format unless `ext` says) keeps its frame names, in <stem>/."""
-    pattern = _sequence(src)
-    if pattern is None:
-        return f"{Path(src).stem}.{ext or 'mkv'}"
-    stem = pattern.prefix.rstrip("._- ") or pattern.folder.name
-    ext = (ext or pattern.suffix.rsplit(".", 1)[-1]).lower()
-    if f".{ext}" not in IMAGE_EXTENSIONS:
-        return f"{stem}.{ext}"
-    number = f"%0{pattern.padding}d" if pattern.padding else "%d"
-    return f"{stem}/{pattern.prefix}{number}{pattern.suffix.rsplit('.', 1)[0]}.{ext}"
-
-
 def _check_output(media, name: str, options: dict, woven_fields: bool) -> None:
     """Open and drop the writer this file's output will get, in a scratch folder (the output
     folder is made later), so what it refuses (container, codec, depth, audio, subtitles) is said
@@ -218,7 +198,7 @@ def run(args: argparse.Namespace) -> int:
             if args.aligned and (media.width, media.height) != (cfg.crop_size, cfg.crop_size):
                 raise InputError(f"{src} is {media.width}x{media.height}; --aligned needs "
                                  f"{cfg.crop_size}x{cfg.crop_size} aligned face crops for this model")
-            if media.source_bits == 32 and _sequence(src) is not None:
+            if media.source_bits == 32 and sequence_of(src) is not None:
                 raise InputError(f"{src} holds float frames; dvface batch joins 16-bit pieces, so restore float "
                                  "plates (EXR) with dvface restore")
             _check_output(media, output_name(src, args.ext), options, woven_fields=first is not None)
