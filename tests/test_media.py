@@ -1096,7 +1096,7 @@ def test_audio_and_subtitle_tracks_keep_their_language_title_and_disposition(tmp
 
 
 def test_a_source_alpha_channel_that_is_not_written_is_said(tmp_path):
-    """An RGBA plate's alpha does not reach the output: the writer says so instead of dropping it silently."""
+    """An RGBA plate's alpha cannot go into a JPEG: the writer says so instead of dropping it silently."""
     frame = av.VideoFrame.from_ndarray(np.full((H, W, 4), 200, np.uint8), format="rgba")
     codec = av.CodecContext.create("png", "w")
     codec.width, codec.height, codec.pix_fmt = W, H, "rgba"
@@ -1104,8 +1104,9 @@ def test_a_source_alpha_channel_that_is_not_written_is_said(tmp_path):
     for n in (1, 2):
         (tmp_path / f"key_{n:04d}.png").write_bytes(png)
     src = open_media(tmp_path / "key_%04d.png")
-    with pytest.warns(MediaWarning, match=r"out_%04d.png: key_%04d.png has an alpha channel, which is not written"):
-        MediaWriter(tmp_path / "out_%04d.png", width=W, height=H, planes_from=src, metadata=src.metadata).abort()
+    with pytest.warns(MediaWarning, match=r"out_%04d.jpg: key_%04d.png has an alpha channel, which this output "
+                                          r"does not hold"):
+        MediaWriter(tmp_path / "out_%04d.jpg", width=W, height=H, planes_from=src, metadata=src.metadata).abort()
     plain = open_media(make_clip(tmp_path / "plain.mkv", gradient_frames(2), Fraction(25), "ffv1", "yuv420p"))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -1249,3 +1250,43 @@ def test_black_and_white_scans_are_written_back_grey(tmp_path, ext, pix_fmt, dty
             out = next(container.decode(video=0))
         assert out.format.name == pix_fmt
         assert np.array_equal(np.frombuffer(out.planes[0], dtype).reshape(H, -1)[:, :W], samples[::-1])
+
+
+@pytest.mark.parametrize("ext, pix_fmt, dtype", [(".png", "rgba", "u1"), (".png", "rgba64be", ">u2"),
+                                                 (".tif", "rgba64le", "<u2"), (".exr", "gbrapf32le", "<f4")])
+def test_a_keyed_plate_keeps_its_alpha(tmp_path, ext, pix_fmt, dtype):
+    """An RGBA sequence (a keyed plate, a scan with a matte) is written back with its alpha as it was,
+    in its own format and depth; only the colour is restored."""
+    rng = np.random.default_rng(1)
+    alphas = []
+    for n in (1, 2):
+        frame = av.VideoFrame(W, H, pix_fmt)
+        if pix_fmt.startswith("gbrap"):
+            for plane in frame.planes:
+                np.frombuffer(plane, dtype).reshape(H, -1)[:, :W] = rng.random((H, W))
+            alpha = np.frombuffer(frame.planes[3], dtype).reshape(H, -1)[:, :W]
+        else:
+            packed = np.frombuffer(frame.planes[0], dtype).reshape(H, -1)[:, :4 * W].reshape(H, W, 4)
+            packed[...] = rng.integers(0, np.iinfo(dtype).max, (H, W, 4))
+            alpha = packed[..., 3]
+        alphas.append(alpha.copy())
+        codec = av.CodecContext.create({".png": "png", ".tif": "tiff", ".exr": "exr"}[ext], "w")
+        codec.width, codec.height, codec.pix_fmt = W, H, pix_fmt
+        (tmp_path / f"key_{n:04d}{ext}").write_bytes(b"".join(bytes(p) for p in (*codec.encode(frame), *codec.encode())))
+    src = open_media(tmp_path / f"key_%04d{ext}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing is left out, so nothing is said
+        with MediaWriter(tmp_path / f"out_%04d{ext}", width=W, height=H, bit_depth=src.source_bits, planes_from=src,
+                         metadata=src.metadata) as writer:
+            for frame in src.frames():
+                writer.write(frame[::-1].copy())
+    for n, alpha, frame in zip((1, 2), alphas, src.frames()):
+        with av.open(str(tmp_path / f"out_{n:04d}{ext}")) as container:
+            out = next(container.decode(video=0))
+        assert out.format.name == pix_fmt
+        if pix_fmt.startswith("gbrap"):
+            got = np.frombuffer(out.planes[3], dtype).reshape(H, -1)[:, :W]
+        else:
+            got = np.frombuffer(out.planes[0], dtype).reshape(H, -1)[:, :4 * W].reshape(H, W, 4)[..., 3]
+        assert np.array_equal(got, alpha)
+        assert np.array_equal(open_media(tmp_path / f"out_{n:04d}{ext}").read(0), frame[::-1])

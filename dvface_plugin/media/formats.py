@@ -60,6 +60,8 @@ _IMAGE_CODECS: dict[str, tuple[str, list[tuple[int, str, int]]]] = {
     ".exr": ("exr", [(99, "gbrpf32le", 32)]),
     ".dpx": ("dpx", [(8, "rgb24", 8), (10, "gbrp10le", 10), (12, "gbrp12le", 12), (99, "rgb48le", 16)]),
 }
+# The image formats above, with the alpha channel a source's frames had (keyed plates).
+_WITH_ALPHA = {"rgb24": "rgba", "rgb48be": "rgba64be", "rgb48le": "rgba64le", "gbrpf32le": "gbrapf32le"}
 # extension -> [(max input bits, pix_fmt, bits kept)] for a grey source (black-and-white scans).
 _GREY_IMAGE_FORMATS = {
     ".png": [(8, "gray", 8), (99, "gray16be", 16)],
@@ -92,6 +94,7 @@ class OutputSpec:
     options: dict[str, str] = field(default_factory=dict)
     pattern: FramePattern | None = None
     warnings: tuple[str, ...] = ()
+    alpha: bool = False  # images with an alpha channel (a source's, written back as it was)
 
 
 def parse_fps(value: Fraction | int | float | str) -> Fraction:
@@ -139,7 +142,7 @@ def _check_writable(folder: Path) -> None:
 
 def output_spec(path: str | Path, codec: str | None = None, input_bit_depth: int = 8, *,
                 allow_bit_depth_loss: bool = False, source_pix_fmt: str | None = None,
-                half_float: bool = False, grey: bool = False) -> OutputSpec:
+                half_float: bool = False, grey: bool = False, alpha: bool = False) -> OutputSpec:
     """Validate an output choice and resolve encoder, pixel format and depth.
 
     `input_bit_depth` is the number of significant bits of the frames to be written
@@ -150,6 +153,7 @@ def output_spec(path: str | Path, codec: str | None = None, input_bit_depth: int
     chroma subsampling, and the .mov default turns ProRes 4444 for a 4:4:4 source. `half_float`:
     the frames are half floats (an EXR plate in half), which .exr writes as half by default, whole.
     `grey`: the source is grey (a black-and-white scan), which image formats that hold grey keep.
+    `alpha`: the source has an alpha channel, which image formats that hold one keep (`spec.alpha`).
     """
     path = Path(path)
     chroma_warning = None
@@ -199,6 +203,8 @@ def output_spec(path: str | Path, codec: str | None = None, input_bit_depth: int
                              + (" (or use 'half'/'float' for .exr)." if ext == ".exr" else "."))
         grey_table = _GREY_IMAGE_FORMATS.get(ext) if grey and options.get("format") != "half" else None
         pix_fmt, kept = _pick(grey_table or table, input_bit_depth)
+        alpha = alpha and pix_fmt in _WITH_ALPHA
+        pix_fmt = _WITH_ALPHA[pix_fmt] if alpha else pix_fmt
         if options.get("format") == "half" and not half_float:
             kept = 10  # half floats hold 11 significant bits: 10-bit integer data round-trips
         options.update(_ENCODER_OPTIONS.get(encoder, {}))
@@ -233,4 +239,4 @@ def output_spec(path: str | Path, codec: str | None = None, input_bit_depth: int
     dtype = np.dtype(np.float32) if "f32" in pix_fmt else DTYPE_BY_DEPTH[depth_class(kept)]
     return OutputSpec(path=path, kind=kind, encoder=encoder, pix_fmt=pix_fmt, bit_depth=kept,
                       dtype=dtype, lossless=lossless, options=options,
-                      pattern=pattern, warnings=tuple(warnings))
+                      pattern=pattern, warnings=tuple(warnings), alpha=kind != "video" and alpha)

@@ -153,6 +153,11 @@ def rgb_to_frame(rgb: np.ndarray, pix_fmt: str, matrix: str = "ITU709", full_ran
     from a full-range source sit beside them), matching the tags the writer puts on the stream,
     so decoders convert back with the same coefficients.
     """
+    if rgb.dtype == FLOAT_DTYPE and pix_fmt == "gbrapf32le":  # swscale would round the floats
+        frame = av.VideoFrame(rgb.shape[1], rgb.shape[0], pix_fmt)
+        for plane, values in zip(frame.planes, (rgb[..., 1], rgb[..., 2], rgb[..., 0], np.ones(rgb.shape[:2]))):
+            np.frombuffer(plane, "<f4").reshape(plane.height, -1)[:, :plane.width] = values
+        return frame
     if rgb.dtype == FLOAT_DTYPE:
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="gbrpf32le")
     else:
@@ -189,6 +194,18 @@ def _grey_frame(rgb: np.ndarray, pix_fmt: str) -> av.VideoFrame:
     dtype = np.dtype(np.uint8) if bits == 8 else np.dtype("<f4") if bits == 32 else _sample_dtype(frame.format)
     np.frombuffer(plane, dtype).reshape(plane.height, -1)[:, :plane.width] = samples.astype(dtype)
     return frame
+
+
+def copy_alpha(source: av.VideoFrame, target: av.VideoFrame) -> None:
+    """Put `source`'s alpha samples into `target`, a frame of the same RGBA format and size
+    (packed rgba/rgba64: every fourth sample; planar gbrap: the fourth plane)."""
+    if target.format.name.startswith("gbrap"):
+        target.planes[3].update(bytes(source.planes[3]))
+        return
+    dtype = np.dtype(np.uint8) if target.format.name == "rgba" else _sample_dtype(target.format)
+    ours, theirs = (np.frombuffer(f.planes[0], dtype).reshape(f.height, -1)[:, :4 * f.width].reshape(f.height, f.width, 4)
+                    for f in (target, source))
+    ours[..., 3] = theirs[..., 3]
 
 
 # Decoded formats whose samples a planar YUV format holds exactly: packed and semi-planar layouts

@@ -234,8 +234,8 @@ class VideoSource(MediaSource):
                                  dict(c["metadata"])) for c in chapters]
         if frame.rotation:
             meta["rotation"] = frame.rotation
-        if len(frame.format.components) in (2, 4):  # gray+alpha or RGBA/YUVA
-            meta["alpha_dropped"] = True
+        if len(frame.format.components) in (2, 4):  # gray+alpha or RGBA/YUVA: frames hand out colour only
+            meta["alpha"] = True
         return meta
 
     def _index(self) -> list[int] | None:
@@ -446,8 +446,8 @@ class ImageSource(MediaSource):
             self.path = Path(pattern.display)
             self.metadata.update(first_frame=numbers[0], pattern=pattern.display,
                                  frame_numbers=(numbers[0], numbers[-1]))
-        if len(first.format.components) in (2, 4):  # gray+alpha or RGBA: alpha is not handed out
-            self.metadata["alpha_dropped"] = True
+        if len(first.format.components) in (2, 4):  # gray+alpha or RGBA: frames hand out colour only
+            self.metadata["alpha"] = True
         if aspect is not None and aspect > 0 and aspect != 1:  # an anamorphic scan or plate
             self.metadata["pixel_aspect"] = aspect
         if first.rotation:  # a phone photo's EXIF orientation, as the decoder reports it

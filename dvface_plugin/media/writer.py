@@ -27,11 +27,13 @@ from .formats import FFV1_SOURCE_FORMATS, MXF_RATES, OutputSpec, output_spec, pa
 from .dpx import carry_header
 from .exr import carry_attributes
 from .matroska import set_display_aspect
-from .pixels import as_planar, depth_class, format_bits, matrix_for, planar_name, rgb_to_dtype, rgb_to_frame
+from .pixels import (as_planar, copy_alpha, depth_class, format_bits, matrix_for, planar_name, rgb_to_dtype,
+                     rgb_to_frame)
 from .reader import ImageSource, MediaSource, first_field, pixel_aspect, quarter_turns
 from .trim import advance_timecode
 from .sequences import (
     READ_EXTENSIONS,
+    decode_image,
     encode_image,
     existing_frames,
     image_codec,
@@ -132,12 +134,16 @@ class MediaWriter:
         source_format = _copyable_format(planes_from, width, height)
         half_float = bit_depth == 32 and "f16" in str((metadata or {}).get("pix_fmt", ""))  # a half EXR plate
         grey = planes_from is not None and str(planes_from.metadata.get("pix_fmt", "")).startswith("gray")
+        # A scan's or plate's alpha goes back into each image made from it (not where turned upright).
+        alpha = (isinstance(planes_from, ImageSource) and bool(planes_from.metadata.get("alpha"))
+                 and not quarter_turns(metadata or {}))
         self.spec: OutputSpec = output_spec(path, codec, bit_depth, allow_bit_depth_loss=allow_bit_depth_loss,
-                                            source_pix_fmt=source_format, half_float=half_float, grey=grey)
+                                            source_pix_fmt=source_format, half_float=half_float, grey=grey,
+                                            alpha=alpha)
         for message in self.spec.warnings:
             warnings.warn(message, MediaWarning, stacklevel=2)
         if planes_from is not None:
-            _warn_left_out(self.spec.path.name, planes_from)
+            _warn_left_out(self.spec.path.name, planes_from, alpha_kept=self.spec.alpha)
         if not (isinstance(width, int) and isinstance(height, int) and width > 0 and height > 0):
             raise InputError(f"Output size must be positive integers, got {width}x{height}.")
         self.width, self.height, self.bit_depth = width, height, bit_depth
@@ -169,6 +175,7 @@ class MediaWriter:
         # edge code, timecode; EXR: chromaticities, timecode, the host's attributes).
         self._headers_from = (planes_from if isinstance(planes_from, ImageSource) and self.spec.encoder in _HEADER_CARRIERS
                               and planes_from.metadata["codec"] == self.spec.encoder else None)
+        self._planes_from_image = planes_from if self.spec.alpha else None  # whose alpha each image takes
         self._warned_left_out = False
         self._planes: Iterator[av.VideoFrame] | None = None
         self._source_offset = trim[0] if trim else 0  # the source frame of the first written
@@ -354,7 +361,11 @@ class MediaWriter:
                     if self.spec.kind == "sequence" else None)
             out = Path(self._tmp) / name if name else Path(self._tmp)
             upright = np.ascontiguousarray(np.rot90(rgb, self._turns))
-            encode_image(self._image, rgb_to_frame(upright, self.spec.pix_fmt), out)
+            picture = rgb_to_frame(upright, self.spec.pix_fmt)
+            if self.spec.alpha:
+                source = self._planes_from_image.file(self._source_offset + self.frames_written)
+                copy_alpha(decode_image(source)[0].reformat(format=self.spec.pix_fmt), picture)
+            encode_image(self._image, picture, out)
             if self._headers_from is not None:
                 self._carry_header(out)
         self.frames_written += 1
@@ -592,11 +603,12 @@ def _has_carried_streams(source: str | Path | MediaSource | None) -> bool:
         raise InputError(f"Cannot read audio or subtitles from {path}: {exc}.") from exc
 
 
-def _warn_left_out(name: str, source: MediaSource) -> None:
+def _warn_left_out(name: str, source: MediaSource, alpha_kept: bool) -> None:
     """Say what of `source` an output made from it does not hold, rather than drop it silently."""
-    if source.metadata.get("alpha_dropped"):
-        warnings.warn(f"{name}: {source.path.name} has an alpha channel, which is not written (faces are "
-                      "restored in RGB); take the alpha from the source when compositing", MediaWarning, stacklevel=3)
+    if source.metadata.get("alpha") and not alpha_kept:
+        warnings.warn(f"{name}: {source.path.name} has an alpha channel, which this output does not hold (an "
+                      "image sequence of PNG, TIFF, 8/16-bit DPX or EXR does); take the alpha from the source when "
+                      "compositing", MediaWarning, stacklevel=3)
     others = source.metadata.get("other_video_streams")
     if others:
         warnings.warn(f"{name}: {source.path.name} has {others} more video stream{'s' * (others > 1)}; only the "
