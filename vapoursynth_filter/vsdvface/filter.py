@@ -14,14 +14,13 @@ import threading
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import vapoursynth as vs
 
 from dvface_plugin.engine import CacheStats, WindowCache
 from dvface_plugin.errors import DVFaceError
-from dvface_plugin.faces import CROP_SIZE, select_tracks
+from dvface_plugin.faces import CROP_SIZE, Tracks, select_tracks
 
 from .analysis import analyse_clip, detector, load_tracks_file
 from .compositor import ClipCompositor
@@ -131,29 +130,45 @@ def restore(
     )
     order = _field_order(clip)
     colour = _check_colour(clip, fmt, matrix_in, transfer_in, range_in)
-    pictures = clip if order is None else _field_pictures(clip, order)
-    result = _restore_pictures(
-        pictures, fmt, colour, model=model, backend=backend, device_index=device_index, num_streams=num_streams,
-        strength=strength, faces=faces, min_face=min_face, window=window, overlap=overlap, stabilise=stabilise,
-        cache_mb=cache_mb, mask=mask, tracks=tracks, fields=order is not None,
-    )
-    if order is None:
-        return result
-    return _woven(core.std.ShufflePlanes(clip, 0, vs.GRAY) if mask else clip, result, order)
-
-
-def _restore_pictures(clip: vs.VideoNode, fmt: vs.VideoFormat, colour: _Colour, **o: Any) -> vs.VideoNode:
-    """`restore()` on progressive pictures (the clip itself, or an interlaced clip's field pictures)."""
     direct = fmt.color_family == vs.RGB and (
         (fmt.sample_type == vs.INTEGER and fmt.bits_per_sample in (8, 16))
         or (fmt.sample_type == vs.FLOAT and fmt.bits_per_sample in (16, 32))
     )
     half = fmt.sample_type == vs.FLOAT and fmt.bits_per_sample == 16
-    model, cache_mb, window, overlap, tracks = o["model"], o["cache_mb"], o["window"], o["overlap"], o["tracks"]
+    restorer, window, overlap = _model(model, backend, device_index, num_streams, cache_mb, half, window, overlap,
+                                       stabilise)
+    # An interlaced clip takes every step below as its field pictures, which are woven back at the end.
+    pictures = clip if order is None else _field_pictures(clip, order)
+    work = pictures if direct else core.resize.Bicubic(pictures, format=vs.RGBS, **colour.to_rgb)
+    try:
+        chosen = select_tracks(_tracks(pictures, work, tracks, fields=order is not None), faces, float(min_face))
+    except DVFaceError as exc:  # its messages name faces= / min_face
+        raise _error(str(exc)) from None
+    comp = ClipCompositor(
+        chosen, restorer, window_cache(cache_mb), strength=strength, window=window, overlap=overlap,
+        prefetch=restorer.streams,
+    )
+    if mask:
+        result = _matte_clip(pictures, comp, binary=False)
+    elif direct:
+        result = _restored_clip(work, comp)
+    else:
+        result = _merged(pictures, _restored_clip(work, comp), comp, fmt, colour)
+    if order is None:
+        return result
+    return _woven(core.std.ShufflePlanes(clip, 0, vs.GRAY) if mask else clip, result, order)
+
+
+def _model(
+    model: object, backend: str, device_index: int, num_streams: int | None, cache_mb: int, half: bool,
+    window: int | None, overlap: int | None, stabilise: int | None,
+) -> tuple[StreamedOrtRestorer, int, int]:
+    """The restorer of these settings (shared by calls that name the same), and the window and
+    overlap to run it with, checked against its export."""
     try:
         # Without a cache nothing can be prefetched, and streams alone would leave a core idle.
-        streams = o["num_streams"] if o["num_streams"] is not None or cache_mb else 1
-        restorer = _restorer(model, o["backend"], o["device_index"], streams, half)
+        streams = num_streams if num_streams is not None or cache_mb else 1
+        restorer = _restorer(model, backend, device_index, streams, half)
     except DVFaceError as exc:
         raise _error(f"model={model!r}: {exc}") from None
     cfg = restorer.config
@@ -167,38 +182,33 @@ def _restore_pictures(clip: vs.VideoNode, fmt: vs.VideoFormat, colour: _Colour, 
     overlap = min(cfg.overlap, limit) if overlap is None else overlap
     if overlap > limit:
         raise _error(f"overlap={overlap}: at most {limit} for window={window}")
-    if o["stabilise"] is not None:
-        restorer = restorer.with_stabilise(int(o["stabilise"]))
+    if stabilise is not None:
+        restorer = restorer.with_stabilise(int(stabilise))
+    return restorer, window, overlap
 
-    work = clip if direct else core.resize.Bicubic(clip, format=vs.RGBS, **colour.to_rgb)
-    if tracks is not None:
-        if not isinstance(tracks, (str, os.PathLike)):
-            raise _error(f"tracks={tracks!r}: must be the path of a tracks .json file or None")
+
+def _tracks(clip: vs.VideoNode, work: vs.VideoNode, tracks: object, *, fields: bool) -> Tracks:
+    """The clip's face tracks: from a tracks file, or analysed here over `work` (its RGB)."""
+    if tracks is None:
         try:
-            found = load_tracks_file(tracks, clip.width, clip.height, clip.num_frames)
-        except DVFaceError as exc:
-            fields = (" (this interlaced clip is restored field by field, two pictures a frame, and `dvface track` "
-                      "tracks an interlaced source the same way)") if o["fields"] else ""
-            raise _error(f"tracks={str(tracks)!r}: {exc}{fields}") from None
-    else:
-        try:
-            found = analyse_clip(partial(_analysis_frames, work), clip.num_frames, _fps(clip), detector(), CROP_SIZE,
-                                 pixel_aspect=_pixel_aspect(clip))
+            return analyse_clip(partial(_analysis_frames, work), clip.num_frames, _fps(clip), detector(), CROP_SIZE,
+                                pixel_aspect=_pixel_aspect(clip))
         except DVFaceError as exc:
             raise _error(f"clip: face analysis failed: {exc}") from None
+    if not isinstance(tracks, (str, os.PathLike)):
+        raise _error(f"tracks={tracks!r}: must be the path of a tracks .json file or None")
     try:
-        chosen = select_tracks(found, o["faces"], float(o["min_face"]))
-    except DVFaceError as exc:  # its messages name faces= / min_face
-        raise _error(str(exc)) from None
-    comp = ClipCompositor(
-        chosen, restorer, window_cache(cache_mb), strength=o["strength"], window=window, overlap=overlap,
-        prefetch=restorer.streams,
-    )
-    if o["mask"]:
-        return _matte_clip(clip, comp, binary=False)
-    restored = _restored_clip(work, comp)
-    if direct:
-        return restored
+        return load_tracks_file(tracks, clip.width, clip.height, clip.num_frames)
+    except DVFaceError as exc:
+        why = (" (this interlaced clip is restored field by field, two pictures a frame, and `dvface track` "
+               "tracks an interlaced source the same way)") if fields else ""
+        raise _error(f"tracks={str(tracks)!r}: {exc}{why}") from None
+
+
+def _merged(clip: vs.VideoNode, restored: vs.VideoNode, comp: ClipCompositor, fmt: vs.VideoFormat,
+            colour: _Colour) -> vs.VideoNode:
+    """A converted clip's restoration back in its format, taken only where a face matte is not 0,
+    so every other sample is the clip's own."""
     back = core.resize.Bicubic(restored, format=fmt.id, **colour.from_rgb)
     merged = core.std.MaskedMerge(clip, back, _matte_clip(clip, comp, binary=True), first_plane=True)
     merged = core.std.RemoveFrameProps(merged, [PROP_BOXES, PROP_IDS])
