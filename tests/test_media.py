@@ -1290,3 +1290,50 @@ def test_a_keyed_plate_keeps_its_alpha(tmp_path, ext, pix_fmt, dtype):
             got = np.frombuffer(out.planes[0], dtype).reshape(H, -1)[:, :4 * W].reshape(H, W, 4)[..., 3]
         assert np.array_equal(got, alpha)
         assert np.array_equal(open_media(tmp_path / f"out_{n:04d}{ext}").read(0), frame[::-1])
+
+
+@pytest.mark.parametrize("name, codec, pix_fmt, out_name, exact", [
+    ("key.mkv", "ffv1", "yuva420p", "out.mkv", True),          # FFV1 with alpha: everything exact
+    ("key.mov", "prores_ks", "yuva444p10le", "out.mov", False),  # ProRes 4444 with alpha: lossy colour
+])
+def test_a_video_with_alpha_keeps_it(tmp_path, name, codec, pix_fmt, out_name, exact):
+    """Graphics and keyed shots delivered with alpha (ProRes 4444, FFV1 YUVA) come back with the
+    source's alpha everywhere, faces included; only the colour is restored."""
+    rng = np.random.default_rng(2)
+    path = tmp_path / name
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=25, options={"alpha_bits": "16"} if codec == "prores_ks" else {})
+        stream.width, stream.height, stream.pix_fmt = W, H, pix_fmt
+        if codec == "prores_ks":
+            stream.options = {"profile": "4444", "alpha_bits": "16"}
+        for i, array in enumerate(gradient_frames(3)):
+            frame = av.VideoFrame.from_ndarray(array, format="rgb24").reformat(format=pix_fmt)
+            alpha = np.frombuffer(frame.planes[3], np.uint8 if pix_fmt == "yuva420p" else "<u2")
+            alpha[...] = rng.integers(0, 255 if pix_fmt == "yuva420p" else 1023, alpha.size)
+            frame.pts = i
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    src = open_media(path)
+    assert src.pix_fmt.startswith("yuva") and src.metadata["alpha"]
+    matte = np.zeros((H, W), np.float32)
+    matte[10:30, 20:40] = 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing is left out, so nothing is said
+        # ProRes decodes at 12 bits and codes at 10: the colour's loss is allowed (and said), the alpha's is not
+        warnings.filterwarnings("ignore", message=".*prores_ks keeps 10 bits", category=MediaWarning)
+        with MediaWriter(tmp_path / out_name, fps=src.fps, width=W, height=H, bit_depth=src.source_bits,
+                         planes_from=src, metadata=src.metadata, allow_bit_depth_loss=not exact) as writer:
+            for frame in src.frames():
+                writer.write(frame[::-1].copy(), matte)
+    restored = open_media(tmp_path / out_name)
+    assert restored.pix_fmt == src.pix_fmt
+    dtype = np.uint8 if src.pix_fmt == "yuva420p" else np.uint16
+    for a, b in zip(src.decoded_frames(), restored.decoded_frames(), strict=True):
+        alpha_a, alpha_b = (np.frombuffer(f.planes[3], dtype).reshape(H, -1)[:, :W] for f in (a, b))
+        assert np.array_equal(alpha_a, alpha_b)
+        luma_a, luma_b = (np.frombuffer(f.planes[0], dtype).reshape(H, -1)[:, :W] for f in (a, b))
+        assert not np.array_equal(luma_a[10:30, 20:40], luma_b[10:30, 20:40])
+        if exact:
+            assert np.array_equal(luma_a[matte == 0], luma_b[matte == 0])

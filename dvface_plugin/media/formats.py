@@ -44,6 +44,8 @@ FFV1_SOURCE_FORMATS = {f"yuv{s}p{d}": bits for s in ("420", "422", "444")
                        for d, bits in (("", 8), ("10le", 10), ("12le", 12), ("16le", 16))}
 FFV1_SOURCE_FORMATS["yuv411p"] = 8  # NTSC DV and DVCPRO
 FFV1_SOURCE_FORMATS.update(gray=8, gray10le=10, gray12le=12, gray16le=16)  # black-and-white film transfers
+FFV1_SOURCE_FORMATS.update({f"yuva{s}p{d}": bits for s in ("420", "422", "444")  # with alpha: ProRes 4444, keys
+                            for d, bits in (("", 8), ("10le", 10), ("12le", 12), ("16le", 16))})
 _CODEC_ALIASES = {"hevc": "h265", "x265": "h265", "avc": "h264", "x264": "h264",
                   "prores_hq": "prores", "prores422": "prores", "rgb": "ffv1rgb"}
 _CONTAINER_CODECS = {
@@ -94,7 +96,7 @@ class OutputSpec:
     options: dict[str, str] = field(default_factory=dict)
     pattern: FramePattern | None = None
     warnings: tuple[str, ...] = ()
-    alpha: bool = False  # images with an alpha channel (a source's, written back as it was)
+    alpha: bool = False  # an alpha channel, a source's written back as it was
 
 
 def parse_fps(value: Fraction | int | float | str) -> Fraction:
@@ -153,7 +155,8 @@ def output_spec(path: str | Path, codec: str | None = None, input_bit_depth: int
     chroma subsampling, and the .mov default turns ProRes 4444 for a 4:4:4 source. `half_float`:
     the frames are half floats (an EXR plate in half), which .exr writes as half by default, whole.
     `grey`: the source is grey (a black-and-white scan), which image formats that hold grey keep.
-    `alpha`: the source has an alpha channel, which image formats that hold one keep (`spec.alpha`).
+    `alpha`: an image source has an alpha channel, which image formats that hold one keep; a video
+    source's alpha (YUVA) is kept by FFV1 and ProRes 4444 (`spec.alpha` says whether it is).
     """
     path = Path(path)
     chroma_warning = None
@@ -177,7 +180,9 @@ def output_spec(path: str | Path, codec: str | None = None, input_bit_depth: int
             raise InputError(f"{ext} cannot hold {name}; use {', '.join(allowed)} in {ext}, or a "
                              f"container that takes {name}: "
                              f"{', '.join(e for e, (_, a) in _CONTAINER_CODECS.items() if name in a)}.")
-        source_chroma = source_pix_fmt[3:6] if source_pix_fmt in FFV1_SOURCE_FORMATS else None
+        planar_yuv = source_pix_fmt.replace("yuva", "yuv", 1) if source_pix_fmt in FFV1_SOURCE_FORMATS else ""
+        source_chroma = planar_yuv[3:6] if planar_yuv.startswith("yuv") else None
+        source_alpha = bool(source_pix_fmt) and source_pix_fmt.startswith("yuva")
         if name == "prores" and codec is None and source_chroma == "444":
             name = "prores4444"  # the .mov default keeps a 4:4:4 source's chroma
         encoder, table, lossless = _VIDEO_CODECS[name]
@@ -192,6 +197,9 @@ def output_spec(path: str | Path, codec: str | None = None, input_bit_depth: int
         options.update(_ENCODER_OPTIONS.get(encoder, {}))
         if name.startswith("prores"):
             options["profile"] = "4444" if name == "prores4444" else "hq"
+        if name == "prores4444" and source_alpha:  # ProRes 4444 carries alpha too, losslessly coded
+            pix_fmt, options["alpha_bits"] = "yuva444p10le", "16"
+        alpha = pix_fmt.startswith("yuva")
         kind = "video"
     elif ext in _IMAGE_CODECS:
         encoder, table = _IMAGE_CODECS[ext]
@@ -239,4 +247,4 @@ def output_spec(path: str | Path, codec: str | None = None, input_bit_depth: int
     dtype = np.dtype(np.float32) if "f32" in pix_fmt else DTYPE_BY_DEPTH[depth_class(kept)]
     return OutputSpec(path=path, kind=kind, encoder=encoder, pix_fmt=pix_fmt, bit_depth=kept,
                       dtype=dtype, lossless=lossless, options=options,
-                      pattern=pattern, warnings=tuple(warnings), alpha=kind != "video" and alpha)
+                      pattern=pattern, warnings=tuple(warnings), alpha=alpha)

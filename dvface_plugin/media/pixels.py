@@ -197,9 +197,9 @@ def _grey_frame(rgb: np.ndarray, pix_fmt: str) -> av.VideoFrame:
 
 
 def copy_alpha(source: av.VideoFrame, target: av.VideoFrame) -> None:
-    """Put `source`'s alpha samples into `target`, a frame of the same RGBA format and size
-    (packed rgba/rgba64: every fourth sample; planar gbrap: the fourth plane)."""
-    if target.format.name.startswith("gbrap"):
+    """Put `source`'s alpha samples into `target`, a frame of the same format and size with alpha
+    (packed rgba/rgba64: every fourth sample; planar gbrap and yuva: the fourth plane)."""
+    if target.format.name.startswith(("gbrap", "yuva")):
         target.planes[3].update(bytes(source.planes[3]))
         return
     dtype = np.dtype(np.uint8) if target.format.name == "rgba" else _sample_dtype(target.format)

@@ -175,7 +175,9 @@ class MediaWriter:
         # edge code, timecode; EXR: chromaticities, timecode, the host's attributes).
         self._headers_from = (planes_from if isinstance(planes_from, ImageSource) and self.spec.encoder in _HEADER_CARRIERS
                               and planes_from.metadata["codec"] == self.spec.encoder else None)
-        self._planes_from_image = planes_from if self.spec.alpha else None  # whose alpha each image takes
+        # Whose alpha each frame takes where the source's samples are not copied as they are: an RGBA
+        # sequence's files, or a YUVA video's frames (ProRes 4444: decoded at 12 bits, coded at 10).
+        self._alpha_from = planes_from if self.spec.alpha and self._planes_from is None else None
         self._warned_left_out = False
         self._planes: Iterator[av.VideoFrame] | None = None
         self._source_offset = trim[0] if trim else 0  # the source frame of the first written
@@ -351,6 +353,10 @@ class MediaWriter:
         if self.spec.kind == "video":
             if self._planes_from is not None:
                 self._encode(self._over_source(rgb, matte))
+            elif self._alpha_from is not None:  # colour converted, alpha the source's, in this format
+                picture = self._to_frame(rgb)
+                copy_alpha(self._next_source_frame(self._alpha_from).reformat(format=self.spec.pix_fmt), picture)
+                self._encode(picture)
             else:
                 self._encode(self._to_frame(rgb))
         else:
@@ -362,8 +368,8 @@ class MediaWriter:
             out = Path(self._tmp) / name if name else Path(self._tmp)
             upright = np.ascontiguousarray(np.rot90(rgb, self._turns))
             picture = rgb_to_frame(upright, self.spec.pix_fmt)
-            if self.spec.alpha:
-                source = self._planes_from_image.file(self._source_offset + self.frames_written)
+            if self._alpha_from is not None:
+                source = self._alpha_from.file(self._source_offset + self.frames_written)
                 copy_alpha(decode_image(source)[0].reformat(format=self.spec.pix_fmt), picture)
             encode_image(self._image, picture, out)
             if self._headers_from is not None:
@@ -381,25 +387,32 @@ class MediaWriter:
 
     def _over_source(self, rgb: np.ndarray, matte: np.ndarray | None) -> av.VideoFrame:
         """The source's next decoded frame with the samples under `matte` taken from `rgb`."""
-        if self._planes is None:
-            start, stop = self._trim or (0, None)
-            self._planes = self._planes_from.decoded_frames(start, stop)
-        source = next(self._planes, None)
-        if source is None:
-            raise InputError(f"{self._planes_from.path.name} ended after {self.frames_written} frames while "
-                             f"{self.spec.path.name} was being written; the source changed during the run")
-        source = as_planar(source)  # packed 4:2:2, NV12, JPEG-range YUV: the same samples, planar
+        source = as_planar(self._next_source_frame(self._planes_from))  # packed 4:2:2, NV12, JPEG-range YUV: the same samples, planar
         if matte is None or not (covered := np.asarray(matte) > 0).any():
             return source
         out = self._to_frame(rgb)
         dtype = np.dtype(np.uint16 if FFV1_SOURCE_FORMATS[self.spec.pix_fmt] > 8 else np.uint8)
         keep: dict[tuple[int, int], np.ndarray] = {}  # per plane shape: U and V share theirs
-        for ours, theirs in zip(out.planes, source.planes, strict=True):
+        for index, (ours, theirs) in enumerate(zip(out.planes, source.planes, strict=True)):
             new, old = _plane_samples(ours, dtype), _plane_samples(theirs, dtype)
+            if index == 3:  # alpha (YUVA): the source's everywhere; only colour is restored
+                new[...] = old
+                continue
             if new.shape not in keep:
                 keep[new.shape] = ~(_field_subsampled if self._field_chroma else _subsampled)(covered, new.shape)
             new[keep[new.shape]] = old[keep[new.shape]]
         return out
+
+    def _next_source_frame(self, source: MediaSource) -> av.VideoFrame:
+        """The decoded frame of `source` this write is made from (its samples, or its alpha)."""
+        if self._planes is None:
+            start, stop = self._trim or (0, None)
+            self._planes = source.decoded_frames(start, stop)
+        frame = next(self._planes, None)
+        if frame is None:
+            raise InputError(f"{source.path.name} ended after {self.frames_written} frames while "
+                             f"{self.spec.path.name} was being written; the source changed during the run")
+        return frame
 
     @property
     def copies_source_samples(self) -> bool:
@@ -656,6 +669,7 @@ def _copyable_format(source: MediaSource | None, width: int, height: int) -> str
 def _odd_for_chroma(pix_fmt: str, width: int, height: int) -> str | None:
     """"width" or "height" when chroma subsampling in `pix_fmt` needs it even (4:1:1: a multiple
     of 4) and it is not."""
+    pix_fmt = pix_fmt.replace("yuva", "yuv", 1)  # alpha is never subsampled
     if width % (4 if pix_fmt.startswith("yuv411") else 2) and pix_fmt.startswith(("yuv420", "yuv422", "yuv411")):
         return "width"
     if height % 2 and pix_fmt.startswith("yuv420"):
