@@ -1337,3 +1337,34 @@ def test_a_video_with_alpha_keeps_it(tmp_path, name, codec, pix_fmt, out_name, e
         assert not np.array_equal(luma_a[10:30, 20:40], luma_b[10:30, 20:40])
         if exact:
             assert np.array_equal(luma_a[matte == 0], luma_b[matte == 0])
+
+
+def test_hdr10_metadata_goes_into_h265_outputs_and_is_said_elsewhere(tmp_path):
+    """An HDR10 master's mastering display and light levels reach an H.265 output (as SEI, where
+    players read them); an output that cannot carry them says so."""
+    path = tmp_path / "hdr.mkv"
+    params = ("log-level=error:hdr10=1:master-display=G(13250,34500)B(7500,3000)R(34000,16000)WP(15635,16450)"
+              "L(10000000,1):max-cll=1000,400")
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx265", rate=25, options={"x265-params": params, "crf": "20"})
+        stream.width, stream.height, stream.pix_fmt = W, H, "yuv420p10le"
+        ctx = stream.codec_context
+        ctx.color_primaries, ctx.color_trc, ctx.colorspace = 9, 16, 9  # BT.2020, PQ
+        for i, array in enumerate(gradient_frames(3)):
+            frame = av.VideoFrame.from_ndarray(array, format="rgb24").reformat(format="yuv420p10le")
+            frame.pts = i
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    src = open_media(path)
+    assert src.metadata["hdr"] == {"primaries": [[0.68, 0.32], [0.265, 0.69], [0.15, 0.06]], "white": [0.3127, 0.329],
+                                   "luminance": [0.0001, 1000.0], "max_cll": 1000, "max_fall": 400}
+    with MediaWriter(tmp_path / "out.mp4", fps=25, width=W, height=H, bit_depth=10, codec="h265", planes_from=src,
+                     metadata=src.metadata) as writer:
+        for frame in src.frames():
+            writer.write(frame)
+    assert open_media(tmp_path / "out.mp4").metadata["hdr"] == src.metadata["hdr"]
+    with pytest.warns(MediaWarning, match=r"out.mkv: hdr.mkv carries HDR10 mastering metadata .* --codec h265"):
+        MediaWriter(tmp_path / "out.mkv", fps=25, width=W, height=H, bit_depth=10, planes_from=src,
+                    metadata=src.metadata).abort()

@@ -6,6 +6,7 @@ for hosts that request frames out of order.
 
 from __future__ import annotations
 
+import struct
 import threading
 from abc import ABC, abstractmethod
 from functools import cached_property
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+from av.sidedata.sidedata import Type as SideDataType
 
 from ..errors import InputError
 from .deinterlace import found_field_order
@@ -225,6 +227,9 @@ class VideoSource(MediaSource):
         else:
             if "timecode" in container.metadata:
                 meta["timecode"] = container.metadata["timecode"]
+        hdr = _hdr_metadata(frame)
+        if hdr:
+            meta["hdr"] = hdr
         others = len(_pictures(container)) - 1
         if others:
             meta["other_video_streams"] = others  # only the first is restored and written
@@ -365,6 +370,24 @@ def _frame_rate(stream: av.VideoStream, path: Path,
     if not rate:
         raise InputError(f"{path.name} has no frame rate; remux it with a rate set.")
     return Fraction(rate), False
+
+
+def _hdr_metadata(frame: av.VideoFrame) -> dict:
+    """HDR10 mastering display (primaries R, G, B and white point as CIE xy, luminance min and
+    max in cd/m2) and content light levels (MaxCLL, MaxFALL) a decoded frame carries, as numbers."""
+    found: dict = {}
+    display = frame.side_data.get(SideDataType.MASTERING_DISPLAY_METADATA)
+    if display is not None:
+        v = struct.unpack("<20i", bytes(display)[:80]) + struct.unpack("<2i", bytes(display)[80:88])
+        ratios = [v[i] / v[i + 1] if v[i + 1] else 0.0 for i in range(0, 20, 2)]
+        if v[20]:
+            found["primaries"], found["white"] = [ratios[0:2], ratios[2:4], ratios[4:6]], ratios[6:8]
+        if v[21]:
+            found["luminance"] = ratios[8:10]
+    light = frame.side_data.get(SideDataType.CONTENT_LIGHT_LEVEL)
+    if light is not None:
+        found["max_cll"], found["max_fall"] = struct.unpack("<2I", bytes(light)[:8])
+    return found
 
 
 def _pictures(container: av.container.InputContainer) -> list[av.VideoStream]:

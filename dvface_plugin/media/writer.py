@@ -143,7 +143,8 @@ class MediaWriter:
         for message in self.spec.warnings:
             warnings.warn(message, MediaWarning, stacklevel=2)
         if planes_from is not None:
-            _warn_left_out(self.spec.path.name, planes_from, alpha_kept=self.spec.alpha)
+            _warn_left_out(self.spec.path.name, planes_from, alpha_kept=self.spec.alpha,
+                           hdr_kept=self.spec.encoder == "libx265")
         if not (isinstance(width, int) and isinstance(height, int) and width > 0 and height > 0):
             raise InputError(f"Output size must be positive integers, got {width}x{height}.")
         self.width, self.height, self.bit_depth = width, height, bit_depth
@@ -246,6 +247,8 @@ class MediaWriter:
         muxer_options = {"movflags": "+faststart"} if spec.path.suffix.lower() == ".mp4" else {}
         self._container = av.open(self._tmp, "w", options=muxer_options)
         options = dict(self._options)
+        if spec.encoder == "libx265" and self._metadata.get("hdr"):  # x265 writes it as SEI in the stream
+            options["x265-params"] = ":".join(filter(None, (options.get("x265-params"), _x265_hdr(self._metadata["hdr"]))))
         if self._planes_from is not None and self._planes_from.chroma_siting:  # the same samples sit alike
             options["chroma_sample_location"] = self._planes_from.chroma_siting
         stream = self._container.add_stream(spec.encoder, rate=self.fps, options=options)
@@ -616,8 +619,12 @@ def _has_carried_streams(source: str | Path | MediaSource | None) -> bool:
         raise InputError(f"Cannot read audio or subtitles from {path}: {exc}.") from exc
 
 
-def _warn_left_out(name: str, source: MediaSource, alpha_kept: bool) -> None:
+def _warn_left_out(name: str, source: MediaSource, alpha_kept: bool, hdr_kept: bool) -> None:
     """Say what of `source` an output made from it does not hold, rather than drop it silently."""
+    if source.metadata.get("hdr") and not hdr_kept:
+        warnings.warn(f"{name}: {source.path.name} carries HDR10 mastering metadata (mastering display, light "
+                      "levels), which only H.265 outputs here write; pass --codec h265 to keep it, or set it again "
+                      "when you encode the master", MediaWarning, stacklevel=3)
     if source.metadata.get("alpha") and not alpha_kept:
         warnings.warn(f"{name}: {source.path.name} has an alpha channel, which this output does not hold (an "
                       "image sequence of PNG, TIFF, 8/16-bit DPX or EXR does); take the alpha from the source when "
@@ -626,6 +633,21 @@ def _warn_left_out(name: str, source: MediaSource, alpha_kept: bool) -> None:
     if others:
         warnings.warn(f"{name}: {source.path.name} has {others} more video stream{'s' * (others > 1)}; only the "
                       "first is restored and written", MediaWarning, stacklevel=3)
+
+
+def _x265_hdr(hdr: Mapping) -> str:
+    """x265's parameters for a source's HDR10 metadata (`metadata["hdr"]`): chromaticities in units
+    of 0.00002, luminance in units of 0.0001 cd/m2, primaries in x265's G, B, R order."""
+    params = ["hdr10=1"]
+    if "primaries" in hdr and "luminance" in hdr:
+        (r, g, b), white = hdr["primaries"], hdr["white"]
+        xy = "".join(f"{name}({round(x / 0.00002)},{round(y / 0.00002)})" for name, (x, y) in
+                     (("G", g), ("B", b), ("R", r), ("WP", white)))
+        low, high = hdr["luminance"]
+        params.append(f"master-display={xy}L({round(high / 0.0001)},{round(low / 0.0001)})")
+    if "max_cll" in hdr:
+        params.append(f"max-cll={hdr['max_cll']},{hdr['max_fall']}")
+    return ":".join(params)
 
 
 def _carried(container: av.container.OutputContainer, stream: av.stream.Stream) -> av.stream.Stream:
