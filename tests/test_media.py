@@ -1292,6 +1292,25 @@ def test_a_keyed_plate_keeps_its_alpha(tmp_path, ext, pix_fmt, dtype):
         assert np.array_equal(open_media(tmp_path / f"out_{n:04d}{ext}").read(0), frame[::-1])
 
 
+def _encoded(path: Path, codec: str, pix_fmt: str, options: dict, setup=None, edit=None) -> Path:
+    """Three gradient frames at 25 fps, encoded with plain PyAV: `setup(stream)` first, `edit(frame)` on each."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=25, options=options)
+        stream.width, stream.height, stream.pix_fmt = W, H, pix_fmt
+        if setup is not None:
+            setup(stream)
+        for i, array in enumerate(gradient_frames(3)):
+            frame = av.VideoFrame.from_ndarray(array, format="rgb24").reformat(format=pix_fmt)
+            if edit is not None:
+                edit(frame)
+            frame.pts = i
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    return path
+
+
 @pytest.mark.parametrize("name, codec, pix_fmt, out_name, exact", [
     ("key.mkv", "ffv1", "yuva420p", "out.mkv", True),          # FFV1 with alpha: everything exact
     ("key.mov", "prores_ks", "yuva444p10le", "out.mov", False),  # ProRes 4444 with alpha: lossy colour
@@ -1300,22 +1319,13 @@ def test_a_video_with_alpha_keeps_it(tmp_path, name, codec, pix_fmt, out_name, e
     """Graphics and keyed shots delivered with alpha (ProRes 4444, FFV1 YUVA) come back with the
     source's alpha everywhere, faces included; only the colour is restored."""
     rng = np.random.default_rng(2)
-    path = tmp_path / name
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream(codec, rate=25, options={"alpha_bits": "16"} if codec == "prores_ks" else {})
-        stream.width, stream.height, stream.pix_fmt = W, H, pix_fmt
-        if codec == "prores_ks":
-            stream.options = {"profile": "4444", "alpha_bits": "16"}
-        for i, array in enumerate(gradient_frames(3)):
-            frame = av.VideoFrame.from_ndarray(array, format="rgb24").reformat(format=pix_fmt)
-            alpha = np.frombuffer(frame.planes[3], np.uint8 if pix_fmt == "yuva420p" else "<u2")
-            alpha[...] = rng.integers(0, 255 if pix_fmt == "yuva420p" else 1023, alpha.size)
-            frame.pts = i
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode(None):
-            container.mux(packet)
-    src = open_media(path)
+
+    def random_alpha(frame: av.VideoFrame) -> None:
+        alpha = np.frombuffer(frame.planes[3], np.uint8 if pix_fmt == "yuva420p" else "<u2")
+        alpha[...] = rng.integers(0, 255 if pix_fmt == "yuva420p" else 1023, alpha.size)
+
+    options = {"profile": "4444", "alpha_bits": "16"} if codec == "prores_ks" else {}
+    src = open_media(_encoded(tmp_path / name, codec, pix_fmt, options, edit=random_alpha))
     assert src.pix_fmt.startswith("yuva") and src.metadata["alpha"]
     matte = np.zeros((H, W), np.float32)
     matte[10:30, 20:40] = 1
@@ -1342,22 +1352,15 @@ def test_a_video_with_alpha_keeps_it(tmp_path, name, codec, pix_fmt, out_name, e
 def test_hdr10_metadata_goes_into_h265_outputs_and_is_said_elsewhere(tmp_path):
     """An HDR10 master's mastering display and light levels reach an H.265 output (as SEI, where
     players read them); an output that cannot carry them says so."""
-    path = tmp_path / "hdr.mkv"
     params = ("log-level=error:hdr10=1:master-display=G(13250,34500)B(7500,3000)R(34000,16000)WP(15635,16450)"
               "L(10000000,1):max-cll=1000,400")
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx265", rate=25, options={"x265-params": params, "crf": "20"})
-        stream.width, stream.height, stream.pix_fmt = W, H, "yuv420p10le"
+
+    def pq(stream: av.VideoStream) -> None:
         ctx = stream.codec_context
         ctx.color_primaries, ctx.color_trc, ctx.colorspace = 9, 16, 9  # BT.2020, PQ
-        for i, array in enumerate(gradient_frames(3)):
-            frame = av.VideoFrame.from_ndarray(array, format="rgb24").reformat(format="yuv420p10le")
-            frame.pts = i
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode(None):
-            container.mux(packet)
-    src = open_media(path)
+
+    src = open_media(_encoded(tmp_path / "hdr.mkv", "libx265", "yuv420p10le", {"x265-params": params, "crf": "20"},
+                              setup=pq))
     assert src.metadata["hdr"] == {"primaries": [[0.68, 0.32], [0.265, 0.69], [0.15, 0.06]], "white": [0.3127, 0.329],
                                    "luminance": [0.0001, 1000.0], "max_cll": 1000, "max_fall": 400}
     with MediaWriter(tmp_path / "out.mp4", fps=25, width=W, height=H, bit_depth=10, codec="h265", planes_from=src,
