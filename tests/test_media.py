@@ -39,10 +39,11 @@ def gradient_frames(n: int) -> list[np.ndarray]:
 def make_clip(path: Path, frames: list[np.ndarray], rate: Fraction, codec: str = "libx264",
               pix_fmt: str = "yuv420p", audio: str | None = None, gop: int | None = None,
               timecode: str | None = None, bt2020_pq: bool = False, sar: Fraction | None = None,
-              rotation: int = 0) -> Path:
-    """Encode a clip with plain PyAV (independent of the code under test)."""
+              rotation: int = 0, options: dict | None = None, edit=None) -> Path:
+    """Encode a clip with plain PyAV (independent of the code under test); `edit(frame)` changes each
+    frame in `pix_fmt` before it is encoded."""
     with av.open(str(path), "w") as container:
-        stream = container.add_stream(codec, rate=rate)
+        stream = container.add_stream(codec, rate=rate, options=options or {})
         stream.width, stream.height = frames[0].shape[1], frames[0].shape[0]
         stream.pix_fmt = pix_fmt
         if gop:
@@ -61,6 +62,8 @@ def make_clip(path: Path, frames: list[np.ndarray], rate: Fraction, codec: str =
         for i, array in enumerate(frames):
             frame = av.VideoFrame.from_ndarray(array, format=src_fmt).reformat(format=pix_fmt,
                                                                                **convert)
+            if edit is not None:
+                edit(frame)
             frame.pts = i
             frame.time_base = 1 / rate
             for packet in stream.encode(frame):
@@ -1292,25 +1295,6 @@ def test_a_keyed_plate_keeps_its_alpha(tmp_path, ext, pix_fmt, dtype):
         assert np.array_equal(open_media(tmp_path / f"out_{n:04d}{ext}").read(0), frame[::-1])
 
 
-def _encoded(path: Path, codec: str, pix_fmt: str, options: dict, setup=None, edit=None) -> Path:
-    """Three gradient frames at 25 fps, encoded with plain PyAV: `setup(stream)` first, `edit(frame)` on each."""
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream(codec, rate=25, options=options)
-        stream.width, stream.height, stream.pix_fmt = W, H, pix_fmt
-        if setup is not None:
-            setup(stream)
-        for i, array in enumerate(gradient_frames(3)):
-            frame = av.VideoFrame.from_ndarray(array, format="rgb24").reformat(format=pix_fmt)
-            if edit is not None:
-                edit(frame)
-            frame.pts = i
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode(None):
-            container.mux(packet)
-    return path
-
-
 @pytest.mark.parametrize("name, codec, pix_fmt, out_name, exact", [
     ("key.mkv", "ffv1", "yuva420p", "out.mkv", True),          # FFV1 with alpha: everything exact
     ("key.mov", "prores_ks", "yuva444p10le", "out.mov", False),  # ProRes 4444 with alpha: lossy colour
@@ -1325,7 +1309,8 @@ def test_a_video_with_alpha_keeps_it(tmp_path, name, codec, pix_fmt, out_name, e
         alpha[...] = rng.integers(0, 255 if pix_fmt == "yuva420p" else 1023, alpha.size)
 
     options = {"profile": "4444", "alpha_bits": "16"} if codec == "prores_ks" else {}
-    src = open_media(_encoded(tmp_path / name, codec, pix_fmt, options, edit=random_alpha))
+    src = open_media(make_clip(tmp_path / name, gradient_frames(3), Fraction(25), codec, pix_fmt, options=options,
+                               edit=random_alpha))
     assert src.pix_fmt.startswith("yuva") and src.metadata["alpha"]
     matte = np.zeros((H, W), np.float32)
     matte[10:30, 20:40] = 1
@@ -1354,13 +1339,8 @@ def test_hdr10_metadata_goes_into_h265_outputs_and_is_said_elsewhere(tmp_path):
     players read them); an output that cannot carry them says so."""
     params = ("log-level=error:hdr10=1:master-display=G(13250,34500)B(7500,3000)R(34000,16000)WP(15635,16450)"
               "L(10000000,1):max-cll=1000,400")
-
-    def pq(stream: av.VideoStream) -> None:
-        ctx = stream.codec_context
-        ctx.color_primaries, ctx.color_trc, ctx.colorspace = 9, 16, 9  # BT.2020, PQ
-
-    src = open_media(_encoded(tmp_path / "hdr.mkv", "libx265", "yuv420p10le", {"x265-params": params, "crf": "20"},
-                              setup=pq))
+    src = open_media(make_clip(tmp_path / "hdr.mkv", gradient_frames(3), Fraction(25), "libx265", "yuv420p10le",
+                               bt2020_pq=True, options={"x265-params": params, "crf": "20"}))
     assert src.metadata["hdr"] == {"primaries": [[0.68, 0.32], [0.265, 0.69], [0.15, 0.06]], "white": [0.3127, 0.329],
                                    "luminance": [0.0001, 1000.0], "max_cll": 1000, "max_fall": 400}
     with MediaWriter(tmp_path / "out.mp4", fps=25, width=W, height=H, bit_depth=10, codec="h265", planes_from=src,

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
+import av
 import numpy as np
 
 from ..errors import InputError
@@ -96,7 +97,11 @@ class OutputSpec:
     options: dict[str, str] = field(default_factory=dict)
     pattern: FramePattern | None = None
     warnings: tuple[str, ...] = ()
-    alpha: bool = False  # an alpha channel, a source's written back as it was
+
+    @property
+    def alpha(self) -> bool:
+        """Whether the output holds an alpha channel (a source's, written back as it was)."""
+        return len(av.VideoFormat(self.pix_fmt).components) == 4
 
 
 def parse_fps(value: Fraction | int | float | str) -> Fraction:
@@ -199,7 +204,6 @@ def output_spec(path: str | Path, codec: str | None = None, input_bit_depth: int
             options["profile"] = "4444" if name == "prores4444" else "hq"
         if name == "prores4444" and source_alpha:  # ProRes 4444 carries alpha too, losslessly coded
             pix_fmt, options["alpha_bits"] = "yuva444p10le", "16"
-        alpha = pix_fmt.startswith("yuva")
         kind = "video"
     elif ext in _IMAGE_CODECS:
         encoder, table = _IMAGE_CODECS[ext]
@@ -211,8 +215,7 @@ def output_spec(path: str | Path, codec: str | None = None, input_bit_depth: int
                              + (" (or use 'half'/'float' for .exr)." if ext == ".exr" else "."))
         grey_table = _GREY_IMAGE_FORMATS.get(ext) if grey and options.get("format") != "half" else None
         pix_fmt, kept = _pick(grey_table or table, input_bit_depth)
-        alpha = alpha and pix_fmt in _WITH_ALPHA
-        pix_fmt = _WITH_ALPHA[pix_fmt] if alpha else pix_fmt
+        pix_fmt = _WITH_ALPHA.get(pix_fmt, pix_fmt) if alpha else pix_fmt
         if options.get("format") == "half" and not half_float:
             kept = 10  # half floats hold 11 significant bits: 10-bit integer data round-trips
         options.update(_ENCODER_OPTIONS.get(encoder, {}))
@@ -247,4 +250,4 @@ def output_spec(path: str | Path, codec: str | None = None, input_bit_depth: int
     dtype = np.dtype(np.float32) if "f32" in pix_fmt else DTYPE_BY_DEPTH[depth_class(kept)]
     return OutputSpec(path=path, kind=kind, encoder=encoder, pix_fmt=pix_fmt, bit_depth=kept,
                       dtype=dtype, lossless=lossless, options=options,
-                      pattern=pattern, warnings=tuple(warnings), alpha=alpha)
+                      pattern=pattern, warnings=tuple(warnings))
