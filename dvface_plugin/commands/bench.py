@@ -51,8 +51,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     cache.add_argument("--no-verify", action="store_true", help="skip the sequential reference render")
     cache.add_argument("--json", action="store_true", help="print one JSON object")
     cache.set_defaults(func=run_cache)
-    # Whole-frame job benchmark, defined with the whole-frame pipeline.
-    from ..wholeframe.benchmark import add_parser as add_pipeline_bench
+    from .bench_pipeline import add_parser as add_pipeline_bench
 
     add_pipeline_bench(sub)
 

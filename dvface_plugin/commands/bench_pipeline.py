@@ -17,7 +17,8 @@ from pathlib import Path
 
 from ..errors import InputError
 from ..runtime.backends import PRECISIONS
-from .stages import STAGES
+from ..wholeframe.stages import STAGES
+from .restore import register as register_restore
 
 FPS = Fraction(24000, 1001)
 
@@ -52,14 +53,22 @@ def parse_size(text: str) -> tuple[int, int]:
     return width, height
 
 
+def restore_arguments(argv: list[str]) -> argparse.Namespace:
+    """`dvface restore ARGV` parsed by the restore command's own parser, so every other option
+    keeps the default a user gets."""
+    parser = argparse.ArgumentParser(prog="dvface")
+    register_restore(parser.add_subparsers(dest="command", required=True))
+    return parser.parse_args(["restore", *argv])
+
+
 def run(args: argparse.Namespace) -> int:
     import torch
 
     from ..media import MediaWriter
     from ..model.config import DVFaceConfig
     from ..model.dvface import DVFace
-    from .command import restore_whole_frames
-    from .synthetic import synthetic_frames
+    from ..wholeframe.command import restore_whole_frames
+    from ..wholeframe.synthetic import synthetic_frames
 
     width, height = parse_size(args.size)
     if args.frames < 1 or args.faces < 1:
@@ -81,13 +90,10 @@ def run(args: argparse.Namespace) -> int:
         with MediaWriter(clip, fps=FPS, width=width, height=height) as writer:
             for frame in synthetic_frames(args.frames, width, height, faces=args.faces):
                 writer.write(frame)
-        job = argparse.Namespace(
-            input=str(clip), output=str(folder / "out.mp4"), model=str(folder / "model"), device=args.device,
-            precision=args.precision, backend=args.backend, window=None, overlap=None, strength=1.0, codec=None,
-            stabilise=None, allow_bit_depth_loss=False, allow_retime=False, allow_interlaced=False, drop_subtitles=False,
-            quiet=True, faces="all", min_face=0.0, tracks=None, force_tracks=False, no_cache=True, mask_out=None, json=True,
-            fps=None, frames=None, report=None, colorspace=None, ocio=None, streams=None,
-        )
+        job = restore_arguments([
+            str(clip), "-o", str(folder / "out.mp4"), "--model", str(folder / "model"), "--device", args.device,
+            "--precision", args.precision, "--backend", args.backend, "--no-cache", "--quiet", "--json",
+        ])
         summary = restore_whole_frames(job)
     seconds = summary["seconds"]
     faces = sum(summary["faces_per_frame"])
