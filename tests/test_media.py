@@ -888,14 +888,14 @@ def test_a_capture_that_does_not_say_it_is_interlaced_is_found_so_by_its_frames(
 
 
 def _broadcast_mxf(path: Path, frames: list[np.ndarray], rate: Fraction = Fraction(25), audio: str = "pcm_s24le",
-                   interlaced: bool = False) -> Path:
-    """A 4:2:2 MPEG-2 MXF with timecode, anamorphic 16:9 pixels and 48 kHz audio, as broadcast archives hold
-    XDCAM and IMX (`interlaced`: field-coded, as tape is)."""
+                   interlaced: bool = False, pixel_aspect: Fraction = Fraction(4, 3)) -> Path:
+    """A 4:2:2 MPEG-2 MXF with timecode, anamorphic 16:9 pixels (by default) and 48 kHz audio, as broadcast
+    archives hold XDCAM and IMX (`interlaced`: field-coded, as tape is)."""
     with av.open(str(path), "w") as container:
         options = {"b": "30M", **({"flags": "+ilme+ildct"} if interlaced else {})}
         video = container.add_stream("mpeg2video", rate=rate, options=options)
         video.width, video.height, video.pix_fmt = frames[0].shape[1], frames[0].shape[0], "yuv422p"
-        video.codec_context.sample_aspect_ratio = Fraction(4, 3)  # 16:9 pictures
+        video.codec_context.sample_aspect_ratio = pixel_aspect
         if interlaced:
             video.codec_context.field_order = 2
         video.metadata["timecode"] = "10:00:00:00"
@@ -948,6 +948,59 @@ def test_an_mxf_is_written_back_as_mxf_with_its_samples_timecode_aspect_and_audi
         assert np.array_equal(luma_a[outside], luma_b[outside]) and not np.array_equal(luma_a, luma_b)
 
 
+@pytest.mark.parametrize("out, pixel_aspect", [("restored.mxf", Fraction(1)), ("restored.mov", Fraction(4, 3))])
+def test_dnxhr_gives_an_avid_timeline_the_sources_timecode_aspect_audio_and_plate(tmp_path, out, pixel_aspect):
+    """An XDCAM MXF restored for Avid: DNxHR HQ, 4:2:2 as the source, its timecode, pixel aspect and PCM
+    kept, and the plate outside the faces within a level or two of the source (DNxHR is lossy)."""
+    height, width = 144, 256
+    yy, xx = np.mgrid[0:height, 0:width]
+    frames = [np.stack([xx // 2 + 40 + i, yy + 50, np.full_like(xx, 90 + 20 * i)], -1).astype(np.uint8) for i in range(4)]
+    src = open_media(_broadcast_mxf(tmp_path / "xdcam.mxf", frames, pixel_aspect=pixel_aspect))
+    matte = np.zeros((height, width), np.float32)
+    matte[40:90, 100:160] = 1
+    out = tmp_path / out
+    with MediaWriter(out, fps=src.fps, width=width, height=height, codec="dnxhr", planes_from=src,
+                     metadata=src.metadata, streams_from=src) as writer:
+        for frame in src.frames():
+            writer.write(np.where(matte[..., None] == 1, 255 - frame, frame), matte)  # a composite, as restore's
+    with av.open(str(out)) as container:
+        video = container.streams.video[0].codec_context
+        assert (video.name, video.profile) == ("dnxhd", "DNXHR HQ")
+    restored = open_media(out)
+    assert restored.pix_fmt == "yuv422p" and restored.metadata["timecode"] == "10:00:00:00"
+    assert restored.metadata.get("pixel_aspect", 1) == src.metadata.get("pixel_aspect", 1) and restored.frame_count == 4
+    assert np.array_equal(_audio_samples(out), _audio_samples(tmp_path / "xdcam.mxf"))
+    inside, outside = matte == 1, matte == 0
+    for a, b in zip(src.frames(), restored.frames(), strict=True):
+        a, b = a.astype(int), b.astype(int)
+        assert np.abs(a - b)[outside].mean() < 1.5 and np.abs(255 - a - b)[inside].mean() < 1.5
+
+
+@pytest.mark.parametrize("path, codec, bits, source, pix_fmt, profile", [
+    ("a.mov", "dnxhr", 8, "yuv420p", "yuv422p", "dnxhr_hq"),
+    ("a.mxf", "dnxhd", 10, "yuv422p10le", "yuv422p10le", "dnxhr_hqx"),
+    ("a.mov", "dnxhr444", 10, "yuv444p10le", "yuv444p10le", "dnxhr_444"),
+    ("a.mxf", "DNxHR_HQX", 8, None, "yuv422p", "dnxhr_hq")])
+def test_dnxhr_takes_the_profile_that_keeps_the_sources_depth_and_chroma(tmp_path, path, codec, bits, source,
+                                                                          pix_fmt, profile):
+    spec = output_spec(tmp_path / path, codec, bits, source_pix_fmt=source)
+    assert (spec.encoder, spec.pix_fmt, spec.bit_depth, spec.options["profile"]) == ("dnxhd", pix_fmt, bits, profile)
+    assert not spec.warnings
+
+
+def test_what_dnxhr_cannot_hold_is_refused_or_said_up_front(tmp_path):
+    spec = output_spec(tmp_path / "a.mov", "dnxhr", 8, source_pix_fmt="yuv444p")
+    assert spec.pix_fmt == "yuv422p"
+    assert spec.warnings == ("a.mov: DNxHR HQ/HQX halves the source's 4:4:4 chroma; use codec dnxhr444 to keep it.",)
+    with pytest.raises(InputError, match=r"\.mkv cannot hold dnxhr; .* a container that takes dnxhr: \.mov, \.mxf"):
+        output_spec(tmp_path / "a.mkv", "dnxhr", 8)
+    with pytest.raises(InputError, match="16-bit; write .mkv"):
+        output_spec(tmp_path / "a.mov", "dnxhr", 16)
+    with pytest.raises(InputError, match=r"DNxHR needs frames of at least 256x120, these are 255x120; write ProRes"):
+        MediaWriter(tmp_path / "b.mov", fps=25, width=255, height=120, codec="dnxhr444")
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize("make, match", [
     (lambda d: make_clip(d / "a.mkv", gradient_frames(4), Fraction(12), "ffv1", "yuv422p"),
      r"only the broadcast frame rates .* not 12 fps; write \.mov or \.mkv"),
@@ -955,11 +1008,14 @@ def test_an_mxf_is_written_back_as_mxf_with_its_samples_timecode_aspect_and_audi
      r"interlaced clip's field order cannot be recorded in MXF .* write \.mkv \(FFV1\) or \.mov"),
     (lambda d: make_clip(d / "a.mkv", gradient_frames(4), Fraction(25), "ffv1", "yuv422p", audio="aac"),
      r"aac audio at 48000 Hz; \.mxf holds only 48 kHz 16- or 24-bit PCM"),
+    (lambda d: _broadcast_mxf(d / "a.mxf", [np.ascontiguousarray(np.tile(f, (3, 4, 1))) for f in gradient_frames(2)]),
+     r"DNxHR in MXF would read back with square pixels, and this clip's are \d+/\d+ \(anamorphic\); write DNxHR in \.mov"),
 ])
 def test_what_mxf_cannot_hold_is_refused_before_any_frame_and_leaves_nothing(tmp_path, make, match):
     src = open_media(make(tmp_path))
     with pytest.raises(InputError, match=match):
-        MediaWriter(tmp_path / "out.mxf", fps=src.fps, width=W, height=H, planes_from=src, metadata=src.metadata,
+        MediaWriter(tmp_path / "out.mxf", fps=src.fps, width=src.width, height=src.height,
+                    codec="dnxhr" if "DNxHR" in match else None, planes_from=src, metadata=src.metadata,
                     streams_from=src)
     assert sorted(p.name for p in tmp_path.iterdir()) == [src.path.name]
 

@@ -35,6 +35,8 @@ _VIDEO_CODECS: dict[str, tuple[str, list[tuple[int, str, int]], bool]] = {
     "h265": ("libx265", [(8, "yuv420p", 8), (10, "yuv420p10le", 10), (99, "yuv420p12le", 12)], False),
     "prores": ("prores_ks", [(99, "yuv422p10le", 10)], False),
     "prores4444": ("prores_ks", [(99, "yuv444p10le", 10)], False),
+    "dnxhr": ("dnxhd", [(8, "yuv422p", 8), (99, "yuv422p10le", 10)], False),  # Avid: DNxHR HQ, HQX at 10 bits
+    "dnxhr444": ("dnxhd", [(99, "yuv444p10le", 10)], False),
     "ffv1": ("ffv1", [(8, "bgr0", 8), (99, "gbrp16le", 16)], True),
     "ffv1rgb": ("ffv1", [(8, "bgr0", 8), (99, "gbrp16le", 16)], True),
 }
@@ -48,12 +50,13 @@ FFV1_SOURCE_FORMATS.update(gray=8, gray10le=10, gray12le=12, gray16le=16)  # bla
 FFV1_SOURCE_FORMATS.update({f"yuva{s}p{d}": bits for s in ("420", "422", "444")  # with alpha: ProRes 4444, keys
                             for d, bits in (("", 8), ("10le", 10), ("12le", 12), ("16le", 16))})
 _CODEC_ALIASES = {"hevc": "h265", "x265": "h265", "avc": "h264", "x264": "h264",
-                  "prores_hq": "prores", "prores422": "prores", "rgb": "ffv1rgb"}
+                  "prores_hq": "prores", "prores422": "prores", "rgb": "ffv1rgb",
+                  "dnxhd": "dnxhr", "dnxhr_hq": "dnxhr", "dnxhr_hqx": "dnxhr", "dnxhr_444": "dnxhr444"}
 _CONTAINER_CODECS = {
     ".mp4": ("h264", ("h264", "h265")),
-    ".mov": ("prores", ("prores", "prores4444", "h264", "h265")),
-    ".mkv": ("ffv1", ("ffv1", "ffv1rgb", "h264", "h265", "prores", "prores4444")),
-    ".mxf": ("ffv1", ("ffv1", "ffv1rgb", "prores", "prores4444")),  # FFV1 in MXF: SMPTE RDD 48
+    ".mov": ("prores", ("prores", "prores4444", "dnxhr", "dnxhr444", "h264", "h265")),
+    ".mkv": ("ffv1", ("ffv1", "ffv1rgb", "h264", "h265", "prores", "prores4444")),  # FFmpeg's muxer takes no DNxHR
+    ".mxf": ("ffv1", ("ffv1", "ffv1rgb", "prores", "prores4444", "dnxhr", "dnxhr444")),  # FFV1 in MXF: SMPTE RDD 48
 }
 # extension -> (encoder, [(max input bits, pix_fmt, bits kept)])
 _IMAGE_CODECS: dict[str, tuple[str, list[tuple[int, str, int]]]] = {
@@ -80,6 +83,10 @@ _ENCODER_OPTIONS = {
     "tiff": {"compression_algo": "deflate"},
     "exr": {"compression": "zip16"},
 }
+# 4:2:2 codecs and their 4:4:4 siblings: (name, the 4:4:4 codec)
+_FULL_CHROMA = {"prores": ("ProRes 422", "prores4444"), "dnxhr": ("DNxHR HQ/HQX", "dnxhr444")}
+# DNxHR codes whole 8x8 blocks of at least 32 x 15 of them (FFmpeg refuses smaller frames).
+DNXHR_MIN_SIZE = (256, 120)
 _DEPTH_KEEPERS = ".mkv (FFV1, lossless 16-bit) or a 16-bit .tif/.png sequence"
 
 
@@ -196,12 +203,14 @@ def output_spec(path: str | Path, codec: str | None = None, input_bit_depth: int
             pix_fmt, kept = source_pix_fmt, FFV1_SOURCE_FORMATS[source_pix_fmt]
         elif name in ("h264", "h265") and source_chroma in ("422", "444"):
             pix_fmt = pix_fmt.replace("420", source_chroma, 1)  # x264 and x265 take 4:2:2 and 4:4:4 too
-        elif name == "prores" and source_chroma == "444":
-            chroma_warning = (f"{path.name}: ProRes 422 halves the source's 4:4:4 chroma; use codec prores4444 "
-                              "to keep it.")
+        elif name in _FULL_CHROMA and source_chroma == "444":
+            title, full = _FULL_CHROMA[name]
+            chroma_warning = f"{path.name}: {title} halves the source's 4:4:4 chroma; use codec {full} to keep it."
         options.update(_ENCODER_OPTIONS.get(encoder, {}))
         if name.startswith("prores"):
             options["profile"] = "4444" if name == "prores4444" else "hq"
+        if name.startswith("dnxhr"):
+            options["profile"] = {"yuv422p": "dnxhr_hq", "yuv422p10le": "dnxhr_hqx"}.get(pix_fmt, "dnxhr_444")
         if name == "prores4444" and source_alpha:  # ProRes 4444 carries alpha too, losslessly coded
             pix_fmt, options["alpha_bits"] = "yuva444p10le", "16"
         kind = "video"

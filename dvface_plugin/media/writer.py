@@ -23,7 +23,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..processes import remove_orphans
-from .formats import FFV1_SOURCE_FORMATS, MXF_RATES, OutputSpec, output_spec, parse_fps
+from .formats import DNXHR_MIN_SIZE, FFV1_SOURCE_FORMATS, MXF_RATES, OutputSpec, output_spec, parse_fps
 from .dpx import carry_header
 from .exr import carry_attributes
 from .matroska import set_display_aspect
@@ -43,6 +43,7 @@ from .sequences import (
 # FFmpeg colour enums (AVCOL_*). A tag the source leaves unspecified stays unspecified: the
 # writer never claims a colour space it was not told.
 _AVCOL_SPC_RGB = 0
+_AVCOL_SPC_BT709 = 1
 _AVCOL_UNSPECIFIED = 2
 _AVCOL_RANGE_MPEG = 1
 _AVCOL_RANGE_JPEG = 2
@@ -162,7 +163,7 @@ class MediaWriter:
                 raise InputError(f"{self.spec.path.name}: video output needs a frame rate (fps=...); "
                                  f"pass the source's fps to keep its timing.")
             self.fps = parse_fps(fps)
-            self._check_chroma_size()
+            self._check_size()
             if self.spec.path.suffix.lower() == ".mxf":
                 self._check_mxf()
         else:
@@ -171,7 +172,10 @@ class MediaWriter:
         self._trim = trim
         self._drop_subtitles = drop_subtitles
         # Decoded source frames to copy samples from, opened at the first write.
-        self._planes_from = planes_from if source_format and self.spec.pix_fmt == source_format else None
+        # DNxHR's decoders read every picture as BT.709: a source coded otherwise is converted, not copied.
+        self._to_bt709 = self.spec.encoder == "dnxhd" and self._source_matrix()[1] != "ITU709"
+        self._planes_from = (planes_from if source_format and self.spec.pix_fmt == source_format
+                             and not self._to_bt709 else None)
         # Scans and plates whose headers each restored file of their own format takes (DPX: transfer,
         # edge code, timecode; EXR: chromaticities, timecode, the host's attributes).
         self._headers_from = (planes_from if isinstance(planes_from, ImageSource) and self.spec.encoder in _HEADER_CARRIERS
@@ -217,7 +221,7 @@ class MediaWriter:
 
     # -- setup -----------------------------------------------------------------------------
 
-    def _check_chroma_size(self) -> None:
+    def _check_size(self) -> None:
         pix = self.spec.pix_fmt
         odd = _odd_for_chroma(pix, self.width, self.height)
         if odd:
@@ -225,6 +229,17 @@ class MediaWriter:
                              f"{odd}, the frames are "
                              f"{self.width}x{self.height}; crop or pad by one pixel, or write "
                              f".mkv (FFV1), which takes any size.")
+        least = DNXHR_MIN_SIZE
+        if self.spec.encoder == "dnxhd" and (self.width < least[0] or self.height < least[1]):
+            raise InputError(f"{self.spec.path.name}: DNxHR needs frames of at least {least[0]}x{least[1]}, these are "
+                             f"{self.width}x{self.height}; write ProRes (.mov) or .mkv (FFV1), which take any size.")
+
+    def _source_matrix(self) -> tuple[int, str]:
+        """The source's colourspace tag and the matrix the reader decoded it with (an untagged source's
+        guessed by frame height, as players guess it), so an untagged output decodes back to the same colours."""
+        tag = (self._metadata.get("color") or {}).get("colorspace")
+        tag = _AVCOL_UNSPECIFIED if tag in _UNSET or tag == _AVCOL_SPC_RGB else tag
+        return tag, matrix_for(tag, self.height)
 
     def _check_mxf(self) -> None:
         """What FFmpeg's MXF muxer cannot write faithfully, refused before any work."""
@@ -232,6 +247,9 @@ class MediaWriter:
         if self.fps not in MXF_RATES:
             raise InputError(f"{name}: MXF holds only the broadcast frame rates (23.976, 24, 25, 29.97, 30, 48, "
                              f"50, 59.94, 60 and some higher), not {self.fps} fps; write .mov or .mkv")
+        if self.spec.encoder == "dnxhd" and self._pixel_aspect != 1:  # it records DNxHR's pixels as square
+            raise InputError(f"{name}: DNxHR in MXF would read back with square pixels, and this clip's are "
+                             f"{self._pixel_aspect} (anamorphic); write DNxHR in .mov, or ProRes or FFV1 in .mxf")
         if first_field(self._metadata) is not None:  # it writes no field dominance for FFV1 or ProRes
             raise InputError(f"{name}: this interlaced clip's field order cannot be recorded in MXF here (it would "
                              "read back bottom field first, or progressive); write .mkv (FFV1) or .mov, which keep it")
@@ -260,11 +278,7 @@ class MediaWriter:
         ctx.color_primaries = _AVCOL_UNSPECIFIED if primaries in _UNSET else primaries
         ctx.color_trc = _AVCOL_UNSPECIFIED if trc in _UNSET else trc
         if spec.pix_fmt.startswith("yuv"):
-            # The matrix the reader decoded with (an untagged source's guessed by frame height, as
-            # players guess it), so an untagged output decodes back to the same colours.
-            tag = color.get("colorspace")
-            tag = _AVCOL_UNSPECIFIED if tag in _UNSET or tag == _AVCOL_SPC_RGB else tag
-            self._matrix = matrix_for(tag, self.height)
+            tag, self._matrix = (_AVCOL_SPC_BT709, "ITU709") if self._to_bt709 else self._source_matrix()
             ctx.colorspace = tag
             # Copied samples keep the source's range and tag (an untagged range stays untagged:
             # decoders take it as limited), and faces are converted to it; otherwise limited.
