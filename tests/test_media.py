@@ -1204,6 +1204,41 @@ def test_cover_art_is_not_taken_for_the_clip_and_other_video_streams_are_said(tm
                     metadata=src.metadata).abort()
 
 
+def _captioned_m2v(path: Path, frames: list[np.ndarray]) -> Path:
+    """An MPEG-2 stream whose pictures carry CEA-608 captions as broadcast sends them (ATSC A/53 'GA94'
+    user data before each picture's first slice), made by inserting that user data into plain PyAV output."""
+    codec = av.CodecContext.create("mpeg2video", "w")
+    codec.width, codec.height, codec.pix_fmt = W, H, "yuv420p"
+    codec.framerate, codec.time_base = Fraction(25), Fraction(1, 25)
+    cc_data = b"\x00\x00\x01\xb2GA94\x03" + bytes([0x40 | 1, 0xFF, 0xFC, 0x94, 0x2C, 0xFF])  # one 608 pair
+    stream = b""
+    for i, array in enumerate([*frames, None]):
+        picture = None if array is None else av.VideoFrame.from_ndarray(array, format="rgb24").reformat(format="yuv420p")
+        if picture is not None:
+            picture.pts = i
+        for packet in codec.encode(picture):
+            data = bytes(packet)
+            first_slice = data.find(b"\x00\x00\x01\x01")
+            stream += data[:first_slice] + cc_data + data[first_slice:]
+    path.write_bytes(stream)
+    return path
+
+
+def test_closed_captions_inside_the_video_stream_are_said_to_be_left_out(tmp_path):
+    """Broadcast captures carry their captions in the video stream itself, which re-encoding drops:
+    the writer says so instead of losing them silently; a clip without them gets no such warning."""
+    src = open_media(_captioned_m2v(tmp_path / "news.m2v", gradient_frames(3)))
+    assert src.metadata["captions"] and src.frame_count == 3
+    with pytest.warns(MediaWarning, match=r"out.mkv: news.m2v carries closed captions \(CEA-608/708\) inside its "
+                                          r"video stream, which a re-encoded output does not keep"):
+        MediaWriter(tmp_path / "out.mkv", fps=25, width=W, height=H, planes_from=src, metadata=src.metadata).abort()
+    plain = open_media(make_clip(tmp_path / "plain.mkv", gradient_frames(2), Fraction(25), "mpeg2video"))
+    assert "captions" not in plain.metadata
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", MediaWarning)
+        MediaWriter(tmp_path / "out2.mkv", fps=25, width=W, height=H, planes_from=plain, metadata=plain.metadata).abort()
+
+
 @pytest.mark.parametrize("name, codec, pix_fmt", [("camera.avi", "mjpeg", "yuvj420p"), ("phone.mp4", "libx264", "yuvj420p"),
                                                   ("camera422.avi", "mjpeg", "yuvj422p")])
 def test_a_full_range_source_keeps_its_samples_and_range(tmp_path, name, codec, pix_fmt):

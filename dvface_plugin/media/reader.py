@@ -230,6 +230,8 @@ class VideoSource(MediaSource):
         hdr = _hdr_metadata(frame)
         if hdr:
             meta["hdr"] = hdr
+        if frame.side_data.get(SideDataType.A53_CC) is not None:  # broadcast sends them with every picture
+            meta["captions"] = True  # CEA-608/708 closed captions inside the video stream
         others = len(_pictures(container)) - 1
         if others:
             meta["other_video_streams"] = others  # only the first is restored and written

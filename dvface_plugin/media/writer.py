@@ -643,6 +643,10 @@ def _warn_left_out(name: str, source: MediaSource, alpha_kept: bool, hdr_kept: b
         warnings.warn(f"{name}: {source.path.name} has an alpha channel, which this output does not hold (an "
                       "image sequence of PNG, TIFF, 8/16-bit DPX or EXR does); take the alpha from the source when "
                       "compositing", MediaWarning, stacklevel=3)
+    if source.metadata.get("captions"):
+        warnings.warn(f"{name}: {source.path.name} carries closed captions (CEA-608/708) inside its video stream, "
+                      "which a re-encoded output does not keep; extract them from the source (e.g. with "
+                      "ccextractor) and add them to the restored file", MediaWarning, stacklevel=3)
     others = source.metadata.get("other_video_streams")
     if others:
         warnings.warn(f"{name}: {source.path.name} has {others} more video stream{'s' * (others > 1)}; only the "
