@@ -1205,38 +1205,72 @@ def test_cover_art_is_not_taken_for_the_clip_and_other_video_streams_are_said(tm
 
 
 def _captioned_m2v(path: Path, frames: list[np.ndarray]) -> Path:
-    """An MPEG-2 stream whose pictures carry CEA-608 captions as broadcast sends them (ATSC A/53 'GA94'
-    user data before each picture's first slice), made by inserting that user data into plain PyAV output."""
+    """An MPEG-2 stream whose pictures carry captions as broadcast sends them (ATSC A/53 'GA94' user data
+    before each picture's first slice: picture i a CEA-608 pair 0x94, 0x20 + i, and a CEA-708 one),
+    made by inserting that user data into plain PyAV output."""
     codec = av.CodecContext.create("mpeg2video", "w")
     codec.width, codec.height, codec.pix_fmt = W, H, "yuv420p"
     codec.framerate, codec.time_base = Fraction(25), Fraction(1, 25)
-    cc_data = b"\x00\x00\x01\xb2GA94\x03" + bytes([0x40 | 1, 0xFF, 0xFC, 0x94, 0x2C, 0xFF])  # one 608 pair
-    stream = b""
-    for i, array in enumerate([*frames, None]):
+    codec.gop_size = 1  # decode order = display order: picture i's user data stays with frame i
+    stream, i = b"", 0
+    for n, array in enumerate([*frames, None]):
         picture = None if array is None else av.VideoFrame.from_ndarray(array, format="rgb24").reformat(format="yuv420p")
         if picture is not None:
-            picture.pts = i
+            picture.pts = n
         for packet in codec.encode(picture):
+            cc_data = b"\x00\x00\x01\xb2GA94\x03" + bytes([0x40 | 2, 0xFF, 0xFC, 0x94, 0x20 + i, 0xFF, 0x03, 0x10, 0xFF])
             data = bytes(packet)
             first_slice = data.find(b"\x00\x00\x01\x01")
             stream += data[:first_slice] + cc_data + data[first_slice:]
+            i += 1
     path.write_bytes(stream)
     return path
 
 
-def test_closed_captions_inside_the_video_stream_are_said_to_be_left_out(tmp_path):
-    """Broadcast captures carry their captions in the video stream itself, which re-encoding drops:
-    the writer says so instead of losing them silently; a clip without them gets no such warning."""
-    src = open_media(_captioned_m2v(tmp_path / "news.m2v", gradient_frames(3)))
-    assert src.metadata["captions"] and src.frame_count == 3
+def _caption_packets(path: Path) -> list[tuple[int, bytes]]:
+    with av.open(str(path)) as container:
+        track = next(s for s in container.streams if s.codec_context and s.codec_context.codec_tag == "c608")
+        return [(p.pts, bytes(p)) for p in container.demux(track) if p.size]
+
+
+def test_closed_captions_inside_the_video_stream_go_into_a_mov_caption_track_or_are_said_to_be_left_out(tmp_path):
+    """Broadcast captures carry their captions in the video stream itself, which re-encoding drops: a .mov
+    output keeps their CEA-608 pairs, frame for frame (also for --frames and joined batch pieces), in a
+    caption track; an output that cannot hold them says so; a clip without them gets neither."""
+    frames = gradient_frames(4)
+    src = open_media(_captioned_m2v(tmp_path / "news.m2v", frames))
+    assert src.metadata["captions"] and src.frame_count == 4
+    # A raw stream's demuxer seeks past the frame asked for: read from the start instead (was frame 3 for 2)
+    assert [np.abs(a.astype(int) - b).mean() < 3 for a, b in zip(src.frames(2, 4), frames[2:], strict=True)] == [True] * 2
     with pytest.warns(MediaWarning, match=r"out.mkv: news.m2v carries closed captions \(CEA-608/708\) inside its "
-                                          r"video stream, which a re-encoded output does not keep"):
+                                          r"video stream, which only a \.mov output keeps here"):
         MediaWriter(tmp_path / "out.mkv", fps=25, width=W, height=H, planes_from=src, metadata=src.metadata).abort()
+    pair = lambda i: bytes([0xFC, 0x94, 0x20 + i])  # noqa: E731  (the 708 triplet is not CEA-608)
+    with pytest.warns(MediaWarning, match="captions"):  # `dvface batch`'s pieces: FFV1 in the source's format
+        pieces = [write_all(tmp_path / f"piece{k}.mkv", frames[k * 2:k * 2 + 2], fps=25, codec="ffv1",
+                            planes_from=src, trim=(k * 2, k * 2 + 2)) for k in (0, 1)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", MediaWarning)
+        with MediaWriter(tmp_path / "all.mov", fps=25, width=W, height=H, planes_from=src, metadata=src.metadata) as writer:
+            for frame in src.frames():
+                writer.write(frame)
+        with MediaWriter(tmp_path / "part.mov", fps=25, width=W, height=H, planes_from=src, metadata=src.metadata,
+                         trim=(1, 3)) as writer:
+            for frame in src.frames(1, 3):
+                writer.write(frame)
+        with MediaWriter(tmp_path / "joined.mov", fps=25, width=W, height=H, codec="h264", planes_from=src,
+                         metadata=src.metadata) as writer:
+            assert all(writer.append_video_from(piece) for piece in pieces)
+    assert _caption_packets(tmp_path / "all.mov") == [(i, pair(i)) for i in range(4)]
+    assert _caption_packets(tmp_path / "part.mov") == [(0, pair(1)), (1, pair(2))]
+    assert _caption_packets(tmp_path / "joined.mov") == [(i, pair(i)) for i in range(4)]
     plain = open_media(make_clip(tmp_path / "plain.mkv", gradient_frames(2), Fraction(25), "mpeg2video"))
     assert "captions" not in plain.metadata
     with warnings.catch_warnings():
         warnings.simplefilter("error", MediaWarning)
-        MediaWriter(tmp_path / "out2.mkv", fps=25, width=W, height=H, planes_from=plain, metadata=plain.metadata).abort()
+        write_all(tmp_path / "plain.mov", list(plain.frames()), fps=25, planes_from=plain, metadata=plain.metadata)
+    with av.open(str(tmp_path / "plain.mov")) as container:
+        assert len(container.streams) == 1
 
 
 @pytest.mark.parametrize("name, codec, pix_fmt", [("camera.avi", "mjpeg", "yuvj420p"), ("phone.mp4", "libx264", "yuvj420p"),

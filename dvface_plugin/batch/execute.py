@@ -11,6 +11,7 @@ format encodes the decoded pieces once.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,7 @@ import numpy as np
 from ..engine import FaceTrackSession, WindowCache
 from ..errors import DVFaceError, InputError
 from ..faces import apply_strength
-from ..media import MediaWriter, open_media
+from ..media import MediaWarning, MediaWriter, open_media
 from ..runtime.backends import open_restorer
 from .plan import Chunk
 
@@ -113,9 +114,13 @@ def render_frames_chunk(restorer, source: str, tracks_file: Path, chunk: Chunk, 
         pictures, per_frame = (src, 1) if first is None else (FieldSource(src, first), 2)
         piece.parent.mkdir(parents=True, exist_ok=True)
         # In the source's own YUV format with its samples around the faces, as `dvface restore` writes.
-        with MediaWriter(piece, fps=piece_fps(src), width=src.width, height=src.height, bit_depth=src.source_bits,
-                         codec="ffv1", planes_from=src, trim=(chunk.start // per_frame, chunk.stop // per_frame),
-                         woven_fields=first is not None) as writer:
+        # What the output leaves out of the source (HDR10 metadata, captions) its own writer says, once.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", MediaWarning)
+            writer = MediaWriter(piece, fps=piece_fps(src), width=src.width, height=src.height,
+                                 bit_depth=src.source_bits, codec="ffv1", planes_from=src,
+                                 trim=(chunk.start // per_frame, chunk.stop // per_frame), woven_fields=first is not None)
+        with writer:
             frames, sink = pictures.frames(chunk.read_start, chunk.read_stop), writer
             if colour is not None:  # the model sees display sRGB; the plate gets back only the faces' change
                 sink = PlateRoundTrip(colour, writer)

@@ -6,6 +6,7 @@ for hosts that request frames out of order.
 
 from __future__ import annotations
 
+import itertools
 import struct
 import threading
 from abc import ABC, abstractmethod
@@ -293,22 +294,22 @@ class VideoSource(MediaSource):
             return
         container, stream = self._open()
         try:
-            index = start
-            target = None
-            if start > 0:
-                pts = self._index()
-                if pts is not None and start < len(pts):
-                    target = pts[start]
-                    container.seek(target, stream=stream, backward=True, any_frame=False)
-            skip = start if target is None else 0
-            for frame in self._decoded(container, stream):
+            index, skip, frames = start, start, None
+            pts = self._index() if start > 0 else None
+            if pts is not None and start < len(pts):
+                container.seek(pts[start], stream=stream, backward=True, any_frame=False)
+                frames = self._decoded(container, stream)
+                first = next((f for f in frames if f.pts is None or f.pts >= pts[start]), None)
+                if first is not None and first.pts in (None, pts[start]):
+                    frames, skip = itertools.chain([first], frames), 0
+                else:  # the demuxer seeked past it (raw elementary streams, program streams): from the start
+                    container.close()
+                    container, stream = self._open()
+                    frames = None
+            for frame in frames or self._decoded(container, stream):
                 if skip:
                     skip -= 1
                     continue
-                if target is not None:
-                    if frame.pts is not None and frame.pts < target:
-                        continue
-                    target = None
                 self._check_size(frame.width, frame.height, index)
                 yield frame
                 index += 1

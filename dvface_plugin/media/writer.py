@@ -20,6 +20,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+from av.sidedata.sidedata import Type as SideDataType
 
 from ..errors import InputError
 from ..processes import remove_orphans
@@ -143,9 +144,12 @@ class MediaWriter:
                                             alpha=alpha)
         for message in self.spec.warnings:
             warnings.warn(message, MediaWarning, stacklevel=2)
+        # Closed captions inside the source's video stream go into a .mov's caption track (c608).
+        self._captions_from = (planes_from if planes_from is not None and planes_from.metadata.get("captions")
+                               and self.spec.path.suffix.lower() == ".mov" else None)
         if planes_from is not None:
             _warn_left_out(self.spec.path.name, planes_from, alpha_kept=self.spec.alpha,
-                           hdr_kept=self.spec.encoder == "libx265")
+                           hdr_kept=self.spec.encoder == "libx265", captions_kept=self._captions_from is not None)
         if not (isinstance(width, int) and isinstance(height, int) and width > 0 and height > 0):
             raise InputError(f"Output size must be positive integers, got {width}x{height}.")
         self.width, self.height, self.bit_depth = width, height, bit_depth
@@ -183,8 +187,13 @@ class MediaWriter:
         # Whose alpha each frame takes where the source's samples are not copied as they are: an RGBA
         # sequence's files, or a YUVA video's frames (ProRes 4444: decoded at 12 bits, coded at 10).
         self._alpha_from = planes_from if self.spec.alpha and self._planes_from is None else None
+        # The source whose decoded frames the video's frames are made with (samples, alpha, captions).
+        self._frames_from = (planes_from if self.spec.kind == "video" and (
+            self._planes_from or self._alpha_from or self._captions_from) else None)
         self._warned_left_out = False
         self._planes: Iterator[av.VideoFrame] | None = None
+        self._source_frame: av.VideoFrame | None = None
+        self._frames_pulled = 0
         self._source_offset = trim[0] if trim else 0  # the source frame of the first written
         self._start_number = (start_number if start_number is not None
                               else int(self._metadata.get("first_frame", 1)) + self._source_offset)
@@ -314,6 +323,9 @@ class MediaWriter:
         self._pending: av.Packet | None = None
         if _has_carried_streams(streams_from):
             self._add_carried_streams(_source_path(streams_from))
+        if self._captions_from is not None:
+            self._captions = self._container.add_mux_stream("eia_608", rate=self.fps)
+            self._captions.time_base = self._frame_time_base
         try:
             self._container.start_encoding()
         except (av.FFmpegError, ValueError) as exc:
@@ -368,14 +380,15 @@ class MediaWriter:
             raise InputError("write() after close(): open a new MediaWriter.")
         rgb = self._validated(frame)
         if self.spec.kind == "video":
+            source = self._next_source_frame() if self._frames_from is not None else None
             if self._planes_from is not None:
-                self._encode(self._over_source(rgb, matte))
-            elif self._alpha_from is not None:  # colour converted, alpha the source's, in this format
-                picture = self._to_frame(rgb)
-                copy_alpha(self._next_source_frame(self._alpha_from).reformat(format=self.spec.pix_fmt), picture)
-                self._encode(picture)
+                picture = self._over_source(rgb, matte, source)
             else:
-                self._encode(self._to_frame(rgb))
+                picture = self._to_frame(rgb)
+                if self._alpha_from is not None:  # colour converted, alpha the source's, in this format
+                    copy_alpha(source.reformat(format=self.spec.pix_fmt), picture)
+            self._mux_captions(source)
+            self._encode(picture)
         else:
             if self.spec.kind == "photo" and self.frames_written:
                 raise InputError(f"{self.spec.path.name} is a single photo; use a pattern such as "
@@ -402,9 +415,9 @@ class MediaWriter:
             warnings.warn(f"{self.spec.path.name}: the attributes {', '.join(left_out)} of {source.name} cannot be "
                           "written back by this OpenEXR and are left out", MediaWarning, stacklevel=3)
 
-    def _over_source(self, rgb: np.ndarray, matte: np.ndarray | None) -> av.VideoFrame:
-        """The source's next decoded frame with the samples under `matte` taken from `rgb`."""
-        source = as_planar(self._next_source_frame(self._planes_from))  # packed 4:2:2, NV12, JPEG-range YUV: the same samples, planar
+    def _over_source(self, rgb: np.ndarray, matte: np.ndarray | None, source: av.VideoFrame) -> av.VideoFrame:
+        """The source's decoded frame with the samples under `matte` taken from `rgb`."""
+        source = as_planar(source)  # packed 4:2:2, NV12, JPEG-range YUV: the same samples, planar
         if matte is None or not (covered := np.asarray(matte) > 0).any():
             return source
         out = self._to_frame(rgb)
@@ -420,16 +433,35 @@ class MediaWriter:
             new[keep[new.shape]] = old[keep[new.shape]]
         return out
 
-    def _next_source_frame(self, source: MediaSource) -> av.VideoFrame:
-        """The decoded frame of `source` this write is made from (its samples, or its alpha)."""
+    def _next_source_frame(self) -> av.VideoFrame:
+        """The decoded source frame the next written frame is made from (its samples, alpha or captions);
+        the frames of pieces appended as they are are passed over."""
         if self._planes is None:
             start, stop = self._trim or (0, None)
-            self._planes = source.decoded_frames(start, stop)
-        frame = next(self._planes, None)
-        if frame is None:
-            raise InputError(f"{source.path.name} ended after {self.frames_written} frames while "
-                             f"{self.spec.path.name} was being written; the source changed during the run")
-        return frame
+            self._planes = self._frames_from.decoded_frames(start, stop)
+        while self._frames_pulled <= self.frames_written:
+            self._source_frame = next(self._planes, None)
+            if self._source_frame is None:
+                raise InputError(f"{self._frames_from.path.name} ended after {self._frames_pulled} frames while "
+                                 f"{self.spec.path.name} was being written; the source changed during the run")
+            self._frames_pulled += 1
+        return self._source_frame
+
+    def _mux_captions(self, source: av.VideoFrame | None) -> None:
+        """The CEA-608 caption bytes `source` carries, as the caption track's packet for the next frame."""
+        if self._captions_from is None:
+            return
+        data = source.side_data.get(SideDataType.A53_CC)
+        # (flags, byte, byte) triplets: valid ones of type 0 and 1 are CEA-608 (fields 1 and 2), the rest 708
+        triplets = bytes(data) if data is not None else b""
+        kept = b"".join(triplets[i:i + 3] for i in range(0, len(triplets) - 2, 3)
+                        if triplets[i] & 0x04 and triplets[i] & 0x03 in (0, 1))
+        if kept:
+            packet = av.Packet(kept)
+            packet.stream, packet.time_base = self._captions, self._frame_time_base
+            packet.pts = packet.dts = self.frames_written
+            packet.duration = 1
+            self._container.mux(packet)
 
     @property
     def copies_source_samples(self) -> bool:
@@ -463,10 +495,12 @@ class MediaWriter:
                     packet.duration = 1
                     self._container.mux(packet)
                     self._mux_carried(until=Fraction(self.frames_written + 1) / self.fps)
+                    self._mux_captions(self._next_source_frame() if self._captions_from is not None else None)
                     self.frames_written += 1
                 return True
             for frame in piece.decode(stream):
                 frame.pict_type = av.video.frame.PictureType.NONE  # an intra codec's "I" would force keyframes
+                self._mux_captions(self._next_source_frame() if self._captions_from is not None else None)
                 self._encode(frame)
                 self.frames_written += 1
         return True
@@ -633,7 +667,7 @@ def _has_carried_streams(source: str | Path | MediaSource | None) -> bool:
         raise InputError(f"Cannot read audio or subtitles from {path}: {exc}.") from exc
 
 
-def _warn_left_out(name: str, source: MediaSource, alpha_kept: bool, hdr_kept: bool) -> None:
+def _warn_left_out(name: str, source: MediaSource, alpha_kept: bool, hdr_kept: bool, captions_kept: bool) -> None:
     """Say what of `source` an output made from it does not hold, rather than drop it silently."""
     if source.metadata.get("hdr") and not hdr_kept:
         warnings.warn(f"{name}: {source.path.name} carries HDR10 mastering metadata (mastering display, light "
@@ -643,10 +677,11 @@ def _warn_left_out(name: str, source: MediaSource, alpha_kept: bool, hdr_kept: b
         warnings.warn(f"{name}: {source.path.name} has an alpha channel, which this output does not hold (an "
                       "image sequence of PNG, TIFF, 8/16-bit DPX or EXR does); take the alpha from the source when "
                       "compositing", MediaWarning, stacklevel=3)
-    if source.metadata.get("captions"):
+    if source.metadata.get("captions") and not captions_kept:
         warnings.warn(f"{name}: {source.path.name} carries closed captions (CEA-608/708) inside its video stream, "
-                      "which a re-encoded output does not keep; extract them from the source (e.g. with "
-                      "ccextractor) and add them to the restored file", MediaWarning, stacklevel=3)
+                      "which only a .mov output keeps here (its CEA-608 captions, as a caption track); write .mov, "
+                      "or extract them from the source (e.g. with ccextractor) and add them back", MediaWarning,
+                      stacklevel=3)
     others = source.metadata.get("other_video_streams")
     if others:
         warnings.warn(f"{name}: {source.path.name} has {others} more video stream{'s' * (others > 1)}; only the "
