@@ -163,6 +163,48 @@ def test_audio_packets_are_copied_untouched(tmp_path, codec, src_ext, out_ext):
         assert container.streams.audio[0].codec_context.name == codec
 
 
+def _dvd_vob(path: Path, frames: list[np.ndarray]) -> Path:
+    """A DVD's MPEG-2 program stream: its clock starts half a second in, the audio a little before the video."""
+    with av.open(str(path), "w", format="vob") as container:
+        video = container.add_stream("mpeg2video", rate=25)
+        video.width, video.height, video.pix_fmt = W, H, "yuv420p"
+        sound = container.add_stream("mp2", rate=48000)
+        sound.layout = "stereo"
+        for i, array in enumerate(frames):
+            picture = av.VideoFrame.from_ndarray(array, format="rgb24").reformat(format="yuv420p")
+            picture.pts = i
+            for packet in video.encode(picture):
+                container.mux(packet)
+        for j in range(len(frames) * 48000 // 25 // 1152):
+            samples = av.AudioFrame.from_ndarray(np.full((1, 2 * 1152), j, np.int16), format="s16", layout="stereo")
+            samples.sample_rate, samples.pts = 48000, j * 1152
+            for packet in sound.encode(samples):
+                container.mux(packet)
+        for stream in (video, sound):
+            for packet in stream.encode(None):
+                container.mux(packet)
+    return path
+
+
+@pytest.mark.parametrize("out_ext, trim", [(".mkv", None), (".mov", None), (".mov", (5, 15))])
+def test_audio_stays_in_sync_when_the_sources_clock_does_not_start_at_zero(tmp_path, out_ext, trim):
+    """A DVD or broadcast stream's first frame is shown at some later time: the output starts at 0 with
+    that frame, so its audio moves back by as much (it stayed where it was: half a second late)."""
+    src = open_media(_dvd_vob(tmp_path / "dvd.vob", gradient_frames(20)))
+    start = src.metadata["start"]
+    assert start > Fraction(1, 4)  # FFmpeg's program stream muxer starts the clock late
+    first, stop = trim or (0, src.frame_count)
+    out = write_all(tmp_path / f"out{out_ext}", list(src.frames(first, stop)), fps=src.fps, streams_from=src,
+                    metadata=src.metadata, trim=trim)
+    begin, end = start + Fraction(first, 25), start + Fraction(stop, 25)
+    expected = [t - begin for _, t in audio_packets(src.path) if begin <= t < end]
+    moved = [t for _, t in audio_packets(out)]
+    assert len(moved) == len(expected) >= 5
+    assert all(abs(a - b) <= Fraction(1, 1000) for a, b in zip(moved, expected))  # Matroska: milliseconds
+    with av.open(str(out)) as container:
+        assert container.streams.video[0].start_time == 0
+
+
 def test_pcm_audio_into_mp4_is_refused_before_writing(tmp_path):
     src_path = make_clip(tmp_path / "src.mov", gradient_frames(5), Fraction(25), audio="pcm_s16le")
     with pytest.raises(InputError, match=r"\.mov or \.mkv"):

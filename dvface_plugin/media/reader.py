@@ -228,6 +228,8 @@ class VideoSource(MediaSource):
         else:
             if "timecode" in container.metadata:
                 meta["timecode"] = container.metadata["timecode"]
+        if frame.pts:  # MPEG program and transport streams start late, at any time: audio is timed from here
+            meta["start"] = Fraction(frame.pts) * stream.time_base
         hdr = _hdr_metadata(frame)
         if hdr:
             meta["hdr"] = hdr

@@ -322,7 +322,7 @@ class MediaWriter:
         self._carried_packets: Iterator[av.Packet] = iter(())
         self._pending: av.Packet | None = None
         if _has_carried_streams(streams_from):
-            self._add_carried_streams(_source_path(streams_from))
+            self._add_carried_streams(streams_from)
         if self._captions_from is not None:
             self._captions = self._container.add_mux_stream("eia_608", rate=self.fps)
             self._captions.time_base = self._frame_time_base
@@ -332,9 +332,10 @@ class MediaWriter:
             raise InputError(f"Cannot start {spec.path.name} ({spec.encoder}, {spec.pix_fmt}): "
                              f"{exc}") from exc
 
-    def _add_carried_streams(self, source: Path) -> None:
-        """Streams for the audio and subtitles of `source`, copied packet by packet; what the
+    def _add_carried_streams(self, streams_from: str | Path | MediaSource) -> None:
+        """Streams for the audio and subtitles of `streams_from`, copied packet by packet; what the
         output's container cannot hold as it is refused, naming one that can."""
+        source = _source_path(streams_from)
         self._carried_in = av.open(str(source))
         ext = self.spec.path.suffix.lower()
         mapping = {}
@@ -368,8 +369,13 @@ class MediaWriter:
             self._carried_packets = self._carried_in.demux(*self._carried_in.streams.audio, *subtitles)
         else:
             self._close_carried_input()
-        # Source seconds [begin, end) of what a trimmed output carries (None: all of it, as it is).
-        self._carried_span = None if self._trim is None else tuple(Fraction(f) / self.fps for f in self._trim)
+        # Source seconds [begin, end) of what the output carries, moved to start at 0 with its first frame (a
+        # MediaSource's first frame may be shown late; a trimmed output's first is later still). None: all,
+        # as it is.
+        start = Fraction(streams_from.metadata.get("start", 0)) if isinstance(streams_from, MediaSource) else 0
+        first, stop = self._trim or (0, None)
+        self._carried_span = (None if not (start or first) else
+                              (start + Fraction(first) / self.fps, None if stop is None else start + Fraction(stop) / self.fps))
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -562,9 +568,9 @@ class MediaWriter:
             seconds = stamp * packet.time_base
             begin, end = self._carried_span or (0, None)
             if self._carried_span is not None:
-                if begin and seconds < begin:
-                    continue  # before the first frame (from frame 0 on, the codec's priming too)
-                if seconds >= end:
+                if seconds < begin:
+                    continue  # before the first frame (the codec's priming too)
+                if end is not None and seconds >= end:
                     self._close_carried_input()  # after the last frame: the rest is not needed
                     return
             if until is not None and seconds - begin >= until:
