@@ -1030,6 +1030,23 @@ def test_dnxhr_takes_the_profile_that_keeps_the_sources_depth_and_chroma(tmp_pat
     assert not spec.warnings
 
 
+@pytest.mark.parametrize("out, source, codec, pix_fmt", [
+    ("a.mxf", "yuv422p10le", "dnxhr", "yuv422p10le"), ("a.mov", "yuv444p10le", "dnxhr444", "yuv444p10le")])
+def test_an_avid_source_is_written_back_in_dnxhr_by_default(tmp_path, out, source, codec, pix_fmt):
+    """An editor's DNxHR media restored into .mxf or .mov comes back in DNxHR, which the editor reads,
+    not in FFV1 or ProRes; other sources keep the containers' defaults."""
+    assert output_spec(tmp_path / out, None, 10, source_pix_fmt=source, source_codec="dnxhd") == \
+        output_spec(tmp_path / out, codec, 10, source_pix_fmt=source)
+    assert output_spec(tmp_path / out, None, 10, source_pix_fmt=source).encoder in ("ffv1", "prores_ks")
+    assert output_spec(tmp_path / "a.mkv", None, 10, source_pix_fmt=source, source_codec="dnxhd").encoder == "ffv1"
+    frames = [np.ascontiguousarray(np.tile(f, (3, 4, 1))) for f in gradient_frames(2)]  # 256 x 144
+    src = open_media(make_clip(tmp_path / "avid.mov", frames, Fraction(25), "dnxhd", "yuv422p",
+                               options={"profile": "dnxhr_hq"}))
+    writer = MediaWriter(tmp_path / "back.mxf", fps=25, width=256, height=144, planes_from=src, metadata=src.metadata)
+    assert (writer.spec.encoder, writer.spec.options["profile"]) == ("dnxhd", "dnxhr_hq")
+    writer.abort()
+
+
 def test_what_dnxhr_cannot_hold_is_refused_or_said_up_front(tmp_path):
     spec = output_spec(tmp_path / "a.mov", "dnxhr", 8, source_pix_fmt="yuv444p")
     assert spec.pix_fmt == "yuv422p"

@@ -156,7 +156,8 @@ def _check_writable(folder: Path) -> None:
 
 def output_spec(path: str | Path, codec: str | None = None, input_bit_depth: int = 8, *,
                 allow_bit_depth_loss: bool = False, source_pix_fmt: str | None = None,
-                half_float: bool = False, grey: bool = False, alpha: bool = False) -> OutputSpec:
+                half_float: bool = False, grey: bool = False, alpha: bool = False,
+                source_codec: str | None = None) -> OutputSpec:
     """Validate an output choice and resolve encoder, pixel format and depth.
 
     `input_bit_depth` is the number of significant bits of the frames to be written
@@ -169,6 +170,8 @@ def output_spec(path: str | Path, codec: str | None = None, input_bit_depth: int
     `grey`: the source is grey (a black-and-white scan), which image formats that hold grey keep.
     `alpha`: an image source has an alpha channel, which image formats that hold one keep; a video
     source's alpha (YUVA) is kept by FFV1 and ProRes 4444 (`spec.alpha` says whether it is).
+    `source_codec`: the source's decoder; an Avid DNxHD/DNxHR source gets DNxHR by default in .mov and .mxf,
+    which its editor reads back.
     """
     path = Path(path)
     chroma_warning = None
@@ -185,6 +188,8 @@ def output_spec(path: str | Path, codec: str | None = None, input_bit_depth: int
             raise InputError(f"{path.name}: frame numbers (%04d / ####) only apply to image "
                              f"sequences, not {ext} video.")
         default, allowed = _CONTAINER_CODECS[ext]
+        if source_codec == "dnxhd" and "dnxhr" in allowed:
+            default = "dnxhr"
         name = name or default
         if name not in _VIDEO_CODECS:
             raise InputError(f"Unknown codec {codec!r}; choose one of {', '.join(_VIDEO_CODECS)}.")
@@ -195,8 +200,8 @@ def output_spec(path: str | Path, codec: str | None = None, input_bit_depth: int
         planar_yuv = source_pix_fmt.replace("yuva", "yuv", 1) if source_pix_fmt in FFV1_SOURCE_FORMATS else ""
         source_chroma = planar_yuv[3:6] if planar_yuv.startswith("yuv") else None
         source_alpha = bool(source_pix_fmt) and source_pix_fmt.startswith("yuva")
-        if name == "prores" and codec is None and source_chroma == "444":
-            name = "prores4444"  # the .mov default keeps a 4:4:4 source's chroma
+        if name in _FULL_CHROMA and codec is None and source_chroma == "444":
+            name = _FULL_CHROMA[name][1]  # the default keeps a 4:4:4 source's chroma
         encoder, table, lossless = _VIDEO_CODECS[name]
         pix_fmt, kept = _pick(table, input_bit_depth)
         if name == "ffv1" and source_pix_fmt in FFV1_SOURCE_FORMATS:

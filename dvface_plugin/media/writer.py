@@ -141,7 +141,7 @@ class MediaWriter:
                  and not quarter_turns(metadata or {}))
         self.spec: OutputSpec = output_spec(path, codec, bit_depth, allow_bit_depth_loss=allow_bit_depth_loss,
                                             source_pix_fmt=source_format, half_float=half_float, grey=grey,
-                                            alpha=alpha)
+                                            alpha=alpha, source_codec=planes_from and planes_from.metadata.get("codec"))
         for message in self.spec.warnings:
             warnings.warn(message, MediaWarning, stacklevel=2)
         # Closed captions inside the source's video stream go into a .mov's caption track (c608).
