@@ -2,7 +2,8 @@
 
 Everything is written to a temporary file or folder beside the target and moved into
 place only on a clean close, so an exception, Ctrl-C or crash never leaves a half-written
-clip that looks finished. Audio and subtitles are remuxed packet by packet (never re-encoded).
+clip that looks finished. What a video carries over besides the pictures (audio, subtitles,
+captions) is `carried`'s.
 """
 
 from __future__ import annotations
@@ -20,10 +21,10 @@ from pathlib import Path
 
 import av
 import numpy as np
-from av.sidedata.sidedata import Type as SideDataType
 
 from ..errors import InputError
 from ..processes import remove_orphans
+from .carried import CaptionTrack, CarriedStreams, has_carried_streams, source_path
 from .formats import DNXHR_MIN_SIZE, FFV1_SOURCE_FORMATS, MXF_RATES, OutputSpec, output_spec, parse_fps
 from .dpx import carry_header
 from .exr import carry_attributes
@@ -33,7 +34,6 @@ from .pixels import (as_planar, copy_alpha, depth_class, format_bits, matrix_for
 from .reader import ImageSource, MediaSource, first_field, pixel_aspect, quarter_turns
 from .trim import advance_timecode
 from .sequences import (
-    READ_EXTENSIONS,
     decode_image,
     encode_image,
     existing_frames,
@@ -56,10 +56,6 @@ class MediaWarning(UserWarning):
     """A lossy step the caller allowed, or an output property a player may not handle."""
 
 
-# Stream tags a muxer writes of its own (Matroska's statistics, the writing library).
-_MUXER_STREAM_TAGS = {"duration", "number_of_frames", "number_of_bytes", "encoder", "vendor_id"}
-# The subtitle codecs a container holds untouched, where it does not hold them all (MXF: none).
-_SUBTITLE_CODECS = {".mp4": {"mov_text"}, ".mov": {"mov_text", "eia_608"}, ".mxf": set()}
 # Image encoders whose files take the header of the source file they were made from (its own format).
 _HEADER_CARRIERS = {"dpx": carry_header, "exr": carry_attributes}
 
@@ -264,9 +260,9 @@ class MediaWriter:
                              "read back bottom field first, or progressive); write .mkv (FFV1) or .mov, which keep it")
 
     def _warn_dropped_streams(self, streams_from: str | Path | MediaSource | None) -> None:
-        if _has_carried_streams(streams_from):
+        if has_carried_streams(streams_from):
             warnings.warn(f"{self.spec.path.name}: image files cannot carry audio or subtitles; those of "
-                          f"{_source_path(streams_from)} are not copied. Write .mov/.mkv/.mp4 to "
+                          f"{source_path(streams_from)} are not copied. Write .mov/.mkv/.mp4 to "
                           f"keep them.", MediaWarning, stacklevel=3)
 
     def _open_video(self, streams_from: str | Path | MediaSource | None) -> None:
@@ -318,64 +314,16 @@ class MediaWriter:
         chapters = self._metadata.get("chapters")
         if chapters:
             self._container.set_chapters(_chapters_within(chapters, self._trim, self.fps))
-        self._carried_in = None
-        self._carried_packets: Iterator[av.Packet] = iter(())
-        self._pending: av.Packet | None = None
-        if _has_carried_streams(streams_from):
-            self._add_carried_streams(streams_from)
-        if self._captions_from is not None:
-            self._captions = self._container.add_mux_stream("eia_608", rate=self.fps)
-            self._captions.time_base = self._frame_time_base
+        self._carried: CarriedStreams | None = None
+        if has_carried_streams(streams_from):
+            self._carried = CarriedStreams(self._container, spec.path.suffix, streams_from, fps=self.fps,
+                                           trim=self._trim, drop_subtitles=self._drop_subtitles)
+        self._captions = None if self._captions_from is None else CaptionTrack(self._container, self.fps)
         try:
             self._container.start_encoding()
         except (av.FFmpegError, ValueError) as exc:
             raise InputError(f"Cannot start {spec.path.name} ({spec.encoder}, {spec.pix_fmt}): "
                              f"{exc}") from exc
-
-    def _add_carried_streams(self, streams_from: str | Path | MediaSource) -> None:
-        """Streams for the audio and subtitles of `streams_from`, copied packet by packet; what the
-        output's container cannot hold as it is refused, naming one that can."""
-        source = _source_path(streams_from)
-        self._carried_in = av.open(str(source))
-        ext = self.spec.path.suffix.lower()
-        mapping = {}
-        for stream in self._carried_in.streams.audio:
-            name = stream.codec_context.name
-            if ext == ".mp4" and name.startswith("pcm_"):
-                raise InputError(f"{source.name} has {name} audio, which .mp4 cannot hold "
-                                 f"untouched; write .mov or .mkv to keep the audio as it is.")
-            if ext == ".mxf" and (name not in ("pcm_s16le", "pcm_s24le") or stream.sample_rate != 48000):
-                raise InputError(f"{source.name} has {name} audio at {stream.sample_rate} Hz; .mxf holds only "
-                                 f"48 kHz 16- or 24-bit PCM, so write .mov or .mkv to keep the audio as it is.")
-            try:
-                mapping[stream.index] = _carried(self._container, stream)
-            except ValueError as exc:
-                raise InputError(f"{ext} cannot hold the {name} audio of {source.name}; write "
-                                 f".mkv or .mov to keep it untouched.") from exc
-        subtitles = [] if self._drop_subtitles else list(self._carried_in.streams.subtitles)
-        for stream in subtitles:
-            name = stream.codec_context.name
-            holder = ".mov" if name in _SUBTITLE_CODECS[".mov"] else ".mkv"
-            refusal = (f"{source.name} has {name} subtitles, which {ext} cannot hold; write {holder} to keep them "
-                       "as they are, or drop them explicitly (--drop-subtitles)")
-            if ext in _SUBTITLE_CODECS and name not in _SUBTITLE_CODECS[ext]:
-                raise InputError(refusal)
-            try:
-                mapping[stream.index] = _carried(self._container, stream)
-            except ValueError as exc:  # Matroska takes neither of the .mov ones
-                raise InputError(refusal) from exc
-        self._carried_map = mapping
-        if mapping:  # demux() of no stream would give every stream
-            self._carried_packets = self._carried_in.demux(*self._carried_in.streams.audio, *subtitles)
-        else:
-            self._close_carried_input()
-        # Source seconds [begin, end) of what the output carries, moved to start at 0 with its first frame (a
-        # MediaSource's first frame may be shown late; a trimmed output's first is later still). None: all,
-        # as it is.
-        start = Fraction(streams_from.metadata.get("start", 0)) if isinstance(streams_from, MediaSource) else 0
-        first, stop = self._trim or (0, None)
-        self._carried_span = (None if not (start or first) else
-                              (start + Fraction(first) / self.fps, None if stop is None else start + Fraction(stop) / self.fps))
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -454,20 +402,9 @@ class MediaWriter:
         return self._source_frame
 
     def _mux_captions(self, source: av.VideoFrame | None) -> None:
-        """The CEA-608 caption bytes `source` carries, as the caption track's packet for the next frame."""
-        if self._captions_from is None:
-            return
-        data = source.side_data.get(SideDataType.A53_CC)
-        # (flags, byte, byte) triplets: valid ones of type 0 and 1 are CEA-608 (fields 1 and 2), the rest 708
-        triplets = bytes(data) if data is not None else b""
-        kept = b"".join(triplets[i:i + 3] for i in range(0, len(triplets) - 2, 3)
-                        if triplets[i] & 0x04 and triplets[i] & 0x03 in (0, 1))
-        if kept:
-            packet = av.Packet(kept)
-            packet.stream, packet.time_base = self._captions, self._frame_time_base
-            packet.pts = packet.dts = self.frames_written
-            packet.duration = 1
-            self._container.mux(packet)
+        """The caption track's packet for the next frame, from the source frame it is made from."""
+        if self._captions is not None:
+            self._captions.mux(self._container, source, self.frames_written)
 
     @property
     def copies_source_samples(self) -> bool:
@@ -553,36 +490,6 @@ class MediaWriter:
         frame.color_range = field.color_range  # the tags the conversion set
         return frame
 
-    def _mux_carried(self, until: Fraction | None) -> None:
-        """Mux audio and subtitle packets up to time `until` (seconds; None = all), interleaved with the video."""
-        if self._carried_in is None:
-            return
-        while True:
-            packet = self._pending or next(self._carried_packets, None)
-            self._pending = None
-            if packet is None:
-                return
-            if packet.dts is None and packet.pts is None:
-                continue  # demuxer flush packet
-            stamp = packet.pts if packet.pts is not None else packet.dts
-            seconds = stamp * packet.time_base
-            begin, end = self._carried_span or (0, None)
-            if self._carried_span is not None:
-                if seconds < begin:
-                    continue  # before the first frame (the codec's priming too)
-                if end is not None and seconds >= end:
-                    self._close_carried_input()  # after the last frame: the rest is not needed
-                    return
-            if until is not None and seconds - begin >= until:
-                self._pending = packet
-                return
-            if begin:
-                shift = round(begin / packet.time_base)
-                packet.pts = None if packet.pts is None else packet.pts - shift
-                packet.dts = None if packet.dts is None else packet.dts - shift
-            packet.stream = self._carried_map[packet.stream.index]
-            self._container.mux(packet)
-
     # -- finishing -------------------------------------------------------------------------
 
     def close(self) -> None:
@@ -638,10 +545,14 @@ class MediaWriter:
         self._close_carried_input()
         self._finalizer()
 
+    def _mux_carried(self, until: Fraction | None) -> None:
+        """The carried audio and subtitles up to output time `until` (seconds; None = all)."""
+        if self._carried is not None:
+            self._carried.mux(self._container, until)
+
     def _close_carried_input(self) -> None:
-        if getattr(self, "_carried_in", None) is not None:
-            self._carried_in.close()
-            self._carried_in = None
+        if getattr(self, "_carried", None) is not None:
+            self._carried.close()
 
     def __enter__(self) -> MediaWriter:
         return self
@@ -651,26 +562,6 @@ class MediaWriter:
             self.close()
         else:
             self.abort()
-
-
-def _source_path(source: str | Path | MediaSource) -> Path:
-    return source.path if isinstance(source, MediaSource) else Path(source)
-
-
-def _has_carried_streams(source: str | Path | MediaSource | None) -> bool:
-    """Whether `source` is a media file with audio or subtitle streams (False for images)."""
-    if source is None:
-        return False
-    if isinstance(source, MediaSource):
-        return source.has_audio or source.has_subtitles
-    path = Path(source)
-    if path.suffix.lower() in READ_EXTENSIONS or path.is_dir():
-        return False
-    try:
-        with av.open(str(path)) as container:
-            return bool(container.streams.audio or container.streams.subtitles)
-    except (av.FFmpegError, OSError) as exc:
-        raise InputError(f"Cannot read audio or subtitles from {path}: {exc}.") from exc
 
 
 def _warn_left_out(name: str, source: MediaSource, alpha_kept: bool, hdr_kept: bool, captions_kept: bool) -> None:
@@ -707,17 +598,6 @@ def _x265_hdr(hdr: Mapping) -> str:
     if "max_cll" in hdr:
         params.append(f"max-cll={hdr['max_cll']},{hdr['max_fall']}")
     return ":".join(params)
-
-
-def _carried(container: av.container.OutputContainer, stream: av.stream.Stream) -> av.stream.Stream:
-    """An output stream for `stream`'s packets, with its tags (language, title) and disposition
-    (default, forced, hearing impaired): what a player names and picks tracks by."""
-    out = container.add_stream_from_template(stream)
-    for key, value in stream.metadata.items():
-        if key.lower() not in _MUXER_STREAM_TAGS and not key.lower().startswith("_statistics"):
-            out.metadata[key] = value
-    out.disposition = stream.disposition
-    return out
 
 
 def _chapters_within(chapters: list[tuple[Fraction, Fraction, dict]], trim: tuple[int, int] | None,
