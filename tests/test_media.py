@@ -1045,6 +1045,14 @@ def test_an_avid_source_is_written_back_in_dnxhr_by_default(tmp_path, out, sourc
     writer = MediaWriter(tmp_path / "back.mxf", fps=25, width=256, height=144, planes_from=src, metadata=src.metadata)
     assert (writer.spec.encoder, writer.spec.options["profile"]) == ("dnxhd", "dnxhr_hq")
     writer.abort()
+    yy, xx = np.mgrid[0:1080, 0:1920]  # 1080i DNxHD, the interlaced Avid codec: back into ProRes, which keeps it
+    hd = [np.stack([xx % 256, yy % 256, xx * 0 + 9 * i], -1).astype(np.uint8) for i in range(2)]
+    src = open_media(make_clip(tmp_path / "avid.mxf", hd, NTSC * Fraction(5, 4), "dnxhd", "yuv422p",
+                               options={"profile": "dnxhd", "b": "145M", "flags": "+ildct"}))
+    writer = MediaWriter(tmp_path / "back.mov", fps=src.fps, width=1920, height=1080, planes_from=src,
+                         metadata=src.metadata)
+    assert first_field(src.metadata) is not None and writer.spec.encoder == "prores_ks"
+    writer.abort()
 
 
 def test_what_dnxhr_cannot_hold_is_refused_or_said_up_front(tmp_path):
@@ -1057,6 +1065,9 @@ def test_what_dnxhr_cannot_hold_is_refused_or_said_up_front(tmp_path):
         output_spec(tmp_path / "a.mov", "dnxhr", 16)
     with pytest.raises(InputError, match=r"DNxHR needs frames of at least 256x120, these are 255x120; write ProRes"):
         MediaWriter(tmp_path / "b.mov", fps=25, width=255, height=120, codec="dnxhr444")
+    with pytest.raises(InputError, match=r"DNxHR would make this interlaced clip read back as progressive .* write "
+                                         r"ProRes \(\.mov\) or \.mkv \(FFV1\), which keep the field order"):
+        MediaWriter(tmp_path / "c.mov", fps=25, width=256, height=144, codec="dnxhr", metadata={"field_order": 2})
     assert list(tmp_path.iterdir()) == []
 
 

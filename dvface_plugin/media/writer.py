@@ -135,9 +135,11 @@ class MediaWriter:
         # A scan's or plate's alpha goes back into each image made from it (not where turned upright).
         alpha = (isinstance(planes_from, ImageSource) and bool(planes_from.metadata.get("alpha"))
                  and not quarter_turns(metadata or {}))
+        # A DNxHD/DNxHR source goes back into DNxHR by default, a progressive one only (`_check_dnxhr`).
+        progressive = planes_from is not None and first_field(planes_from.metadata) is None
         self.spec: OutputSpec = output_spec(path, codec, bit_depth, allow_bit_depth_loss=allow_bit_depth_loss,
                                             source_pix_fmt=source_format, half_float=half_float, grey=grey,
-                                            alpha=alpha, source_codec=planes_from and planes_from.metadata.get("codec"))
+                                            alpha=alpha, source_codec=planes_from.metadata.get("codec") if progressive else None)
         for message in self.spec.warnings:
             warnings.warn(message, MediaWarning, stacklevel=2)
         # Closed captions inside the source's video stream go into a .mov's caption track (c608).
@@ -164,6 +166,8 @@ class MediaWriter:
                                  f"pass the source's fps to keep its timing.")
             self.fps = parse_fps(fps)
             self._check_size()
+            if self.spec.encoder == "dnxhd":
+                self._check_dnxhr()
             if self.spec.path.suffix.lower() == ".mxf":
                 self._check_mxf()
         else:
@@ -234,10 +238,17 @@ class MediaWriter:
                              f"{odd}, the frames are "
                              f"{self.width}x{self.height}; crop or pad by one pixel, or write "
                              f".mkv (FFV1), which takes any size.")
-        least = DNXHR_MIN_SIZE
-        if self.spec.encoder == "dnxhd" and (self.width < least[0] or self.height < least[1]):
-            raise InputError(f"{self.spec.path.name}: DNxHR needs frames of at least {least[0]}x{least[1]}, these are "
+
+    def _check_dnxhr(self) -> None:
+        """What DNxHR output cannot hold, refused before any work."""
+        name, least = self.spec.path.name, DNXHR_MIN_SIZE
+        if self.width < least[0] or self.height < least[1]:
+            raise InputError(f"{name}: DNxHR needs frames of at least {least[0]}x{least[1]}, these are "
                              f"{self.width}x{self.height}; write ProRes (.mov) or .mkv (FFV1), which take any size.")
+        if first_field(self._metadata) is not None:  # DNxHR codes whole frames; .mov then records no field order
+            raise InputError(f"{name}: DNxHR would make this interlaced clip read back as progressive (it codes whole "
+                             "frames, and no field order is recorded with it); write ProRes (.mov) or .mkv (FFV1), "
+                             "which keep the field order")
 
     def _source_matrix(self) -> tuple[int, str]:
         """The source's colourspace tag and the matrix the reader decoded it with (an untagged source's
