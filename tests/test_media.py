@@ -39,9 +39,9 @@ def gradient_frames(n: int) -> list[np.ndarray]:
 def make_clip(path: Path, frames: list[np.ndarray], rate: Fraction, codec: str = "libx264",
               pix_fmt: str = "yuv420p", audio: str | None = None, gop: int | None = None,
               timecode: str | None = None, bt2020_pq: bool = False, sar: Fraction | None = None,
-              rotation: int = 0, options: dict | None = None, edit=None) -> Path:
+              rotation: int = 0, options: dict | None = None, edit=None, field_order: int = 0) -> Path:
     """Encode a clip with plain PyAV (independent of the code under test); `edit(frame)` changes each
-    frame in `pix_fmt` before it is encoded."""
+    frame in `pix_fmt` before it is encoded; `field_order` tags it (FFmpeg's: 2 top first, 5 bottom first)."""
     with av.open(str(path), "w") as container:
         stream = container.add_stream(codec, rate=rate, options=options or {})
         stream.width, stream.height = frames[0].shape[1], frames[0].shape[0]
@@ -55,6 +55,7 @@ def make_clip(path: Path, frames: list[np.ndarray], rate: Fraction, codec: str =
             ctx.sample_aspect_ratio = sar
         if rotation:
             stream.set_display_rotation(rotation)
+        ctx.field_order = field_order
         if bt2020_pq:  # HDR10 tags: BT.2020 primaries and matrix, PQ transfer
             ctx.color_primaries, ctx.color_trc, ctx.colorspace, ctx.color_range = 9, 16, 9, 1
         convert = {"dst_colorspace": "BT2020", "dst_color_range": "MPEG"} if bt2020_pq else {}
@@ -1018,9 +1019,51 @@ def test_dnxhr_gives_an_avid_timeline_the_sources_timecode_aspect_audio_and_plat
         assert np.abs(a - b)[outside].mean() < 1.5 and np.abs(255 - a - b)[inside].mean() < 1.5
 
 
+@pytest.mark.parametrize("source, width, codec, pix_fmt, pixel_aspect", [
+    ("master.mov", 1920, "prores_ks", "yuv422p10le", Fraction(1)),  # DNxHD 220x
+    ("hdv.mkv", 1440, "mpeg2video", "yuv422p", Fraction(4, 3))])  # DNxHD 145, anamorphic
+def test_interlaced_hd_goes_into_mxf_as_interlaced_dnxhd(tmp_path, source, width, codec, pix_fmt, pixel_aspect):
+    """A 1080i clip for an Avid timeline in MXF: DNxHD, coded field by field, reads back top field first,
+    in the source's depth and pixel aspect, with its audio (FFV1, ProRes and DNxHR in MXF lose the order)."""
+    yy, xx = np.mgrid[0:1080, 0:width]
+    frames = [np.stack([xx // 8 + 20, yy // 5 + 30, xx * 0 + 60 + 30 * i], -1).astype(np.uint8) for i in range(3)]
+    src = open_media(make_clip(tmp_path / source, frames, Fraction(25), codec, pix_fmt, audio="pcm_s16le",
+                               field_order=2, sar=None if pixel_aspect == 1 else pixel_aspect))
+    assert first_field(src.metadata) == 0
+    out = tmp_path / "restored.mxf"
+    with MediaWriter(out, fps=src.fps, width=width, height=1080, bit_depth=src.source_bits, codec="dnxhd",
+                     planes_from=src, metadata=src.metadata, streams_from=src) as writer:
+        for frame in src.frames():
+            writer.write(frame)
+    with av.open(str(out)) as container:
+        video = container.streams.video[0].codec_context
+        assert (video.name, video.profile) == ("dnxhd", "DNXHD")
+    restored = open_media(out)
+    assert restored.pix_fmt == pix_fmt and first_field(restored.metadata) == 0
+    assert restored.metadata.get("pixel_aspect", 1) == pixel_aspect
+    assert np.array_equal(_audio_samples(out), _audio_samples(tmp_path / source))
+    level = 257 if src.source_bits > 8 else 1
+    for a, b in zip(src.frames(), restored.frames(), strict=True):
+        assert np.abs(a.astype(int) - b).mean() < 1.5 * level
+
+
+@pytest.mark.parametrize("size, metadata, match", [
+    ((1920, 1080), {}, r"DNxHD is written here for interlaced HD only; write this progressive clip as DNxHR"),
+    ((1920, 1080), {"field_order": 3}, r"bottom field first, and DNxHD in MXF reads back top field first"),
+    ((1280, 720), {"field_order": 2}, r"interlaced DNxHD holds 1920x1080 frames .* these are 1280x720 at 8 bits"),
+    ((1440, 1080), {"field_order": 2}, r"DNxHD in MXF reads back as a 16:9 picture, and this clip's pixels \(1\)"),
+])
+def test_what_dnxhd_cannot_hold_is_refused_up_front(tmp_path, size, metadata, match):
+    with pytest.raises(InputError, match=match):
+        MediaWriter(tmp_path / "a.mxf", fps=25, width=size[0], height=size[1], codec="dnxhd", metadata=metadata)
+    with pytest.raises(InputError, match=r"\.mov cannot hold dnxhd; .* a container that takes dnxhd: \.mxf"):
+        output_spec(tmp_path / "a.mov", "dnxhd", 8)
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize("path, codec, bits, source, pix_fmt, profile", [
     ("a.mov", "dnxhr", 8, "yuv420p", "yuv422p", "dnxhr_hq"),
-    ("a.mxf", "dnxhd", 10, "yuv422p10le", "yuv422p10le", "dnxhr_hqx"),
+    ("a.mxf", "dnxhr", 10, "yuv422p10le", "yuv422p10le", "dnxhr_hqx"),
     ("a.mov", "dnxhr444", 10, "yuv444p10le", "yuv444p10le", "dnxhr_444"),
     ("a.mxf", "DNxHR_HQX", 8, None, "yuv422p", "dnxhr_hq")])
 def test_dnxhr_takes_the_profile_that_keeps_the_sources_depth_and_chroma(tmp_path, path, codec, bits, source,
@@ -1045,14 +1088,16 @@ def test_an_avid_source_is_written_back_in_dnxhr_by_default(tmp_path, out, sourc
     writer = MediaWriter(tmp_path / "back.mxf", fps=25, width=256, height=144, planes_from=src, metadata=src.metadata)
     assert (writer.spec.encoder, writer.spec.options["profile"]) == ("dnxhd", "dnxhr_hq")
     writer.abort()
-    yy, xx = np.mgrid[0:1080, 0:1920]  # 1080i DNxHD, the interlaced Avid codec: back into ProRes, which keeps it
+    yy, xx = np.mgrid[0:1080, 0:1920]  # 1080i DNxHD: back into ProRes in .mov, which keeps it, and DNxHD in .mxf
     hd = [np.stack([xx % 256, yy % 256, xx * 0 + 9 * i], -1).astype(np.uint8) for i in range(2)]
     src = open_media(make_clip(tmp_path / "avid.mxf", hd, NTSC * Fraction(5, 4), "dnxhd", "yuv422p",
                                options={"profile": "dnxhd", "b": "145M", "flags": "+ildct"}))
-    writer = MediaWriter(tmp_path / "back.mov", fps=src.fps, width=1920, height=1080, planes_from=src,
-                         metadata=src.metadata)
-    assert first_field(src.metadata) is not None and writer.spec.encoder == "prores_ks"
-    writer.abort()
+    assert first_field(src.metadata) == 0
+    for back, encoder, profile in (("back.mov", "prores_ks", "hq"), ("back.mxf", "dnxhd", "dnxhd")):
+        writer = MediaWriter(tmp_path / back, fps=src.fps, width=1920, height=1080, planes_from=src,
+                             metadata=src.metadata)
+        assert (writer.spec.encoder, writer.spec.options["profile"]) == (encoder, profile)
+        writer.abort()
 
 
 def test_what_dnxhr_cannot_hold_is_refused_or_said_up_front(tmp_path):

@@ -68,7 +68,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--codec", default=None,
                         help="output codec: h264, h265, prores, prores4444, dnxhr (Avid DNxHR HQ, HQX for 10-bit "
-                        "sources; .mov, .mxf), dnxhr444, ffv1 (in a YUV source's own format) "
+                        "sources; .mov, .mxf), dnxhr444, dnxhd (interlaced 1080i DNxHD, .mxf), ffv1 (in a YUV source's own format) "
                         "or ffv1rgb (default: chosen from OUT's extension: .mkv and .mxf ffv1, .mov prores (prores4444 for a 4:4:4 "
                         "source), .mp4 h264 (in the source's chroma subsampling); dnxhr in .mov and .mxf for a DNxHD/DNxHR "
                         "source)")

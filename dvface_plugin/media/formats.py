@@ -37,6 +37,7 @@ _VIDEO_CODECS: dict[str, tuple[str, list[tuple[int, str, int]], bool]] = {
     "prores4444": ("prores_ks", [(99, "yuv444p10le", 10)], False),
     "dnxhr": ("dnxhd", [(8, "yuv422p", 8), (99, "yuv422p10le", 10)], False),  # Avid: DNxHR HQ, HQX at 10 bits
     "dnxhr444": ("dnxhd", [(99, "yuv444p10le", 10)], False),
+    "dnxhd": ("dnxhd", [(8, "yuv422p", 8), (99, "yuv422p10le", 10)], False),  # Avid's interlaced HD (1080i)
     "ffv1": ("ffv1", [(8, "bgr0", 8), (99, "gbrp16le", 16)], True),
     "ffv1rgb": ("ffv1", [(8, "bgr0", 8), (99, "gbrp16le", 16)], True),
 }
@@ -51,12 +52,12 @@ FFV1_SOURCE_FORMATS.update({f"yuva{s}p{d}": bits for s in ("420", "422", "444") 
                             for d, bits in (("", 8), ("10le", 10), ("12le", 12), ("16le", 16))})
 _CODEC_ALIASES = {"hevc": "h265", "x265": "h265", "avc": "h264", "x264": "h264",
                   "prores_hq": "prores", "prores422": "prores", "rgb": "ffv1rgb",
-                  "dnxhd": "dnxhr", "dnxhr_hq": "dnxhr", "dnxhr_hqx": "dnxhr", "dnxhr_444": "dnxhr444"}
+                  "dnxhr_hq": "dnxhr", "dnxhr_hqx": "dnxhr", "dnxhr_444": "dnxhr444"}
 _CONTAINER_CODECS = {
     ".mp4": ("h264", ("h264", "h265")),
     ".mov": ("prores", ("prores", "prores4444", "dnxhr", "dnxhr444", "h264", "h265")),
     ".mkv": ("ffv1", ("ffv1", "ffv1rgb", "h264", "h265", "prores", "prores4444")),  # FFmpeg's muxer takes no DNxHR
-    ".mxf": ("ffv1", ("ffv1", "ffv1rgb", "prores", "prores4444", "dnxhr", "dnxhr444")),  # FFV1 in MXF: SMPTE RDD 48
+    ".mxf": ("ffv1", ("ffv1", "ffv1rgb", "prores", "prores4444", "dnxhr", "dnxhr444", "dnxhd")),  # FFV1: SMPTE RDD 48
 }
 # extension -> (encoder, [(max input bits, pix_fmt, bits kept)])
 _IMAGE_CODECS: dict[str, tuple[str, list[tuple[int, str, int]]]] = {
@@ -87,6 +88,9 @@ _ENCODER_OPTIONS = {
 _FULL_CHROMA = {"prores": ("ProRes 422", "prores4444"), "dnxhr": ("DNxHR HQ/HQX", "dnxhr444")}
 # DNxHR codes whole 8x8 blocks of at least 32 x 15 of them (FFmpeg refuses smaller frames).
 DNXHR_MIN_SIZE = (256, 120)
+# Interlaced DNxHD's frame sizes and bit depths -> the bit rate naming its best profile (Mb/s at 29.97
+# frames/s, which FFmpeg takes for any rate): 220 and 220x (10-bit) at 1920 x 1080, 145 at 1440 x 1080.
+DNXHD_INTERLACED_RATES = {(1920, 1080, 8): "220M", (1920, 1080, 10): "220M", (1440, 1080, 8): "145M"}
 _DEPTH_KEEPERS = ".mkv (FFV1, lossless 16-bit) or a 16-bit .tif/.png sequence"
 
 
@@ -157,7 +161,7 @@ def _check_writable(folder: Path) -> None:
 def output_spec(path: str | Path, codec: str | None = None, input_bit_depth: int = 8, *,
                 allow_bit_depth_loss: bool = False, source_pix_fmt: str | None = None,
                 half_float: bool = False, grey: bool = False, alpha: bool = False,
-                source_codec: str | None = None) -> OutputSpec:
+                source_codec: str | None = None, interlaced: bool = False) -> OutputSpec:
     """Validate an output choice and resolve encoder, pixel format and depth.
 
     `input_bit_depth` is the number of significant bits of the frames to be written
@@ -171,7 +175,7 @@ def output_spec(path: str | Path, codec: str | None = None, input_bit_depth: int
     `alpha`: an image source has an alpha channel, which image formats that hold one keep; a video
     source's alpha (YUVA) is kept by FFV1 and ProRes 4444 (`spec.alpha` says whether it is).
     `source_codec`: the source's decoder; an Avid DNxHD/DNxHR source gets DNxHR by default in .mov and .mxf,
-    which its editor reads back.
+    which its editor reads back, or DNxHD in .mxf where it is `interlaced` (DNxHR codes whole frames).
     """
     path = Path(path)
     chroma_warning = None
@@ -188,8 +192,9 @@ def output_spec(path: str | Path, codec: str | None = None, input_bit_depth: int
             raise InputError(f"{path.name}: frame numbers (%04d / ####) only apply to image "
                              f"sequences, not {ext} video.")
         default, allowed = _CONTAINER_CODECS[ext]
-        if source_codec == "dnxhd" and "dnxhr" in allowed:
-            default = "dnxhr"
+        avid_codec = "dnxhd" if interlaced else "dnxhr"
+        if source_codec == "dnxhd" and avid_codec in allowed:
+            default = avid_codec
         name = name or default
         if name not in _VIDEO_CODECS:
             raise InputError(f"Unknown codec {codec!r}; choose one of {', '.join(_VIDEO_CODECS)}.")
@@ -216,6 +221,8 @@ def output_spec(path: str | Path, codec: str | None = None, input_bit_depth: int
             options["profile"] = "4444" if name == "prores4444" else "hq"
         if name.startswith("dnxhr"):
             options["profile"] = {"yuv422p": "dnxhr_hq", "yuv422p10le": "dnxhr_hqx"}.get(pix_fmt, "dnxhr_444")
+        if name == "dnxhd":  # its bit rate, which picks the profile, follows the frame size (the writer's)
+            options.update(profile="dnxhd", flags="+ildct")
         if name == "prores4444" and source_alpha:  # ProRes 4444 carries alpha too, losslessly coded
             pix_fmt, options["alpha_bits"] = "yuva444p10le", "16"
         kind = "video"

@@ -25,7 +25,8 @@ import numpy as np
 from ..errors import InputError
 from ..processes import remove_orphans
 from .carried import CaptionTrack, CarriedStreams, has_carried_streams, source_path
-from .formats import DNXHR_MIN_SIZE, FFV1_SOURCE_FORMATS, MXF_RATES, OutputSpec, output_spec, parse_fps
+from .formats import (DNXHD_INTERLACED_RATES, DNXHR_MIN_SIZE, FFV1_SOURCE_FORMATS, MXF_RATES, OutputSpec, output_spec,
+                      parse_fps)
 from .dpx import carry_header
 from .exr import carry_attributes
 from .matroska import set_display_aspect
@@ -135,11 +136,10 @@ class MediaWriter:
         # A scan's or plate's alpha goes back into each image made from it (not where turned upright).
         alpha = (isinstance(planes_from, ImageSource) and bool(planes_from.metadata.get("alpha"))
                  and not quarter_turns(metadata or {}))
-        # A DNxHD/DNxHR source goes back into DNxHR by default, a progressive one only (`_check_dnxhr`).
-        progressive = planes_from is not None and first_field(planes_from.metadata) is None
         self.spec: OutputSpec = output_spec(path, codec, bit_depth, allow_bit_depth_loss=allow_bit_depth_loss,
                                             source_pix_fmt=source_format, half_float=half_float, grey=grey,
-                                            alpha=alpha, source_codec=planes_from.metadata.get("codec") if progressive else None)
+                                            alpha=alpha, source_codec=planes_from and planes_from.metadata.get("codec"),
+                                            interlaced=first_field(metadata or {}) is not None)
         for message in self.spec.warnings:
             warnings.warn(message, MediaWarning, stacklevel=2)
         # Closed captions inside the source's video stream go into a .mov's caption track (c608).
@@ -167,7 +167,7 @@ class MediaWriter:
             self.fps = parse_fps(fps)
             self._check_size()
             if self.spec.encoder == "dnxhd":
-                self._check_dnxhr()
+                self._check_dnxhd() if self.spec.options["profile"] == "dnxhd" else self._check_dnxhr()
             if self.spec.path.suffix.lower() == ".mxf":
                 self._check_mxf()
         else:
@@ -248,7 +248,27 @@ class MediaWriter:
         if first_field(self._metadata) is not None:  # DNxHR codes whole frames; .mov then records no field order
             raise InputError(f"{name}: DNxHR would make this interlaced clip read back as progressive (it codes whole "
                              "frames, and no field order is recorded with it); write ProRes (.mov) or .mkv (FFV1), "
-                             "which keep the field order")
+                             "which keep the field order, or 1080i as DNxHD in .mxf (--codec dnxhd)")
+
+    def _check_dnxhd(self) -> None:
+        """Interlaced DNxHD: its frame sizes (the bit rate that picks its profile follows them), and top
+        field first, the order FFmpeg's MXF muxer records for it."""
+        name, first = self.spec.path.name, first_field(self._metadata)
+        if first is None:
+            raise InputError(f"{name}: DNxHD is written here for interlaced HD only; write this progressive clip "
+                             "as DNxHR (--codec dnxhr)")
+        if first != 0:
+            raise InputError(f"{name}: this clip is bottom field first, and DNxHD in MXF reads back top field first; "
+                             "write .mkv (FFV1) or ProRes (.mov), which keep the field order")
+        rate = DNXHD_INTERLACED_RATES.get((self.width, self.height, self.spec.bit_depth))
+        if rate is None:
+            raise InputError(f"{name}: interlaced DNxHD holds 1920x1080 frames (8- or 10-bit) and 1440x1080 ones "
+                             f"(8-bit), these are {self.width}x{self.height} at {self.spec.bit_depth} bits; write "
+                             ".mkv (FFV1) or ProRes (.mov), which keep the field order")
+        if self._pixel_aspect != Fraction(16, 9) * self.height / self.width:  # MXF records its pictures as 16:9
+            raise InputError(f"{name}: DNxHD in MXF reads back as a 16:9 picture, and this clip's pixels "
+                             f"({self._pixel_aspect}) make it another shape; write .mkv (FFV1) or ProRes (.mov)")
+        self._options["b"] = rate
 
     def _source_matrix(self) -> tuple[int, str]:
         """The source's colourspace tag and the matrix the reader decoded it with (an untagged source's
@@ -263,12 +283,14 @@ class MediaWriter:
         if self.fps not in MXF_RATES:
             raise InputError(f"{name}: MXF holds only the broadcast frame rates (23.976, 24, 25, 29.97, 30, 48, "
                              f"50, 59.94, 60 and some higher), not {self.fps} fps; write .mov or .mkv")
-        if self.spec.encoder == "dnxhd" and self._pixel_aspect != 1:  # it records DNxHR's pixels as square
+        if self.spec.options.get("profile", "").startswith("dnxhr") and self._pixel_aspect != 1:  # it records them square
             raise InputError(f"{name}: DNxHR in MXF would read back with square pixels, and this clip's are "
                              f"{self._pixel_aspect} (anamorphic); write DNxHR in .mov, or ProRes or FFV1 in .mxf")
-        if first_field(self._metadata) is not None:  # it writes no field dominance for FFV1 or ProRes
+        if first_field(self._metadata) is not None and self.spec.options.get("profile") != "dnxhd":
+            # it records no field dominance for FFV1, ProRes or DNxHR (DNxHD's own, `_check_dnxhd`)
             raise InputError(f"{name}: this interlaced clip's field order cannot be recorded in MXF here (it would "
-                             "read back bottom field first, or progressive); write .mkv (FFV1) or .mov, which keep it")
+                             "read back bottom field first, or progressive); write .mkv (FFV1) or .mov, which keep it, "
+                             "or 1080i as DNxHD (--codec dnxhd)")
 
     def _warn_dropped_streams(self, streams_from: str | Path | MediaSource | None) -> None:
         if has_carried_streams(streams_from):
@@ -575,7 +597,8 @@ class MediaWriter:
             self.abort()
 
 
-def _warn_left_out(name: str, source: MediaSource, alpha_kept: bool, hdr_kept: bool, captions_kept: bool) -> None:
+def _warn_left_out(name: str, source: MediaSource, alpha_kept: bool, hdr_kept: bool,
+                   captions_kept: bool) -> None:
     """Say what of `source` an output made from it does not hold, rather than drop it silently."""
     if source.metadata.get("hdr") and not hdr_kept:
         warnings.warn(f"{name}: {source.path.name} carries HDR10 mastering metadata (mastering display, light "
