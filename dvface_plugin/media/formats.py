@@ -2,7 +2,8 @@
 
 `output_spec` runs before any processing, so a CLI or host panel fails on a bad choice
 (lossy bit depth, codec the container cannot hold, unwritable folder) instead of after a
-long restore.
+long restore; `check_video_output` then refuses what the encoder or container cannot hold of
+the clip itself (its frame size, rate, field order, pixel shape).
 """
 
 from __future__ import annotations
@@ -272,3 +273,75 @@ def output_spec(path: str | Path, codec: str | None = None, input_bit_depth: int
     return OutputSpec(path=path, kind=kind, encoder=encoder, pix_fmt=pix_fmt, bit_depth=kept,
                       dtype=dtype, lossless=lossless, options=options,
                       pattern=pattern, warnings=tuple(warnings))
+
+
+def check_video_output(spec: OutputSpec, width: int, height: int, fps: Fraction, first_field: int | None,
+                       pixel_aspect: Fraction) -> dict[str, str]:
+    """Refuse, before any work, a video of this size, rate, field order (the row parity shown first;
+    None: progressive) and pixel aspect that `spec`'s encoder or container cannot write faithfully.
+    Returns the encoder options the size decides (interlaced DNxHD's bit rate)."""
+    name, profile, options = spec.path.name, spec.options.get("profile", ""), {}
+    odd = odd_for_chroma(spec.pix_fmt, width, height)
+    if odd:
+        raise InputError(f"{name}: {spec.encoder} ({spec.pix_fmt}) needs an even {odd}, the frames are "
+                         f"{width}x{height}; crop or pad by one pixel, or write .mkv (FFV1), which takes any size.")
+    if profile.startswith("dnxhr"):
+        least = DNXHR_MIN_SIZE
+        if width < least[0] or height < least[1]:
+            raise InputError(f"{name}: DNxHR needs frames of at least {least[0]}x{least[1]}, these are "
+                             f"{width}x{height}; write ProRes (.mov) or .mkv (FFV1), which take any size.")
+        if first_field is not None:  # DNxHR codes whole frames; .mov then records no field order
+            raise InputError(f"{name}: DNxHR would make this interlaced clip read back as progressive (it codes whole "
+                             "frames, and no field order is recorded with it); write ProRes (.mov) or .mkv (FFV1), "
+                             "which keep the field order, or 1080i as DNxHD in .mxf (--codec dnxhd)")
+    if profile == "dnxhd":
+        options["b"] = _interlaced_dnxhd_rate(name, width, height, spec.bit_depth, first_field, pixel_aspect)
+    if spec.path.suffix.lower() == ".mxf":
+        _check_mxf(name, profile, fps, first_field, pixel_aspect)
+    return options
+
+
+def _interlaced_dnxhd_rate(name: str, width: int, height: int, bits: int, first_field: int | None,
+                           pixel_aspect: Fraction) -> str:
+    """The bit rate that picks interlaced DNxHD's profile for this frame size, where the clip is top field
+    first (the order FFmpeg's MXF muxer records for it) and its pictures 16:9 (the shape it records)."""
+    if first_field is None:
+        raise InputError(f"{name}: DNxHD is written here for interlaced HD only; write this progressive clip "
+                         "as DNxHR (--codec dnxhr)")
+    if first_field != 0:
+        raise InputError(f"{name}: this clip is bottom field first, and DNxHD in MXF reads back top field first; "
+                         "write .mkv (FFV1) or ProRes (.mov), which keep the field order")
+    rate = DNXHD_INTERLACED_RATES.get((width, height, bits))
+    if rate is None:
+        raise InputError(f"{name}: interlaced DNxHD holds 1920x1080 frames (8- or 10-bit) and 1440x1080 ones "
+                         f"(8-bit), these are {width}x{height} at {bits} bits; write .mkv (FFV1) or ProRes (.mov), "
+                         "which keep the field order")
+    if pixel_aspect != Fraction(16, 9) * height / width:
+        raise InputError(f"{name}: DNxHD in MXF reads back as a 16:9 picture, and this clip's pixels "
+                         f"({pixel_aspect}) make it another shape; write .mkv (FFV1) or ProRes (.mov)")
+    return rate
+
+
+def _check_mxf(name: str, profile: str, fps: Fraction, first_field: int | None, pixel_aspect: Fraction) -> None:
+    """What FFmpeg's MXF muxer cannot write faithfully."""
+    if fps not in MXF_RATES:
+        raise InputError(f"{name}: MXF holds only the broadcast frame rates (23.976, 24, 25, 29.97, 30, 48, "
+                         f"50, 59.94, 60 and some higher), not {fps} fps; write .mov or .mkv")
+    if profile.startswith("dnxhr") and pixel_aspect != 1:  # it records DNxHR's pixels as square
+        raise InputError(f"{name}: DNxHR in MXF would read back with square pixels, and this clip's are "
+                         f"{pixel_aspect} (anamorphic); write DNxHR in .mov, or ProRes or FFV1 in .mxf")
+    if first_field is not None and profile != "dnxhd":  # no field dominance for FFV1, ProRes or DNxHR
+        raise InputError(f"{name}: this interlaced clip's field order cannot be recorded in MXF here (it would "
+                         "read back bottom field first, or progressive); write .mkv (FFV1) or .mov, which keep it, "
+                         "or 1080i as DNxHD (--codec dnxhd)")
+
+
+def odd_for_chroma(pix_fmt: str, width: int, height: int) -> str | None:
+    """"width" or "height" when chroma subsampling in `pix_fmt` needs it even (4:1:1: a multiple
+    of 4) and it is not."""
+    pix_fmt = pix_fmt.replace("yuva", "yuv", 1)  # alpha is never subsampled
+    if width % (4 if pix_fmt.startswith("yuv411") else 2) and pix_fmt.startswith(("yuv420", "yuv422", "yuv411")):
+        return "width"
+    if height % 2 and pix_fmt.startswith("yuv420"):
+        return "height"
+    return None

@@ -25,7 +25,7 @@ import numpy as np
 from ..errors import InputError
 from ..processes import remove_orphans
 from .carried import CaptionTrack, CarriedStreams, has_carried_streams, source_path
-from .formats import (DNXHD_INTERLACED_RATES, DNXHR_MIN_SIZE, FFV1_SOURCE_FORMATS, MXF_RATES, OutputSpec, output_spec,
+from .formats import (FFV1_SOURCE_FORMATS, OutputSpec, check_video_output, odd_for_chroma, output_spec,
                       parse_fps)
 from .dpx import carry_header
 from .exr import carry_attributes
@@ -165,11 +165,8 @@ class MediaWriter:
                 raise InputError(f"{self.spec.path.name}: video output needs a frame rate (fps=...); "
                                  f"pass the source's fps to keep its timing.")
             self.fps = parse_fps(fps)
-            self._check_size()
-            if self.spec.encoder == "dnxhd":
-                self._check_dnxhd() if self.spec.options["profile"] == "dnxhd" else self._check_dnxhr()
-            if self.spec.path.suffix.lower() == ".mxf":
-                self._check_mxf()
+            self._options.update(check_video_output(self.spec, width, height, self.fps, first_field(self._metadata),
+                                                    self._pixel_aspect))
         else:
             self.fps = parse_fps(fps) if fps else Fraction(0)
             self._warn_dropped_streams(streams_from)
@@ -230,67 +227,12 @@ class MediaWriter:
 
     # -- setup -----------------------------------------------------------------------------
 
-    def _check_size(self) -> None:
-        pix = self.spec.pix_fmt
-        odd = _odd_for_chroma(pix, self.width, self.height)
-        if odd:
-            raise InputError(f"{self.spec.path.name}: {self.spec.encoder} ({pix}) needs an even "
-                             f"{odd}, the frames are "
-                             f"{self.width}x{self.height}; crop or pad by one pixel, or write "
-                             f".mkv (FFV1), which takes any size.")
-
-    def _check_dnxhr(self) -> None:
-        """What DNxHR output cannot hold, refused before any work."""
-        name, least = self.spec.path.name, DNXHR_MIN_SIZE
-        if self.width < least[0] or self.height < least[1]:
-            raise InputError(f"{name}: DNxHR needs frames of at least {least[0]}x{least[1]}, these are "
-                             f"{self.width}x{self.height}; write ProRes (.mov) or .mkv (FFV1), which take any size.")
-        if first_field(self._metadata) is not None:  # DNxHR codes whole frames; .mov then records no field order
-            raise InputError(f"{name}: DNxHR would make this interlaced clip read back as progressive (it codes whole "
-                             "frames, and no field order is recorded with it); write ProRes (.mov) or .mkv (FFV1), "
-                             "which keep the field order, or 1080i as DNxHD in .mxf (--codec dnxhd)")
-
-    def _check_dnxhd(self) -> None:
-        """Interlaced DNxHD: its frame sizes (the bit rate that picks its profile follows them), and top
-        field first, the order FFmpeg's MXF muxer records for it."""
-        name, first = self.spec.path.name, first_field(self._metadata)
-        if first is None:
-            raise InputError(f"{name}: DNxHD is written here for interlaced HD only; write this progressive clip "
-                             "as DNxHR (--codec dnxhr)")
-        if first != 0:
-            raise InputError(f"{name}: this clip is bottom field first, and DNxHD in MXF reads back top field first; "
-                             "write .mkv (FFV1) or ProRes (.mov), which keep the field order")
-        rate = DNXHD_INTERLACED_RATES.get((self.width, self.height, self.spec.bit_depth))
-        if rate is None:
-            raise InputError(f"{name}: interlaced DNxHD holds 1920x1080 frames (8- or 10-bit) and 1440x1080 ones "
-                             f"(8-bit), these are {self.width}x{self.height} at {self.spec.bit_depth} bits; write "
-                             ".mkv (FFV1) or ProRes (.mov), which keep the field order")
-        if self._pixel_aspect != Fraction(16, 9) * self.height / self.width:  # MXF records its pictures as 16:9
-            raise InputError(f"{name}: DNxHD in MXF reads back as a 16:9 picture, and this clip's pixels "
-                             f"({self._pixel_aspect}) make it another shape; write .mkv (FFV1) or ProRes (.mov)")
-        self._options["b"] = rate
-
     def _source_matrix(self) -> tuple[int, str]:
         """The source's colourspace tag and the matrix the reader decoded it with (an untagged source's
         guessed by frame height, as players guess it), so an untagged output decodes back to the same colours."""
         tag = (self._metadata.get("color") or {}).get("colorspace")
         tag = _AVCOL_UNSPECIFIED if tag in _UNSET or tag == _AVCOL_SPC_RGB else tag
         return tag, matrix_for(tag, self.height)
-
-    def _check_mxf(self) -> None:
-        """What FFmpeg's MXF muxer cannot write faithfully, refused before any work."""
-        name = self.spec.path.name
-        if self.fps not in MXF_RATES:
-            raise InputError(f"{name}: MXF holds only the broadcast frame rates (23.976, 24, 25, 29.97, 30, 48, "
-                             f"50, 59.94, 60 and some higher), not {self.fps} fps; write .mov or .mkv")
-        if self.spec.options.get("profile", "").startswith("dnxhr") and self._pixel_aspect != 1:  # it records them square
-            raise InputError(f"{name}: DNxHR in MXF would read back with square pixels, and this clip's are "
-                             f"{self._pixel_aspect} (anamorphic); write DNxHR in .mov, or ProRes or FFV1 in .mxf")
-        if first_field(self._metadata) is not None and self.spec.options.get("profile") != "dnxhd":
-            # it records no field dominance for FFV1, ProRes or DNxHR (DNxHD's own, `_check_dnxhd`)
-            raise InputError(f"{name}: this interlaced clip's field order cannot be recorded in MXF here (it would "
-                             "read back bottom field first, or progressive); write .mkv (FFV1) or .mov, which keep it, "
-                             "or 1080i as DNxHD (--codec dnxhd)")
 
     def _warn_dropped_streams(self, streams_from: str | Path | MediaSource | None) -> None:
         if has_carried_streams(streams_from):
@@ -658,18 +600,7 @@ def _copyable_format(source: MediaSource | None, width: int, height: int) -> str
     stored = planar_name(source.pix_fmt)
     if stored not in FFV1_SOURCE_FORMATS:
         return None
-    return None if _odd_for_chroma(stored, width, height) else stored
-
-
-def _odd_for_chroma(pix_fmt: str, width: int, height: int) -> str | None:
-    """"width" or "height" when chroma subsampling in `pix_fmt` needs it even (4:1:1: a multiple
-    of 4) and it is not."""
-    pix_fmt = pix_fmt.replace("yuva", "yuv", 1)  # alpha is never subsampled
-    if width % (4 if pix_fmt.startswith("yuv411") else 2) and pix_fmt.startswith(("yuv420", "yuv422", "yuv411")):
-        return "width"
-    if height % 2 and pix_fmt.startswith("yuv420"):
-        return "height"
-    return None
+    return None if odd_for_chroma(stored, width, height) else stored
 
 
 def _plane_samples(plane: av.video.plane.VideoPlane, dtype: np.dtype) -> np.ndarray:
