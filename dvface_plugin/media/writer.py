@@ -109,7 +109,8 @@ class MediaWriter:
     A variable-frame-rate source's metadata is refused for a video file unless `allow_retime`.
     `start_number` overrides the first frame number of a sequence (default: the metadata's
     `first_frame`, else 1). `streams_from` copies every audio and subtitle stream of that file
-    untouched (its subtitles not with `drop_subtitles`), with their language, title and disposition.
+    untouched (its subtitles not with `drop_subtitles`), with their language, title and disposition,
+    timed from its first frame (`carried.CarriedStreams`).
     `trim = (start, stop)` says the output holds only frames [start, stop) of that source (a
     `--frames` preview): its timecode and sequence numbers start at frame `start`'s, and the audio,
     subtitles and chapters are cut to those frames' time (audio and subtitles to the nearest packet).
@@ -120,6 +121,7 @@ class MediaWriter:
     A DPX or EXR sequence written from a `planes_from` of the same format gives each file the
     header of the source file it was made from (`dpx.carry_header`, `exr.carry_attributes`).
     `woven_fields` says each frame is two fields woven (interlaced): 4:2:0 chroma is made per field.
+    The closed captions a `planes_from` video carries in its pictures go into a .mov's caption track.
     """
 
     def __init__(self, path: str | Path, fps: Fraction | int | float | str | None = None, *,
