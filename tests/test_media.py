@@ -708,6 +708,21 @@ def test_chroma_siting_is_read_from_how_frames_decode(tmp_path):
     assert chroma_siting(decoded("libx264", [flat])) is None
 
 
+@pytest.mark.parametrize("field_order", [2, 3])  # FFmpeg's TT and BB
+@pytest.mark.parametrize("out, codec", [("out.mp4", "h264"), ("out.mov", "prores")])
+def test_interlaced_clips_are_coded_interlaced_in_their_field_order(tmp_path, field_order, out, codec):
+    """H.264 and ProRes code the two fields of an interlaced clip apart, with their order in the bitstream:
+    an .mp4 has no field order tag, and H.264 coded progressive read back progressive."""
+    src = open_media(make_clip(tmp_path / "tape.mkv", gradient_frames(4), Fraction(25), "ffv1", "yuv420p",
+                               field_order=field_order))
+    write_all(tmp_path / out, list(src.frames()), fps=src.fps, codec=codec, metadata=src.metadata)
+    with av.open(str(tmp_path / out)) as container:
+        assert next(container.decode(video=0)).interlaced_frame
+    assert first_field(open_media(tmp_path / out).metadata) == first_field(src.metadata) == field_order - 2
+    with pytest.raises(InputError, match=r"interlaced 4:2:0 H.264 needs a height .* multiple of 4\), not 50"):
+        MediaWriter(tmp_path / "odd.mp4", fps=25, width=W, height=50, metadata=src.metadata)
+
+
 def test_woven_fields_get_each_fields_own_chroma_in_4_2_0(tmp_path):
     """Interlaced 4:2:0 keeps a chroma row per field: a red top field and a blue bottom field must not
     come out as one purple."""

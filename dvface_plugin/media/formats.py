@@ -279,7 +279,9 @@ def check_video_output(spec: OutputSpec, width: int, height: int, fps: Fraction,
                        pixel_aspect: Fraction) -> dict[str, str]:
     """Refuse, before any work, a video of this size, rate, field order (the row parity shown first;
     None: progressive) and pixel aspect that `spec`'s encoder or container cannot write faithfully.
-    Returns the encoder options the size decides (interlaced DNxHD's bit rate)."""
+    Returns the encoder options the clip decides: interlaced DNxHD's bit rate, and interlaced coding in
+    the source's field order for ProRes and H.264 (H.265 codes whole frames: its outputs read back
+    progressive)."""
     name, profile, options = spec.path.name, spec.options.get("profile", ""), {}
     odd = odd_for_chroma(spec.pix_fmt, width, height)
     if odd:
@@ -296,6 +298,14 @@ def check_video_output(spec: OutputSpec, width: int, height: int, fps: Fraction,
                              "which keep the field order, or 1080i as DNxHD in .mxf (--codec dnxhd)")
     if profile == "dnxhd":
         options["b"] = _interlaced_dnxhd_rate(name, width, height, spec.bit_depth, first_field, pixel_aspect)
+    if first_field is not None:  # the fields coded apart, and their order in the bitstream itself
+        if spec.encoder == "prores_ks":
+            options["flags"] = "+ildct"
+        elif spec.encoder == "libx264":
+            if spec.pix_fmt.startswith("yuv420") and height % 4:
+                raise InputError(f"{name}: interlaced 4:2:0 H.264 needs a height that splits into fields of whole "
+                                 f"chroma rows (a multiple of 4), not {height}; write .mkv (FFV1) or ProRes (.mov)")
+            options["x264-params"] = f"interlaced=1:{'bff' if first_field else 'tff'}=1"
     if spec.path.suffix.lower() == ".mxf":
         _check_mxf(name, profile, fps, first_field, pixel_aspect)
     return options
