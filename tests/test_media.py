@@ -721,6 +721,8 @@ def test_interlaced_clips_are_coded_interlaced_in_their_field_order(tmp_path, fi
     assert first_field(open_media(tmp_path / out).metadata) == first_field(src.metadata) == field_order - 2
     with pytest.raises(InputError, match=r"interlaced 4:2:0 H.264 needs a height .* multiple of 4\), not 50"):
         MediaWriter(tmp_path / "odd.mp4", fps=25, width=W, height=50, metadata=src.metadata)
+    with pytest.warns(MediaWarning, match=r"H.265 codes whole frames, so this interlaced clip reads back progressive"):
+        MediaWriter(tmp_path / "h265.mp4", fps=25, width=W, height=H, codec="h265", metadata=src.metadata).abort()
 
 
 def test_woven_fields_get_each_fields_own_chroma_in_4_2_0(tmp_path):

@@ -169,6 +169,10 @@ class MediaWriter:
             self.fps = parse_fps(fps)
             self._options.update(check_video_output(self.spec, width, height, self.fps, first_field(self._metadata),
                                                     self._pixel_aspect))
+            if self.spec.encoder == "libx265" and first_field(self._metadata) is not None:
+                warnings.warn(f"{self.spec.path.name}: H.265 codes whole frames, so this interlaced clip reads back "
+                              "progressive; write H.264 (.mp4), ProRes (.mov) or .mkv (FFV1) to keep its field order",
+                              MediaWarning, stacklevel=2)
         else:
             self.fps = parse_fps(fps) if fps else Fraction(0)
             self._warn_dropped_streams(streams_from)
