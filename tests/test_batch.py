@@ -294,6 +294,43 @@ def test_a_scan_sequence_keeps_its_frame_names_depth_and_pixels(ray_local, tmp_p
     assert len(job_manifest(outdir)["files"][str(reel)]["chunks"]) >= 3
 
 
+def test_a_half_float_exr_plate_is_restored_in_float_pieces_as_dvface_restore_does(ray_local, tmp_path,
+                                                                                   monkeypatch):
+    """Plates on a farm: a half-float EXR sequence with highlights above 1.0 goes through float
+    pieces (FFV1 holds no float), and comes back half, each frame equal to `dvface restore`'s, every
+    value outside the faces the plate's own."""
+    monkeypatch.setenv("DVFACE_CACHE_DIR", str(tmp_path / "cache"))
+    model = save_tiny(tmp_path / "model", 64, window=5, overlap=1)
+    plate = tmp_path / "plate"
+    plate.mkdir()
+    frames = []
+    for frame in synthetic_frames(9, 320, 200, faces=1, face_px=130):
+        linear = (frame.astype(np.float32) / 255) ** 2.2
+        linear[:12, :40] = 6.5  # a practical light, far above display white
+        frames.append(linear.astype(np.float16).astype(np.float32))
+    with MediaWriter(plate / "sh010_%04d.exr", width=320, height=200, bit_depth=32, start_number=1001,
+                     metadata={"pix_fmt": "gbrpf16le"}) as writer:  # a half plate, written half
+        for frame in frames:
+            writer.write(frame)
+    (tmp_path / "ref").mkdir()
+    assert main(["restore", str(plate / "sh010_%04d.exr"), "-o", str(tmp_path / "ref" / "sh010_%04d.exr"),
+                 "--model", str(model), "--quiet"]) == 0
+    outdir = tmp_path / "out"
+    assert main(["batch", str(plate), "-o", str(outdir), "--model", str(model), "--quiet", "--chunk-frames", "3",
+                 "--workers", "2", "--threads-per-worker", str(torch.get_num_threads())]) == 0
+    names = [f"sh010_{n:04d}.exr" for n in range(1001, 1010)]
+    assert sorted(p.name for p in (outdir / "sh010").iterdir()) == names
+    out = open_media(outdir / "sh010" / "sh010_%04d.exr")
+    assert "f16" in out.metadata["pix_fmt"]  # written back half, as the plate is
+    restored = np.stack(list(out))
+    reference = np.stack(list(open_media(tmp_path / "ref" / "sh010_%04d.exr")))
+    assert restored.dtype == np.float32 and np.array_equal(restored, reference)
+    assert not np.array_equal(restored, np.stack(frames))  # the face was restored
+    assert np.all(restored[:, :12, :40] == np.float32(6.5))  # the highlight is the plate's, unclipped
+    chunks = job_manifest(outdir)["files"][str(plate)]["chunks"]
+    assert len(chunks) >= 3 and not any(c["piece"].endswith(".mkv") for c in chunks)
+
+
 def test_an_interlaced_file_is_restored_field_by_field_as_dvface_restore_does(ray_local, tmp_path, monkeypatch,
                                                                              capsys):
     """Tape: chunks are cut between frames, each restores its fields and weaves them; the joined

@@ -3,15 +3,20 @@
 A chunk of aligned crops runs one engine session; a chunk of whole frames runs the whole-frame
 compositor over the file's face tracks (analysed once per file by the driver), so track ids and
 landmark smoothing never change at a chunk boundary. Pieces are FFV1 .mkv files (lossless at 8
-and 16 bits) written atomically by `MediaWriter`, so a piece that exists is complete. An FFV1
-output (the default .mkv) is joined from the pieces' packets without re-encoding; any other
-format encodes the decoded pieces once.
+and 16 bits), or for float plates (EXR, float TIFF), which FFV1 cannot hold, folders of float
+EXR files; either is written under a hidden name and renamed into place whole, so a piece that
+exists is complete. An FFV1 output (the default .mkv) is joined from the pieces' packets without
+re-encoding; any other format encodes the decoded pieces once.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -20,10 +25,10 @@ from ..engine import FaceTrackSession, WindowCache
 from ..errors import DVFaceError, InputError
 from ..faces import apply_strength
 from ..media import MediaWarning, MediaWriter, open_media
+from ..media.writer import PARTIAL_TAG
 from ..runtime.backends import open_restorer
 from .plan import Chunk
 
-PIECE_EXT = ".mkv"
 FAIL_AFTER_ENV = "DVFACE_BATCH_FAIL_AFTER"  # test hook: a worker raises after this many chunks
 DRIVER_KILL_AFTER_ENV = "DVFACE_BATCH_DRIVER_KILL_AFTER"  # test hook: the driver SIGKILLs itself after this
 # many chunks are marked done (a lost driver: no cleanup, no final manifest save)
@@ -33,6 +38,45 @@ CRASH_ONCE_ENV = "DVFACE_BATCH_CRASH_ONCE"  # test hook: a marker path; the firs
 
 def piece_fps(src) -> object:
     return src.fps if src.fps else 24
+
+
+def piece_path(base: Path, float_frames: bool) -> Path:
+    """Where the piece of chunk `base` (its path without extension) lies: `base`.mkv, or for float
+    frames the folder `base` of float EXR files."""
+    return base if float_frames else base.with_name(base.name + ".mkv")
+
+
+@contextmanager
+def piece_writer(base: Path, src, width: int, height: int, planes_from=None, trim: tuple[int, int] | None = None,
+                 woven_fields: bool = False) -> Iterator[MediaWriter]:
+    """A lossless writer for the piece of chunk `base` (`src` its open source), which appears at
+    `piece_path` only once it is complete. Whole-frame pieces take `planes_from`, `trim` and
+    `woven_fields` as `MediaWriter` does; float pieces need none (an image sequence is progressive,
+    and each EXR holds every float as it is). What the output will leave out of the source (HDR10
+    metadata, captions) its own writer says, once, so a piece's writer says nothing."""
+    float_frames = src.source_bits == 32
+    target = piece_path(base, float_frames)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    scratch = None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MediaWarning)
+        if float_frames:
+            scratch = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}{PARTIAL_TAG}{os.getpid()}-"))
+            writer = MediaWriter(scratch / "f_%06d.exr", width=width, height=height, bit_depth=32, codec="float")
+        else:
+            writer = MediaWriter(target, fps=piece_fps(src), width=width, height=height, bit_depth=src.source_bits,
+                                 codec="ffv1", planes_from=planes_from, trim=trim, woven_fields=woven_fields)
+    if scratch is None:
+        with writer:
+            yield writer
+        return
+    try:
+        with writer:
+            yield writer
+        shutil.rmtree(target, ignore_errors=True)  # a piece whose chunk the manifest did not record as done
+        os.replace(scratch, target)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 class ChunkWorker:
@@ -50,7 +94,8 @@ class ChunkWorker:
         self.rendered = 0
 
     def render(self, source: str, n_frames: int, chunk: dict, piece: str, tracks: str | None = None) -> str:
-        """Render output frames [start, stop) of `source` into the piece file; returns its path.
+        """Render output frames [start, stop) of `source` into the piece `piece` (its path without
+        extension, `piece_path`); returns the piece's path.
 
         `tracks`: the file's face tracks (JSON) for whole frames; None for aligned crops."""
         if self.fail_after is not None and self.rendered >= self.fail_after:
@@ -63,17 +108,17 @@ class ChunkWorker:
             else:
                 os._exit(1)
         if tracks is None:
-            render_chunk(self.restorer, source, n_frames, Chunk(**chunk), Path(piece), self.options)
+            done = render_chunk(self.restorer, source, n_frames, Chunk(**chunk), Path(piece), self.options)
         else:
-            render_frames_chunk(self.restorer, source, Path(tracks), Chunk(**chunk), Path(piece), self.options)
+            done = render_frames_chunk(self.restorer, source, Path(tracks), Chunk(**chunk), Path(piece), self.options)
         self.rendered += 1
-        return piece
+        return str(done)
 
     def pid(self) -> int:
         return os.getpid()
 
 
-def render_chunk(restorer, source: str, n_frames: int, chunk: Chunk, piece: Path, options: dict) -> None:
+def render_chunk(restorer, source: str, n_frames: int, chunk: Chunk, piece: Path, options: dict) -> Path:
     size = restorer.config.crop_size
     with open_media(source) as src:
         if (src.width, src.height) != (size, size):
@@ -91,14 +136,13 @@ def render_chunk(restorer, source: str, n_frames: int, chunk: Chunk, piece: Path
             cache=WindowCache(0),  # one forward pass: nothing is asked twice
             ahead=restorer.streams,
         )
-        piece.parent.mkdir(parents=True, exist_ok=True)
-        with session, MediaWriter(piece, fps=piece_fps(src), width=size, height=size, bit_depth=src.source_bits,
-                                  codec="ffv1") as writer:
+        with session, piece_writer(piece, src, size, size) as writer:
             for n, frame in enumerate(session.iter_frames(chunk.start, chunk.stop), chunk.start):
                 writer.write(apply_strength(crops[n - chunk.read_start], frame, options["strength"]))
+        return piece_path(piece, src.source_bits == 32)
 
 
-def render_frames_chunk(restorer, source: str, tracks_file: Path, chunk: Chunk, piece: Path, options: dict) -> None:
+def render_frames_chunk(restorer, source: str, tracks_file: Path, chunk: Chunk, piece: Path, options: dict) -> Path:
     """Whole pictures [start, stop) with every chosen face restored and pasted back, as `dvface restore`:
     frames, or an interlaced file's fields (two a frame; the chunk then holds frames [start/2, stop/2))."""
     from ..faces import Tracks, select_tracks
@@ -112,15 +156,10 @@ def render_frames_chunk(restorer, source: str, tracks_file: Path, chunk: Chunk, 
     with open_media(source) as src:
         first = restore_by_fields(src.metadata, Path(source).name, options.get("allow_interlaced", False), quiet=True)
         pictures, per_frame = (src, 1) if first is None else (FieldSource(src, first), 2)
-        piece.parent.mkdir(parents=True, exist_ok=True)
         # In the source's own YUV format with its samples around the faces, as `dvface restore` writes.
-        # What the output leaves out of the source (HDR10 metadata, captions) its own writer says, once.
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", MediaWarning)
-            writer = MediaWriter(piece, fps=piece_fps(src), width=src.width, height=src.height,
-                                 bit_depth=src.source_bits, codec="ffv1", planes_from=src,
-                                 trim=(chunk.start // per_frame, chunk.stop // per_frame), woven_fields=first is not None)
-        with writer:
+        with piece_writer(piece, src, src.width, src.height, planes_from=src,
+                          trim=(chunk.start // per_frame, chunk.stop // per_frame),
+                          woven_fields=first is not None) as writer:
             frames, sink = pictures.frames(chunk.read_start, chunk.read_stop), writer
             if colour is not None:  # the model sees display sRGB; the plate gets back only the faces' change
                 sink = PlateRoundTrip(colour, writer)
@@ -134,6 +173,7 @@ def render_frames_chunk(restorer, source: str, tracks_file: Path, chunk: Chunk, 
             )
             if writer.frames_written != chunk.frames // per_frame:
                 raise InputError(f"{source} ended before frame {chunk.stop}; the file is truncated: re-encode it")
+    return piece_path(piece, src.source_bits == 32)
 
 
 def output_writer(src, output: Path, options: dict, woven_fields: bool = False) -> MediaWriter:

@@ -65,7 +65,7 @@ def run_job(manifest: Manifest, options: dict, *, workers: int, gpus_per_worker:
         ref = actor.render.remote(src, manifest.files[src]["n_frames"],
                                   {k: c[k] for k in ("index", "start", "stop", "read_start", "read_stop")}, piece,
                                   tracks)
-        running[ref] = (actor, src, c, piece)
+        running[ref] = (actor, src, c)
 
     try:
         for actor in actors:
@@ -73,9 +73,9 @@ def run_job(manifest: Manifest, options: dict, *, workers: int, gpus_per_worker:
                 submit(actor)
         while running:
             ready, _ = ray.wait(list(running), num_returns=1)
-            actor, src, c, piece = running.pop(ready[0])
+            actor, src, c = running.pop(ready[0])
             try:
-                ray.get(ready[0])
+                piece = ray.get(ready[0])
             except Exception as exc:
                 cause = getattr(exc, "cause", None) or exc  # a RayTaskError carries the worker's exception
                 raise DVFaceError(
@@ -101,8 +101,9 @@ def run_job(manifest: Manifest, options: dict, *, workers: int, gpus_per_worker:
 
 
 def _piece_path(manifest: Manifest, src: str, index: int) -> Path:
+    """A chunk's piece, without the extension the worker gives it (`execute.piece_path`)."""
     entry = manifest.files[src]
-    return manifest.path.parent / f"{input_stem(src)}-{entry['sha256'][:8]}" / f"chunk-{index:05d}.mkv"
+    return manifest.path.parent / f"{input_stem(src)}-{entry['sha256'][:8]}" / f"chunk-{index:05d}"
 
 
 def tracks_path(manifest: Manifest, src: str) -> Path:

@@ -20,7 +20,7 @@ from pathlib import Path
 from ..batch.manifest import Manifest, job_id, source_sha256
 from ..errors import InputError
 from ..runtime.backends import BACKENDS, PRECISIONS
-from ..batch.naming import output_name, sequence_of
+from ..batch.naming import output_name
 from ..media.formats import SOURCE_VIDEO_EXTENSIONS
 from ..media.sequences import parse_pattern
 from ..wholeframe import platecolour
@@ -198,9 +198,6 @@ def run(args: argparse.Namespace) -> int:
             if args.aligned and (media.width, media.height) != (cfg.crop_size, cfg.crop_size):
                 raise InputError(f"{src} is {media.width}x{media.height}; --aligned needs "
                                  f"{cfg.crop_size}x{cfg.crop_size} aligned face crops for this model")
-            if media.source_bits == 32 and sequence_of(src) is not None:
-                raise InputError(f"{src} holds float frames; dvface batch joins 16-bit pieces, so restore float "
-                                 "plates (EXR) with dvface restore")
             _check_output(media, output_name(src, args.ext), options, woven_fields=first is not None)
             pictures = media if first is None else FieldSource(media, first)
             tracks = None if args.aligned else _analyse(platecolour.viewed(pictures, colour), src, cfg.crop_size,
