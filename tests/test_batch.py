@@ -331,11 +331,11 @@ def test_a_half_float_exr_plate_is_restored_in_float_pieces_as_dvface_restore_do
     assert len(chunks) >= 3 and not any(c["piece"].endswith(".mkv") for c in chunks)
 
 
-def test_an_interlaced_file_is_restored_field_by_field_as_dvface_restore_does(ray_local, tmp_path, monkeypatch,
-                                                                             capsys):
+def test_an_interlaced_file_is_restored_field_by_field_as_dvface_restore_does(ray_local, tmp_path, monkeypatch):
     """Tape: chunks are cut between frames, each restores its fields and weaves them; the joined
-    output equals `dvface restore`'s, frame for frame, and stays interlaced."""
-    from test_pipeline import interlaced_clip
+    output equals `dvface restore`'s, frame for frame, and stays interlaced; also for log tape
+    restored in the model's sRGB (`--colorspace`)."""
+    from test_pipeline import interlaced_clip, to_acescct
 
     monkeypatch.setenv("DVFACE_CACHE_DIR", str(tmp_path / "cache"))
     model = save_tiny(tmp_path / "model", 64, window=5, overlap=1)
@@ -347,8 +347,6 @@ def test_an_interlaced_file_is_restored_field_by_field_as_dvface_restore_does(ra
     outdir = tmp_path / "out"
     args = ["batch", str(tape), "-o", str(outdir), "--model", str(model), "--quiet", "--chunk-frames", "2",
             "--workers", "2", "--threads-per-worker", str(torch.get_num_threads())]
-    assert main([*args, "--colorspace", "ACEScct"]) == 2  # not for fields yet, and said before any work
-    assert "restored field by field, which --colorspace does not support yet" in capsys.readouterr().err
     assert main([*args, "--report", str(tmp_path / "qc")]) == 0
     assert json.loads((tmp_path / "qc" / "tape" / "report.json").read_text())["shot"]["unit"] == "field"
     out = open_media(outdir / "tape.mkv")
@@ -358,6 +356,15 @@ def test_an_interlaced_file_is_restored_field_by_field_as_dvface_restore_does(ra
     chunks = entry["chunks"]
     assert entry["unit"] == "fields" and len(chunks) == 4  # 14 field pictures, cut between frames
     assert all(c["start"] % 2 == 0 and c["stop"] % 2 == 0 for c in chunks)
+    log_tape = interlaced_clip(tmp_path / "log_tape.mp4", 7, to_acescct)
+    log_ref = tmp_path / "log_ref.mkv"
+    assert main(["restore", str(log_tape), "-o", str(log_ref), "--model", str(model), "--quiet",
+                 "--colorspace", "ACEScct"]) == 0
+    reference = np.stack(list(open_media(log_ref)))
+    assert not np.array_equal(reference, np.stack(list(open_media(log_tape))))
+    args[1:4] = [str(log_tape), "-o", str(tmp_path / "log_out")]
+    assert main([*args, "--colorspace", "ACEScct"]) == 0
+    assert np.array_equal(np.stack(list(open_media(tmp_path / "log_out" / "log_tape.mkv"))), reference)
 
 
 def test_a_log_encoded_batch_is_restored_in_the_models_srgb_as_dvface_restore_does(ray_local, tmp_path, monkeypatch,

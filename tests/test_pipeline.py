@@ -711,9 +711,21 @@ def test_bench_pipeline_reports_every_stage(capsys):
     assert result["non_model_over_model"] == pytest.approx(ratio, rel=1e-2, abs=1e-3)
 
 
-def interlaced_clip(path: Path, n: int) -> Path:
-    """Tape-like H.264, coded interlaced and top field first: frame k weaves moments 2k and 2k + 1."""
+def to_acescct(picture: np.ndarray) -> np.ndarray:
+    """An 8-bit display-sRGB picture as a log (ACEScct) camera would record it, in 8 bits."""
+    import PyOpenColorIO as ocio
+
+    log = np.array(picture.astype(np.float32) / 255, order="C")
+    ocio.Config.CreateFromFile("ocio://studio-config-latest").getProcessor(
+        "sRGB Encoded Rec.709 (sRGB)", "ACEScct").getOptimizedCPUProcessor(ocio.OPTIMIZATION_LOSSLESS).applyRGB(log)
+    return np.rint(np.clip(log, 0, 1) * 255).astype(np.uint8)
+
+
+def interlaced_clip(path: Path, n: int, encode=None) -> Path:
+    """Tape-like H.264, coded interlaced and top field first: frame k weaves moments 2k and 2k + 1
+    (each first passed through `encode`, e.g. into a log curve, when given)."""
     moments = list(synthetic_frames(2 * n, W, H, faces=1, face_px=FACE_PX))
+    moments = moments if encode is None else [encode(m) for m in moments]
     with av.open(str(path), "w") as container:
         stream = container.add_stream("libx264", rate=25, options={"flags": "+ildct+ilme", "x264-params": "tff=1"})
         stream.width, stream.height, stream.pix_fmt = W, H, "yuv420p"
@@ -748,10 +760,6 @@ def test_interlaced_video_is_restored_field_by_field_and_stays_interlaced(model_
     code, again = restore(src, tmp_path / "again.mkv", model_dir, "--tracks", str(tracks), capsys=capsys)
     assert code == 0 and again["tracks_source"] != summary["tracks_source"]
     assert np.array_equal(decoded(tmp_path / "again.mkv"), decoded(out))
-    code = main(["restore", str(src), "-o", str(tmp_path / "r.mkv"), "--model", str(model_dir), "--quiet",
-                 "--colorspace", "ACEScct"])
-    assert code == 2 and "restored field by field, which --colorspace does not support yet" in capsys.readouterr().err
-    assert not (tmp_path / "r.mkv").exists()
     # the QC page measures it as it was restored, field by field, and says so
     code = main(["report", str(src), str(out), "-o", str(tmp_path / "qc")])
     assert code == 0
@@ -761,6 +769,35 @@ def test_interlaced_video_is_restored_field_by_field_and_stays_interlaced(model_
     (track,) = report["tracks"]
     assert track["restored"] and (track["first_frame"], track["last_frame"]) == (0, 11)
     assert "numbers count fields" in (tmp_path / "qc" / "index.html").read_text()
+
+
+def test_a_log_interlaced_clip_is_restored_field_by_field_in_the_models_srgb(model_dir, tmp_path, capsys):
+    """`--colorspace` on tape: each field is seen in display sRGB and only its face's change goes
+    back into its own lines. The output stays interlaced with the plate's samples around the faces,
+    and a --frames range is the same frames of the whole run (fields counted from the range's start)."""
+    src = interlaced_clip(tmp_path / "log.mp4", 6, to_acescct)
+    out, mask = tmp_path / "out.mkv", tmp_path / "matte.mkv"
+    code, summary = restore(src, out, model_dir, "--colorspace", "ACEScct", "--mask-out", str(mask), capsys=capsys)
+    assert code == 0 and summary["interlaced"] == "top field first"
+    assert len(summary["faces_per_frame"]) == 12 and all(summary["faces_per_frame"])  # one face per field
+    assert open_media(out).metadata["interlaced"] == "top field first"
+    before, after, matte = planes(src), planes(out), decoded(mask)[..., 0] > 0
+    for n in range(6):
+        assert np.array_equal(before[n][0][~matte[n]], after[n][0][~matte[n]]), n
+        for field in (0, 1):
+            rows = matte[n][field::2]
+            assert not np.array_equal(before[n][0][field::2][rows], after[n][0][field::2][rows]), (n, field)
+    code, _ = restore(src, tmp_path / "plain.mkv", model_dir, capsys=capsys)
+    assert code == 0 and not np.array_equal(decoded(tmp_path / "plain.mkv"), decoded(out))  # what the model saw
+    code, _ = restore(src, tmp_path / "part.mkv", model_dir, "--colorspace", "ACEScct", "--frames", "2-4",
+                      capsys=capsys)
+    assert code == 0 and np.array_equal(decoded(tmp_path / "part.mkv"), decoded(out)[2:5])
+    seen = {}  # the QC page measures the fields as the model saw them, in display sRGB
+    for name, extra in (("display", ["--colorspace", "ACEScct"]), ("log", [])):
+        assert main(["report", str(src), str(out), "-o", str(tmp_path / name), *extra]) == 0
+        seen[name] = json.loads((tmp_path / name / "report.json").read_text())
+        assert seen[name]["shot"]["unit"] == "field" and len(seen[name]["tracks"]) == 1
+    assert seen["display"]["tracks"][0]["flicker_input"] != seen["log"]["tracks"][0]["flicker_input"]
 
 
 @pytest.mark.parametrize("pixel_aspect, rotation", [(Fraction(2), 0), (Fraction(1), -90)])

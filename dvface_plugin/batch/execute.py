@@ -161,11 +161,11 @@ def render_frames_chunk(restorer, source: str, tracks_file: Path, chunk: Chunk, 
                           trim=(chunk.start // per_frame, chunk.stop // per_frame),
                           woven_fields=first is not None) as writer:
             frames, sink = pictures.frames(chunk.read_start, chunk.read_stop), writer
-            if colour is not None:  # the model sees display sRGB; the plate gets back only the faces' change
-                sink = PlateRoundTrip(colour, writer)
-                frames = sink.frames(frames, chunk.read_start, chunk.start)
             if first is not None:
                 sink = FieldWeaver(sink, first)
+            if colour is not None:  # the model sees display sRGB; each plate picture gets back only its faces' change
+                sink = PlateRoundTrip(colour, sink)
+                frames = sink.frames(frames, chunk.read_start, chunk.start)
             restore_stream(
                 frames, chosen, restorer, sink, StageTimer(),
                 name=Path(source).name, strength=options["strength"], window=options["window"],

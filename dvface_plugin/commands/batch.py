@@ -150,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
     from ..batch.scheduler import tracks_path
     from ..engine import WindowGrid
     from ..media import check_constant_rate, check_progressive, open_media
-    from ..wholeframe.fields import FieldSource, check_field_options, restore_by_fields
+    from ..wholeframe.fields import FieldSource, restore_by_fields
     from ..model.config import DVFaceConfig
     from ..model.folders import resolve_model_folder
 
@@ -193,8 +193,6 @@ def run(args: argparse.Namespace) -> int:
                 first = None
             else:  # interlaced whole frames are restored field by field, as `dvface restore` does
                 first = restore_by_fields(media.metadata, Path(src).name, args.allow_interlaced)
-                if first is not None:
-                    check_field_options(src, args)
             if args.aligned and (media.width, media.height) != (cfg.crop_size, cfg.crop_size):
                 raise InputError(f"{src} is {media.width}x{media.height}; --aligned needs "
                                  f"{cfg.crop_size}x{cfg.crop_size} aligned face crops for this model")

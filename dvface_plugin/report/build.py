@@ -159,7 +159,7 @@ def build_report(input_path: str | Path, restored_path: str | Path, out_dir: str
 
     with open_media(input_path) as src_plates, open_media(restored_path) as res_plates:
         field = restore_by_fields(src_plates.metadata, Path(input_path).name, allow_interlaced)
-        src, res = viewed(src_plates, colour), viewed(res_plates, colour)
+        src, res = src_plates, res_plates
         first_number = src.metadata.get("first_frame", 0)
         start, stop = (0, src.frame_count) if frames is None else parse_frame_range(frames, src.frame_count,
                                                                                    first_number)
@@ -172,6 +172,7 @@ def build_report(input_path: str | Path, restored_path: str | Path, out_dir: str
         per = 1  # pictures a frame: 2 when restored field by field (picture 2k is frame k's first field)
         if field is not None:
             per, src, res = 2, FieldSource(src, field), FieldSource(res, field)
+        src, res = viewed(src, colour), viewed(res, colour)  # the fields as the model saw them
         tracks = obtain_tracks(src, StageTimer(), crop_size, tracks_file=tracks_file, check_digest=check_digest,
                                cache_dir=cache_dir).tracks
         left_out = None if faces is None and not min_face else left_out_reasons(tracks, faces or "all", min_face)

@@ -152,7 +152,7 @@ def restore_whole_frames(args: argparse.Namespace) -> dict[str, Any]:
     from ..media import MediaWriter, open_media, parse_frame_range
     from ..runtime.backends import describe, open_restorer
     from .compositor import read_span, restore_stream
-    from .fields import FieldSource, FieldWeaver, check_field_options, restore_by_fields
+    from .fields import FieldSource, FieldWeaver, restore_by_fields
     from .platecolour import PlateRoundTrip
     from .tracksource import default_cache_dir, obtain_tracks
 
@@ -167,8 +167,6 @@ def restore_whole_frames(args: argparse.Namespace) -> dict[str, Any]:
             raise InputError(f"{args.input} has no frames")
         # Interlaced video is restored field by field (fields.py); one of unknown field order is refused.
         first = restore_by_fields(src.metadata, args.input, args.allow_interlaced)
-        if first is not None:
-            check_field_options(args.input, args)
         trim = (None if args.frames is None
                 else parse_frame_range(args.frames, n_frames, src.metadata.get("first_frame", 0)))
         start, stop = trim or (0, n_frames)
@@ -211,21 +209,21 @@ def restore_whole_frames(args: argparse.Namespace) -> dict[str, Any]:
             print(f"dvface restore: {len(chosen)} of {len(tracks)} face tracks, on {describe(restorer)}",
                   file=sys.stderr)
         frames, span = pictures.frames(), None
+        p_start, p_stop = (start, stop) if first is None else (2 * start, 2 * stop)  # pictures: frames or fields
         if trim is not None:  # decode only what the range's windows read; tracks still span the clip
             config = restorer.config
-            p_start, p_stop = (start, stop) if first is None else (2 * start, 2 * stop)
             lo, hi = read_span(chosen, p_start, p_stop, config.window if args.window is None else args.window,
                                config.overlap if args.overlap is None else args.overlap, config.vae_temporal_stride)
             frames, span = pictures.frames(lo, hi), (lo, p_start, p_stop)
-        if colour is not None:
-            writer = PlateRoundTrip(colour, writer)
-            frames = writer.frames(frames, span[0] if span else 0, start)
         if not args.quiet:
             writer = _WritingBar(writer, stop - start)
             stack.callback(writer.bar.close)
-        if first is not None:
+        if first is not None:  # the compositor writes field pictures; the writers take them woven, in pairs
             writer = FieldWeaver(writer, first)
             mask_writer = None if mask_writer is None else FieldWeaver(mask_writer, first)
+        if colour is not None:  # picture by picture: each field's change goes back into its own plate picture
+            writer = PlateRoundTrip(colour, writer)
+            frames = writer.frames(frames, span[0] if span else 0, p_start)
         result = restore_stream(
             frames, chosen, restorer, writer, timer,
             name=Path(args.input).name, strength=args.strength, window=args.window,

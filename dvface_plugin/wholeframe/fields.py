@@ -18,7 +18,6 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from ..errors import InputError
 from ..media import MediaWarning, VideoSource, check_progressive, first_field
 from ..media.deinterlace import field_pictures
 from ..media.pixels import frame_to_rgb
@@ -44,15 +43,6 @@ def restore_by_fields(metadata: Any, source: str, allow_interlaced: bool, *, qui
                               "field by field; pass --allow-interlaced if its pictures are progressive",
                               MediaWarning)  # one place, so a job that asks twice (restore --report) warns once
     return first
-
-
-def check_field_options(source: str, args: Any) -> None:
-    """Refuse the options (`dvface restore` or `batch` arguments) that a source restored field by
-    field does not take yet."""
-    for name in ("colorspace", "ocio"):
-        if getattr(args, name) is not None:
-            raise InputError(f"{source} is interlaced and is restored field by field, which --{name} does not "
-                             f"support yet; leave --{name} out, or deinterlace it first")
 
 
 class FieldSource:
