@@ -683,20 +683,24 @@ def test_ffv1_pieces_are_joined_without_re_encoding(tmp_path, bits, dtype):
 
 
 def test_chroma_siting_is_read_from_how_frames_decode(tmp_path):
-    """H.264 4:2:0 sits its chroma left; FFV1 says nothing; flat frames cannot tell."""
+    """H.264 4:2:0 sits its chroma left, also when tagged BT.709 below HD (a web clip's 360p, whose
+    untagged frames would convert as BT.601); FFV1 says nothing; flat frames cannot tell."""
     from dvface_plugin.media.pixels import chroma_siting
 
     rng = np.random.default_rng(0)
     textured = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
     flat = np.full((48, 64, 3), 90, np.uint8)
 
-    def decoded(codec: str, images: list[np.ndarray]) -> list[av.VideoFrame]:
-        path = tmp_path / f"{codec}-{len(images)}.mkv"
+    def decoded(codec: str, images: list[np.ndarray], colorspace: int = 2) -> list[av.VideoFrame]:
+        path = tmp_path / f"{codec}-{len(images)}-{colorspace}.mkv"
         with av.open(str(path), "w") as container:
             stream = container.add_stream(codec, rate=25)
             stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+            stream.codec_context.colorspace = colorspace  # 2: unspecified, 1: BT.709
             for image in images:
-                for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24").reformat(format="yuv420p")):
+                frame = av.VideoFrame.from_ndarray(image, format="rgb24").reformat(format="yuv420p")
+                frame.colorspace = colorspace
+                for packet in stream.encode(frame):
                     container.mux(packet)
             for packet in stream.encode():
                 container.mux(packet)
@@ -704,6 +708,8 @@ def test_chroma_siting_is_read_from_how_frames_decode(tmp_path):
             return list(container.decode(video=0))
 
     assert chroma_siting(decoded("libx264", [flat, textured])) == "left"  # the flat frame is passed over
+    bt709 = decoded("libx264", [textured], colorspace=1)
+    assert bt709[0].colorspace == 1 and chroma_siting(bt709) == "left"
     assert chroma_siting(decoded("ffv1", [textured])) is None
     assert chroma_siting(decoded("libx264", [flat])) is None
 

@@ -264,9 +264,10 @@ def _lossless_round_trip(frame: av.VideoFrame, siting: str | None) -> av.VideoFr
         stream = container.add_stream("ffv1", rate=25, options={"chroma_sample_location": siting} if siting else {})
         planar = as_planar(frame)
         stream.width, stream.height, stream.pix_fmt = frame.width, frame.height, planar.format.name
-        stream.codec_context.color_range = frame.color_range
+        # The frame's matrix too: untagged, a frame below HD converts as BT.601, and no siting would match.
+        stream.codec_context.color_range, stream.codec_context.colorspace = frame.color_range, frame.colorspace
         copy = av.VideoFrame(frame.width, frame.height, planar.format.name)  # a fresh frame: no siting of its own
-        copy.color_range = frame.color_range
+        copy.color_range, copy.colorspace = frame.color_range, frame.colorspace
         for source, target in zip(planar.planes, copy.planes):
             row = min(source.line_size, target.line_size)  # both hold the samples; the padding differs
             np.frombuffer(target, np.uint8).reshape(target.height, -1)[:, :row] = \
