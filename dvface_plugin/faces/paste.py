@@ -2,7 +2,10 @@
 
 Only pixels under a face matte are written; every other pixel of the frame is returned
 bit-identical, whatever the dtype (uint8, uint16 or float32), so a shot with a missed or rejected
-face is never altered outside the faces that were restored.
+face is never altered outside the faces that were restored. Under the matte it is the restorer's
+change to its crop that goes back, not the crop itself: a face a fifth of the crop's size would
+otherwise lose a third of its own fine detail on the way into the crop and back, whatever the
+restorer did (a restorer that changes nothing leaves the plate exactly as it was).
 
 `strength` is the artist's control over how much of the restoration is used: it scales the
 matte, so 0 gives back the plate untouched and values between mix restored and original faces.
@@ -142,7 +145,8 @@ def paste_faces(
     mask: np.ndarray | None = None,
     strength: float = 1.0,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Composite restored crops into a copy of `frame`; returns (frame, matte).
+    """Composite restored crops into a copy of `frame`; returns (frame, matte). Each crop's change
+    from the crop of `frame` it was made from is resampled onto the plate, which keeps its own detail.
 
     faces: (restored crop, frame->crop 2x3 matrix) pairs; a crop is square, float32 in [0, 1] or
         any supported integer dtype, and is aligned with the matrix that cut it (align.py).
@@ -168,18 +172,21 @@ def paste_faces(
         roi = _footprint(matrix, size, frame.shape[:2])
         if roi is None:
             continue
-        face = to_float(restored)
+        face, source = to_float(restored), to_float(warp_to_crop(frame, matrix, size))
         if colour_match:
-            face = match_colour(face, to_float(warp_to_crop(frame, matrix, size)), crop_mask)
+            face = match_colour(face, source, crop_mask)
         alpha = _to_frame(crop_mask, matrix, roi, is_matte=True)
         np.clip(alpha, 0.0, 1.0, out=alpha)
         alpha *= strength
         # Below one step of a 16-bit matte (and any visible change): "matte == 0" means untouched,
         # in the matte a host reads as much as in the pixels.
         alpha[alpha < 1 / 65535] = 0.0
-        face_px = _to_frame(face, matrix, roi, is_matte=False)
+        # Only the restoration's change goes back: the plate's own detail, which a crop and its way
+        # back would soften (a small face is enlarged several times into the crop), stays as it is.
+        change = _to_frame(face - source, matrix, roi, is_matte=False)
         x0, y0, x1, y1 = roi
-        blended = _mix(out[y0:y1, x0:x1], face_px, alpha, frame.dtype)
+        region = to_float(out[y0:y1, x0:x1])
+        blended = _mix(out[y0:y1, x0:x1], region + change, alpha, frame.dtype)
         touched = alpha > 0
         out[y0:y1, x0:x1][touched] = blended[touched]
         region = matte[y0:y1, x0:x1]
