@@ -94,6 +94,21 @@ def test_shrinking_large_faces_does_not_alias():
     assert crop.std() < 0.3 * plain.std()
 
 
+def test_small_faces_are_enlarged_as_the_training_inputs_were():
+    """A face 4x smaller than the crop comes out as `degrade` upscales the model's training inputs
+    (bicubic), not softer (bilinear gave small faces less detail from the model)."""
+    from dvface_plugin.degrade import resize
+
+    rng = np.random.default_rng(3)
+    frame = cv2.GaussianBlur(rng.random((64, 64, 3), dtype=np.float32), (0, 0), 0.8)
+    m = np.array([[4.0, 0.0, 1.5], [0.0, 4.0, 1.5]])  # cv2.resize's pixel centres, 4x
+    trained = resize(frame[None], 256, 256, "bicubic")[0]
+    inner = (slice(12, -12), slice(12, -12))
+    assert np.abs(np.clip(warp_to_crop(frame, m, 256), 0, 1) - trained)[inner].max() < 1e-4
+    softer = warp_to_crop(frame, m, 256, enlarge=cv2.INTER_LINEAR)
+    assert np.abs(softer - trained)[inner].max() > 0.01
+
+
 def test_degenerate_landmarks_are_input_errors():
     with pytest.raises(InputError, match="one point"):
         alignment_matrix(np.ones((5, 2)))

@@ -46,8 +46,8 @@ def test_pixels_outside_the_matte_are_bit_identical(dtype):
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
 def test_face_core_shows_the_restored_crop(dtype):
-    """The core shows the restored face; the plate's own fine grain, which the crop (of a face
-    smaller than it) cannot hold, stays under it."""
+    """The core shows the restored face (to the crop's resolution: finer detail stays the plate's,
+    `test_a_small_faces_change_is_pasted_and_its_plate_detail_kept`)."""
     frame = plate(dtype)
     m = matrix_for(320, 180, 300)
     restored = cv2.GaussianBlur(np.random.default_rng(7).random((512, 512, 3), dtype=np.float32), (0, 0), 4)
@@ -57,9 +57,6 @@ def test_face_core_shows_the_restored_crop(dtype):
     assert core.sum() > 5000
     low = lambda img: cv2.GaussianBlur(img, (0, 0), 3)  # noqa: E731
     assert np.abs(low(to_float(out))[core] - low(expected)[core]).max() < 0.01
-    grain = lambda img: img - low(img)  # noqa: E731
-    kept = np.corrcoef(grain(to_float(out))[core].ravel(), grain(to_float(frame))[core].ravel())[0, 1]
-    assert kept > 0.5  # the restored crop's own grain is a blur of 4 crop pixels: finer than that is the plate's
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])

@@ -17,6 +17,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from ..colour import ColourSettings
@@ -93,7 +94,9 @@ class ShotReport:
                 continue
             report, name = self.reports[track.id], n + self.number
             matrix = np.asarray(face.affine, np.float64) * self.scale
-            crop_a, crop_b = (_u8(warp_to_crop(f, matrix, QC_CROP)) for f in (source, restored))
+            # Bilinear, as the QC measures were always taken, so pages and tables stay comparable.
+            crop_a, crop_b = (_u8(warp_to_crop(f, matrix, QC_CROP, enlarge=cv2.INTER_LINEAR))
+                              for f in (source, restored))
             report.restored |= not np.array_equal(crop_a, crop_b)
             cells = (brightness_cells(crop_a), brightness_cells(crop_b))
             _measure(report, name, crop_a, crop_b, cells, self.previous.get(track.id), self.identity)
