@@ -40,10 +40,10 @@ def piece_fps(src) -> object:
     return src.fps if src.fps else 24
 
 
-def piece_path(base: Path, float_frames: bool) -> Path:
-    """Where the piece of chunk `base` (its path without extension) lies: `base`.mkv, or for float
-    frames the folder `base` of float EXR files."""
-    return base if float_frames else base.with_name(base.name + ".mkv")
+def piece_path(base: Path, src) -> Path:
+    """Where the piece of chunk `base` (its path without extension; `src` the open source) lies:
+    `base`.mkv, or for float frames, which FFV1 cannot hold, the folder `base` of float EXR files."""
+    return base if src.source_bits == 32 else base.with_name(base.name + ".mkv")
 
 
 @contextmanager
@@ -54,29 +54,26 @@ def piece_writer(base: Path, src, width: int, height: int, planes_from=None, tri
     `woven_fields` as `MediaWriter` does; float pieces need none (an image sequence is progressive,
     and each EXR holds every float as it is). What the output will leave out of the source (HDR10
     metadata, captions) its own writer says, once, so a piece's writer says nothing."""
-    float_frames = src.source_bits == 32
-    target = piece_path(base, float_frames)
+    target = piece_path(base, src)
     target.parent.mkdir(parents=True, exist_ok=True)
-    scratch = None
+    scratch = None  # a float piece's folder until it is complete (a video piece: MediaWriter's own partial)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", MediaWarning)
-        if float_frames:
+        if target == base:
             scratch = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}{PARTIAL_TAG}{os.getpid()}-"))
             writer = MediaWriter(scratch / "f_%06d.exr", width=width, height=height, bit_depth=32, codec="float")
         else:
             writer = MediaWriter(target, fps=piece_fps(src), width=width, height=height, bit_depth=src.source_bits,
                                  codec="ffv1", planes_from=planes_from, trim=trim, woven_fields=woven_fields)
-    if scratch is None:
-        with writer:
-            yield writer
-        return
     try:
         with writer:
             yield writer
-        shutil.rmtree(target, ignore_errors=True)  # a piece whose chunk the manifest did not record as done
-        os.replace(scratch, target)
+        if scratch is not None:
+            shutil.rmtree(target, ignore_errors=True)  # a piece whose chunk the manifest did not record as done
+            os.replace(scratch, target)
     finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
 
 
 class ChunkWorker:
@@ -139,7 +136,7 @@ def render_chunk(restorer, source: str, n_frames: int, chunk: Chunk, piece: Path
         with session, piece_writer(piece, src, size, size) as writer:
             for n, frame in enumerate(session.iter_frames(chunk.start, chunk.stop), chunk.start):
                 writer.write(apply_strength(crops[n - chunk.read_start], frame, options["strength"]))
-        return piece_path(piece, src.source_bits == 32)
+        return piece_path(piece, src)
 
 
 def render_frames_chunk(restorer, source: str, tracks_file: Path, chunk: Chunk, piece: Path, options: dict) -> Path:
@@ -173,7 +170,7 @@ def render_frames_chunk(restorer, source: str, tracks_file: Path, chunk: Chunk, 
             )
             if writer.frames_written != chunk.frames // per_frame:
                 raise InputError(f"{source} ended before frame {chunk.stop}; the file is truncated: re-encode it")
-    return piece_path(piece, src.source_bits == 32)
+    return piece_path(piece, src)
 
 
 def output_writer(src, output: Path, options: dict, woven_fields: bool = False) -> MediaWriter:

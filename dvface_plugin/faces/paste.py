@@ -119,22 +119,16 @@ def check_strength(strength: float, name: str = "strength") -> float:
     return value
 
 
-def _mix(original: np.ndarray, restored: np.ndarray, alpha: np.ndarray | float, dtype: np.dtype) -> np.ndarray:
-    """original + alpha * (restored - original), in float, returned in `dtype`."""
-    plate = to_float(original)
-    weight = alpha[..., None] if isinstance(alpha, np.ndarray) else alpha
-    return from_float(plate + weight * (to_float(restored) - plate), dtype)
-
-
 def apply_strength(original: np.ndarray, restored: np.ndarray, strength: float) -> np.ndarray:
     """An aligned crop at `strength`: the restored crop mixed with the crop it was made from, as
-    `paste_faces` mixes a face into its plate (0 returns `original`, 1 `restored`, unchanged)."""
+    `paste_faces` adds a face's change to its plate (0 returns `original`, 1 `restored`, unchanged)."""
     strength = check_strength(strength)
     if strength == 1.0:
         return restored
     if strength == 0.0:
         return original
-    return _mix(original, restored, strength, original.dtype)
+    plate = to_float(original)
+    return from_float(plate + strength * (to_float(restored) - plate), original.dtype)
 
 
 def paste_faces(
@@ -185,8 +179,7 @@ def paste_faces(
         # back would soften (a small face is enlarged several times into the crop), stays as it is.
         change = _to_frame(face - source, matrix, roi, is_matte=False)
         x0, y0, x1, y1 = roi
-        region = to_float(out[y0:y1, x0:x1])
-        blended = _mix(out[y0:y1, x0:x1], region + change, alpha, frame.dtype)
+        blended = from_float(to_float(out[y0:y1, x0:x1]) + alpha[..., None] * change, frame.dtype)
         touched = alpha > 0
         out[y0:y1, x0:x1][touched] = blended[touched]
         region = matte[y0:y1, x0:x1]

@@ -221,8 +221,6 @@ def _u8(image: np.ndarray) -> np.ndarray:
 def _fit(frame: np.ndarray, pixel_aspect: float = 1.0, turns: int = 0) -> np.ndarray:
     """The frame as displayed (its pixel aspect, turned `turns` quarter turns counter-clockwise),
     at most FULL_WIDTH wide."""
-    import cv2
-
     image = _u8(frame)
     h, w = image.shape[:2]
     wide = w * pixel_aspect
