@@ -152,6 +152,9 @@ def create_node() -> nuke.Node:
     _knob(group, nuke.Enumeration_Knob("stabilise", "stabilise", STABILISE_CHOICES),
           "flow-guided temporal stabilisation: frames each side averaged with every restored face, against "
           "residual flicker; 'model' uses the model's own setting")
+    _knob(group, nuke.Double_Knob("grain", "grain"), "how much of the plate's own grain goes back on the restored "
+          "faces: 0 none, 1 all of it (each frame's difference from its flow-guided average with its neighbours, "
+          "which the model removes), so a restored face on film keeps the grain around it")
     _knob(group, nuke.Enumeration_Knob("colourspace", "input colourspace", colour_space_names(to_model)),
           "the input's colour space in the script's OCIO config (default: the working space); the node converts "
           "it to the model's sRGB-encoded Rec.709 and the restored faces back, from the next Restore on",
@@ -235,6 +238,8 @@ def settings(node: nuke.Node) -> dict[str, Any]:
         "disabled": disabled_tracks(node),
         "window": window if window > 0 else None,
         "stabilise": stabilise_radius(node["stabilise"].value()),
+        # A node saved by a version without the knob restores as it did then.
+        "grain": float(node["grain"].value()) if node.knob("grain") is not None else 0.0,
         "colour_match": bool(node["colour_match"].value()),
         "fps": float(nuke.root()["fps"].value()),
         "colour": {

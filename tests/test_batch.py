@@ -95,9 +95,9 @@ def references(clips, model_dir, tmp_path_factory):
     for clip in clips:
         out = folder / clip.name
         assert main(["restore", "--aligned", str(clip), "-o", str(out), "--model", str(model_dir), "--quiet",
-                     "--strength", "0.8", "--stabilise", "1"]) == 0
+                     "--strength", "0.8", "--stabilise", "1", "--grain", "0.5"]) == 0
         refs[clip.stem] = np.stack(list(open_media(out)))
-    plain = folder / "plain.mkv"  # the model's own radius is 0: batch must pass --stabilise on to its workers
+    plain = folder / "plain.mkv"  # the model's own radius is 0: batch must pass --stabilise and --grain on
     assert main(["restore", "--aligned", str(clips[0]), "-o", str(plain), "--model", str(model_dir), "--quiet",
                  "--strength", "0.8"]) == 0
     assert not np.array_equal(np.stack(list(open_media(plain))), refs[clips[0].stem])
@@ -114,7 +114,7 @@ def ray_local():
 
 def batch_args(clips, model_dir, outdir, *extra):
     return ["batch", *map(str, clips), "-o", str(outdir), "--aligned", "--model", str(model_dir), "--quiet",
-            "--strength", "0.8", "--stabilise", "1", "--chunk-frames", "3", "--workers", "2",
+            "--strength", "0.8", "--stabilise", "1", "--grain", "0.5", "--chunk-frames", "3", "--workers", "2",
             # the whole-clip reference ran with this process's torch threads: float sums depend on them
             "--threads-per-worker", str(torch.get_num_threads()), *extra]
 

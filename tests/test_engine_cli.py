@@ -16,6 +16,9 @@ from dvface_plugin.errors import InputError
 from dvface_plugin.faces import apply_strength
 from dvface_plugin.media import MediaWriter, open_media
 from dvface_plugin.model import folders
+from dvface_plugin.runtime.base import GRAIN_RADIUS
+from dvface_plugin.runtime.pixels import to_model
+from dvface_plugin.runtime.stabilise import prefilter
 from dvface_plugin.runtime.torch_restorer import Restorer
 
 CROP = 32
@@ -87,6 +90,25 @@ def test_wrong_crop_size_is_refused_and_leaves_no_output(tmp_path, model_dir, ca
     err = capsys.readouterr().err
     assert "48x48" in err and "32x32" in err
     assert list(tmp_path.iterdir()) == [src]
+
+
+def test_grain_puts_the_inputs_grain_back_and_a_bad_amount_leaves_no_output(tmp_path, model_dir, capsys):
+    rng = np.random.default_rng(5)
+    clip = np.clip(128 + rng.normal(0, 12, (9, CROP, CROP, 3)), 0, 255).astype(np.uint8)  # a grey card with grain
+    src, out = tmp_path / "in.mkv", tmp_path / "out.mkv"
+    write_clip(src, clip, 8)
+    assert main(["restore", "--aligned", str(src), "-o", str(out), "--model", str(model_dir), "--quiet",
+                 "--grain", "1"]) == 0
+    frames, decoded = np.stack(list(open_media(out))), np.stack(list(open_media(src)))
+    restorer = Restorer.load(model_dir, device="cpu")
+    plain = restore_track(restorer, decoded)
+    assert np.array_equal(frames, restore_track(restorer.with_grain(1.0), decoded))
+    added = frames.astype(np.float32) - plain  # what --grain changed, in 8-bit levels
+    residual = (to_model(decoded) - prefilter(to_model(decoded), GRAIN_RADIUS)) * 127.5  # the input's grain
+    assert np.std(added) > 5 and np.corrcoef(added.ravel(), residual.ravel())[0, 1] > 0.9
+    out.unlink()
+    assert main(["restore", "--aligned", str(src), "-o", str(out), "--model", str(model_dir), "--grain", "1.5"]) == 2
+    assert "--grain must be in [0, 1]" in capsys.readouterr().err and not out.exists()
 
 
 def test_stabilise_overrides_the_model_and_a_bad_radius_leaves_no_output(tmp_path, model_dir, capsys):

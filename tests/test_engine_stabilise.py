@@ -17,7 +17,8 @@ import pytest
 
 from dvface_plugin.metrics import detail, flicker
 from dvface_plugin.model.config import DVFaceConfig
-from dvface_plugin.runtime.base import PriorState, TrackRestorer
+from dvface_plugin.errors import InputError
+from dvface_plugin.runtime.base import GRAIN_RADIUS, PriorState, TrackRestorer, check_grain
 from dvface_plugin.runtime.pixels import to_model
 from dvface_plugin.runtime.stabilise import DEFLICKER_LEVELS, prefilter, stabilise, steady_brightness
 
@@ -267,3 +268,57 @@ def test_decode_stabilises_when_the_model_config_asks() -> None:
     out = steady.decode(steady.encode(host(clean)))
     assert np.array_equal(out, stabilise(raw, 2))
     assert rmse(out[4], clean[4]) < rmse(raw[4], clean[4]) / 1.5
+
+
+class EchoRestorer(NoisyRestorer):
+    """A 'model' that gives back what reached it: its output is the (prefiltered) input."""
+
+    def _decode(self, model: None, state: PriorState, prior_scale: float) -> np.ndarray:
+        return state.latent.copy()
+
+
+def grainy(clean: np.ndarray, levels: float, seed: int = 4) -> np.ndarray:
+    """`clean` plus fresh per-pixel grain in every frame, `levels` 8-bit levels rms."""
+    return (clean + np.random.default_rng(seed).normal(0, levels * LEVEL, clean.shape)).astype(np.float32)
+
+
+def test_grain_puts_back_what_the_prefilter_took_out() -> None:
+    """Behind the prefilter a restorer sees each frame's flow-guided average; with grain 1 the
+    difference comes back on its output, so an echoing model returns the grainy input itself (to
+    float16), with 0.5 half of it, and the grain is added after the stabilisation (not averaged)."""
+    pixels = grainy(moving_clip(1.0), 6)
+    crops = host(pixels)
+    model = EchoRestorer(0, prefilter=2)
+    plain = model.decode(model.encode(crops))
+    assert np.array_equal(plain, prefilter(to_model(crops), 2)) and model.encode(crops).grain is None
+    full, half = model.with_grain(1.0), model.with_grain(0.5)
+    state = full.encode(crops)
+    assert state.grain.dtype == np.float16 and state.nbytes == plain.nbytes + state.grain.nbytes + 8
+    out = full.decode(state)
+    assert np.abs(out - to_model(crops)).max() < 2e-3 and rmse(plain[4], to_model(crops)[4]) > 3 * LEVEL
+    assert np.abs(half.decode(half.encode(crops)) - (plain + out) / 2).max() < 1e-3
+    steady = EchoRestorer(2, prefilter=2).with_grain(1.0)
+    residual = to_model(crops) - prefilter(to_model(crops), 2)
+    assert np.allclose(steady.decode(steady.encode(crops)), stabilise(plain, 2) + residual, atol=2e-3)
+
+
+def test_grain_on_a_model_without_prefilter_is_measured_by_the_same_average() -> None:
+    """A model without an input prefilter still sees the raw frames; the grain put back is the
+    difference from the average of `GRAIN_RADIUS` frames each side."""
+    crops = host(grainy(moving_clip(1.0), 6))
+    state = EchoRestorer(0).with_grain(1.0).encode(crops)
+    assert np.array_equal(state.latent, to_model(crops))
+    residual = to_model(crops) - prefilter(to_model(crops), GRAIN_RADIUS)
+    assert np.array_equal(state.grain, residual.astype(np.float16))
+
+
+def test_grain_copies_share_the_model_key_the_cache_and_refuse_bad_amounts() -> None:
+    model = EchoRestorer(0, prefilter=2)
+    grain = model.with_grain(0.25)
+    assert model.with_grain(0) is model and grain.with_grain(0.25) is grain and model.grain == 0.0
+    assert grain.models == model.models and grain.identity != model.identity != model.with_grain(0.5).identity
+    for bad in (-0.1, 1.5, float("nan")):
+        with pytest.raises(InputError, match=r"grain must be in \[0, 1\]"):
+            model.with_grain(bad)
+    with pytest.raises(InputError, match=r"--grain must be in \[0, 1\]"):
+        check_grain(2, "--grain")

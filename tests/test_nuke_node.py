@@ -110,7 +110,7 @@ def test_node_builds_as_a_group_that_passes_its_input_through(env):
     assert (keymix["maskChannel"].value(), keymix["channels"].value()) == ("dvface.changed", "all")
     assert node.node("dvface_switch").input(1) is keymix and node.node("dvface_to_model").input(0).name() == "Input1"
     assert dvface_nuke.MODEL_SPACES == colour.MODEL_SPACES and dvface_nuke.CHANGED_CHANNEL == exrio.CHANGED_CHANNEL
-    for knob in ("model", "device", "strength", "faces", "first_frame", "last_frame", "window", "stabilise",
+    for knob in ("model", "device", "strength", "faces", "first_frame", "last_frame", "window", "stabilise", "grain",
                  "colourspace", "highlights", "unpremultiply", "restore", "cancel", "clear_cache", "panel"):
         assert node.knob(knob) is not None, knob
     plate = read.render(FIRST + 2)
@@ -131,6 +131,15 @@ def test_stabilise_knob_becomes_the_workers_setting(env):
         node["stabilise"].setValue(choice)
         assert dvface_nuke.settings(node)["stabilise"] == radius
     assert RestoreSettings.from_dict(dvface_nuke.settings(node)).stabilise == 3  # the worker accepts it
+
+
+def test_grain_knob_becomes_the_workers_setting_and_an_older_node_restores_without(env):
+    read, node = build(env)
+    assert node["grain"].value() == 0.0 and dvface_nuke.settings(node)["grain"] == 0.0
+    node["grain"].setValue(0.75)
+    assert RestoreSettings.from_dict(dvface_nuke.settings(node)).grain == 0.75
+    del node._knobs["grain"]  # a node saved in a script before the knob existed
+    assert dvface_nuke.settings(node)["grain"] == 0.0
 
 
 def test_menu_registers_the_node():

@@ -118,22 +118,39 @@ def test_a_changed_strength_runs_no_model_and_mixes_the_faces_with_the_plate(set
         assert 0.4 < gain < 0.6  # half of the restoration's change
 
 
+def frames_changed_in_faces_only(root, folder: str) -> int:
+    """How many frames of `folder`'s restore differ from the first run's, asserting that no
+    sample outside the face matte does."""
+    changed = 0
+    for n in range(FIRST, LAST + 1):
+        a, b = out_frame(root, n, folder), out_frame(root, n)
+        outside = b[MATTE_CHANNEL] == 0
+        assert all(a[c][outside].tobytes() == b[c][outside].tobytes() for c in "RGBA")
+        changed += not np.array_equal(a["R"], b["R"])
+    return changed
+
+
 def test_stabilise_changes_only_faces_and_keeps_its_own_cache_entries(setup, first_run):
     client, source, model, root = setup
     (root / "stable").mkdir()
     stable = client.restore(source, (FIRST, LAST), str(root / "stable" / "r.####.exr"), settings(model, stabilise=2))
     assert stable["analysis_cached"] and stable["computed"]["windows"] > 0
-    changed = 0
-    for n in range(FIRST, LAST + 1):
-        a, b = out_frame(root, n, "stable"), out_frame(root, n)
-        outside = b[MATTE_CHANNEL] == 0
-        assert all(a[c][outside].tobytes() == b[c][outside].tobytes() for c in "RGBA")
-        changed += not np.array_equal(a["R"], b["R"])
-    assert changed >= COUNT - 1  # the face moves a pixel a frame: neighbours agree after warping
+    # The face moves a pixel a frame: neighbours agree after warping.
+    assert frames_changed_in_faces_only(root, "stable") >= COUNT - 1
     again = client.restore(source, (FIRST, LAST), str(root / "stable" / "r.####.exr"), settings(model, stabilise=2))
     assert again["computed"]["windows"] == 0
     plain = client.restore(source, (FIRST, LAST), str(root / "out" / "r.####.exr"), settings(model, stabilise=0))
     assert plain["computed"]["windows"] == 0  # the model's own radius (0 here): its cached windows
+
+
+def test_grain_changes_only_faces_and_keeps_its_own_cache_entries(setup, first_run):
+    client, source, model, root = setup
+    (root / "grain").mkdir()
+    grainy = client.restore(source, (FIRST, LAST), str(root / "grain" / "r.####.exr"), settings(model, grain=1.0))
+    assert grainy["computed"]["windows"] > 0  # its windows are not the plain ones
+    assert frames_changed_in_faces_only(root, "grain") == COUNT
+    again = client.restore(source, (FIRST, LAST), str(root / "grain" / "r.####.exr"), settings(model, grain=1.0))
+    assert again["computed"]["windows"] == 0
 
 
 def test_a_qc_report_of_a_sub_range_is_written_beside_the_frames_and_named_in_the_reply(setup, first_run):
@@ -229,6 +246,9 @@ def test_settings_are_validated():
     assert RestoreSettings.from_dict({"stabilise": "3"}).stabilise == 3 and RestoreSettings().stabilise is None
     with pytest.raises(InputError, match="stabilise must be .* >= 0"):
         RestoreSettings.from_dict({"stabilise": -1})
+    assert RestoreSettings.from_dict({"grain": "0.5"}).grain == 0.5 and RestoreSettings().grain == 0.0
+    with pytest.raises(InputError, match=r"grain must be in \[0, 1\]"):
+        RestoreSettings.from_dict({"grain": 1.5})
     with pytest.raises(InputError, match="colourspace"):
         RestoreSettings.from_dict({"colour": {"transfer": "log"}})
     # a host that does not convert itself names the plate's OCIO colour space (and config)

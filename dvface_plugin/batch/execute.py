@@ -85,6 +85,7 @@ class ChunkWorker:
         self.restorer = open_restorer(
             options["model"], backend=options["backend"], device=options["device"], precision=options["precision"],
             threads=options["threads"], window=options["window"], stabilise=options["stabilise"],
+            grain=options["grain"],
         )
         self.fail_after = fail_after
         self.crash_marker = crash_marker

@@ -68,6 +68,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--stabilise", type=int, default=None, metavar="N",
                         help="flow-guided temporal stabilisation: frames each side averaged with every restored "
                         "face (0 = off; default: the model's)")
+    parser.add_argument("--grain", type=float, default=0.0,
+                        help="how much of the inputs' own grain goes back on the restored faces, 0 to 1 (default 0; "
+                        "see `dvface restore --help`)")
     parser.add_argument("--codec", default=None, help="output codec (default: chosen from --ext)")
     parser.add_argument("--allow-bit-depth-loss", action="store_true", help="allow an output with fewer bits than IN")
     parser.add_argument("--drop-subtitles", action="store_true",
@@ -131,6 +134,7 @@ def _check_output(media, name: str, options: dict, woven_fields: bool) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..faces import check_strength
+    from ..runtime.base import check_grain
 
     if min(args.workers, args.chunk_frames, args.threads_per_worker) < 1:
         raise InputError("--workers, --chunk-frames and --threads-per-worker must be at least 1")
@@ -139,6 +143,7 @@ def run(args: argparse.Namespace) -> int:
     if args.min_face < 0:
         raise InputError(f"--min-face must be >= 0 px, got {args.min_face}")
     check_strength(args.strength, "--strength")
+    check_grain(args.grain, "--grain")
     if args.aligned and (args.faces != "all" or args.min_face):
         raise InputError("--faces and --min-face choose faces in whole frames; an --aligned clip is one face")
     if args.aligned and args.report is not None:
@@ -173,7 +178,7 @@ def run(args: argparse.Namespace) -> int:
     stabilise = cfg.stabilise if args.stabilise is None else args.stabilise
     options = {"model": str(model), "backend": args.backend, "device": args.device, "precision": args.precision,
                "window": window, "overlap": overlap, "strength": args.strength, "stabilise": stabilise,
-               "codec": args.codec,
+               "grain": args.grain, "codec": args.codec,
                "allow_bit_depth_loss": args.allow_bit_depth_loss, "drop_subtitles": args.drop_subtitles,
                "allow_retime": args.allow_retime, "threads": args.threads_per_worker,
                "aligned": args.aligned, "faces": args.faces, "min_face": args.min_face,

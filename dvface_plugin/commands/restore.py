@@ -66,6 +66,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="average each restored face with N frames each side along the optical flow, against flicker "
         "(default: the model's, 2 for dvface-tiny; 0 = off)",
     )
+    parser.add_argument(
+        "--grain", type=float, default=0.0,
+        help="put this much of the input's own grain back on the restored faces, 0 to 1 (default 0): each "
+        "frame's difference from its flow-guided average with its neighbours, which the model removes; 1 keeps "
+        "film grain on the faces as it is on the rest of the plate",
+    )
     parser.add_argument("--codec", default=None,
                         help="output codec: h264, h265, prores, prores4444, dnxhr (Avid DNxHR HQ, HQX for 10-bit "
                         "sources; .mov, .mxf), dnxhr444, dnxhd (interlaced 1080i DNxHD, .mxf), ffv1 (in a YUV source's own format) "
@@ -150,6 +156,7 @@ def check_outputs(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..faces import apply_strength, check_strength
+    from ..runtime.base import check_grain
 
     check_outputs(args)
     if args.aligned and args.report is not None:
@@ -159,6 +166,7 @@ def run(args: argparse.Namespace) -> int:
     if args.streams is not None and args.streams < 1:
         raise InputError(f"--streams must be at least 1, got {args.streams}")
     check_strength(args.strength, "--strength")
+    check_grain(args.grain, "--grain")
     if not args.aligned:
         from ..wholeframe.command import run as run_whole_frames
 
@@ -170,7 +178,7 @@ def run(args: argparse.Namespace) -> int:
 
     restorer = open_restorer(
         args.model, backend=args.backend, device=args.device, precision=args.precision, window=args.window,
-        stabilise=args.stabilise, streams=args.streams,
+        stabilise=args.stabilise, grain=args.grain, streams=args.streams,
     )
     size = restorer.config.crop_size
     with open_media(args.input, sequence_fps=args.fps) as src:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..errors import DVFaceError
 from ..model.folders import resolve_model_folder
-from .base import TrackRestorer
+from .base import TrackRestorer, check_grain
 
 BACKENDS = ("auto", "torch", "ort", "openvino")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16", "int8")  # what --precision offers; each backend takes some
@@ -30,6 +30,7 @@ def open_restorer(
     threads: int | None = None,
     window: int | None = None,
     stabilise: int | None = None,
+    grain: float = 0.0,
     streams: int | None = None,
 ) -> TrackRestorer:
     """The restorer for a model name or folder (`auto`: see `choose_backend`).
@@ -38,12 +39,14 @@ def open_restorer(
     core, split between the streams); torch's count is process-wide. window: the window length the
     caller will use (None: the model's), which `auto` needs because an ONNX export has a fixed
     window. stabilise: overrides the model's temporal stabilisation radius (None: the model's; see
-    `TrackRestorer.with_stabilise`). streams: copies of the model run side by side (None:
+    `TrackRestorer.with_stabilise`). grain: how much of the input's grain goes back on the restored
+    faces (`TrackRestorer.with_grain`). streams: copies of the model run side by side (None:
     `ort_restorer.plan_streams`' choice, two on a CPU; torch runs one); callers that ask for one
     window at a time should pass 1, the others keep them busy with `FaceTrackSession(ahead=...)`.
     """
+    check_grain(grain)  # before a model is loaded
     restorer = _open_backend(model, backend, device, precision, threads, window, streams)
-    return restorer if stabilise is None else restorer.with_stabilise(stabilise)
+    return (restorer if stabilise is None else restorer.with_stabilise(stabilise)).with_grain(grain)
 
 
 def _open_backend(

@@ -23,20 +23,32 @@ from ..errors import DVFaceError, InputError
 from .pixels import to_model
 from .stabilise import prefilter, stabilise
 
+GRAIN_RADIUS = 2  # frames each side of the flow-guided average that measures a model's grain, when it has no prefilter
+
 if TYPE_CHECKING:
     from ..model.config import DVFaceConfig
 
 
 @dataclass(frozen=True)
 class PriorState:
-    """What a window's `prior_scale` changes leave untouched: its latent and prior features."""
+    """What a window's `prior_scale` changes leave untouched: its latent and prior features, and
+    the input's grain where the restorer puts it back (`TrackRestorer.with_grain`)."""
 
     latent: Any
     priors: Any
+    grain: np.ndarray | None = None  # float16 (T, H, W, 3), model units
 
     @property
     def nbytes(self) -> int:
-        return self.latent.nbytes + self.priors.nbytes
+        return self.latent.nbytes + self.priors.nbytes + (0 if self.grain is None else self.grain.nbytes)
+
+
+def check_grain(amount: float, name: str = "grain") -> float:
+    """The grain amount as a float, refused (naming it as the caller's option `name`) unless in [0, 1]."""
+    value = float(amount)
+    if not 0.0 <= value <= 1.0:
+        raise InputError(f"{name} must be in [0, 1] (0 = off, 1 = all of the input's grain), got {amount}")
+    return value
 
 
 class TrackRestorer(ABC):
@@ -55,6 +67,7 @@ class TrackRestorer(ABC):
     identity: str
     device: Any  # where it runs: a torch.device, or an onnxruntime execution provider
     precision: str
+    grain: float = 0.0  # how much of the input's grain goes back on the restored crops (`with_grain`)
 
     def __init__(self, models: Sequence[Any]) -> None:
         """models: one per stream, each running one call at a time."""
@@ -80,12 +93,15 @@ class TrackRestorer(ABC):
 
     def encode(self, crops: np.ndarray) -> PriorState:
         """Latent and prior features of one window of host crops (T, H, W, 3), prefiltered as the
-        model was trained (`DVFaceConfig.prefilter`) before it is taken to a model copy."""
+        model was trained (`DVFaceConfig.prefilter`) before it is taken to a model copy; with
+        `grain`, also what the prefilter takes out of each frame."""
         pixels = to_model(crops)
-        if self.config.prefilter:
-            pixels = prefilter(pixels, self.config.prefilter)
+        steady = pixels
+        if self.config.prefilter or self.grain:
+            steady = prefilter(pixels, self.config.prefilter or GRAIN_RADIUS)
         with self._stream() as model:
-            return self._encode(model, pixels)
+            state = self._encode(model, steady if self.config.prefilter else pixels)
+        return dataclasses.replace(state, grain=(pixels - steady).astype(np.float16)) if self.grain else state
 
     def decode(self, state: PriorState, prior_scale: float = 1.0) -> np.ndarray:
         """Restored window as float32 (T, H, W, 3) in [-1, 1], from cached latent and priors."""
@@ -93,7 +109,11 @@ class TrackRestorer(ABC):
             out = self._decode(model, state, prior_scale)
         if not np.isfinite(out).all():
             raise DVFaceError(f"the model produced NaN/Inf ({self.identity}); use fp32 precision")
-        return stabilise(out, self.config.stabilise) if self.config.stabilise else out
+        if self.config.stabilise:
+            out = stabilise(out, self.config.stabilise)
+        if state.grain is not None:  # after the stabilisation, which would average it away
+            out = np.clip(out + self.grain * state.grain.astype(np.float32), -1.0, 1.0)
+        return out
 
     def with_stabilise(self, radius: int) -> TrackRestorer:
         """This restorer with the model config's `stabilise` overridden: frames each side averaged
@@ -107,6 +127,22 @@ class TrackRestorer(ABC):
         other = copy.copy(self)
         other.config = dataclasses.replace(self.config, stabilise=radius)
         other.identity = f"{self.identity}|stabilise={radius}"
+        return other
+
+    def with_grain(self, amount: float) -> TrackRestorer:
+        """This restorer putting `amount` (0 to 1) of the input's grain back on each restored crop,
+        after the stabilisation: each input frame minus its flow-guided average with its neighbours
+        (the model's input prefilter, or one of `GRAIN_RADIUS` frames each side where it has none).
+        Film grain and sensor noise differ from frame to frame and average out; the face's own
+        detail holds still and stays in the average. A restored face without the grain of the plate
+        around it looks pasted on; this keeps the plate's texture on it. It shares the model copies
+        and is part of `identity`, like `with_stabilise`."""
+        amount = check_grain(amount)
+        if amount == self.grain:
+            return self
+        other = copy.copy(self)
+        other.grain = amount
+        other.identity = f"{self.identity}|grain={amount!r}"
         return other
 
     @abstractmethod

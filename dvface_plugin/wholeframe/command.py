@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
         run = {"model": str(args.model or DEFAULT_MODEL), "backend": summary["backend"], "device": summary["device"],
                "precision": summary["precision"], "strength": args.strength, "faces": args.faces,
                "min_face": args.min_face, "stabilise": "model's" if args.stabilise is None else args.stabilise,
-               "restore_seconds": summary["seconds"]["wall"]}
+               "grain": args.grain, "restore_seconds": summary["seconds"]["wall"]}
         build_report(args.input, args.output, args.report, crop_size=summary["crop_size"],
                      cache_dir=None if args.no_cache else default_cache_dir(), tracks_file=args.tracks,
                      check_digest=not args.force_tracks, frames=args.frames, faces=args.faces,
@@ -186,7 +186,7 @@ def restore_whole_frames(args: argparse.Namespace) -> dict[str, Any]:
             ))
         restorer = open_restorer(
             args.model, backend=args.backend, device=args.device, precision=args.precision, window=args.window,
-            stabilise=args.stabilise, streams=args.streams,
+            stabilise=args.stabilise, grain=args.grain, streams=args.streams,
         )
         pictures = src if first is None else FieldSource(src, first)
         found = obtain_tracks(

@@ -51,6 +51,7 @@ class RestoreSettings:
     window: int | None = None  # engine window (frames); None: the model's
     overlap: int | None = None
     stabilise: int | None = None  # flow-guided temporal stabilisation radius (frames each side); None: the model's
+    grain: float = 0.0  # how much of the plate's own grain goes back on the restored faces (0 to 1)
     colour_match: bool = True
     fps: float = 24.0
     colour: ColourSettings = field(default_factory=ColourSettings)
@@ -67,7 +68,7 @@ class RestoreSettings:
                 values["colour"] = ColourSettings(**values["colour"])
             if "disabled" in values:
                 values["disabled"] = tuple(int(v) for v in values["disabled"])
-            for key, kind in (("strength", float), ("min_face", float), ("fps", float)):
+            for key, kind in (("strength", float), ("grain", float), ("min_face", float), ("fps", float)):
                 if key in values:
                     values[key] = kind(values[key])
             for key in ("window", "overlap", "stabilise"):
@@ -79,6 +80,10 @@ class RestoreSettings:
             from ..faces import check_strength
 
             check_strength(values["strength"])
+        if "grain" in values:
+            from ..runtime.base import check_grain
+
+            check_grain(values["grain"])
         if values.get("stabilise") is not None and values["stabilise"] < 0:
             raise InputError(f"stabilise must be a whole number of frames >= 0 (0 = off) or null (the model's), "
                              f"got {values['stabilise']}")
@@ -224,6 +229,7 @@ class RangeRestorer:
         restorer = self._get_restorer(settings)
         if settings.stabilise is not None:  # a copy sharing the loaded model; its radius keys the cache
             restorer = restorer.with_stabilise(settings.stabilise)
+        restorer = restorer.with_grain(settings.grain)
         crop = restorer.config.crop_size
         plates = _Plates(in_pattern, first, last - first + 1, settings.colour)
         before = self.cache.stats()
@@ -377,7 +383,8 @@ def _finish_report(shot, report: Path, in_pattern: FramePattern, out_pattern: Fr
                   f"(highlights {s.colour.highlights}); the plate keeps its own values",
         "model": s.model or "bundled default", "backend": describe(restorer), "strength": s.strength,
         "faces": s.faces, "min_face": s.min_face, "disabled_tracks": list(s.disabled),
-        "stabilise": "model's" if s.stabilise is None else s.stabilise, "restore_seconds": round(seconds, 2),
+        "stabilise": "model's" if s.stabilise is None else s.stabilise, "grain": s.grain,
+        "restore_seconds": round(seconds, 2),
     })
     if report.exists():
         shutil.rmtree(report)

@@ -169,6 +169,15 @@ def test_stabilise_changes_only_face_frames_and_keeps_its_own_cache_entries(mode
     assert same(render(vsdvface.restore(src, model=str(model_dir), stabilise=0))[1], plain[1])
 
 
+def test_grain_changes_only_face_frames_and_keeps_its_own_cache_entries(model_dir):
+    src = clip_in(vs.RGB48)
+    plain = render(vsdvface.restore(src, model=str(model_dir)))
+    grainy = render(vsdvface.restore(src, model=str(model_dir), grain=1.0))
+    assert not same(grainy[1], plain[1])
+    assert all(same(grainy[n], plain[n]) for n in range(FACE_FRAMES, LENGTH))
+    assert same(render(vsdvface.restore(src, model=str(model_dir)))[1], plain[1])
+
+
 def test_mask_clip(model_dir):
     src = clip_in(vs.YUV420P10, matrix=1)
     matte = vsdvface.restore(src, model=str(model_dir), mask=True)
@@ -294,6 +303,8 @@ def test_interlaced_clips_are_refused_where_the_bwdif_plugin_is_missing(model_di
         {"overlap": -1},
         {"stabilise": -1},
         {"stabilise": 1.5},
+        {"grain": -0.5},
+        {"grain": "film"},
         {"cache_mb": -1},
         {"mask": "yes"},
         {"matrix_in": 99},

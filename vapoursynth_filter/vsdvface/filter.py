@@ -73,6 +73,7 @@ def restore(
     window: int | None = None,
     overlap: int | None = None,
     stabilise: int | None = None,
+    grain: float = 0.0,
     cache_mb: int = DEFAULT_CACHE_MB,
     mask: bool = False,
     tracks: str | os.PathLike | None = None,
@@ -111,6 +112,9 @@ def restore(
     :param overlap: frames shared by neighbouring windows, cross-faded (default the model's, clipped).
     :param stabilise: frames each side averaged with every restored face along the optical flow, against
         flicker (default the model's: 2 for the bundled one; 0 = off).
+    :param grain: 0..1, how much of the clip's own grain goes back on the restored faces (default 0):
+        each frame's difference from its flow-guided average with its neighbours, which the model
+        removes; 1 keeps film grain on the faces as it is on the rest of the picture.
     :param cache_mb: budget of the process-wide window cache in MiB (0 disables caching).
     :param mask: return the face matte as a GRAY clip of the input's sample type instead (no model runs).
     :param tracks: a face tracks file (`dvface track SOURCE -o FILE`, or hand-corrected) to use instead of
@@ -126,7 +130,8 @@ def restore(
     fmt = _check_clip(clip)
     _check_options(
         backend=backend, device_index=device_index, num_streams=num_streams, strength=strength, faces=faces,
-        min_face=min_face, window=window, overlap=overlap, stabilise=stabilise, cache_mb=cache_mb, mask=mask,
+        min_face=min_face, window=window, overlap=overlap, stabilise=stabilise, grain=grain, cache_mb=cache_mb,
+        mask=mask,
     )
     order = _field_order(clip)
     colour = _check_colour(clip, fmt, matrix_in, transfer_in, range_in)
@@ -136,7 +141,7 @@ def restore(
     )
     half = fmt.sample_type == vs.FLOAT and fmt.bits_per_sample == 16
     restorer, window, overlap = _model(model, backend, device_index, num_streams, cache_mb, half, window, overlap,
-                                       stabilise)
+                                       stabilise, grain)
     # An interlaced clip takes every step below as its field pictures, which are woven back at the end.
     pictures = clip if order is None else _field_pictures(clip, order)
     work = pictures if direct else core.resize.Bicubic(pictures, format=vs.RGBS, **colour.to_rgb)
@@ -161,7 +166,7 @@ def restore(
 
 def _model(
     model: object, backend: str, device_index: int, num_streams: int | None, cache_mb: int, half: bool,
-    window: int | None, overlap: int | None, stabilise: int | None,
+    window: int | None, overlap: int | None, stabilise: int | None, grain: float,
 ) -> tuple[StreamedOrtRestorer, int, int]:
     """The restorer of these settings (shared by calls that name the same), and the window and
     overlap to run it with, checked against its export."""
@@ -184,7 +189,7 @@ def _model(
         raise _error(f"overlap={overlap}: at most {limit} for window={window}")
     if stabilise is not None:
         restorer = restorer.with_stabilise(int(stabilise))
-    return restorer, window, overlap
+    return restorer.with_grain(float(grain)), window, overlap
 
 
 def _tracks(clip: vs.VideoNode, work: vs.VideoNode, tracks: object, *, fields: bool) -> Tracks:
@@ -264,6 +269,8 @@ def _check_options(**o: object) -> None:
         raise _error(f"overlap={o['overlap']!r}: must be an integer >= 0 or None")
     if o["stabilise"] is not None and (not _is_int(o["stabilise"]) or o["stabilise"] < 0):
         raise _error(f"stabilise={o['stabilise']!r}: must be an integer >= 0 (0 = off) or None")
+    if not _is_number(o["grain"]) or not 0.0 <= float(o["grain"]) <= 1.0:
+        raise _error(f"grain={o['grain']!r}: must be a number in [0, 1] (0 = off)")
     if not _is_int(o["cache_mb"]) or o["cache_mb"] < 0:
         raise _error(f"cache_mb={o['cache_mb']!r}: must be an integer number of MiB >= 0")
     if not isinstance(o["mask"], (bool, np.bool_)) and o["mask"] not in (0, 1):
