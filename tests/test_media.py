@@ -11,6 +11,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from cineon_scans import LABEL, cineon_scan
 
 from dvface_plugin.errors import DVFaceError, InputError
 from dvface_plugin.media import MediaWarning, MediaWriter, first_field, open_media, output_spec, parse_fps
@@ -857,6 +858,50 @@ def test_a_restored_dpx_keeps_its_scans_header(tmp_path):
     assert struct.unpack("<I", out[1920:1924]) == (0x01000000 + 12,) and struct.unpack("<f", out[1940:1944]) == (24.0,)
     assert struct.unpack("<I", out[4:8]) == (2048,) and struct.unpack("<I", out[16:20]) == (len(out),)
     assert np.array_equal(_dpx_codes(tmp_path / "out_0012.dpx"), np.full((4, 8, 3), 500))
+
+
+@pytest.mark.parametrize("order", [">", "<"])
+def test_cineon_scans_are_read_as_10_bit_and_written_back_with_their_header_every_code_exact(tmp_path, order):
+    """FFmpeg reads no Cineon: media.cineon does, in either byte order, and a restored file is the
+    scan's own header (label, transfer, film fields) with the codes packed as they were."""
+    codes = np.random.default_rng(7).integers(0, 1024, (2, 6, 40, 3)).astype(np.uint16)
+    codes[0, 0, :16, 0] = np.arange(16)
+    scans = [cineon_scan(tmp_path / f"scan_{n:04d}.cin", codes[n], order) for n in range(2)]
+    src = open_media(tmp_path / "scan_%04d.cin")
+    assert (src.source_bits, src.frame_count, src.metadata["codec"]) == (10, 2, "cin")
+    picture = src.read(1)
+    assert np.array_equal(picture, (codes[1].astype(np.uint32) * 131070 + 1023) // 2046)  # exactly scaled
+    with MediaWriter(tmp_path / "out_%04d.cin", width=40, height=6, bit_depth=10, metadata=src.metadata,
+                     planes_from=src, trim=(1, 2)) as writer:
+        picture[:2, :3] = 0  # a restored corner
+        writer.write(picture)
+    out, scan = (tmp_path / "out_0001.cin").read_bytes(), scans[1].read_bytes()
+    assert len(out) == len(scan) and out[:1024] == scan[:1024] and LABEL in out
+    again = open_media(tmp_path / "out_%04d.cin").read(0)
+    assert np.array_equal(again[2:], src.read(1)[2:]) and not again[:2, :3].any()
+
+
+def test_unread_cineon_variants_and_cineon_from_another_format_are_refused_whole(tmp_path):
+    codes = np.zeros((4, 8, 3), np.uint16)
+    cineon_scan(tmp_path / "grey_0001.cin", codes, channels=1)
+    with pytest.raises(InputError, match=r"grey_0001.cin: only 3-channel 10-bit Cineon .*1 channel\(s\).*oiiotool"):
+        open_media(tmp_path / "grey_%04d.cin")
+    cineon_scan(tmp_path / "bits_0001.cin", codes, packing=0)
+    with pytest.raises(InputError, match=r"packing 0.*convert the scans to 10-bit DPX"):
+        open_media(tmp_path / "bits_%04d.cin")
+    (tmp_path / "junk_0001.cin").write_bytes(b"\0" * 2000)
+    with pytest.raises(InputError, match=r"not a Cineon file"):
+        open_media(tmp_path / "junk_%04d.cin")
+    cineon_scan(tmp_path / "cut_0001.cin", np.zeros((64, 64, 3), np.uint16))
+    (tmp_path / "cut_0001.cin").write_bytes((tmp_path / "cut_0001.cin").read_bytes()[:3000])
+    with pytest.raises(InputError, match=r"ends before its 64x64 pixels"):
+        open_media(tmp_path / "cut_%04d.cin")
+    png = MediaWriter(tmp_path / "p_%04d.png", width=8, height=4, bit_depth=8)
+    png.write(np.zeros((4, 8, 3), np.uint8))
+    png.close()
+    with pytest.raises(InputError, match=r"a Cineon file is written only from the Cineon scan .* write .dpx"):
+        MediaWriter(tmp_path / "o_%04d.cin", width=8, height=4, bit_depth=8, planes_from=open_media(tmp_path / "p_%04d.png"))
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith((".o", "o_"))) == []
 
 
 def test_a_restored_exr_keeps_its_plates_attributes(tmp_path):

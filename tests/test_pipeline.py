@@ -17,6 +17,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from cineon_scans import cineon_scan
 from tiny_models import save_tiny
 
 from dvface_plugin.cli import main
@@ -444,6 +445,25 @@ def test_a_10_bit_dpx_scan_is_restored_to_10_bit_dpx_with_every_code_outside_the
             outside, face = matte[..., 0] == 0, matte[..., 0] == 65535
             assert all(np.array_equal(a[outside], b[outside]) for a, b in zip(*planes))
             assert face.sum() > 1000 and any(not np.array_equal(a[face], b[face]) for a, b in zip(*planes))
+
+
+def test_a_cineon_scan_is_restored_to_cineon_with_its_header_and_every_code_outside_the_faces(model_dir, tmp_path,
+                                                                                                capsys):
+    """Archive scans in Kodak's Cineon format: `dvface restore scan_%04d.cin -o out_%04d.cin`."""
+    grain = np.random.default_rng(4).integers(0, 4, (H, W, 3))
+    for n, frame in enumerate(synthetic_frames(N, W, H, faces=2, face_px=FACE_PX)):
+        cineon_scan(tmp_path / f"scan_{n:04d}.cin", (frame.astype(np.int64) * 4 + grain).clip(0, 1023))
+    code, summary = restore(tmp_path / "scan_%04d.cin", tmp_path / "out_%04d.cin", model_dir,
+                            "--mask-out", str(tmp_path / "matte_%04d.png"), capsys=capsys)
+    assert code == 0 and len(summary["tracks"]) == 2
+    with open_media(tmp_path / "matte_%04d.png") as mattes, open_media(tmp_path / "scan_%04d.cin") as scans, \
+            open_media(tmp_path / "out_%04d.cin") as outs:
+        assert outs.source_bits == 10
+        for n, (matte, scan, out) in enumerate(zip(mattes, scans, outs, strict=True)):
+            assert (tmp_path / f"out_{n:04d}.cin").read_bytes()[:1024] == (tmp_path / f"scan_{n:04d}.cin").read_bytes()[:1024]
+            outside, face = matte[..., 0] == 0, matte[..., 0] == 65535
+            assert np.array_equal(scan[outside], out[outside])
+            assert face.sum() > 1000 and not np.array_equal(scan[face], out[face])
 
 
 @pytest.mark.skipif(shutil.which("chromium") is None,

@@ -28,7 +28,7 @@ SOURCE_VIDEO_EXTENSIONS = VIDEO_EXTENSIONS + (".avi", ".dv", ".mpg", ".mpeg", ".
 # The frame rates FFmpeg's MXF muxer writes (its table of SMPTE content package rates); it refuses others.
 MXF_RATES = frozenset(Fraction(r) for r in ("24000/1001", "24", "25", "30000/1001", "30", "48000/1001", "48", "50",
                                             "60000/1001", "60", "72", "75", "90", "96", "100", "120000/1001", "120"))
-IMAGE_EXTENSIONS = (".png", ".tif", ".tiff", ".exr", ".dpx", ".jpg", ".jpeg")
+IMAGE_EXTENSIONS = (".png", ".tif", ".tiff", ".exr", ".dpx", ".cin", ".jpg", ".jpeg")
 
 # codec alias -> (encoder, [(max input bits, pix_fmt, bits kept)], lossless)
 _VIDEO_CODECS: dict[str, tuple[str, list[tuple[int, str, int]], bool]] = {
@@ -67,6 +67,7 @@ _IMAGE_CODECS: dict[str, tuple[str, list[tuple[int, str, int]]]] = {
     ".jpg": ("mjpeg", [(99, "yuvj444p", 8)]),
     ".exr": ("exr", [(99, "gbrpf32le", 32)]),
     ".dpx": ("dpx", [(8, "rgb24", 8), (10, "gbrp10le", 10), (12, "gbrp12le", 12), (99, "rgb48le", 16)]),
+    ".cin": ("cin", [(99, "gbrp10le", 10)]),  # media.cineon, not FFmpeg: only from a Cineon scan, with its header
 }
 # The image formats above, with the alpha channel a source's frames had (keyed plates).
 _WITH_ALPHA = {"rgb24": "rgba", "rgb48be": "rgba64be", "rgb48le": "rgba64le", "gbrpf32le": "gbrapf32le"}

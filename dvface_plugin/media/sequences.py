@@ -16,7 +16,7 @@ import av
 
 from ..errors import InputError
 
-READ_EXTENSIONS = frozenset({".png", ".tif", ".tiff", ".exr", ".jpg", ".jpeg", ".dpx", ".bmp"})
+READ_EXTENSIONS = frozenset({".png", ".tif", ".tiff", ".exr", ".jpg", ".jpeg", ".dpx", ".cin", ".bmp"})
 
 _PRINTF = re.compile(r"%(0?)(\d*)d")
 _HASHES = re.compile(r"#+")
@@ -110,7 +110,14 @@ def resolve_sequence(pattern: FramePattern) -> tuple[list[int], list[Path]]:
 
 def decode_image(path: Path) -> tuple[av.VideoFrame, Fraction | None]:
     """The single picture in an image file, and its pixel aspect (EXR, DPX, PNG and TIFF can
-    record one; None when it does not say)."""
+    record one; None when it does not say). Cineon scans, which FFmpeg does not read, are read here."""
+    if path.suffix.lower() == ".cin":
+        from .cineon import decode_cineon
+
+        try:
+            return decode_cineon(path), None
+        except OSError as exc:
+            raise InputError(f"Cannot read image {path}: {exc}.") from exc
     try:
         with av.open(str(path)) as container:
             stream = container.streams.video[0]

@@ -27,6 +27,7 @@ from ..processes import remove_orphans
 from .carried import CaptionTrack, CarriedStreams, has_carried_streams, source_path
 from .formats import (FFV1_SOURCE_FORMATS, OutputSpec, check_video_output, odd_for_chroma, output_spec,
                       parse_fps)
+from .cineon import encode_cineon
 from .dpx import carry_header
 from .exr import carry_attributes
 from .matroska import set_display_aspect
@@ -185,8 +186,12 @@ class MediaWriter:
                              and not self._to_bt709 else None)
         # Scans and plates whose headers each restored file of their own format takes (DPX: transfer,
         # edge code, timecode; EXR: chromaticities, timecode, the host's attributes).
-        self._headers_from = (planes_from if isinstance(planes_from, ImageSource) and self.spec.encoder in _HEADER_CARRIERS
+        self._headers_from = (planes_from if isinstance(planes_from, ImageSource)
+                              and self.spec.encoder in (*_HEADER_CARRIERS, "cin")
                               and planes_from.metadata["codec"] == self.spec.encoder else None)
+        if self.spec.encoder == "cin" and self._headers_from is None:
+            raise InputError(f"{self.spec.path.name}: a Cineon file is written only from the Cineon scan it "
+                             "restores (it keeps that scan's header); write .dpx instead")
         # Whose alpha each frame takes where the source's samples are not copied as they are: an RGBA
         # sequence's files, or a YUVA video's frames (ProRes 4444: decoded at 12 bits, coded at 10).
         self._alpha_from = planes_from if self.spec.alpha and self._planes_from is None else None
@@ -224,8 +229,9 @@ class MediaWriter:
                 # Image files have no rotation tag: a rotated video's frames are turned upright (exactly).
                 self._turns = quarter_turns(self._metadata)
                 size = (height, width) if self._turns % 2 else (width, height)
-                self._image = image_codec(self.spec.encoder, self.spec.pix_fmt, *size, self._options)
-                if self._pixel_aspect != 1:  # every image format here records it (turned upright: inverted)
+                self._image = (None if self.spec.encoder == "cin" else
+                               image_codec(self.spec.encoder, self.spec.pix_fmt, *size, self._options))
+                if self._image is not None and self._pixel_aspect != 1:  # every image format here records it (turned upright: inverted)
                     self._image.sample_aspect_ratio = 1 / self._pixel_aspect if self._turns % 2 else self._pixel_aspect
         except BaseException:
             self.abort()
@@ -336,9 +342,12 @@ class MediaWriter:
             if self._alpha_from is not None:
                 source = self._alpha_from.file(self._source_offset + self.frames_written)
                 copy_alpha(decode_image(source)[0].reformat(format=self.spec.pix_fmt), picture)
-            encode_image(self._image, picture, out)
-            if self._headers_from is not None:
-                self._carry_header(out)
+            if self._image is None:  # Cineon: the scan's own header, then the codes
+                encode_cineon(picture, self._headers_from.file(self._source_offset + self.frames_written), out)
+            else:
+                encode_image(self._image, picture, out)
+                if self._headers_from is not None:
+                    self._carry_header(out)
         self.frames_written += 1
 
     def _carry_header(self, out: Path) -> None:
