@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -252,6 +253,28 @@ def test_the_sampler_prefilters_lq_as_the_model_config_asks(data_dir, tmp_path):
     torch.testing.assert_close(lq2, torch.from_numpy(expected).permute(0, 4, 1, 2, 3), atol=1e-6, rtol=0)
     trainer = Trainer(config(data_dir, tmp_path / "p", "restore", steps=1, init_overrides={"prefilter": 2}))
     assert trainer.model.config.prefilter == 2 and trainer.train_data.prefilter == 2
+
+
+def test_grey_clips_are_grey_in_input_and_target_and_colour_runs_keep_their_batches(data_dir, tmp_path):
+    """A `grey` share of clips is black-and-white film: the target as well as its degraded input
+    (a model restores grey faces and never learns to colourise); at 0 nothing extra is drawn."""
+    items = sorted(data_dir.glob("*.npy"))
+    colour = ClipSampler(items, frames=5, crop=32, degradation="medium")
+    lq, hq = colour.sample(4, np.random.default_rng(0))
+    lq0, hq0 = ClipSampler(items, frames=5, crop=32, degradation="medium", grey=0.0).sample(4, np.random.default_rng(0))
+    assert torch.equal(lq, lq0) and torch.equal(hq, hq0)
+    lq1, hq1 = ClipSampler(items, frames=5, crop=32, degradation="medium", grey=1.0).sample(4, np.random.default_rng(0))
+    spread = lambda x: float((x.amax(dim=1) - x.amin(dim=1)).mean())  # noqa: E731  (channel spread; 0 = grey)
+    assert spread(hq1) == 0.0 < 4 * spread(lq1) < spread(lq)  # only the degradation's colour noise is not grey
+    half = ClipSampler(items, frames=5, crop=32, degradation="medium", grey=0.5)
+    greys = [spread(half.sample(1, np.random.default_rng(seed))[1]) == 0.0 for seed in range(40)]
+    assert 8 < sum(greys) < 32
+    trainer = Trainer(config(data_dir, tmp_path / "g", "restore", steps=1, grey=0.3))
+    assert trainer.train_data.grey == 0.3
+    path = tmp_path / "grey.json"
+    path.write_text(json.dumps(dataclasses.asdict(config(data_dir, tmp_path / "g2", "restore", grey=1.5))))
+    with pytest.raises(InputError, match=r"grey is a share of the clips, in \[0, 1\]"):
+        TrainConfig.load(path)
 
 
 def test_a_degradation_mixture_draws_every_preset_and_names_an_unknown_one(data_dir, monkeypatch):

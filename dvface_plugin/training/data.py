@@ -88,6 +88,7 @@ class ClipSampler:
     degradation: str | list[str]
     scale: float = 1.0  # resize factor applied before cropping (train on smaller faces than stored)
     prefilter: int = 0  # the model's input prefilter radius (`DVFaceConfig.prefilter`), applied to each LQ window
+    grey: float = 0.0  # share of clips made black-and-white before degrading (target and input alike)
 
     def __post_init__(self) -> None:
         self.presets = [self.degradation] if isinstance(self.degradation, str) else list(self.degradation)
@@ -117,6 +118,8 @@ class ClipSampler:
         hq, lq = [], []
         for _ in range(batch):
             clip = self._window(self.items[int(rng.integers(len(self.items)))], rng)
+            if self.grey and rng.random() < self.grey:  # no draw at 0: colour-only runs keep their batches
+                clip = to_grey(clip)
             hq.append(clip)
             # one preset draws nothing, so single-preset runs keep the batches they always had
             preset = self.presets[int(rng.integers(len(self.presets)))] if len(self.presets) > 1 else self.presets[0]
@@ -124,6 +127,15 @@ class ClipSampler:
         if self.prefilter:
             lq = [prefilter(clip, self.prefilter) for clip in lq]
         return _to_tensor(np.stack(lq)), _to_tensor(to_model(np.stack(hq)))
+
+
+def to_grey(clip: np.ndarray) -> np.ndarray:
+    """A uint8 RGB clip as black-and-white film: its BT.601 luma in all three channels. Every
+    training face is in colour while much archive footage is not, and on the same faces made grey
+    the model restored about half the detail it did in colour (docs/benchmarks.md, "Black-and-white
+    faces"); the target is grey too, so a model learns to restore grey, never to colourise."""
+    luma = np.rint(clip.astype(np.float32) @ np.float32([0.299, 0.587, 0.114]))
+    return np.repeat(luma.clip(0, 255).astype(clip.dtype)[..., None], 3, axis=-1)
 
 
 def _window_indices(length: int, frames: int, rng: np.random.Generator) -> np.ndarray:

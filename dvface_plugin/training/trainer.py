@@ -57,6 +57,7 @@ class TrainConfig:
     crop: int = 128
     scale: float = 1.0
     degradation: str | list[str] = "medium"  # a preset, or a list: each clip draws one
+    grey: float = 0.0  # share of training clips made black-and-white, input and target alike
     lr: float = 2e-4
     lr_schedule: str = "constant"  # or "cosine": linear warm-up over the first 5% of steps, then cosine to zero
     weight_decay: float = 0.0
@@ -99,6 +100,8 @@ class TrainConfig:
         unknown = sorted(set(config.discriminator) - {f.name for f in dataclasses.fields(DiscriminatorConfig)})
         if unknown:
             raise InputError(f"{path}: unknown discriminator options {unknown}")
+        if not 0.0 <= config.grey <= 1.0:
+            raise InputError(f"{path}: grey is a share of the clips, in [0, 1]; got {config.grey}")
         if config.loss_weights.get("adv") and config.stage not in ("restore", "refine"):
             raise InputError(f"{path}: the adversarial loss applies to the restore and refine stages, not {config.stage!r}")
         return config
@@ -138,7 +141,7 @@ class Trainer:
         if (config.init_overrides or config.init_fresh) and not resume:
             self.model = _grow(self.model, config.init_overrides, config.init_fresh, config.seed)
         args = dict(frames=config.frames, crop=config.crop, degradation=config.degradation, scale=config.scale,
-                    prefilter=self.model.config.prefilter)
+                    prefilter=self.model.config.prefilter, grey=config.grey)
         self.train_data = ClipSampler(train_items, **args)
         self.val_data = ClipSampler(val_items, **args) if val_items else None
         if config.zero_velocity_init and not resume:
