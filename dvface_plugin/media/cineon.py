@@ -52,11 +52,10 @@ def decode_cineon(path: Path) -> av.VideoFrame:
     """The scan's picture as a gbrp10le frame of its 10-bit codes."""
     data = path.read_bytes()
     order, offset, width, height = _layout(data[:_HEADER], path)
-    words = np.frombuffer(data, order + "u4", count=width * height, offset=offset) if (
-        len(data) >= offset + 4 * width * height) else None
-    if words is None:
+    if len(data) < offset + 4 * width * height:
         raise InputError(f"Cannot read image {path}: it ends before its {width}x{height} pixels. "
                          "Is it a valid CIN file?")
+    words = np.frombuffer(data, order + "u4", count=width * height, offset=offset)
     codes = np.stack([(words >> shift) & 0x3FF for shift in (22, 12, 2)], axis=-1).astype(np.uint16)
     return av.VideoFrame.from_ndarray(codes.reshape(height, width, 3), format="gbrp10le")
 

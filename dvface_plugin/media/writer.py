@@ -229,9 +229,10 @@ class MediaWriter:
                 # Image files have no rotation tag: a rotated video's frames are turned upright (exactly).
                 self._turns = quarter_turns(self._metadata)
                 size = (height, width) if self._turns % 2 else (width, height)
+                # Cineon has no FFmpeg encoder: media.cineon writes it whole, in the scan's header.
                 self._image = (None if self.spec.encoder == "cin" else
                                image_codec(self.spec.encoder, self.spec.pix_fmt, *size, self._options))
-                if self._image is not None and self._pixel_aspect != 1:  # every image format here records it (turned upright: inverted)
+                if self._image is not None and self._pixel_aspect != 1:  # recorded (turned upright: inverted)
                     self._image.sample_aspect_ratio = 1 / self._pixel_aspect if self._turns % 2 else self._pixel_aspect
         except BaseException:
             self.abort()
@@ -342,7 +343,7 @@ class MediaWriter:
             if self._alpha_from is not None:
                 source = self._alpha_from.file(self._source_offset + self.frames_written)
                 copy_alpha(decode_image(source)[0].reformat(format=self.spec.pix_fmt), picture)
-            if self._image is None:  # Cineon: the scan's own header, then the codes
+            if self.spec.encoder == "cin":  # the scan's own header, then the codes
                 encode_cineon(picture, self._headers_from.file(self._source_offset + self.frames_written), out)
             else:
                 encode_image(self._image, picture, out)

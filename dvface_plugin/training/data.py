@@ -132,8 +132,8 @@ class ClipSampler:
 def to_grey(clip: np.ndarray) -> np.ndarray:
     """A uint8 RGB clip as black-and-white film: its BT.601 luma in all three channels. Every
     training face is in colour while much archive footage is not, and on the same faces made grey
-    the model restored about half the detail it did in colour (docs/benchmarks.md, "Black-and-white
-    faces"); the target is grey too, so a model learns to restore grey, never to colourise."""
+    the model added a fifth to three quarters less detail than in colour (docs/benchmarks.md,
+    "Black-and-white faces"); the target is grey too, so a model learns to restore grey, never to colourise."""
     luma = np.rint(clip.astype(np.float32) @ np.float32([0.299, 0.587, 0.114]))
     return np.repeat(luma.clip(0, 255).astype(clip.dtype)[..., None], 3, axis=-1)
 
