@@ -18,6 +18,7 @@ from dvface_plugin.model.folders import DEFAULT_MODEL, MODELS_DIR, resolve_model
 from dvface_plugin.runtime.backends import open_restorer
 from dvface_plugin.runtime.onnx_model import find_onnx
 from dvface_plugin.runtime.torch_restorer import load_model
+from dvface_plugin.training.data import to_grey
 
 FOLDER = MODELS_DIR / DEFAULT_MODEL
 PAIRED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "benchmark" / "paired"
@@ -63,3 +64,14 @@ def test_default_model_makes_a_benchmark_face_visibly_sharper_not_softer(restore
     out = restore_track(restorer.with_stabilise(0), lq)
     ratio = np.mean([detail(f) for f in out]) / np.mean([detail(f) for f in lq])
     assert 1.3 < ratio and np.mean([detail(f) for f in out]) < 1.5 * np.mean([detail(f) for f in gt]), ratio
+
+
+@pytest.mark.skipif(not PAIRED.is_dir(), reason="needs ../shared/data/benchmark (research data)")
+def test_default_model_sharpens_a_black_and_white_face_and_leaves_it_black_and_white(restorer):
+    """Grey clips in its training: on VFHQ-Test_1 made grey the model before (P) gained 1.6x here,
+    the bundled one 2.8x; and the output stays grey (runtime/monochrome.py), every pixel R = G = B."""
+    lq = to_grey(_first(PAIRED / "VFHQ-Test_1" / "LQ.mp4", 17))
+    out = restore_track(restorer.with_stabilise(0), lq)
+    ratio = np.mean([detail(f) for f in out]) / np.mean([detail(f) for f in lq])
+    assert ratio > 2.0, ratio
+    assert np.array_equal(out[..., 0], out[..., 1]) and np.array_equal(out[..., 1], out[..., 2])

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import DVFaceError, InputError
+from .monochrome import colour_of, keep_input_colour, monochrome_weight
 from .pixels import to_model
 from .stabilise import prefilter, stabilise
 
@@ -31,16 +32,20 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class PriorState:
-    """What a window's `prior_scale` changes leave untouched: its latent and prior features, and
-    the input's grain where the restorer puts it back (`TrackRestorer.with_grain`)."""
+    """What a window's `prior_scale` changes leave untouched: its latent and prior features, the
+    input's grain where the restorer puts it back (`TrackRestorer.with_grain`), and the input's
+    colour on monochrome frames, which their restoration keeps (`runtime.monochrome`)."""
 
     latent: Any
     priors: Any
     grain: np.ndarray | None = None  # float16 (T, H, W, 3), model units
+    mono: np.ndarray | None = None  # float32 (T,): how monochrome each input frame is, None if none is
+    colour: np.ndarray | None = None  # float16 (T, H, W, 3): the input's colour_of, times `mono`
 
     @property
     def nbytes(self) -> int:
-        return self.latent.nbytes + self.priors.nbytes + (0 if self.grain is None else self.grain.nbytes)
+        extras = (self.grain, self.mono, self.colour)
+        return self.latent.nbytes + self.priors.nbytes + sum(0 if a is None else a.nbytes for a in extras)
 
 
 def check_grain(amount: float, name: str = "grain") -> float:
@@ -94,14 +99,20 @@ class TrackRestorer(ABC):
     def encode(self, crops: np.ndarray) -> PriorState:
         """Latent and prior features of one window of host crops (T, H, W, 3), prefiltered as the
         model was trained (`DVFaceConfig.prefilter`) before it is taken to a model copy; with
-        `grain`, also what the prefilter takes out of each frame."""
+        `grain`, also what the prefilter takes out of each frame; on monochrome frames, their colour."""
         pixels = to_model(crops)
         steady = pixels
         if self.config.prefilter or self.grain:
             steady = prefilter(pixels, self.config.prefilter or GRAIN_RADIUS)
         with self._stream() as model:
             state = self._encode(model, steady if self.config.prefilter else pixels)
-        return dataclasses.replace(state, grain=(pixels - steady).astype(np.float16)) if self.grain else state
+        if self.grain:
+            state = dataclasses.replace(state, grain=(pixels - steady).astype(np.float16))
+        mono = monochrome_weight(pixels)
+        if mono.any():
+            colour = (mono[:, None, None, None] * colour_of(pixels)).astype(np.float16)
+            state = dataclasses.replace(state, mono=mono, colour=colour)
+        return state
 
     def decode(self, state: PriorState, prior_scale: float = 1.0) -> np.ndarray:
         """Restored window as float32 (T, H, W, 3) in [-1, 1], from cached latent and priors."""
@@ -113,6 +124,8 @@ class TrackRestorer(ABC):
             out = stabilise(out, self.config.stabilise)
         if state.grain is not None:  # after the stabilisation, which would average it away
             out = np.clip(out + self.grain * state.grain.astype(np.float32), -1.0, 1.0)
+        if state.mono is not None:
+            out = keep_input_colour(out, state.colour, state.mono)
         return out
 
     def with_stabilise(self, radius: int) -> TrackRestorer:
