@@ -27,7 +27,7 @@ import numpy as np
 
 from dvface_plugin.media import open_media
 from dvface_plugin.metrics import detail
-from dvface_plugin.runtime.monochrome import LUMA
+from dvface_plugin.runtime.monochrome import colour_of
 
 MISC = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "realworld" / "aligned" / "misc"
 
@@ -40,8 +40,7 @@ def read(path: Path, frames: int) -> np.ndarray:
 def colour(clip: np.ndarray) -> np.ndarray:
     """R - Y, G - Y, B - Y of the face centre, float32 8-bit levels."""
     h, w = clip.shape[1:3]
-    centre = clip[:, h // 4 : 3 * h // 4, w // 4 : 3 * w // 4].astype(np.float32)
-    return centre - (centre @ LUMA)[..., None]
+    return colour_of(clip[:, h // 4 : 3 * h // 4, w // 4 : 3 * w // 4].astype(np.float32))
 
 
 def spread(clip: np.ndarray) -> float:
