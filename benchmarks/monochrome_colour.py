@@ -27,7 +27,7 @@ import numpy as np
 
 from dvface_plugin.media import open_media
 from dvface_plugin.metrics import detail
-from dvface_plugin.runtime.monochrome import colour_of
+from dvface_plugin.runtime.monochrome import colour_of, colour_spread
 
 MISC = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "realworld" / "aligned" / "misc"
 
@@ -44,8 +44,7 @@ def colour(clip: np.ndarray) -> np.ndarray:
 
 
 def spread(clip: np.ndarray) -> float:
-    c = colour(clip)
-    return float(np.maximum(c[..., 0].std(axis=(1, 2)), c[..., 2].std(axis=(1, 2))).mean())
+    return float(colour_spread(colour(clip)).mean())
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,7 +10,7 @@ import numpy as np
 from dvface_plugin.engine import restore_track
 from dvface_plugin.model.config import DVFaceConfig
 from dvface_plugin.runtime.base import PriorState, TrackRestorer
-from dvface_plugin.runtime.monochrome import MONO_LEVELS, colour_of, monochrome_weight
+from dvface_plugin.runtime.monochrome import LUMA, MONO_LEVELS, colour_of, colour_spread, monochrome_weight
 from dvface_plugin.runtime.pixels import to_model
 
 LEVEL = 2 / 255  # one 8-bit level in model units
@@ -30,8 +30,8 @@ def with_colour(window: np.ndarray, levels: float) -> np.ndarray:
     rng = np.random.default_rng(1)
     field = np.stack([cv2.GaussianBlur(rng.normal(size=window.shape[1:]).astype(np.float32), (0, 0), 3.0)
                       for _ in window])
-    field -= (field @ np.float32([0.299, 0.587, 0.114]))[..., None]
-    field /= np.maximum(field[..., 0].std(axis=(1, 2)), field[..., 2].std(axis=(1, 2)))[:, None, None, None]
+    field = colour_of(field)
+    field /= colour_spread(field)[:, None, None, None]
     return window + field * (levels * LEVEL)
 
 
@@ -69,8 +69,7 @@ def test_a_grey_or_toned_input_keeps_its_own_colour_and_the_restored_luma():
         assert np.all(state.mono == 1.0) and state.colour.dtype == np.float16
         assert np.abs(colour_of(raw)).max() > 8 * LEVEL  # the model alone paints colour
         assert np.abs(colour_of(out) - colour_of(to_model(crops))).max() < 0.01 * LEVEL
-        luma = np.float32([0.299, 0.587, 0.114])
-        assert np.abs(out @ luma - raw @ luma).max() < 1e-5  # its restoration is kept
+        assert np.abs(out @ LUMA - raw @ LUMA).max() < 1e-5  # its restoration is kept
     assert model.decode(model.encode(host(grey_window()))).std(axis=-1).max() < 1e-6  # grey stays grey
 
 
@@ -82,10 +81,10 @@ def test_colour_footage_keeps_the_models_colour_and_the_line_between_is_mixed():
     assert state.mono is None and state.colour is None
     assert np.array_equal(model.decode(state), model._decode(None, model._encode(None, to_model(colour)), 1.0))
     between = with_colour(grey_window(), (low + high) / 2)
-    weight = monochrome_weight(between)
+    weight = monochrome_weight(colour_of(between))
     assert np.allclose(weight, 0.5, atol=0.02)
     spreads = [with_colour(grey_window(), s) for s in (0, low - 0.01, low + 0.5, high - 0.5, high + 0.01, high + 1)]
-    weights = [float(monochrome_weight(w).mean()) for w in spreads]
+    weights = [float(monochrome_weight(colour_of(w)).mean()) for w in spreads]
     assert weights[:2] == [1.0, 1.0] and weights[-2:] == [0.0, 0.0] and weights[2] > weights[3] > 0
 
 

@@ -108,10 +108,10 @@ class TrackRestorer(ABC):
             state = self._encode(model, steady if self.config.prefilter else pixels)
         if self.grain:
             state = dataclasses.replace(state, grain=(pixels - steady).astype(np.float16))
-        mono = monochrome_weight(pixels)
+        colour = colour_of(pixels)
+        mono = monochrome_weight(colour)
         if mono.any():
-            colour = (mono[:, None, None, None] * colour_of(pixels)).astype(np.float16)
-            state = dataclasses.replace(state, mono=mono, colour=colour)
+            state = dataclasses.replace(state, mono=mono, colour=(mono[:, None, None, None] * colour).astype(np.float16))
         return state
 
     def decode(self, state: PriorState, prior_scale: float = 1.0) -> np.ndarray:

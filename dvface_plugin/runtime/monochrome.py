@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-LUMA = np.float32([0.299, 0.587, 0.114])  # BT.601, as the training's `to_grey`
+LUMA = np.float32([0.299, 0.587, 0.114])  # BT.601 luma weights
 MONO_LEVELS = (2.0, 4.0)  # colour spread (8-bit levels) at or under which a frame is monochrome, and from which it is colour
 _LEVEL = np.float32(2.0 / 255.0)  # one 8-bit level in model units ([-1, 1])
 
@@ -24,12 +24,17 @@ def colour_of(pixels: np.ndarray) -> np.ndarray:
     return pixels - (pixels @ LUMA)[..., None]
 
 
-def monochrome_weight(pixels: np.ndarray) -> np.ndarray:
-    """(T,) float32 per frame of a (T, H, W, 3) window in model units: 1 where the input is
-    monochrome (the standard deviation of R - Y and of B - Y over the crop at most
-    `MONO_LEVELS[0]` levels), 0 where it is colour (from `MONO_LEVELS[1]`), linear between."""
-    colour = colour_of(pixels.astype(np.float32))
-    spread = np.maximum(colour[..., 0].std(axis=(1, 2)), colour[..., 2].std(axis=(1, 2))) / _LEVEL
+def colour_spread(colour: np.ndarray) -> np.ndarray:
+    """(T,) per frame of a (T, H, W, 3) `colour_of`: the larger standard deviation of R - Y and
+    B - Y over the frame, in the colour's own units (near 0 on grey and on toned film alike)."""
+    return np.maximum(colour[..., 0].std(axis=(1, 2)), colour[..., 2].std(axis=(1, 2)))
+
+
+def monochrome_weight(colour: np.ndarray) -> np.ndarray:
+    """(T,) float32 per frame of a window's `colour_of` in model units: 1 where the input is
+    monochrome (`colour_spread` at most `MONO_LEVELS[0]` 8-bit levels), 0 where it is colour (from
+    `MONO_LEVELS[1]`), linear between."""
+    spread = colour_spread(colour) / _LEVEL
     low, high = MONO_LEVELS
     return np.clip((high - spread) / (high - low), 0.0, 1.0).astype(np.float32)
 

@@ -46,6 +46,7 @@ import cv2
 import numpy as np
 
 from ..metrics import consistency_mask, warp
+from .monochrome import LUMA
 
 SIGMA_LEVELS = 16.0  # photometric tolerance in 8-bit levels: a neighbour this far off weighs 1/e
 BAND_SIGMA = 2.0  # pixels: Gaussian splitting the low band that is averaged from the detail each frame keeps
@@ -64,7 +65,7 @@ def _luma(frames: np.ndarray) -> np.ndarray:
     """Full-range BT.601 luma in 8-bit levels (float32, (T, H, W)) of a window in model units
     ([-1, 1], (T, H, W, 3)); `metrics.luma_u8` is the studio-range luma of one display frame that
     PSNR is defined on."""
-    return (frames + 1.0) * 127.5 @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    return (frames + 1.0) * 127.5 @ LUMA
 
 
 def _luma_u8(frames: np.ndarray) -> np.ndarray:

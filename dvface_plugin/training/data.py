@@ -19,6 +19,7 @@ import torch
 
 from ..degrade import DegradationConfig, degrade_clip
 from ..errors import InputError
+from ..runtime.monochrome import LUMA
 from ..runtime.pixels import to_model
 from ..runtime.stabilise import prefilter
 
@@ -134,7 +135,7 @@ def to_grey(clip: np.ndarray) -> np.ndarray:
     training face is in colour while much archive footage is not, and on the same faces made grey
     the model added a fifth to three quarters less detail than in colour (docs/benchmarks.md,
     "Black-and-white faces"); the target is grey too, so a model learns to restore grey, never to colourise."""
-    luma = np.rint(clip.astype(np.float32) @ np.float32([0.299, 0.587, 0.114]))
+    luma = np.rint(clip.astype(np.float32) @ LUMA)
     return np.repeat(luma.clip(0, 255).astype(clip.dtype)[..., None], 3, axis=-1)
 
 
