@@ -545,6 +545,32 @@ def test_two_ranks_under_torchrun_end_with_identical_weights(data_dir, tmp_path,
     assert done["ranks_identical"], done
 
 
+def test_a_distributed_run_frees_its_ddp_wrappers_before_the_process_group(data_dir, tmp_path, monkeypatch):
+    """A DDP reducer holding the group's last reference destroys it with the GIL held, which can hang
+    rank 0 at exit; so the wrappers must be gone when the group is destroyed (a 1-rank gloo group here)."""
+    import torch.distributed as dist
+    import weakref
+
+    dist.init_process_group("gloo", init_method=(tmp_path / "store").as_uri(), rank=0, world_size=1)
+    monkeypatch.setenv("WORLD_SIZE", "2")  # the Trainer takes the group above as a distributed run's
+    weights = {"per": 0.0, "temp": 1.0, "detail": 1.0, "adv": 0.1}
+    try:
+        trainer = Trainer(config(data_dir, tmp_path / "t", "refine", steps=2, loss_weights=weights,
+                                 init_overrides={"refiner": {"channels": 8}},
+                                 discriminator={"channels": 8, "layers": 2}))
+        wrappers = [weakref.ref(trainer.wrapped), weakref.ref(trainer.adversary.wrapped)]
+        assert all(isinstance(w(), torch.nn.parallel.DistributedDataParallel) for w in wrappers)
+        alive_at_destroy = []
+        destroy = dist.destroy_process_group
+        monkeypatch.setattr(dist, "destroy_process_group",
+                            lambda *a: (alive_at_destroy.append([w() is not None for w in wrappers]), destroy(*a)))
+        assert trainer.train()["ranks_identical"]
+        assert alive_at_destroy == [[False, False]]
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
 def test_loader_threads_draw_the_same_batches_as_the_plain_loop(data_dir, tmp_path):
     plain = Trainer(config(data_dir, tmp_path / "a", "vae"))
     threaded = Trainer(config(data_dir, tmp_path / "b", "vae", loader_threads=3))
